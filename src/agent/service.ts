@@ -1,0 +1,115 @@
+// Runs typed agent commands: one at a time per domain, under a deadline that covers queueing and the call,
+// with the reply checked against the command's schema.
+import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
+import type { AgentCommand } from './commands.js';
+import { mapLibvirtError } from './error-mapping.js';
+import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
+
+export interface AgentCallOptions {
+  /** The deadline for this call; the command kind's default when absent. */
+  timeoutMs?: number;
+  /** Aborts when the caller has gone away. */
+  signal?: AbortSignal;
+  log?: { debug(obj: object, msg: string): void };
+  /** Told the name of each command sent, for the request log. */
+  onCommand?: (execute: string) => void;
+}
+
+class DeadlineError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`deadline of ${timeoutMs} ms passed`);
+  }
+}
+
+export class AgentService {
+  private readonly queue: KeyedSerialQueue;
+
+  constructor(
+    private readonly libvirt: LibvirtClient,
+    private readonly config: Config['agent'],
+  ) {
+    this.queue = new KeyedSerialQueue({ maxWaiting: config.queueDepth, abandonGraceMs: config.abandonGraceMs });
+  }
+
+  /** Commands running or waiting for one domain. */
+  queueDepth(dom: DomainRef): number {
+    return this.queue.depth(dom.uuid);
+  }
+
+  defaultTimeoutMs(cmd: AgentCommand<unknown, unknown>): number {
+    return this.config.timeoutsMs[cmd.kind];
+  }
+
+  async execute<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions = {}): Promise<R> {
+    const context = { domain: dom.name, command: cmd.execute };
+    const parsedArgs = cmd.args.safeParse(args);
+    if (!parsedArgs.success) throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, context);
+    const timeoutMs = Math.min(opts.timeoutMs ?? this.defaultTimeoutMs(cmd), this.config.maxTimeoutMs);
+    const deadlineAt = Date.now() + timeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DeadlineError(timeoutMs)), timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+    const payload = JSON.stringify(parsedArgs.data === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: parsedArgs.data });
+    let startedAt = 0;
+    try {
+      const raw = await this.queue.run(
+        dom.uuid,
+        () => {
+          startedAt = Date.now();
+          opts.onCommand?.(cmd.execute);
+          // libvirt gets a little longer than the gateway's deadline, so that the gateway answers first
+          // (504, not libvirt's "not responding") and the queue slot frees when libvirt gives the call up.
+          const libvirtTimeout = Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1);
+          return this.libvirt.agentCommand(dom, payload, libvirtTimeout);
+        },
+        signal,
+      );
+      return this.parseReply(cmd, raw, context);
+    } catch (err) {
+      throw this.toGatewayError(err, timeoutMs, startedAt, context);
+    } finally {
+      clearTimeout(timer);
+      opts.log?.debug({ ...context, queuedMs: startedAt ? startedAt - (deadlineAt - timeoutMs) : undefined }, 'agent command done');
+    }
+  }
+
+  private parseReply<R>(cmd: AgentCommand<unknown, R>, raw: string | null, context: { domain: string; command: string }): R {
+    if (raw === null) throw new GatewayError('agent_reply_invalid', `the guest agent sent no reply to ${cmd.execute}`, context);
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new GatewayError('agent_reply_invalid', `the reply to ${cmd.execute} is not JSON`, context);
+    }
+    if (!json || typeof json !== 'object' || !('return' in json)) {
+      throw new GatewayError('agent_reply_invalid', `the reply to ${cmd.execute} has no "return" member`, context);
+    }
+    const parsed = cmd.reply.safeParse(json.return);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0];
+      const where = first?.path.length ? first.path.join('.') : 'reply';
+      throw new GatewayError('agent_reply_invalid', `unexpected reply to ${cmd.execute} at ${where}: ${first?.message ?? 'invalid'}`, context);
+    }
+    return parsed.data;
+  }
+
+  private toGatewayError(err: unknown, timeoutMs: number, startedAt: number, context: { domain: string; command: string }): GatewayError {
+    if (err instanceof DeadlineError) {
+      const where = startedAt ? 'the guest agent did not answer' : 'the command was still waiting in the queue behind earlier commands';
+      return new GatewayError('deadline_exceeded', `${where} within the ${timeoutMs} ms deadline`, context);
+    }
+    if (err instanceof QueueFullError) {
+      return new GatewayError('agent_queue_full', `${err.message}; try again later`, { ...context, retryAfter: this.config.retryAfterSeconds });
+    }
+    if (err instanceof QueueClosedError) return new GatewayError('shutting_down', err.message, { ...context, retryAfter: this.config.retryAfterSeconds });
+    if (err instanceof Error && err.name === 'AbortError') return new GatewayError('invalid_request', 'the client went away', context);
+    return mapLibvirtError(err, context);
+  }
+
+  /** Refuses new commands; waits for queued and running ones to finish or reach their deadline. */
+  close(timeoutMs: number): Promise<boolean> {
+    return this.queue.close(timeoutMs);
+  }
+}

@@ -1,0 +1,91 @@
+// Reads the config file (JSON or YAML), lays the environment over it and validates the result.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ConfigSources {
+  argv?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The file named by --config PATH, or by QGA_GATEWAY_CONFIG. */
+export function configPath({ argv = process.argv.slice(2), env = process.env }: ConfigSources): string | undefined {
+  const i = argv.indexOf('--config');
+  if (i >= 0) {
+    const p = argv[i + 1];
+    if (!p) throw new ConfigError('--config needs a file path');
+    return p;
+  }
+  const eq = argv.find((a) => a.startsWith('--config='));
+  if (eq) return eq.slice('--config='.length);
+  return env.QGA_GATEWAY_CONFIG || undefined;
+}
+
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : (parseYaml(text) ?? {});
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+}
+
+function setIn(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    node = (next && typeof next === 'object' ? next : (node[key] = {})) as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function envNumber(name: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`environment variable ${name}: not a number: '${value}'`);
+  return n;
+}
+
+/** Environment variables win over the file: they are what a service manager or container sets per host. */
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  if (env.PORT) setIn(raw, ['listen', 'port'], envNumber('PORT', env.PORT));
+  if (env.HOST) setIn(raw, ['listen', 'host'], env.HOST);
+  if (env.LIBVIRT_URI) setIn(raw, ['libvirt', 'uri'], env.LIBVIRT_URI);
+  if (env.LIBVIRT_SOCKET) setIn(raw, ['libvirt', 'socketPath'], env.LIBVIRT_SOCKET);
+  if (env.LOG_LEVEL) setIn(raw, ['log', 'level'], env.LOG_LEVEL);
+}
+
+export function formatZodError(err: z.ZodError, where: string): string {
+  const lines = err.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+    return `  ${field}: ${issue.message}`;
+  });
+  return `invalid configuration in ${where}:\n${lines.join('\n')}`;
+}
+
+export function parseConfig(raw: unknown, where = 'config'): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(formatZodError(result.error, where));
+  return result.data;
+}
+
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env;
+  const path = configPath(sources);
+  const fromFile = path ? readConfigFile(path) : {};
+  if (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile)) {
+    throw new ConfigError(`config file ${path} must hold an object at the top level`);
+  }
+  const raw = structuredClone(fromFile) as Record<string, unknown>;
+  applyEnv(raw, env);
+  return parseConfig(raw, path ? `${path} (and environment)` : 'environment');
+}

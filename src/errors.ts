@@ -1,0 +1,73 @@
+// The gateway's typed errors. Every failure a caller can see has a stable code; this table alone decides its HTTP status.
+
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  not_found: 404,
+  domain_not_found: 404,
+  domain_not_running: 409,
+  agent_error: 502,
+  agent_reply_invalid: 502,
+  libvirt_error: 502,
+  agent_not_configured: 503,
+  agent_not_connected: 503,
+  agent_unresponsive: 503,
+  agent_busy: 503,
+  agent_queue_full: 503,
+  libvirt_unavailable: 503,
+  shutting_down: 503,
+  deadline_exceeded: 504,
+  internal_error: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export const ERROR_TITLES: Record<ErrorCode, string> = {
+  invalid_request: 'Invalid request',
+  not_found: 'Not found',
+  domain_not_found: 'Domain not found',
+  domain_not_running: 'Domain is not running',
+  agent_error: 'The guest agent reported an error',
+  agent_reply_invalid: 'The guest agent sent a reply the gateway does not understand',
+  libvirt_error: 'libvirt reported an error',
+  agent_not_configured: 'The domain has no guest agent channel',
+  agent_not_connected: 'The guest agent is not connected',
+  agent_unresponsive: 'The guest agent is not responding',
+  agent_busy: 'The guest agent is busy with another client',
+  agent_queue_full: 'Too many commands queued for this domain',
+  libvirt_unavailable: 'libvirt is not reachable',
+  shutting_down: 'The gateway is shutting down',
+  deadline_exceeded: 'The deadline passed before the guest agent answered',
+  internal_error: 'Internal error',
+};
+
+export interface ErrorExtras {
+  /** Seconds; sent as Retry-After. */
+  retryAfter?: number;
+  /** The agent's error class and description, for agent_error. */
+  agentClass?: string;
+  agentDesc?: string;
+  /** libvirt's virErrorNumber, when libvirt raised it. */
+  libvirtCode?: number;
+  domain?: string;
+  command?: string;
+}
+
+export class GatewayError extends Error {
+  override name = 'GatewayError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly extras: ErrorExtras = {},
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}

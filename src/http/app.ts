@@ -1,0 +1,106 @@
+// The Fastify application: plugins, error handling, OpenAPI and the routes. Handlers reach libvirt only
+// through the Gateway's services.
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Gateway } from '../gateway.js';
+import { PERMISSIONS } from './permissions.js';
+import { registerProblemHandlers } from './problem.js';
+import { registerRequestContext } from './request-context.js';
+import { agentRoutes } from './routes/agent.js';
+import { domainRoutes } from './routes/domains.js';
+import { healthRoutes } from './routes/health.js';
+import { networkInterfaceRoutes } from './routes/network-interfaces.js';
+
+export const API_VERSION = '0.1.0';
+const DOCS_PREFIX = '/docs';
+
+/** zod registers an input and an output variant of every named schema; keep the ones referenced. */
+type OpenApiObject = ReturnType<typeof jsonSchemaTransformObject>;
+function pruneUnusedComponents(doc: OpenApiObject): OpenApiObject {
+  const { components, ...rest } = doc as { components?: { schemas?: Record<string, unknown> } };
+  const schemas = components?.schemas;
+  if (!schemas) return doc;
+  let used = new Set<string>();
+  // Follow references from the paths, then from the kept schemas, until nothing new turns up.
+  let text = JSON.stringify(rest);
+  for (;;) {
+    const next = new Set([...text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!));
+    if (next.size === used.size) break;
+    used = next;
+    text = JSON.stringify([rest, ...[...used].map((n) => schemas[n])]);
+  }
+  const kept = Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name)));
+  return { ...doc, components: { ...components, schemas: kept } } as OpenApiObject;
+}
+
+export async function buildApp(gateway: Gateway, logger: Logger): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // One line per request comes from request-context.ts instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    routerOptions: { maxParamLength: 2048 },
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // Once closing, answers in flight end their connection: server.close() waits for every keep-alive socket.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
+  });
+
+  // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith(DOCS_PREFIX) || route.url === '/openapi.json') return;
+    const permission = route.config?.permission;
+    if (!permission || !PERMISSIONS.includes(permission)) {
+      throw new Error(`route ${route.method} ${route.url} declares no permission in its config`);
+    }
+  });
+
+  registerRequestContext(app);
+  registerProblemHandlers(app);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'qga-gateway',
+        version: API_VERSION,
+        description: 'HTTP/REST resources for the QEMU guest agent of every libvirt domain. Errors are RFC 9457 problem+json with a stable `code`.',
+      },
+      tags: [
+        { name: 'domains', description: 'Domains known to libvirt' },
+        { name: 'agent', description: 'The guest agent itself' },
+        { name: 'network', description: "The guest's network" },
+        { name: 'health', description: 'Liveness and readiness' },
+      ],
+    },
+    transform: (args) => {
+      const out = jsonSchemaTransform(args);
+      const permission = args.route.config?.permission;
+      return { ...out, schema: { ...out.schema, ...(permission ? { 'x-permission': permission } : {}) } };
+    },
+    transformObject: (doc) => pruneUnusedComponents(jsonSchemaTransformObject(doc)),
+  });
+  if (gateway.config.openapi.docs) {
+    await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });
+  }
+  app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes(gateway));
+  await app.register(domainRoutes(gateway));
+  await app.register(agentRoutes(gateway));
+  await app.register(networkInterfaceRoutes(gateway));
+  return app;
+}
+

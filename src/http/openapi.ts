@@ -1,0 +1,21 @@
+// The OpenAPI document as generated from the routes, with the default configuration and no libvirt
+// connection: the same text the checked-in openapi/openapi.json must hold.
+import pino from 'pino';
+import { parseConfig } from '../config/load.js';
+import { Gateway } from '../gateway.js';
+import { buildApp } from './app.js';
+
+export const OPENAPI_FILE = 'openapi/openapi.json';
+
+export async function generateOpenApiText(): Promise<string> {
+  const log = pino({ level: 'silent' });
+  const gateway = new Gateway(parseConfig({}), log);
+  const app = await buildApp(gateway, log);
+  try {
+    await app.ready();
+    return `${JSON.stringify(app.swagger(), null, 2)}\n`;
+  } finally {
+    await app.close();
+    await gateway.close(0);
+  }
+}

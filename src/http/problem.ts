@@ -1,0 +1,95 @@
+// RFC 9457 problem details: every error answer of the gateway, with its stable code.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ERROR_STATUS, ERROR_TITLES, GatewayError, type ErrorCode } from '../errors.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+const errorCodes = Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]];
+
+export const problemSchema = z
+  .object({
+    type: z.string().describe('A URI naming the kind of problem: urn:qga-gateway:problem:<code>'),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().describe('The request path'),
+    code: z.enum(errorCodes).describe('Stable machine-readable error code'),
+    requestId: z.string(),
+    domain: z.string().optional(),
+    command: z.string().optional().describe('The guest-agent command involved'),
+    agentClass: z.string().optional().describe("The agent's error class (agent_error)"),
+    agentDesc: z.string().optional().describe("The agent's error description (agent_error)"),
+    libvirtCode: z.number().int().optional().describe("libvirt's virErrorNumber"),
+    retryAfter: z.number().int().optional().describe('Seconds; also sent as the Retry-After header'),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('What is wrong with the request (invalid_request)'),
+  })
+  .meta({ id: 'Problem' });
+
+export type Problem = z.infer<typeof problemSchema>;
+
+function codesFor(status: number): string {
+  return errorCodes.filter((c) => ERROR_STATUS[c] === status).join(', ');
+}
+
+/** The error answers a route documents, keyed by status, each naming the codes it may carry. */
+export function problemResponses(...statuses: number[]) {
+  return Object.fromEntries(
+    [...new Set([400, 500, 503, ...statuses])].map((s) => [
+      s,
+      { description: `Problem: ${codesFor(s)}`, content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } } },
+    ]),
+  );
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: GatewayError, issues?: Problem['issues']): FastifyReply {
+  const { retryAfter } = err.extras;
+  const body: Problem = {
+    type: `urn:qga-gateway:problem:${err.code}`,
+    title: ERROR_TITLES[err.code],
+    status: err.status,
+    detail: err.message,
+    instance: request.url.split('?')[0] ?? request.url,
+    code: err.code,
+    requestId: String(request.id),
+    ...err.extras,
+    ...(issues ? { issues } : {}),
+  };
+  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+  // Serialised here, so that a problem never depends on the route's response schema.
+  return reply.code(err.status).type(PROBLEM_CONTENT_TYPE).serializer((p: unknown) => JSON.stringify(p)).send(body);
+}
+
+/** Fastify's own errors (bad JSON, body too large, unsupported media type) keep their 4xx status. */
+function fromFastifyError(err: FastifyError): GatewayError {
+  const status = err.statusCode ?? 500;
+  if (status === 404) return new GatewayError('not_found', err.message);
+  if (status === 503) return new GatewayError('shutting_down', err.message);
+  if (status >= 400 && status < 500) return new GatewayError('invalid_request', err.message);
+  return new GatewayError('internal_error', 'internal error');
+}
+
+export function registerProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const issues = error.validation.map((v) => ({
+        path: `${error.validationContext ?? 'request'}${v.instancePath.replace(/\//g, '.')}`,
+        message: v.message ?? 'invalid',
+      }));
+      const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+      return sendProblem(request, reply, new GatewayError('invalid_request', detail), issues);
+    }
+    if (error instanceof GatewayError) {
+      if (error.status >= 500 && error.code === 'internal_error') request.log.error({ err: error }, 'internal error');
+      return sendProblem(request, reply, error);
+    }
+    const mapped = fromFastifyError(error);
+    if (mapped.code === 'internal_error') request.log.error({ err: error }, 'unhandled error');
+    // An internal error's message can carry anything; the client gets a generic detail.
+    return sendProblem(request, reply, mapped);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, new GatewayError('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}

@@ -1,0 +1,55 @@
+// Per-request state: an abort signal for when the client goes away, what the request did (domain, agent
+// commands), and the one log line per request that says so.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AgentCallOptions } from '../agent/service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Aborts when the client disconnects before its answer is sent. */
+    clientGone: AbortSignal;
+    /** The domain the request is about, as named in the URL. */
+    domainName: string | undefined;
+    /** Agent commands sent on behalf of this request. */
+    agentCommands: string[];
+  }
+}
+
+export function registerRequestContext(app: FastifyInstance): void {
+  app.decorateRequest('clientGone', null as unknown as AbortSignal);
+  app.decorateRequest('domainName', undefined);
+  app.decorateRequest('agentCommands', null as unknown as string[]);
+
+  app.addHook('onRequest', async (request, reply) => {
+    const controller = new AbortController();
+    request.clientGone = controller.signal;
+    request.agentCommands = [];
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) controller.abort(new DOMException('the client went away', 'AbortError'));
+    });
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        route: request.routeOptions.url,
+        statusCode: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 100) / 100,
+        domain: request.domainName,
+        agentCommands: request.agentCommands.length ? request.agentCommands : undefined,
+      },
+      'request',
+    );
+  });
+}
+
+/** What the agent layer needs from a request: its deadline, its abort signal, its logger. */
+export function agentCallOptions(request: FastifyRequest, timeoutMs?: number): AgentCallOptions {
+  return {
+    timeoutMs,
+    signal: request.clientGone,
+    log: request.log,
+    onCommand: (execute) => request.agentCommands.push(execute),
+  };
+}

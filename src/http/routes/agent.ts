@@ -1,0 +1,67 @@
+// GET /domains/{domain}/agent: is the agent there, which version, which commands it offers.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { guestInfo, guestPing } from '../../agent/commands.js';
+import type { Gateway } from '../../gateway.js';
+import { problemResponses } from '../problem.js';
+import { agentCallOptions } from '../request-context.js';
+import { deadlineQuery, domainParams, domainRefSchema } from '../schemas.js';
+
+const agentInfoSchema = z
+  .object({
+    domain: domainRefSchema,
+    ping: z.object({ ok: z.literal(true), roundTripMs: z.number().describe('guest-ping round trip through libvirt, in milliseconds') }),
+    version: z.string().describe("qemu-ga's version"),
+    commands: z.array(
+      z.object({
+        name: z.string(),
+        enabled: z.boolean(),
+        successResponse: z.boolean().describe('false for commands that send no reply on success (guest-shutdown, guest-suspend-*)'),
+      }),
+    ),
+  })
+  .meta({
+    id: 'AgentInfo',
+    example: {
+      domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
+      ping: { ok: true, roundTripMs: 3.2 },
+      version: '7.2.19',
+      commands: [{ name: 'guest-ping', enabled: true, successResponse: true }],
+    },
+  });
+
+export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/domains/:domain/agent',
+      {
+        config: { permission: 'read' },
+        schema: {
+          tags: ['agent'],
+          summary: "The guest agent's liveness, version and commands",
+          description: 'Agent commands: guest-ping, then guest-info.',
+          params: domainParams,
+          querystring: deadlineQuery(gateway.config.agent.maxTimeoutMs),
+          response: { 200: agentInfoSchema, ...problemResponses(404, 409, 502, 504) },
+        },
+      },
+      async (request) => {
+        request.domainName = request.params.domain;
+        const dom = await gateway.domains.resolve(request.params.domain, request.clientGone);
+        const opts = agentCallOptions(request, request.query.timeoutMs);
+        const started = performance.now();
+        await gateway.agent.execute(dom, guestPing, undefined, opts);
+        const roundTripMs = Math.round((performance.now() - started) * 100) / 100;
+        const info = await gateway.agent.execute(dom, guestInfo, undefined, opts);
+        return {
+          domain: { name: dom.name, uuid: dom.uuid },
+          ping: { ok: true as const, roundTripMs },
+          version: info.version,
+          commands: info.supported_commands
+            .map((c) => ({ name: c.name, enabled: c.enabled, successResponse: c['success-response'] }))
+            .sort((a, b) => a.name.localeCompare(b.name)),
+        };
+      },
+    );
+  };
+}

@@ -1,0 +1,97 @@
+// GET /domains/{domain}/network-interfaces: the guest's own view of its interfaces and addresses.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands.js';
+import type { Gateway } from '../../gateway.js';
+import { problemResponses } from '../problem.js';
+import { agentCallOptions } from '../request-context.js';
+import { deadlineQuery, domainParams, domainRefSchema } from '../schemas.js';
+
+const statisticsSchema = z.object({
+  rxBytes: z.number(),
+  rxPackets: z.number(),
+  rxErrors: z.number(),
+  rxDropped: z.number(),
+  txBytes: z.number(),
+  txPackets: z.number(),
+  txErrors: z.number(),
+  txDropped: z.number(),
+});
+
+const networkInterfaceSchema = z.object({
+  name: z.string(),
+  mac: z.string().nullable().describe('Hardware address, lower case; null when the guest reports none (loopback)'),
+  addresses: z.array(
+    z.object({
+      family: z.enum(['ipv4', 'ipv6']),
+      address: z.string(),
+      prefix: z.number().int(),
+    }),
+  ),
+  statistics: statisticsSchema.nullable().describe('Counters, when the agent reports them'),
+});
+
+const networkInterfacesSchema = z
+  .object({ domain: domainRefSchema, interfaces: z.array(networkInterfaceSchema) })
+  .meta({
+    id: 'NetworkInterfaces',
+    example: {
+      domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
+      interfaces: [
+        {
+          name: 'eth0',
+          mac: '52:54:00:a0:00:01',
+          addresses: [{ family: 'ipv4', address: '10.0.2.21', prefix: 24 }],
+          statistics: { rxBytes: 1024, rxPackets: 8, rxErrors: 0, rxDropped: 0, txBytes: 2048, txPackets: 9, txErrors: 0, txDropped: 0 },
+        },
+      ],
+    },
+  });
+
+export function normaliseInterfaces(reply: GuestNetworkInterfaces): z.infer<typeof networkInterfaceSchema>[] {
+  return reply.map((nic) => {
+    const s = nic.statistics;
+    return {
+      name: nic.name,
+      mac: nic['hardware-address'] ? nic['hardware-address'].toLowerCase() : null,
+      addresses: (nic['ip-addresses'] ?? []).map((a) => ({ family: a['ip-address-type'], address: a['ip-address'], prefix: a.prefix })),
+      statistics: s
+        ? {
+            rxBytes: s['rx-bytes'],
+            rxPackets: s['rx-packets'],
+            rxErrors: s['rx-errs'],
+            rxDropped: s['rx-dropped'],
+            txBytes: s['tx-bytes'],
+            txPackets: s['tx-packets'],
+            txErrors: s['tx-errs'],
+            txDropped: s['tx-dropped'],
+          }
+        : null,
+    };
+  });
+}
+
+export function networkInterfaceRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/domains/:domain/network-interfaces',
+      {
+        config: { permission: 'read' },
+        schema: {
+          tags: ['network'],
+          summary: "The guest's network interfaces and IP addresses",
+          description: 'Agent command: guest-network-get-interfaces. Names normalised: mac, addresses[].family/address/prefix, statistics.',
+          params: domainParams,
+          querystring: deadlineQuery(gateway.config.agent.maxTimeoutMs),
+          response: { 200: networkInterfacesSchema, ...problemResponses(404, 409, 502, 504) },
+        },
+      },
+      async (request) => {
+        request.domainName = request.params.domain;
+        const dom = await gateway.domains.resolve(request.params.domain, request.clientGone);
+        const reply = await gateway.agent.execute(dom, guestNetworkGetInterfaces, undefined, agentCallOptions(request, request.query.timeoutMs));
+        return { domain: { name: dom.name, uuid: dom.uuid }, interfaces: normaliseInterfaces(reply) };
+      },
+    );
+  };
+}

@@ -1,0 +1,44 @@
+// Schemas shared by several routes.
+import { z } from 'zod';
+import { DOMAIN_NAME_MAX } from '../domains/directory.js';
+import { DOMAIN_STATES } from '../libvirt/protocol.js';
+
+export const domainParams = z.object({
+  domain: z
+    .string()
+    .min(1)
+    .max(DOMAIN_NAME_MAX)
+    // libvirt refuses none of these in lookups, but no real domain name holds them.
+    .regex(/^[^\u0000-\u001f\u007f/]+$/, 'must not contain control characters or slashes')
+    .describe('A domain name or UUID (an OpenStack instance UUID works as is)'),
+});
+
+/** ?timeoutMs= on every route that talks to a guest agent. */
+export function deadlineQuery(maxTimeoutMs: number) {
+  return z.object({
+    timeoutMs: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(maxTimeoutMs)
+      .optional()
+      .describe(`Deadline for each agent command of this request, queue wait included, in milliseconds (at most ${maxTimeoutMs}); the command kind's default when absent`),
+  });
+}
+
+export const domainRefSchema = z.object({ name: z.string(), uuid: z.guid() }).meta({ id: 'DomainRef' });
+
+export const domainSchema = z
+  .object({
+    name: z.string(),
+    uuid: z.guid(),
+    id: z.number().int().nullable().describe("libvirt's domain id; null while the domain is not running"),
+    state: z.enum(DOMAIN_STATES),
+    agentState: z.enum(['connected', 'disconnected', 'unknown']).describe("The guest agent's connection, from libvirt's agent lifecycle events"),
+    agentChannel: z.boolean().nullable().describe('Whether the domain has an org.qemu.guest_agent.0 channel; null when unknown'),
+  })
+  .meta({
+    id: 'Domain',
+    example: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001', id: 7, state: 'running', agentState: 'connected', agentChannel: true },
+  });
+export type DomainBody = z.infer<typeof domainSchema>;

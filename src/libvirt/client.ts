@@ -1,0 +1,56 @@
+// The libvirt calls the gateway makes, typed. Everything above this file speaks in these terms, never in packets.
+import { Program, QemuProc, RemoteProc, codecs, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
+import type { LibvirtPool } from './pool.js';
+
+export interface DomainRef {
+  name: string;
+  uuid: string;
+  /** libvirt's id: -1 while the domain is not running. */
+  id: number;
+}
+
+export function toDomainRef(d: WireDomain): DomainRef {
+  return { name: d.name, uuid: uuidToString(d.uuid), id: d.id };
+}
+
+function toWire(d: DomainRef): WireDomain {
+  return { name: d.name, uuid: uuidFromString(d.uuid), id: d.id };
+}
+
+export class LibvirtClient {
+  constructor(readonly pool: LibvirtPool) {}
+
+  async listAllDomains(signal?: AbortSignal): Promise<DomainRef[]> {
+    const ret = await this.pool.call(Program.REMOTE, RemoteProc.CONNECT_LIST_ALL_DOMAINS, codecs.listAllDomainsArgs, { needResults: 1, flags: 0 }, codecs.listAllDomainsRet, signal);
+    return ret.domains.map(toDomainRef);
+  }
+
+  async lookupByName(name: string, signal?: AbortSignal): Promise<DomainRef> {
+    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name }, codecs.domainRet, signal);
+    return toDomainRef(ret.dom);
+  }
+
+  async lookupByUuid(uuid: string, signal?: AbortSignal): Promise<DomainRef> {
+    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_UUID, codecs.lookupByUuidArgs, { uuid: uuidFromString(uuid) }, codecs.domainRet, signal);
+    return toDomainRef(ret.dom);
+  }
+
+  async getState(dom: DomainRef, signal?: AbortSignal): Promise<{ state: DomainStateName; reason: number }> {
+    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_GET_STATE, codecs.domainFlagsArgs, { dom: toWire(dom), flags: 0 }, codecs.getStateRet, signal);
+    return { state: domainStateName(ret.state), reason: ret.reason };
+  }
+
+  async getXmlDesc(dom: DomainRef, signal?: AbortSignal): Promise<string> {
+    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_GET_XML_DESC, codecs.domainFlagsArgs, { dom: toWire(dom), flags: 0 }, codecs.getXmlDescRet, signal);
+    return ret.xml;
+  }
+
+  /**
+   * virDomainQemuAgentCommand: sends one JSON command to the guest agent and answers its JSON reply.
+   * timeoutSeconds: -2 blocks, -1 libvirt's default, 0 does not wait, N seconds.
+   */
+  async agentCommand(dom: DomainRef, command: string, timeoutSeconds: number, signal?: AbortSignal): Promise<string | null> {
+    const ret = await this.pool.call(Program.QEMU, QemuProc.DOMAIN_AGENT_COMMAND, codecs.agentCommandArgs, { dom: toWire(dom), cmd: command, timeout: timeoutSeconds, flags: 0 }, codecs.agentCommandRet, signal);
+    return ret.result;
+  }
+}

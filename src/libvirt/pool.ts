@@ -1,0 +1,214 @@
+// A few connections to one libvirtd, each reconnecting on its own with backoff. libvirtd serves at most
+// max_client_requests (5 by default) calls per connection at once, so slow agents on one connection
+// would otherwise stall everybody.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { LibvirtConnection, type ConnectionOptions } from './connection.js';
+import { ConnectionError } from './errors.js';
+import type { Packet } from './framing.js';
+import { DomainEventId, Program, RemoteProc, codecs, decode, type Codec, type WireDomain } from './protocol.js';
+
+export interface PoolOptions extends ConnectionOptions {
+  size: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+}
+
+export interface LifecycleEventMsg {
+  dom: WireDomain;
+  event: number;
+  detail: number;
+}
+export interface AgentLifecycleEventMsg {
+  dom: WireDomain;
+  state: number;
+  reason: number;
+}
+
+type PoolEvents = {
+  lifecycle: [LifecycleEventMsg];
+  agentLifecycle: [AgentLifecycleEventMsg];
+  /** Events are flowing again on a fresh subscription: what happened in between was missed. */
+  eventsSubscribed: [];
+  /** The connection carrying events went away. */
+  eventsLost: [];
+  connectionUp: [];
+  connectionDown: [Error];
+};
+
+interface Slot {
+  index: number;
+  conn: LibvirtConnection | null;
+  attempt: number;
+  timer: NodeJS.Timeout | null;
+  lastError: Error | null;
+}
+
+export class LibvirtPool extends EventEmitter<PoolEvents> {
+  private readonly slots: Slot[];
+  private eventConn: LibvirtConnection | null = null;
+  private stopped = false;
+  private reconnectCount = 0;
+
+  constructor(
+    private readonly opts: PoolOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.slots = Array.from({ length: opts.size }, (_, index) => ({ index, conn: null, attempt: 0, timer: null, lastError: null }));
+  }
+
+  start(): void {
+    for (const slot of this.slots) void this.connectSlot(slot);
+  }
+
+  /** Open connections right now. */
+  get up(): number {
+    return this.slots.filter((s) => s.conn?.isOpen).length;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  get reconnects(): number {
+    return this.reconnectCount;
+  }
+
+  get lastError(): Error | null {
+    return this.slots.find((s) => s.lastError)?.lastError ?? null;
+  }
+
+  /** Resolves once at least one connection is open, or rejects after timeoutMs. */
+  async waitUntilUp(timeoutMs: number): Promise<void> {
+    if (this.up > 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('connectionUp', onUp);
+        reject(new ConnectionError(`no connection to libvirtd within ${timeoutMs} ms: ${this.lastError?.message ?? 'not connected'}`));
+      }, timeoutMs);
+      const onUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once('connectionUp', onUp);
+    });
+  }
+
+  /** Sends one call on the least busy open connection. */
+  call<A, R>(program: number, procedure: number, argsCodec: Codec<A>, args: A, retCodec: Codec<R>, signal?: AbortSignal): Promise<R> {
+    let best: LibvirtConnection | null = null;
+    for (const slot of this.slots) {
+      const c = slot.conn;
+      if (c?.isOpen && (!best || c.inFlight < best.inFlight)) best = c;
+    }
+    if (!best) {
+      const why = this.lastError?.message ?? 'not connected yet';
+      return Promise.reject(new ConnectionError(`no connection to libvirtd: ${why}`));
+    }
+    return best.call(program, procedure, argsCodec, args, retCodec, signal);
+  }
+
+  private async connectSlot(slot: Slot): Promise<void> {
+    slot.timer = null;
+    if (this.stopped) return;
+    let conn: LibvirtConnection;
+    try {
+      conn = await LibvirtConnection.open(this.opts);
+    } catch (err) {
+      slot.lastError = err as Error;
+      this.scheduleReconnect(slot);
+      return;
+    }
+    if (this.stopped) {
+      void conn.close();
+      return;
+    }
+    if (slot.attempt > 0 || slot.lastError) this.reconnectCount++;
+    slot.conn = conn;
+    slot.attempt = 0;
+    slot.lastError = null;
+    this.log.info({ connection: slot.index }, 'libvirt connection open');
+    conn.on('event', (packet) => this.onEventPacket(conn, packet));
+    conn.once('close', (reason) => this.onConnectionClosed(slot, conn, reason));
+    this.emit('connectionUp');
+    if (!this.eventConn) await this.subscribeEvents(conn);
+  }
+
+  private onConnectionClosed(slot: Slot, conn: LibvirtConnection, reason: Error): void {
+    if (slot.conn === conn) slot.conn = null;
+    slot.lastError = reason;
+    if (this.stopped) return;
+    this.log.warn({ connection: slot.index, err: reason.message }, 'libvirt connection lost');
+    this.emit('connectionDown', reason);
+    if (this.eventConn === conn) {
+      this.eventConn = null;
+      this.emit('eventsLost');
+      const other = this.slots.find((s) => s.conn?.isOpen)?.conn;
+      if (other) void this.subscribeEvents(other);
+    }
+    this.scheduleReconnect(slot);
+  }
+
+  private scheduleReconnect(slot: Slot): void {
+    if (this.stopped) return;
+    const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** slot.attempt);
+    const delay = base / 2 + Math.random() * (base / 2);
+    slot.attempt++;
+    if (slot.attempt === 1 || slot.attempt % 10 === 0) {
+      this.log.warn({ connection: slot.index, attempt: slot.attempt, delayMs: Math.round(delay), err: slot.lastError?.message }, 'libvirt connection failed; retrying');
+    }
+    slot.timer = setTimeout(() => void this.connectSlot(slot), delay);
+  }
+
+  private async subscribeEvents(conn: LibvirtConnection): Promise<void> {
+    this.eventConn = conn;
+    try {
+      for (const eventID of [DomainEventId.LIFECYCLE, DomainEventId.AGENT_LIFECYCLE]) {
+        await conn.call(
+          Program.REMOTE,
+          RemoteProc.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+          codecs.eventRegisterAnyArgs,
+          { eventID, dom: null },
+          codecs.eventRegisterAnyRet,
+          AbortSignal.timeout(this.opts.connectTimeoutMs),
+        );
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'subscribing to libvirt domain events failed');
+      if (this.eventConn === conn) this.eventConn = null;
+      conn.destroy(new ConnectionError(`event subscription failed: ${(err as Error).message}`));
+      return;
+    }
+    this.emit('eventsSubscribed');
+  }
+
+  private onEventPacket(conn: LibvirtConnection, { header, body }: Packet): void {
+    if (conn !== this.eventConn || header.program !== Program.REMOTE) return;
+    try {
+      if (header.procedure === RemoteProc.DOMAIN_EVENT_CALLBACK_LIFECYCLE) {
+        const m = decode(codecs.lifecycleMsg, body);
+        this.emit('lifecycle', { dom: m.dom, event: m.event, detail: m.detail });
+      } else if (header.procedure === RemoteProc.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE) {
+        const m = decode(codecs.agentLifecycleMsg, body);
+        this.emit('agentLifecycle', { dom: m.dom, state: m.state, reason: m.reason });
+      }
+    } catch (err) {
+      this.log.warn({ procedure: header.procedure, err: (err as Error).message }, 'undecodable libvirt event ignored');
+    }
+  }
+
+  /** Stops reconnecting and closes every connection. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    const closing: Promise<void>[] = [];
+    for (const slot of this.slots) {
+      if (slot.timer) clearTimeout(slot.timer);
+      slot.timer = null;
+      if (slot.conn) closing.push(slot.conn.close());
+      slot.conn = null;
+    }
+    this.eventConn = null;
+    await Promise.all(closing);
+  }
+}

@@ -1,0 +1,62 @@
+// The test guests (test/e2e/guests.json, also read by scripts/provision-guests.sh) and ways to act on them
+// that go around the gateway: virsh, so that a test never checks the gateway with the gateway.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export interface TestGuest {
+  name: string;
+  uuid: string;
+  mac: string;
+  ip: string;
+  agent: boolean;
+  running: boolean;
+}
+
+export const guests: TestGuest[] = JSON.parse(readFileSync(new URL('../guests.json', import.meta.url), 'utf8'));
+
+export function guest(predicate: (g: TestGuest) => boolean, what: string): TestGuest {
+  const g = guests.find(predicate);
+  if (!g) throw new Error(`guests.json has no ${what}`);
+  return g;
+}
+
+export function virsh(...args: string[]): string {
+  return execFileSync('virsh', ['-q', '-c', 'qemu:///system', ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+export function agentCommand(domain: string, command: object, timeoutSeconds = 10): unknown {
+  const out = virsh('qemu-agent-command', '--timeout', String(timeoutSeconds), domain, JSON.stringify(command));
+  return (JSON.parse(out) as { return: unknown }).return;
+}
+
+/** Fails loudly when the guests are not provisioned: the e2e tests never skip. */
+export function assertProvisioned(): void {
+  for (const g of guests) {
+    let state: string;
+    try {
+      state = virsh('domstate', g.name).trim();
+    } catch (err) {
+      throw new Error(`test guest ${g.name} is not defined: run scripts/provision-guests.sh first (${(err as Error).message})`);
+    }
+    const wanted = g.running ? 'running' : 'shut off';
+    if (state !== wanted) throw new Error(`test guest ${g.name} is '${state}', expected '${wanted}': run scripts/provision-guests.sh`);
+  }
+}
+
+/**
+ * Freezes the guest's qemu-ga with SIGSTOP for `seconds`, from inside the guest, then SIGCONT. The shell
+ * backgrounds itself so that the guest-exec reply comes back before the agent stops.
+ */
+export function stopAgentFor(domain: string, seconds: number): void {
+  const script = `(sleep 1; for p in $(pidof qemu-ga); do kill -STOP $p; done; sleep ${seconds}; for p in $(pidof qemu-ga); do kill -CONT $p; done) >/dev/null 2>&1 &`;
+  agentCommand(domain, { execute: 'guest-exec', arguments: { path: '/bin/sh', arg: ['-c', script] } });
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000, everyMs = 500): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
