@@ -25,6 +25,7 @@ export class Gateway {
         transport,
         name,
         size: config.libvirt.connections,
+        maxCallsPerConnection: config.libvirt.maxCallsPerConnection,
         connectTimeoutMs: config.libvirt.connectTimeoutMs,
         keepaliveIntervalMs: config.libvirt.keepaliveIntervalMs,
         keepaliveCount: config.libvirt.keepaliveCount,

@@ -21,6 +21,8 @@ export const configSchema = z.strictObject({
       socketPath: z.string().min(1).optional(),
       /** Connections kept open; libvirtd runs at most 5 calls per connection at once. */
       connections: z.number().int().min(1).max(32).default(3),
+      /** Calls in flight per connection; below libvirtd's max_client_requests (5) so it keeps reading ours. */
+      maxCallsPerConnection: z.number().int().min(1).max(1000).default(4),
       connectTimeoutMs: ms(120_000).default(5_000),
       /** Silence after which the gateway pings libvirtd; 0 turns its own pings off. */
       keepaliveIntervalMs: z.number().int().min(0).max(600_000).default(5_000),

@@ -42,6 +42,8 @@ interface PendingCall {
 type ConnectionEvents = {
   /** An unsolicited message of the REMOTE program (domain events). */
   event: [Packet];
+  /** A call left the in-flight set (its reply came): room for another. */
+  callDone: [];
   close: [Error];
 };
 
@@ -74,8 +76,12 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
       // Declaring keepalive support makes libvirtd ping us; an unanswered ping makes it drop us.
       await conn.call(Program.REMOTE, RemoteProc.CONNECT_SUPPORTS_FEATURE, codecs.supportsFeatureArgs, { feature: DriverFeature.PROGRAM_KEEPALIVE }, codecs.supportsFeatureRet, setupDeadline);
     } catch (err) {
-      conn.destroy(err instanceof Error ? err : new ConnectionError(String(err)));
-      throw err;
+      const reason =
+        err instanceof LibvirtError || err instanceof ConnectionError
+          ? err
+          : new ConnectionError(`opening the connection to libvirtd at ${describeTransport(opts.transport)} failed: ${err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${opts.connectTimeoutMs} ms` : String(err)}`);
+      conn.destroy(reason);
+      throw reason;
     }
     conn.startKeepalive();
     return conn;
@@ -165,6 +171,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
     const call = this.pending.get(header.serial);
     if (!call) return;
     this.pending.delete(header.serial);
+    this.emit('callDone');
     if (header.status === MessageStatus.OK) {
       call.resolve(body);
       return;
@@ -227,11 +234,15 @@ function abortReason(signal: AbortSignal): Error {
   return r instanceof Error ? r : new ConnectionError('call aborted');
 }
 
+function describeTransport(transport: Transport): string {
+  return transport.kind === 'unix' ? transport.path : `${transport.host}:${transport.port}`;
+}
+
 function connectSocket(transport: Transport, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket =
       transport.kind === 'unix' ? net.connect({ path: transport.path }) : net.connect({ host: transport.host, port: transport.port });
-    const where = transport.kind === 'unix' ? transport.path : `${transport.host}:${transport.port}`;
+    const where = describeTransport(transport);
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new ConnectionError(`connecting to libvirtd at ${where} timed out after ${timeoutMs} ms`));

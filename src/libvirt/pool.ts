@@ -10,6 +10,12 @@ import { DomainEventId, Program, RemoteProc, codecs, decode, type Codec, type Wi
 
 export interface PoolOptions extends ConnectionOptions {
   size: number;
+  /**
+   * Calls in flight per connection. libvirtd stops reading a client that has max_client_requests (5)
+   * calls running, so it would not see our keepalive answers either and drop us after its keepalive
+   * timeout: staying below that keeps every connection readable. Calls past it wait in the pool.
+   */
+  maxCallsPerConnection: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
 }
@@ -47,6 +53,8 @@ interface Slot {
 export class LibvirtPool extends EventEmitter<PoolEvents> {
   private readonly slots: Slot[];
   private eventConn: LibvirtConnection | null = null;
+  /** Calls waiting for room on a connection, first come first served. */
+  private waiters: { start(conn: LibvirtConnection): void; fail(err: Error): void }[] = [];
   private stopped = false;
   private reconnectCount = 0;
 
@@ -95,18 +103,66 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     });
   }
 
-  /** Sends one call on the least busy open connection. */
-  call<A, R>(program: number, procedure: number, argsCodec: Codec<A>, args: A, retCodec: Codec<R>, signal?: AbortSignal): Promise<R> {
+  /** Calls waiting in the pool for room on a connection. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  private notConnected(): ConnectionError {
+    return new ConnectionError(`no connection to libvirtd: ${this.lastError?.message ?? 'not connected yet'}`);
+  }
+
+  /** The open connection with the fewest calls in flight, if it has room for one more. */
+  private leastBusy(): LibvirtConnection | null {
     let best: LibvirtConnection | null = null;
     for (const slot of this.slots) {
       const c = slot.conn;
       if (c?.isOpen && (!best || c.inFlight < best.inFlight)) best = c;
     }
-    if (!best) {
-      const why = this.lastError?.message ?? 'not connected yet';
-      return Promise.reject(new ConnectionError(`no connection to libvirtd: ${why}`));
+    return best && best.inFlight < this.opts.maxCallsPerConnection ? best : null;
+  }
+
+  /** Sends one call on the least busy open connection, waiting for room when every connection is full. */
+  call<A, R>(program: number, procedure: number, argsCodec: Codec<A>, args: A, retCodec: Codec<R>, signal?: AbortSignal): Promise<R> {
+    if (this.up === 0) return Promise.reject(this.notConnected());
+    const send = (conn: LibvirtConnection) => conn.call(program, procedure, argsCodec, args, retCodec, signal);
+    const free = this.waiters.length === 0 ? this.leastBusy() : null;
+    if (free) return send(free);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<R>((resolve, reject) => {
+      const onAbort = () => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(signal!.reason);
+      };
+      const waiter = {
+        start: (conn: LibvirtConnection) => {
+          signal?.removeEventListener('abort', onAbort);
+          send(conn).then(resolve, reject);
+        },
+        fail: (err: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Hands freed room to waiting calls, in order. */
+  private wakeWaiters(): void {
+    for (;;) {
+      if (this.waiters.length === 0) return;
+      const conn = this.leastBusy();
+      if (!conn) return;
+      this.waiters.shift()!.start(conn);
     }
-    return best.call(program, procedure, argsCodec, args, retCodec, signal);
+  }
+
+  private failWaiters(err: Error): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.fail(err);
   }
 
   private async connectSlot(slot: Slot): Promise<void> {
@@ -130,8 +186,10 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     slot.lastError = null;
     this.log.info({ connection: slot.index }, 'libvirt connection open');
     conn.on('event', (packet) => this.onEventPacket(conn, packet));
+    conn.on('callDone', () => this.wakeWaiters());
     conn.once('close', (reason) => this.onConnectionClosed(slot, conn, reason));
     this.emit('connectionUp');
+    this.wakeWaiters();
     if (!this.eventConn) await this.subscribeEvents(conn);
   }
 
@@ -141,6 +199,8 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     if (this.stopped) return;
     this.log.warn({ connection: slot.index, err: reason.message }, 'libvirt connection lost');
     this.emit('connectionDown', reason);
+    // Waiting calls would otherwise wait for a reconnect that may take long; callers retry instead.
+    if (this.up === 0) this.failWaiters(this.notConnected());
     if (this.eventConn === conn) {
       this.eventConn = null;
       this.emit('eventsLost');
@@ -201,6 +261,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
   /** Stops reconnecting and closes every connection. */
   async close(): Promise<void> {
     this.stopped = true;
+    this.failWaiters(new ConnectionError('the libvirt connection pool is closed'));
     const closing: Promise<void>[] = [];
     for (const slot of this.slots) {
       if (slot.timer) clearTimeout(slot.timer);

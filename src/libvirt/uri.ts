@@ -10,12 +10,10 @@ export interface ResolvedUri {
 
 export const DEFAULT_TCP_PORT = 16509;
 
-/** Sockets of the monolithic daemon and of the modular one; the modular one wins when both exist. */
+/** Sockets of the modular daemon and of the monolithic one; like libvirt's own client, the modular one wins when it exists. */
 function defaultSocket(dir: string, exists: (p: string) => boolean): string {
   const modular = `${dir}/virtqemud-sock`;
-  const monolithic = `${dir}/libvirt-sock`;
-  if (exists(modular) && !exists(monolithic)) return modular;
-  return monolithic;
+  return exists(modular) ? modular : `${dir}/libvirt-sock`;
 }
 
 export function resolveUri(uri: string, socketOverride?: string, exists: (p: string) => boolean = existsSync): ResolvedUri {

@@ -2,6 +2,11 @@
 
 const textDecoder = new TextDecoder('utf-8');
 
+/** Length rounded up to XDR's 4-byte unit, without 32-bit bit tricks that turn huge lengths negative. */
+function padTo4(length: number): number {
+  return length + ((4 - (length % 4)) % 4);
+}
+
 export class XdrWriter {
   private buf: Buffer;
   private pos = 0;
@@ -40,7 +45,7 @@ export class XdrWriter {
   /** Fixed-length opaque: no length prefix, padded to 4 bytes. */
   fixedOpaque(data: Uint8Array, length: number): this {
     if (data.length !== length) throw new RangeError(`fixed opaque needs ${length} bytes, got ${data.length}`);
-    const padded = (length + 3) & ~3;
+    const padded = padTo4(length);
     this.ensure(padded);
     this.buf.set(data, this.pos);
     this.buf.fill(0, this.pos + length, this.pos + padded);
@@ -122,7 +127,7 @@ export class XdrReader {
   }
 
   fixedOpaque(length: number): Buffer {
-    const padded = (length + 3) & ~3;
+    const padded = padTo4(length);
     this.need(padded);
     const out = Buffer.from(this.buf.subarray(this.pos, this.pos + length));
     this.pos += padded;
@@ -138,7 +143,7 @@ export class XdrReader {
   string(max = Infinity): string {
     const len = this.uint();
     if (len > max) throw new XdrDecodeError(`string of ${len} bytes exceeds maximum ${max}`);
-    const padded = (len + 3) & ~3;
+    const padded = padTo4(len);
     this.need(padded);
     const s = textDecoder.decode(this.buf.subarray(this.pos, this.pos + len));
     this.pos += padded;

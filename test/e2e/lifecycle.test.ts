@@ -8,7 +8,7 @@ const stopped = guest((g) => !g.running && g.agent, 'stopped guest with an agent
 let gw: GatewayProcess;
 
 async function domain(): Promise<{ state: string; agentState: string; id: number | null }> {
-  return (await fetch(`${gw.url}/domains/${stopped.name}`)).json();
+  return (await (await fetch(`${gw.url}/domains/${stopped.name}`)).json()) as { state: string; agentState: string; id: number | null };
 }
 
 function ensureStopped(): void {

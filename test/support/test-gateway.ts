@@ -1,0 +1,33 @@
+// The whole gateway (config, libvirt pool, services, Fastify app) in process, against a fake libvirtd.
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { Gateway } from '../../src/gateway.js';
+import { buildApp } from '../../src/http/app.js';
+
+export interface TestGateway {
+  app: FastifyInstance;
+  gateway: Gateway;
+  /** JSON log lines written so far. */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export async function startTestGateway(uri: string, overrides: DeepPartial<ConfigInput> = {}, waitForLibvirt = true): Promise<TestGateway> {
+  const config = parseConfig({
+    ...overrides,
+    libvirt: { uri, connections: 2, keepaliveIntervalMs: 0, backoffInitialMs: 20, backoffMaxMs: 200, ...overrides.libvirt },
+  });
+  const logs: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const gateway = new Gateway(config, log);
+  const app = await buildApp(gateway, log);
+  app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
+  gateway.start();
+  if (waitForLibvirt) await gateway.pool.waitUntilUp(5000);
+  await app.ready();
+  return { app, gateway, logs, close: () => app.close() };
+}

@@ -1,0 +1,197 @@
+// Agent routes in process against the fake libvirtd: normalisation, error mapping, deadlines, the per-domain
+// queue, clients that go away, and a graceful close.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DomainState, FakeLibvirtd, defaultAgentHandler, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
+import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+
+let fake: FakeLibvirtd | null = null;
+let gw: TestGateway | null = null;
+
+afterEach(async () => {
+  await gw?.close();
+  await fake?.stop();
+  gw = null;
+  fake = null;
+});
+
+async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}) {
+  fake = await FakeLibvirtd.start();
+  fake.addDomain({ name: 'web1' });
+  fake.addDomain({ name: 'web2' });
+  gw = await startTestGateway(fake.uri, overrides);
+  return gw;
+}
+
+async function get(url: string) {
+  const res = await gw!.app.inject({ method: 'GET', url });
+  return { status: res.statusCode, body: res.json(), headers: res.headers };
+}
+
+/** Agent handler that answers one command only when released. */
+function gated(execute: string) {
+  const releases: (() => void)[] = [];
+  const handler: AgentHandler = (dom, cmd, timeout) =>
+    cmd.execute === execute ? new Promise((resolve) => releases.push(() => resolve(defaultAgentHandler(dom, cmd, timeout) as never))) : defaultAgentHandler(dom, cmd, timeout);
+  return { handler, releaseAll: () => releases.splice(0).forEach((r) => r()), pending: () => releases.length };
+}
+
+describe('GET /domains/{domain}/network-interfaces', () => {
+  it('normalises the agent reply', async () => {
+    await setup();
+    const { status, body } = await get('/domains/web1/network-interfaces');
+    expect(status).toBe(200);
+    expect(body.domain.name).toBe('web1');
+    expect(body.interfaces[1]).toEqual({
+      name: 'eth0',
+      mac: '52:54:00:12:34:56',
+      addresses: [
+        { family: 'ipv4', address: '192.168.122.10', prefix: 24 },
+        { family: 'ipv6', address: 'fe80::5054:ff:fe12:3456', prefix: 64 },
+      ],
+      statistics: { rxBytes: 1024, rxPackets: 10, rxErrors: 0, rxDropped: 0, txBytes: 2048, txPackets: 20, txErrors: 0, txDropped: 0 },
+    });
+    expect(fake!.agentLog.map((e) => e.execute)).toEqual(['guest-network-get-interfaces']);
+  });
+
+  it('keeps interfaces without addresses, MAC or statistics', async () => {
+    await setup();
+    fake!.agentHandler = () => ({ return: [{ name: 'dummy0' }, { name: 'eth1', 'hardware-address': 'AA:BB:CC:DD:EE:FF', 'ip-addresses': [] }] });
+    const { body } = await get('/domains/web1/network-interfaces');
+    expect(body.interfaces).toEqual([
+      { name: 'dummy0', mac: null, addresses: [], statistics: null },
+      { name: 'eth1', mac: 'aa:bb:cc:dd:ee:ff', addresses: [], statistics: null },
+    ]);
+  });
+
+  it.each([
+    ['the agent refuses', { error: { class: 'GenericError', desc: 'Operation not supported' } }, 502, 'agent_error'],
+    ['the reply has the wrong shape', { return: { not: 'an array' } }, 502, 'agent_reply_invalid'],
+    ['libvirt says the agent is not connected', { libvirtError: { code: 86, message: 'Guest agent is not responding: QEMU guest agent is not connected' } }, 503, 'agent_not_connected'],
+  ] as const)('maps the case where %s', async (_what, reply, status, code) => {
+    await setup();
+    fake!.agentHandler = () => reply as never;
+    const r = await get('/domains/web1/network-interfaces');
+    expect(r.status).toBe(status);
+    expect(r.body.code).toBe(code);
+    expect(r.headers['content-type']).toMatch(/problem\+json/);
+    if (code === 'agent_error') expect(r.body).toMatchObject({ agentClass: 'GenericError', agentDesc: 'Operation not supported', command: 'guest-network-get-interfaces' });
+  });
+
+  it('answers 409 for a stopped domain and 503 for one without an agent channel', async () => {
+    await setup();
+    fake!.setState('web2', DomainState.SHUTOFF);
+    expect((await get('/domains/web2/network-interfaces')).body.code).toBe('domain_not_running');
+    fake!.setAgent('web1', 'none');
+    const r = await get('/domains/web1/network-interfaces');
+    expect(r.status).toBe(503);
+    expect(r.body.code).toBe('agent_not_configured');
+  });
+});
+
+describe('deadlines', () => {
+  it('answers 504 at the deadline and gives libvirt a slightly longer timeout', async () => {
+    await setup();
+    fake!.agentHandler = () => ({ hang: true });
+    const r = await get('/domains/web1/network-interfaces?timeoutMs=300');
+    expect(r.status).toBe(504);
+    expect(r.body.code).toBe('deadline_exceeded');
+    expect(r.body.detail).toMatch(/300 ms/);
+    // ceil(0.3 s) + 1: libvirt gives up just after the gateway has answered.
+    expect(fake!.agentLog[0]!.timeoutSeconds).toBe(2);
+  });
+
+  it('uses the configured default per kind of command', async () => {
+    await setup({ agent: { timeoutsMs: { query: 200, quick: 3000 } } });
+    fake!.agentHandler = (dom, cmd, t) => (cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t));
+    expect((await get('/domains/web1/network-interfaces')).status).toBe(504);
+    expect((await get('/domains/web2/agent')).status).toBe(200);
+  });
+});
+
+describe('the per-domain queue', () => {
+  it('sends one command at a time per domain, in order, while other domains go on', async () => {
+    await setup();
+    const gate = gated('guest-network-get-interfaces');
+    fake!.agentHandler = gate.handler;
+    const first = get('/domains/web1/network-interfaces');
+    const second = get('/domains/web1/network-interfaces');
+    await waitFor(() => gate.pending() === 1, 2000, 'the first command');
+    // The other domain is not held up by web1's queue.
+    expect((await get('/domains/web2/agent')).status).toBe(200);
+    expect(gate.pending()).toBe(1);
+    expect(gw!.gateway.agent.queueDepth({ name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 })).toBe(2);
+    gate.releaseAll();
+    await waitFor(() => gate.pending() === 1, 2000, 'the second command');
+    gate.releaseAll();
+    expect((await first).status).toBe(200);
+    expect((await second).status).toBe(200);
+    expect(fake!.agentPeakInFlight('web1')).toBe(1);
+  });
+
+  it('answers 503 agent_queue_full with Retry-After past the queue depth, without sending', async () => {
+    await setup({ agent: { queueDepth: 2, retryAfterSeconds: 7 } });
+    const gate = gated('guest-network-get-interfaces');
+    fake!.agentHandler = gate.handler;
+    const accepted = [1, 2, 3].map(() => get('/domains/web1/network-interfaces'));
+    await waitFor(() => gate.pending() === 1, 2000, 'the first command');
+    await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 }) === 3, 2000, 'two waiting');
+    const refused = await get('/domains/web1/network-interfaces');
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('agent_queue_full');
+    expect(refused.headers['retry-after']).toBe('7');
+    for (let i = 0; i < 3; i++) {
+      await waitFor(() => gate.pending() === 1, 2000, 'the next command');
+      gate.releaseAll();
+    }
+    for (const r of await Promise.all(accepted)) expect(r.status).toBe(200);
+    expect(fake!.agentCommandCount).toBe(3);
+  });
+
+  it('never sends a queued command whose client has gone away', async () => {
+    await setup();
+    const gate = gated('guest-network-get-interfaces');
+    fake!.agentHandler = gate.handler;
+    await gw!.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = gw!.app.server.address() as AddressInfo;
+    const running = fetch(`http://127.0.0.1:${port}/domains/web1/network-interfaces`);
+    await waitFor(() => gate.pending() === 1, 2000, 'the first command');
+    const req = http.get(`http://127.0.0.1:${port}/domains/web1/network-interfaces`);
+    req.on('error', () => {});
+    const uuid = fake!.domain('web1').uuid;
+    await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid, id: 1 }) === 2, 2000, 'the second to queue');
+    req.destroy();
+    await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid, id: 1 }) === 1, 2000, 'the second to leave the queue');
+    gate.releaseAll();
+    expect((await running).status).toBe(200);
+    expect(fake!.agentCommandCount).toBe(1);
+  });
+});
+
+describe('closing', () => {
+  it('lets an in-flight agent call finish, then closes the libvirt connections', async () => {
+    await setup();
+    const gate = gated('guest-network-get-interfaces');
+    fake!.agentHandler = gate.handler;
+    const inFlight = get('/domains/web1/network-interfaces');
+    await waitFor(() => gate.pending() === 1, 2000, 'the command');
+    const closed = gw!.close();
+    setTimeout(() => gate.releaseAll(), 100);
+    expect((await inFlight).status).toBe(200);
+    await closed;
+    gw = null;
+    await waitFor(() => fake!.connectionCount === 0, 2000, 'the connections to close');
+  });
+});
+
+describe('request log', () => {
+  it('writes one line per request with id, domain, agent commands and duration, and no more lines', async () => {
+    await setup();
+    await gw!.app.inject({ method: 'GET', url: '/domains/web1/agent', headers: { 'x-request-id': 'req-42' } });
+    const lines = gw!.logs.filter((l) => l.reqId === 'req-42');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ msg: 'request', domain: 'web1', agentCommands: ['guest-ping', 'guest-info'], statusCode: 200 });
+    expect(typeof lines[0]!.durationMs).toBe('number');
+  });
+});
