@@ -3,9 +3,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { guestInfo, guestPing } from '../../agent/commands.js';
 import type { Gateway } from '../../gateway.js';
-import { problemResponses } from '../problem.js';
-import { agentCallOptions } from '../request-context.js';
-import { deadlineQuery, domainParams, domainRefSchema } from '../schemas.js';
+import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { domainRefSchema } from '../schemas.js';
 
 const agentInfoSchema = z
   .object({
@@ -40,15 +39,12 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['agent'],
           summary: "The guest agent's liveness, version and commands",
           description: 'Agent commands: guest-ping, then guest-info.',
-          params: domainParams,
-          querystring: deadlineQuery(gateway.config.agent.maxTimeoutMs),
-          response: { 200: agentInfoSchema, ...problemResponses(404, 409, 502, 504) },
+          ...agentRouteSchema(gateway),
+          response: { 200: agentInfoSchema, ...agentRouteErrors() },
         },
       },
       async (request) => {
-        request.domainName = request.params.domain;
-        const dom = await gateway.domains.resolve(request.params.domain, request.clientGone);
-        const opts = agentCallOptions(request, request.query.timeoutMs);
+        const { dom, opts } = await agentTarget(gateway, request);
         const started = performance.now();
         await gateway.agent.execute(dom, guestPing, undefined, opts);
         const roundTripMs = Math.round((performance.now() - started) * 100) / 100;

@@ -3,9 +3,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands.js';
 import type { Gateway } from '../../gateway.js';
-import { problemResponses } from '../problem.js';
-import { agentCallOptions } from '../request-context.js';
-import { deadlineQuery, domainParams, domainRefSchema } from '../schemas.js';
+import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { domainRefSchema } from '../schemas.js';
 
 const statisticsSchema = z.object({
   rxBytes: z.number(),
@@ -81,15 +80,13 @@ export function networkInterfaceRoutes(gateway: Gateway): FastifyPluginAsyncZod 
           tags: ['network'],
           summary: "The guest's network interfaces and IP addresses",
           description: 'Agent command: guest-network-get-interfaces. Names normalised: mac, addresses[].family/address/prefix, statistics.',
-          params: domainParams,
-          querystring: deadlineQuery(gateway.config.agent.maxTimeoutMs),
-          response: { 200: networkInterfacesSchema, ...problemResponses(404, 409, 502, 504) },
+          ...agentRouteSchema(gateway),
+          response: { 200: networkInterfacesSchema, ...agentRouteErrors() },
         },
       },
       async (request) => {
-        request.domainName = request.params.domain;
-        const dom = await gateway.domains.resolve(request.params.domain, request.clientGone);
-        const reply = await gateway.agent.execute(dom, guestNetworkGetInterfaces, undefined, agentCallOptions(request, request.query.timeoutMs));
+        const { dom, opts } = await agentTarget(gateway, request);
+        const reply = await gateway.agent.execute(dom, guestNetworkGetInterfaces, undefined, opts);
         return { domain: { name: dom.name, uuid: dom.uuid }, interfaces: normaliseInterfaces(reply) };
       },
     );

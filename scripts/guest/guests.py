@@ -1,0 +1,299 @@
+#!/usr/bin/python3
+"""Defines, starts and checks the qga-gateway test guests of test/e2e/guests.json.
+
+  guests.py up GUESTS_JSON IMAGE_DIR LOG_DIR TIMEOUT   define/redefine, start/stop, wait
+  guests.py down GUESTS_JSON                           destroy and undefine
+  guests.py xml GUESTS_JSON IMAGE_DIR LOG_DIR NAME     print one domain's XML
+
+Called by scripts/provision-guests.sh. Uses libvirt-python over one connection to
+qemu:///system (a virsh process per question made a no-op run take seconds).
+
+Each domain XML carries "config=<hash of the rest of the XML>" in its <description>, so
+an out-of-date definition is recognised without comparing against libvirt's
+normalised XML.
+"""
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+
+import libvirt
+import libvirt_qemu
+
+URI = "qemu:///system"
+READY_MARK = "qga-init: ready"   # printed on the console by scripts/guest/init
+T0 = int(os.environ.get("QGA_PROVISION_T0_US") or time.time() * 1e6) / 1e6
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+IP_RE = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$")
+
+
+def log(msg):
+    print(f"[provision-guests +{int(time.time() - T0):3d}s] {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg):
+    log(f"ERROR: {msg}")
+    sys.exit(1)
+
+
+def load(path):
+    with open(path) as f:
+        guests = json.load(f)
+    names = set()
+    for g in guests:
+        for key, rx in (("name", NAME_RE), ("uuid", UUID_RE), ("mac", MAC_RE), ("ip", IP_RE)):
+            if not isinstance(g.get(key), str) or not rx.match(g[key]):
+                die(f"{path}: bad {key!r} in {g!r}")
+        for key in ("agent", "running"):
+            if not isinstance(g.get(key), bool):
+                die(f"{path}: {key!r} must be true or false in {g!r}")
+        if g["name"] in names:
+            die(f"{path}: duplicate name {g['name']}")
+        names.add(g["name"])
+    return guests
+
+
+def console_log(log_dir, name):
+    return os.path.join(log_dir, name + ".console.log")
+
+
+def domain_xml(g, image_dir, log_dir):
+    """The kernel command line: no_timer_check because under TCG on a loaded host the
+    kernel's IO-APIC timer check fails and panics ("IO-APIC + timer doesn't work!", seen
+    here with 3 guests booting while the host was busy); panic=5 so that any other early
+    panic reboots the guest (on_reboot=restart) instead of leaving a dead VM."""
+    name = g["name"]   # validated: no XML escaping needed for any field
+    agent = ""
+    if g["agent"]:
+        # libvirt chooses the host-side socket path and connects to it itself.
+        agent = """
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>"""
+    body = f"""
+  <name>{name}</name>
+  <uuid>{g['uuid']}</uuid>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <sysinfo type='smbios'>
+    <system>
+      <entry name='serial'>{name}</entry>
+    </system>
+  </sysinfo>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{image_dir}/vmlinuz</kernel>
+    <initrd>{image_dir}/initrd.gz</initrd>
+    <cmdline>console=ttyS0 no_timer_check panic=5 qga.ip={g['ip']}</cmdline>
+    <smbios mode='sysinfo'/>
+  </os>
+  <features>
+    <acpi/>
+  </features>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <interface type='user'>
+      <mac address='{g['mac']}'/>
+      <model type='virtio'/>
+      <rom enabled='no'/>
+    </interface>
+    <serial type='pty'>
+      <log file='{console_log(log_dir, name)}' append='off'/>
+      <target port='0'/>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>{agent}
+    <memballoon model='none'/>
+  </devices>
+"""
+    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    return (f"<domain type='qemu'>\n  <description>qga-gateway e2e test guest, managed by "
+            f"scripts/provision-guests.sh; config={digest}</description>{body}</domain>\n"), digest
+
+
+def lookup(conn, name=None, uuid=None):
+    try:
+        return conn.lookupByName(name) if name else conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+
+
+def remove(dom):
+    if dom.isActive():
+        dom.destroy()
+    dom.undefine()
+
+
+def state_name(dom):
+    s = dom.state()[0]
+    return {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_BLOCKED: "blocked",
+            libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
+            libvirt.VIR_DOMAIN_SHUTOFF: "shut off", libvirt.VIR_DOMAIN_CRASHED: "crashed",
+            libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended"}.get(s, f"state {s}")
+
+
+def start(dom, log_dir):
+    # append='off' truncates the log at start anyway; emptying it first means a stale
+    # "ready" line of the previous boot can never count.
+    open(console_log(log_dir, dom.name()), "w").close()
+    dom.create()
+
+
+def converge(conn, g, image_dir, log_dir):
+    """Makes one domain defined as in guests.json and running or shut off. Returns
+    True if it was (re)started."""
+    name = g["name"]
+    xml, digest = domain_xml(g, image_dir, log_dir)
+    other = lookup(conn, uuid=g["uuid"])
+    if other is not None and other.name() != name:
+        log(f"domain {other.name()} holds the uuid of {name}: removing it")
+        remove(other)
+    dom = lookup(conn, name=name)
+    if dom is not None and dom.UUIDString() != g["uuid"]:
+        log(f"{name} exists with another uuid: replacing it")
+        remove(dom)
+        dom = None
+    if dom is None:
+        log(f"defining {name}")
+        dom = conn.defineXML(xml)
+    elif f"config={digest}" not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE):
+        # A new definition only applies at the next boot: stop it to use it now.
+        log(f"{name}: configuration changed, redefining")
+        if dom.isActive():
+            dom.destroy()
+        dom = conn.defineXML(xml)
+    st = state_name(dom)
+    if g["running"]:
+        if st in ("running", "blocked"):
+            return False
+        if st == "paused":
+            log(f"resuming {name}")
+            dom.resume()
+            return False
+        if dom.isActive():
+            dom.destroy()
+        log(f"starting {name} (was {st})")
+        start(dom, log_dir)
+        return True
+    if dom.isActive():
+        log(f"stopping {name} (must be shut off, was {st})")
+        dom.destroy()
+    return False
+
+
+def agent(dom, cmd, timeout=3):
+    return json.loads(libvirt_qemu.qemuAgentCommand(dom, json.dumps({"execute": cmd}), timeout, 0))
+
+
+def check(conn, g, log_dir):
+    """None if the guest is ready, else why not. Ready: the agent answers guest-ping and
+    reports the expected address, or (no agent channel) init announced itself."""
+    dom = lookup(conn, name=g["name"])
+    if dom is None:
+        return "not defined"
+    st = state_name(dom)
+    if st not in ("running", "blocked"):
+        return f"domain is {st}"
+    if not g["agent"]:
+        try:
+            with open(console_log(log_dir, g["name"]), errors="replace") as f:
+                return None if READY_MARK in f.read() else f"no '{READY_MARK}' on the console yet"
+        except OSError as e:
+            return str(e)
+    try:
+        agent(dom, "guest-ping")
+        ifaces = agent(dom, "guest-network-get-interfaces")["return"]
+    except libvirt.libvirtError as e:
+        return f"agent: {e.get_error_message()} (code {e.get_error_code()})"
+    ip = g["ip"].split("/")[0]
+    if any(a.get("ip-address") == ip for i in ifaces for a in i.get("ip-addresses", [])):
+        return None
+    return f"agent does not report {ip} yet"
+
+
+def up(path, image_dir, log_dir, timeout):
+    guests = load(path)
+    conn = libvirt.open(URI)
+    started = {g["name"] for g in guests if converge(conn, g, image_dir, log_dir)}
+    want = [g for g in guests if g["running"]]
+    # A guest left running by an earlier run that does not answer (agent stopped or put
+    # in libvirt's error state by a test) is restarted once instead of failing CI.
+    for g in want:
+        if g["name"] not in started:
+            why = check(conn, g, log_dir)
+            if why:
+                log(f"{g['name']} is running but not healthy ({why}): restarting it")
+                dom = lookup(conn, name=g["name"])
+                dom.destroy()
+                start(dom, log_dir)
+    deadline = time.time() + timeout
+    note = time.time() + 15
+    while True:
+        pending = {g["name"]: why for g in want if (why := check(conn, g, log_dir))}
+        if not pending:
+            break
+        if time.time() >= deadline:
+            for name, why in pending.items():
+                log(f"{name} not ready after {timeout}s: {why}")
+                log(f"tail of {console_log(log_dir, name)}:")
+                try:
+                    with open(console_log(log_dir, name), errors="replace") as f:
+                        sys.stderr.write("".join(f.readlines()[-40:]) + "\n")
+                except OSError as e:
+                    log(str(e))
+            die(f"guests not ready: {' '.join(pending)}")
+        if time.time() >= note:
+            log(f"waiting for {', '.join(pending)}")
+            note = time.time() + 15
+        time.sleep(0.5)
+    parts = []
+    for g in guests:
+        if g["running"]:
+            parts.append(f"{g['name']}={g['ip']}({'agent' if g['agent'] else 'no agent'})")
+        else:
+            parts.append(f"{g['name']}={state_name(lookup(conn, name=g['name']))}")
+    print(f"qga-gateway guests ready after {int(time.time() - T0)}s: {' '.join(parts)}")
+
+
+def down(path):
+    conn = libvirt.open(URI)
+    for g in load(path):
+        dom = lookup(conn, name=g["name"])
+        if dom is not None:
+            log(f"destroying and undefining {g['name']}")
+            remove(dom)
+    print("qga-gateway guests removed")
+
+
+def main(argv):
+    # libvirt-python prints every error to stderr by default; we report them ourselves.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    try:
+        if len(argv) == 6 and argv[1] == "up":
+            up(argv[2], argv[3], argv[4], int(argv[5]))
+        elif len(argv) == 3 and argv[1] == "down":
+            down(argv[2])
+        elif len(argv) == 6 and argv[1] == "xml":
+            g = next((g for g in load(argv[2]) if g["name"] == argv[5]), None) or die(f"no guest {argv[5]}")
+            sys.stdout.write(domain_xml(g, argv[3], argv[4])[0])
+        else:
+            sys.exit(__doc__)
+    except libvirt.libvirtError as e:
+        die(f"libvirt: {e.get_error_message()} (code {e.get_error_code()})")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
