@@ -12,7 +12,6 @@ export interface AgentCallOptions {
   timeoutMs?: number;
   /** Aborts when the caller has gone away. */
   signal?: AbortSignal;
-  log?: { debug(obj: object, msg: string): void };
   /** Told the name of each command sent, for the request log. */
   onCommand?: (execute: string) => void;
 }
@@ -48,9 +47,12 @@ export class AgentService {
     if (!parsedArgs.success) throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, context);
     const timeoutMs = Math.min(opts.timeoutMs ?? this.defaultTimeoutMs(cmd), this.config.maxTimeoutMs);
     const deadlineAt = Date.now() + timeoutMs;
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new DeadlineError(timeoutMs)), timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+    // One controller for both ways a call ends early: the deadline, and the caller going away.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DeadlineError(timeoutMs)), timeoutMs);
+    const callerGone = () => abort.abort(opts.signal!.reason);
+    if (opts.signal?.aborted) callerGone();
+    else opts.signal?.addEventListener('abort', callerGone, { once: true });
     const payload = JSON.stringify(parsedArgs.data === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: parsedArgs.data });
     let startedAt = 0;
     try {
@@ -64,14 +66,14 @@ export class AgentService {
           const libvirtTimeout = Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1);
           return this.libvirt.agentCommand(dom, payload, libvirtTimeout);
         },
-        signal,
+        abort.signal,
       );
       return this.parseReply(cmd, raw, context);
     } catch (err) {
       throw this.toGatewayError(err, timeoutMs, startedAt, context);
     } finally {
       clearTimeout(timer);
-      opts.log?.debug({ ...context, queuedMs: startedAt ? startedAt - (deadlineAt - timeoutMs) : undefined }, 'agent command done');
+      opts.signal?.removeEventListener('abort', callerGone);
     }
   }
 

@@ -83,11 +83,12 @@ export class DomainDirectory {
 
   private async agentStatus(ref: DomainRef, running: boolean, signal?: AbortSignal): Promise<AgentStatus> {
     const known = this.agents.get(ref.uuid);
-    if (known && (running || known.channel !== null)) return running ? known : { state: 'disconnected', channel: known.channel };
+    // Kept until an event says otherwise: STARTED, DEFINED and UNDEFINED drop it, agent events update it.
+    if (known && known.channel !== null) return running ? known : { state: 'disconnected', channel: known.channel };
     const fromXml = agentStatusFromXml(await this.libvirt.getXmlDesc(ref, signal));
     // An inactive domain's XML carries no channel state: its agent cannot be connected.
     const status: AgentStatus = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
-    if (running) this.agents.set(ref.uuid, status);
+    this.agents.set(ref.uuid, status);
     return status;
   }
 

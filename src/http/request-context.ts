@@ -44,12 +44,11 @@ export function registerRequestContext(app: FastifyInstance): void {
   });
 }
 
-/** What the agent layer needs from a request: its deadline, its abort signal, its logger. */
+/** What the agent layer needs from a request: its deadline, its abort signal, and where to note its commands. */
 export function agentCallOptions(request: FastifyRequest, timeoutMs?: number): AgentCallOptions {
   return {
     timeoutMs,
     signal: request.clientGone,
-    log: request.log,
     onCommand: (execute) => request.agentCommands.push(execute),
   };
 }

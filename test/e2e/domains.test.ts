@@ -103,6 +103,16 @@ describe('agent', () => {
     expect(body.commands.find((c: { name: string }) => c.name === 'guest-shutdown').successResponse).toBe(false);
   });
 
+  it('pings the agent of every guest that has one, and says why for the others', async () => {
+    for (const g of agentGuests) {
+      const r = await get(`/domains/${g.name}/agent/ping`);
+      expect(r.status, g.name).toBe(200);
+      expect(r.body).toMatchObject({ domain: { name: g.name, uuid: g.uuid }, ok: true });
+    }
+    expect((await get(`/domains/${noAgent.name}/agent/ping`)).body.code).toBe('agent_not_configured');
+    expect((await get(`/domains/${stopped.name}/agent/ping`)).body.code).toBe('domain_not_running');
+  });
+
   it('rejects a bad deadline with 400 before talking to the agent', async () => {
     for (const q of ['timeoutMs=0', 'timeoutMs=abc', 'timeoutMs=99999999']) {
       const r = await get(`/domains/${agentGuests[0]!.name}/agent?${q}`);

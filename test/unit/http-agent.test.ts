@@ -90,6 +90,17 @@ describe('GET /domains/{domain}/network-interfaces', () => {
   });
 });
 
+describe('GET /domains/{domain}/agent/ping', () => {
+  it('sends exactly one guest-ping and answers its round trip', async () => {
+    await setup();
+    const r = await get('/domains/web1/agent/ping');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ domain: { name: 'web1' }, ok: true });
+    expect(r.body.roundTripMs).toBeGreaterThan(0);
+    expect(fake!.agentLog.map((e) => e.execute)).toEqual(['guest-ping']);
+  });
+});
+
 describe('deadlines', () => {
   it('answers 504 at the deadline and gives libvirt a slightly longer timeout', async () => {
     await setup();

@@ -41,6 +41,20 @@ describe('GET /domains', () => {
     expect(fake!.agentCommandCount).toBe(0);
   });
 
+  it('reads each domain XML once, running or not, until an event says it changed', async () => {
+    await setup();
+    await get('/domains');
+    const xmlReads = fake!.callCount(14);
+    expect(xmlReads).toBe(3);
+    await get('/domains');
+    await get('/domains/off');
+    expect(fake!.callCount(14)).toBe(xmlReads);
+    fake!.setState('off', DomainState.RUNNING);
+    fake!.emitLifecycle('off', LifecycleEvent.STARTED, 0);
+    await waitFor(async () => (await get('/domains/off')).body.state === 'running', 2000, 'the start');
+    expect(fake!.callCount(14)).toBe(xmlReads + 1);
+  });
+
   it('follows agent-lifecycle and lifecycle events without asking libvirt again', async () => {
     await setup();
     expect((await get('/domains/web1')).body.agentState).toBe('connected');

@@ -29,8 +29,38 @@ const agentInfoSchema = z
     },
   });
 
+const pingSchema = z
+  .object({
+    domain: domainRefSchema,
+    ok: z.literal(true),
+    roundTripMs: z.number().describe('guest-ping round trip through libvirt, queue wait included, in milliseconds'),
+  })
+  .meta({ id: 'AgentPing', example: { domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' }, ok: true, roundTripMs: 3.2 } });
+
+const roundedMsSince = (t0: number) => Math.round((performance.now() - t0) * 100) / 100;
+
 export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   return async (app) => {
+    app.get(
+      '/domains/:domain/agent/ping',
+      {
+        config: { permission: 'read' },
+        schema: {
+          tags: ['agent'],
+          summary: 'Is the guest agent answering?',
+          description: 'Agent command: guest-ping. The cheapest liveness check of a guest agent; any error answer means no.',
+          ...agentRouteSchema(gateway),
+          response: { 200: pingSchema, ...agentRouteErrors() },
+        },
+      },
+      async (request) => {
+        const { dom, opts } = await agentTarget(gateway, request);
+        const started = performance.now();
+        await gateway.agent.execute(dom, guestPing, undefined, opts);
+        return { domain: { name: dom.name, uuid: dom.uuid }, ok: true as const, roundTripMs: roundedMsSince(started) };
+      },
+    );
+
     app.get(
       '/domains/:domain/agent',
       {
@@ -47,7 +77,7 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const { dom, opts } = await agentTarget(gateway, request);
         const started = performance.now();
         await gateway.agent.execute(dom, guestPing, undefined, opts);
-        const roundTripMs = Math.round((performance.now() - started) * 100) / 100;
+        const roundTripMs = roundedMsSince(started);
         const info = await gateway.agent.execute(dom, guestInfo, undefined, opts);
         return {
           domain: { name: dom.name, uuid: dom.uuid },

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the gateway and runs the three benchmarks in order (ping, concurrency, rss), without npm.
+# Needs the provisioned guests (bash scripts/provision-guests.sh). Extra arguments go to every script
+# (e.g. --log-level info). Exits non-zero if the build or any benchmark failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BIN=node_modules/.bin
+[[ -x $BIN/tsx && -x $BIN/tsc ]] || { echo "run-all: node_modules missing (npm ci first)" >&2; exit 2; }
+URI=${LIBVIRT_URI:-qemu:///system}
+for g in guest1 guest2; do
+    state=$(virsh -q -c "$URI" domstate "$g" 2>/dev/null)
+    [[ $state == running ]] || { echo "run-all: $g is '${state:-missing}', not running: bash scripts/provision-guests.sh" >&2; exit 2; }
+    # A guest that has just booted needs ~12 s before its agent answers.
+    for ((i = 0; i < 30; i++)); do
+        virsh -q -c "$URI" qemu-agent-command --timeout 5 "$g" '{"execute":"guest-ping"}' >/dev/null 2>&1 && break
+        sleep 2
+    done
+    ((i < 30)) || { echo "run-all: $g's guest agent does not answer guest-ping" >&2; exit 2; }
+done
+
+echo "== build (tsc -p tsconfig.build.json)"
+"$BIN/tsc" -p tsconfig.build.json || { echo "run-all: build failed" >&2; exit 1; }
+
+failed=()
+for b in ping concurrency rss; do
+    echo
+    echo "== bench/$b.ts $*"
+    # Each script bounds its own run time (BENCH_MAX_SECONDS, default 900) and stops its children.
+    "$BIN/tsx" "bench/$b.ts" "$@" || failed+=("$b")
+done
+echo
+if ((${#failed[@]})); then
+    echo "run-all: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "run-all: all three benchmarks ran"
