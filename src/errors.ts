@@ -2,9 +2,18 @@
 
 export const ERROR_STATUS = {
   invalid_request: 400,
+  permission_denied: 403,
+  command_forbidden: 403,
   not_found: 404,
   domain_not_found: 404,
+  file_not_found: 404,
+  process_not_found: 404,
   domain_not_running: 409,
+  state_conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  range_not_satisfiable: 416,
+  command_not_supported: 501,
   agent_error: 502,
   agent_reply_invalid: 502,
   libvirt_error: 502,
@@ -23,9 +32,18 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export const ERROR_TITLES: Record<ErrorCode, string> = {
   invalid_request: 'Invalid request',
+  permission_denied: 'The guest refused access',
+  command_forbidden: 'That command is not allowed here',
   not_found: 'Not found',
   domain_not_found: 'Domain not found',
+  file_not_found: 'No such file in the guest',
+  process_not_found: 'No such process',
   domain_not_running: 'Domain is not running',
+  state_conflict: 'The guest is not in a state that allows this',
+  payload_too_large: 'Request body too large',
+  unsupported_media_type: 'Unsupported media type',
+  range_not_satisfiable: 'Range not satisfiable',
+  command_not_supported: "The guest agent does not offer this command",
   agent_error: 'The guest agent reported an error',
   agent_reply_invalid: 'The guest agent sent a reply the gateway does not understand',
   libvirt_error: 'libvirt reported an error',
@@ -50,6 +68,8 @@ export interface ErrorExtras {
   libvirtCode?: number;
   domain?: string;
   command?: string;
+  /** qemu-ga's version, for command_not_supported. */
+  agentVersion?: string;
 }
 
 export class GatewayError extends Error {

@@ -6,6 +6,7 @@ import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';
 import { LibvirtClient } from './libvirt/client.js';
 import { LibvirtPool } from './libvirt/pool.js';
+import { uuidToString } from './libvirt/protocol.js';
 import { resolveUri } from './libvirt/uri.js';
 
 export class Gateway {
@@ -38,6 +39,11 @@ export class Gateway {
     this.agentStates = new AgentStateTracker(this.pool);
     this.domains = new DomainDirectory(this.libvirt, this.pool, this.agentStates, config.domains.cacheTtlMs);
     this.agent = new AgentService(this.libvirt, config.agent);
+    // What an agent offers can change whenever it reconnects, and with the domain.
+    const caps = this.agent.capabilityCache;
+    this.agentStates.onChange((uuid, status) => caps.onAgentChange(uuid, status));
+    this.pool.on('lifecycle', ({ dom }) => caps.invalidate(uuidToString(dom.uuid)));
+    this.pool.on('eventsLost', () => caps.clear());
   }
 
   /** Starts connecting; the gateway serves (and /readyz says not ready) until libvirt answers. */

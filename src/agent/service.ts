@@ -3,7 +3,8 @@
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
-import type { AgentCommand } from './commands.js';
+import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
+import { guestInfo, type AgentCommand } from './commands.js';
 import { mapLibvirtError } from './error-mapping.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 
@@ -24,6 +25,7 @@ class DeadlineError extends Error {
 
 export class AgentService {
   private readonly queue: KeyedSerialQueue;
+  readonly capabilityCache = new CapabilityCache();
 
   constructor(
     private readonly libvirt: LibvirtClient,
@@ -41,10 +43,38 @@ export class AgentService {
     return this.config.timeoutsMs[cmd.kind];
   }
 
+  /** What the domain's agent offers, from guest-info, cached until its agent or the domain changes state. */
+  capabilities(dom: DomainRef, opts: AgentCallOptions = {}): Promise<AgentCapabilities> {
+    return this.capabilityCache.get(dom.uuid, async () => toCapabilities(await this.send(dom, guestInfo, undefined, opts)));
+  }
+
+  /** Refuses (501) a command the domain's agent does not list as supported and enabled, without sending it. */
+  async ensureSupported(dom: DomainRef, execute: string, opts: AgentCallOptions = {}): Promise<void> {
+    if (UNGATED_COMMANDS.has(execute)) return;
+    const caps = await this.capabilities(dom, opts);
+    const info = caps.commands.get(execute);
+    if (info?.enabled) return;
+    const why = info ? 'has it disabled' : 'does not support it';
+    throw new GatewayError('command_not_supported', `the guest agent (qemu-ga ${caps.version}) ${why}: ${execute}`, {
+      domain: dom.name,
+      command: execute,
+      agentVersion: caps.version,
+    });
+  }
+
+  /** Runs one typed command after checking the agent offers it. */
   async execute<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions = {}): Promise<R> {
-    const context = { domain: dom.name, command: cmd.execute };
     const parsedArgs = cmd.args.safeParse(args);
-    if (!parsedArgs.success) throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, context);
+    if (!parsedArgs.success) {
+      throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, { domain: dom.name, command: cmd.execute });
+    }
+    await this.ensureSupported(dom, cmd.execute, opts);
+    return this.send(dom, cmd, parsedArgs.data, opts);
+  }
+
+  /** Queues and sends one command under its deadline; no capability check. */
+  private async send<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions): Promise<R> {
+    const context = { domain: dom.name, command: cmd.execute };
     const timeoutMs = Math.min(opts.timeoutMs ?? this.defaultTimeoutMs(cmd), this.config.maxTimeoutMs);
     const deadlineAt = Date.now() + timeoutMs;
     // One controller for both ways a call ends early: the deadline, and the caller going away.
@@ -53,7 +83,7 @@ export class AgentService {
     const callerGone = () => abort.abort(opts.signal!.reason);
     if (opts.signal?.aborted) callerGone();
     else opts.signal?.addEventListener('abort', callerGone, { once: true });
-    const payload = JSON.stringify(parsedArgs.data === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: parsedArgs.data });
+    const payload = JSON.stringify(args === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: args });
     let startedAt = 0;
     try {
       const raw = await this.queue.run(
@@ -114,4 +144,11 @@ export class AgentService {
   close(timeoutMs: number): Promise<boolean> {
     return this.queue.close(timeoutMs);
   }
+}
+
+export function toCapabilities(info: { version: string; supported_commands: { name: string; enabled: boolean; 'success-response': boolean }[] }): AgentCapabilities {
+  return {
+    version: info.version,
+    commands: new Map(info.supported_commands.map((c) => [c.name, { enabled: c.enabled, successResponse: c['success-response'] }])),
+  };
 }

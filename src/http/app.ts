@@ -9,10 +9,7 @@ import type { Gateway } from '../gateway.js';
 import { PERMISSIONS } from './permissions.js';
 import { registerProblemHandlers } from './problem.js';
 import { registerRequestContext } from './request-context.js';
-import { agentRoutes } from './routes/agent.js';
-import { domainRoutes } from './routes/domains.js';
-import { healthRoutes } from './routes/health.js';
-import { networkInterfaceRoutes } from './routes/network-interfaces.js';
+import { ROUTE_MODULES, ROUTE_TAGS } from './routes/index.js';
 
 export const API_VERSION = '0.1.0';
 const DOCS_PREFIX = '/docs';
@@ -78,12 +75,7 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
         version: API_VERSION,
         description: 'HTTP/REST resources for the QEMU guest agent of every libvirt domain. Errors are RFC 9457 problem+json with a stable `code`.',
       },
-      tags: [
-        { name: 'domains', description: 'Domains known to libvirt' },
-        { name: 'agent', description: 'The guest agent itself' },
-        { name: 'network', description: "The guest's network" },
-        { name: 'health', description: 'Liveness and readiness' },
-      ],
+      tags: ROUTE_TAGS,
     },
     transform: (args) => {
       const out = jsonSchemaTransform(args);
@@ -97,10 +89,7 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
   }
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(healthRoutes(gateway));
-  await app.register(domainRoutes(gateway));
-  await app.register(agentRoutes(gateway));
-  await app.register(networkInterfaceRoutes(gateway));
+  for (const routes of ROUTE_MODULES) await app.register(routes(gateway));
   return app;
 }
 

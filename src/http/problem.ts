@@ -23,6 +23,7 @@ export const problemSchema = z
     agentDesc: z.string().optional().describe("The agent's error description (agent_error)"),
     libvirtCode: z.number().int().optional().describe("libvirt's virErrorNumber"),
     retryAfter: z.number().int().optional().describe('Seconds; also sent as the Retry-After header'),
+    agentVersion: z.string().optional().describe("qemu-ga's version (command_not_supported)"),
     issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('What is wrong with the request (invalid_request)'),
   })
   .meta({ id: 'Problem' });
@@ -65,6 +66,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: G
 function fromFastifyError(err: FastifyError): GatewayError {
   const status = err.statusCode ?? 500;
   if (status === 404) return new GatewayError('not_found', err.message);
+  if (status === 413) return new GatewayError('payload_too_large', err.message);
+  if (status === 415) return new GatewayError('unsupported_media_type', err.message);
   if (status === 503) return new GatewayError('shutting_down', err.message);
   if (status >= 400 && status < 500) return new GatewayError('invalid_request', err.message);
   return new GatewayError('internal_error', 'internal error');

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AgentLifecycleState } from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, defaultAgentHandler, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 
@@ -29,6 +30,12 @@ async function get(url: string) {
   return { status: res.statusCode, body: res.json(), headers: res.headers };
 }
 
+/** Commands sent to the agent, less the guest-info the gateway asks once per domain to learn what it offers. */
+const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
+
+/** Answers every command but guest-info (left to the fake's own) with the given reply. */
+const answerAll = (reply: unknown): AgentHandler => (dom, cmd, t) => (cmd.execute === 'guest-info' ? defaultAgentHandler(dom, cmd, t) : (reply as never));
+
 /** Agent handler that answers one command only when released. */
 function gated(execute: string) {
   const releases: (() => void)[] = [];
@@ -52,12 +59,12 @@ describe('GET /domains/{domain}/network-interfaces', () => {
       ],
       statistics: { rxBytes: 1024, rxPackets: 10, rxErrors: 0, rxDropped: 0, txBytes: 2048, txPackets: 20, txErrors: 0, txDropped: 0 },
     });
-    expect(fake!.agentLog.map((e) => e.execute)).toEqual(['guest-network-get-interfaces']);
+    expect(sent().map((e) => e.execute)).toEqual(['guest-network-get-interfaces']);
   });
 
   it('keeps interfaces without addresses, MAC or statistics', async () => {
     await setup();
-    fake!.agentHandler = () => ({ return: [{ name: 'dummy0' }, { name: 'eth1', 'hardware-address': 'AA:BB:CC:DD:EE:FF', 'ip-addresses': [] }] });
+    fake!.agentHandler = answerAll({ return: [{ name: 'dummy0' }, { name: 'eth1', 'hardware-address': 'AA:BB:CC:DD:EE:FF', 'ip-addresses': [] }] });
     const { body } = await get('/domains/web1/network-interfaces');
     expect(body.interfaces).toEqual([
       { name: 'dummy0', mac: null, addresses: [], statistics: null },
@@ -71,7 +78,7 @@ describe('GET /domains/{domain}/network-interfaces', () => {
     ['libvirt says the agent is not connected', { libvirtError: { code: 86, message: 'Guest agent is not responding: QEMU guest agent is not connected' } }, 503, 'agent_not_connected'],
   ] as const)('maps the case where %s', async (_what, reply, status, code) => {
     await setup();
-    fake!.agentHandler = () => reply as never;
+    fake!.agentHandler = answerAll(reply);
     const r = await get('/domains/web1/network-interfaces');
     expect(r.status).toBe(status);
     expect(r.body.code).toBe(code);
@@ -97,20 +104,20 @@ describe('GET /domains/{domain}/agent/ping', () => {
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ domain: { name: 'web1' }, ok: true });
     expect(r.body.roundTripMs).toBeGreaterThan(0);
-    expect(fake!.agentLog.map((e) => e.execute)).toEqual(['guest-ping']);
+    expect(sent().map((e) => e.execute)).toEqual(['guest-ping']);
   });
 });
 
 describe('deadlines', () => {
   it('answers 504 at the deadline and gives libvirt a slightly longer timeout', async () => {
     await setup();
-    fake!.agentHandler = () => ({ hang: true });
+    fake!.agentHandler = answerAll({ hang: true });
     const r = await get('/domains/web1/network-interfaces?timeoutMs=300');
     expect(r.status).toBe(504);
     expect(r.body.code).toBe('deadline_exceeded');
     expect(r.body.detail).toMatch(/300 ms/);
     // ceil(0.3 s) + 1: libvirt gives up just after the gateway has answered.
-    expect(fake!.agentLog[0]!.timeoutSeconds).toBe(2);
+    expect(sent()[0]!.timeoutSeconds).toBe(2);
   });
 
   it('uses the configured default per kind of command', async () => {
@@ -157,7 +164,7 @@ describe('the per-domain queue', () => {
       gate.releaseAll();
     }
     for (const r of await Promise.all(accepted)) expect(r.status).toBe(200);
-    expect(fake!.agentCommandCount).toBe(3);
+    expect(sent()).toHaveLength(3);
   });
 
   it('never sends a queued command whose client has gone away', async () => {
@@ -176,7 +183,7 @@ describe('the per-domain queue', () => {
     await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid, id: 1 }) === 1, 2000, 'the second to leave the queue');
     gate.releaseAll();
     expect((await running).status).toBe(200);
-    expect(fake!.agentCommandCount).toBe(1);
+    expect(sent()).toHaveLength(1);
   });
 });
 
@@ -204,5 +211,39 @@ describe('request log', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ msg: 'request', domain: 'web1', agentCommands: ['guest-ping', 'guest-info'], statusCode: 200 });
     expect(typeof lines[0]!.durationMs).toBe('number');
+  });
+});
+
+describe('capability gating', () => {
+  const infoWith = (commands: { name: string; enabled: boolean }[]): AgentHandler => (dom, cmd, t) =>
+    cmd.execute === 'guest-info'
+      ? { return: { version: '9.9.9', supported_commands: commands.map((c) => ({ ...c, 'success-response': true })) } }
+      : defaultAgentHandler(dom, cmd, t);
+
+  it('answers 501 with the agent version for a command the agent lacks or has disabled, without sending it', async () => {
+    await setup();
+    fake!.agentHandler = infoWith([{ name: 'guest-ping', enabled: true }]);
+    const missing = await get('/domains/web1/network-interfaces');
+    expect(missing.status).toBe(501);
+    expect(missing.body).toMatchObject({ code: 'command_not_supported', agentVersion: '9.9.9', command: 'guest-network-get-interfaces' });
+    expect(missing.body.detail).toMatch(/does not support/);
+    fake!.agentHandler = infoWith([{ name: 'guest-network-get-interfaces', enabled: false }]);
+    const disabled = await get('/domains/web2/network-interfaces');
+    expect(disabled.status).toBe(501);
+    expect(disabled.body.detail).toMatch(/disabled/);
+    expect(sent()).toHaveLength(0);
+  });
+
+  it('asks guest-info once per domain, and again after the agent reconnects', async () => {
+    await setup();
+    fake!.agentHandler = infoWith([{ name: 'guest-ping', enabled: true }]);
+    expect((await get('/domains/web1/network-interfaces')).status).toBe(501);
+    expect((await get('/domains/web1/network-interfaces')).status).toBe(501);
+    expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(1);
+    // The agent was upgraded inside the guest: it reconnects, and the gateway asks again.
+    fake!.agentHandler = defaultAgentHandler;
+    fake!.emitAgentLifecycle('web1', AgentLifecycleState.CONNECTED, 2);
+    await waitFor(async () => (await get('/domains/web1/network-interfaces')).status === 200, 2000, 'the new capabilities');
+    expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(2);
   });
 });

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { guestInfo, guestPing } from '../../agent/commands.js';
+import { toCapabilities } from '../../agent/service.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { domainRefSchema } from '../schemas.js';
@@ -79,6 +80,7 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         await gateway.agent.execute(dom, guestPing, undefined, opts);
         const roundTripMs = roundedMsSince(started);
         const info = await gateway.agent.execute(dom, guestInfo, undefined, opts);
+        gateway.agent.capabilityCache.set(dom.uuid, toCapabilities(info));
         return {
           domain: { name: dom.name, uuid: dom.uuid },
           ping: { ok: true as const, roundTripMs },
