@@ -10,11 +10,11 @@ export interface AgentCommand<Args, Reply> {
   reply: z.ZodType<Reply>;
 }
 
-function command<Args, Reply>(execute: string, kind: CommandKind, args: z.ZodType<Args>, reply: z.ZodType<Reply>): AgentCommand<Args, Reply> {
+export function command<Args, Reply>(execute: string, kind: CommandKind, args: z.ZodType<Args>, reply: z.ZodType<Reply>): AgentCommand<Args, Reply> {
   return { execute, kind, args, reply };
 }
 
-const noArgs = z.undefined();
+export const noArgs = z.undefined();
 
 export const guestPing = command('guest-ping', 'quick', noArgs, z.looseObject({}));
 
