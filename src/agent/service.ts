@@ -1,6 +1,6 @@
 // Runs typed agent commands: one at a time per domain, under a deadline that covers queueing and the call,
 // with the reply checked against the command's schema.
-import type { Config } from '../config/schema.js';
+import type { CommandKind, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
@@ -23,15 +23,28 @@ class DeadlineError extends Error {
   }
 }
 
+/** A rule about which commands a domain may get right now (e.g. none but a few while its file systems are frozen). */
+export interface CommandGuard {
+  /** Throws a GatewayError when the command must not be sent to the domain now. */
+  check(dom: DomainRef, execute: string): void;
+  /** Told of every command that succeeded. */
+  succeeded?(dom: DomainRef, execute: string): void;
+}
+
 export class AgentService {
   private readonly queue: KeyedSerialQueue;
   readonly capabilityCache = new CapabilityCache();
+  private readonly guards: CommandGuard[] = [];
 
   constructor(
     private readonly libvirt: LibvirtClient,
     private readonly config: Config['agent'],
   ) {
     this.queue = new KeyedSerialQueue({ maxWaiting: config.queueDepth, abandonGraceMs: config.abandonGraceMs });
+  }
+
+  addGuard(guard: CommandGuard): void {
+    this.guards.push(guard);
   }
 
   /** Commands running or waiting for one domain. */
@@ -62,20 +75,57 @@ export class AgentService {
     });
   }
 
-  /** Runs one typed command after checking the agent offers it. */
+  /** Runs one typed command after the guards allow it and the agent is known to offer it. */
   async execute<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions = {}): Promise<R> {
     const parsedArgs = cmd.args.safeParse(args);
     if (!parsedArgs.success) {
       throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, { domain: dom.name, command: cmd.execute });
     }
+    for (const guard of this.guards) guard.check(dom, cmd.execute);
     await this.ensureSupported(dom, cmd.execute, opts);
-    return this.send(dom, cmd, parsedArgs.data, opts);
+    const reply = await this.send(dom, cmd, parsedArgs.data, opts);
+    for (const guard of this.guards) guard.succeeded?.(dom, cmd.execute);
+    return reply;
+  }
+
+  /**
+   * Runs one libvirt call that takes the domain's agent job itself (virDomainShutdownFlags, virDomainReboot,
+   * virDomainPMSuspendForDuration, ...) like a command: guarded and gated on `execute`, queued on the domain,
+   * under the deadline. fn gets a signal that aborts at the deadline or when the caller goes away.
+   */
+  async runExclusive<R>(dom: DomainRef, execute: string, kind: CommandKind, fn: (signal: AbortSignal) => Promise<R>, opts: AgentCallOptions = {}): Promise<R> {
+    for (const guard of this.guards) guard.check(dom, execute);
+    await this.ensureSupported(dom, execute, opts);
+    const result = await this.exclusive(dom, execute, this.config.timeoutsMs[kind], ({ signal }) => fn(signal), opts);
+    for (const guard of this.guards) guard.succeeded?.(dom, execute);
+    return result;
   }
 
   /** Queues and sends one command under its deadline; no capability check. */
   private async send<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions): Promise<R> {
-    const context = { domain: dom.name, command: cmd.execute };
-    const timeoutMs = Math.min(opts.timeoutMs ?? this.defaultTimeoutMs(cmd), this.config.maxTimeoutMs);
+    const payload = JSON.stringify(args === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: args });
+    const raw = await this.exclusive(
+      dom,
+      cmd.execute,
+      this.defaultTimeoutMs(cmd),
+      // libvirt gets a little longer than the gateway's deadline, so that the gateway answers first
+      // (504, not libvirt's "not responding") and the queue slot frees when libvirt gives the call up.
+      ({ deadlineAt }) => this.libvirt.agentCommand(dom, payload, Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1)),
+      opts,
+    );
+    return this.parseReply(cmd, raw, { domain: dom.name, command: cmd.execute });
+  }
+
+  /** The one path every call to a domain's agent takes: its FIFO queue, under one deadline for wait and call. */
+  private async exclusive<R>(
+    dom: DomainRef,
+    execute: string,
+    defaultTimeoutMs: number,
+    call: (run: { signal: AbortSignal; deadlineAt: number }) => Promise<R>,
+    opts: AgentCallOptions,
+  ): Promise<R> {
+    const context = { domain: dom.name, command: execute };
+    const timeoutMs = Math.min(opts.timeoutMs ?? defaultTimeoutMs, this.config.maxTimeoutMs);
     const deadlineAt = Date.now() + timeoutMs;
     // One controller for both ways a call ends early: the deadline, and the caller going away.
     const abort = new AbortController();
@@ -83,22 +133,17 @@ export class AgentService {
     const callerGone = () => abort.abort(opts.signal!.reason);
     if (opts.signal?.aborted) callerGone();
     else opts.signal?.addEventListener('abort', callerGone, { once: true });
-    const payload = JSON.stringify(args === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: args });
     let startedAt = 0;
     try {
-      const raw = await this.queue.run(
+      return await this.queue.run(
         dom.uuid,
         () => {
           startedAt = Date.now();
-          opts.onCommand?.(cmd.execute);
-          // libvirt gets a little longer than the gateway's deadline, so that the gateway answers first
-          // (504, not libvirt's "not responding") and the queue slot frees when libvirt gives the call up.
-          const libvirtTimeout = Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1);
-          return this.libvirt.agentCommand(dom, payload, libvirtTimeout);
+          opts.onCommand?.(execute);
+          return call({ signal: abort.signal, deadlineAt });
         },
         abort.signal,
       );
-      return this.parseReply(cmd, raw, context);
     } catch (err) {
       throw this.toGatewayError(err, timeoutMs, startedAt, context);
     } finally {
@@ -136,7 +181,7 @@ export class AgentService {
       return new GatewayError('agent_queue_full', `${err.message}; try again later`, { ...context, retryAfter: this.config.retryAfterSeconds });
     }
     if (err instanceof QueueClosedError) return new GatewayError('shutting_down', err.message, { ...context, retryAfter: this.config.retryAfterSeconds });
-    if (err instanceof Error && err.name === 'AbortError') return new GatewayError('invalid_request', 'the client went away', context);
+    if (err instanceof Error && err.name === 'AbortError') return new GatewayError('client_gone', 'the client went away', context);
     return mapLibvirtError(err, context);
   }
 

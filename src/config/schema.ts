@@ -56,6 +56,62 @@ export const configSchema = z.strictObject({
       cacheTtlMs: z.number().int().min(0).max(3_600_000).default(30_000),
     })
     .prefault({}),
+  /** Programs run in the guest (guest-exec) and the results the gateway keeps after the agent reaps them. */
+  exec: z
+    .strictObject({
+      /** Finished processes' results kept (all domains together); the oldest go first. */
+      resultCacheSize: z.number().int().min(0).max(100_000).default(1_000),
+      /** How long a finished process's result stays readable after the agent has reaped it. */
+      resultCacheTtlMs: z.number().int().min(0).max(86_400_000).default(600_000),
+      /** The longest a request may wait for a process to exit (wait.timeoutMs, ?waitMs=). */
+      maxWaitMs: ms(3_600_000).default(120_000),
+      /** Largest stdin (raw bytes) sent with guest-exec; base64 grows it 4/3, and qemu-ga 7.2 misreads commands near 256 KiB. */
+      maxInputBytes: z.number().int().min(0).max(131_072).default(131_072),
+    })
+    .prefault({}),
+  /** POST /domains/{domain}/agent/commands: any agent command as JSON, for what the typed resources lack. */
+  rawCommands: z
+    .strictObject({
+      /** Off by default: the endpoint answers 403 command_forbidden until this is true. */
+      enabled: z.boolean().default(false),
+      /** Further commands refused (beside those the gateway always refuses: guest-sync*, no-reply and freeze commands, guest-exec-status). */
+      deny: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
+  files: z
+    .strictObject({
+      /** Bytes per guest-file-read/-write: base64 makes 2 MiB a 2.7 MiB RPC string, under libvirt's 4 MiB cap. */
+      chunkBytes: z.number().int().min(4096).max(2 * 1024 * 1024).default(1024 * 1024),
+      /** Bytes per guest-file-write: qemu-ga 7.2 garbles a command of about 256 KiB or more (measured), so at most 128 KiB. */
+      writeChunkBytes: z.number().int().min(4096).max(128 * 1024).default(128 * 1024),
+      /** The largest upload (PUT) body; past it 413, and nothing past the limit is written. */
+      maxUploadBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+      /** Deadline of each file command (open, one chunk, seek, flush), queue wait included; ?timeoutMs= overrides it. */
+      chunkTimeoutMs: ms(3_600_000).default(30_000),
+      /** Deadline of guest-file-close, which runs on every path, even after the client has gone. */
+      closeTimeoutMs: ms(600_000).default(10_000),
+      /** How long a guest-file-close refused because the guest is frozen is retried (every 2 s); past freeze.maxTimeoutMs. */
+      closeRetryMs: ms(3_600_000).default(330_000),
+    })
+    .prefault({}),
+  /** POST /domains/{domain}/fsfreeze: every freeze carries a deadline after which the gateway thaws on its own. */
+  freeze: z
+    .strictObject({
+      /** The freeze deadline when the request names none (timeoutMs in the body). */
+      defaultTimeoutMs: ms(3_600_000).default(30_000),
+      /** The longest freeze a request may ask for: frozen file systems hang the guest's writers. */
+      maxTimeoutMs: ms(3_600_000).default(300_000),
+    })
+    .prefault({}),
+  /** GET /addresses: every running domain's guest IPs in one call. */
+  addresses: z
+    .strictObject({
+      /** One deadline for the whole fan-out, queue waits included; ?timeoutMs= overrides it. */
+      timeoutMs: ms(600_000).default(5_000),
+      /** How long a domain's answer (addresses or error) is served from cache; agent and lifecycle events drop it sooner. */
+      cacheTtlMs: z.number().int().min(0).max(3_600_000).default(10_000),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,5 +1,5 @@
 // The libvirt calls the gateway makes, typed. Everything above this file speaks in these terms, never in packets.
-import { Program, QemuProc, RemoteProc, codecs, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
+import { Program, QemuProc, RebootFlag, RemoteProc, ShutdownFlag, codecs, voidCodec, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
 import type { LibvirtPool } from './pool.js';
 
 export interface DomainRef {
@@ -52,5 +52,20 @@ export class LibvirtClient {
   async agentCommand(dom: DomainRef, command: string, timeoutSeconds: number, signal?: AbortSignal): Promise<string | null> {
     const ret = await this.pool.call(Program.QEMU, QemuProc.DOMAIN_AGENT_COMMAND, codecs.agentCommandArgs, { dom: toWire(dom), cmd: command, timeout: timeoutSeconds, flags: 0 }, codecs.agentCommandRet, signal);
     return ret.result;
+  }
+
+  /** virDomainShutdownFlags(VIR_DOMAIN_SHUTDOWN_GUEST_AGENT): libvirt sends guest-shutdown and knows it gets no reply. */
+  async shutdownViaAgent(dom: DomainRef, signal?: AbortSignal): Promise<void> {
+    await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_SHUTDOWN_FLAGS, codecs.domainFlagsArgs, { dom: toWire(dom), flags: ShutdownFlag.GUEST_AGENT }, voidCodec, signal);
+  }
+
+  /** virDomainReboot(VIR_DOMAIN_REBOOT_GUEST_AGENT): guest-shutdown {"mode":"reboot"}, no reply awaited. */
+  async rebootViaAgent(dom: DomainRef, signal?: AbortSignal): Promise<void> {
+    await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_REBOOT, codecs.domainFlagsArgs, { dom: toWire(dom), flags: RebootFlag.GUEST_AGENT }, voidCodec, signal);
+  }
+
+  /** virDomainPMSuspendForDuration: libvirt uses the agent's guest-suspend-ram/disk/hybrid (target: SuspendTarget). */
+  async pmSuspend(dom: DomainRef, target: number, signal?: AbortSignal): Promise<void> {
+    await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_PM_SUSPEND_FOR_DURATION, codecs.pmSuspendForDurationArgs, { dom: toWire(dom), target, duration: 0n, flags: 0 }, voidCodec, signal);
   }
 }

@@ -28,6 +28,10 @@ export const RemoteProc = {
   CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: 317,
   DOMAIN_EVENT_CALLBACK_LIFECYCLE: 318,
   DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: 348,
+  // Power actions through libvirt's agent-aware APIs (remote_protocol.x).
+  DOMAIN_REBOOT: 27,
+  DOMAIN_SHUTDOWN_FLAGS: 258,
+  DOMAIN_PM_SUSPEND_FOR_DURATION: 261,
 } as const;
 
 export const QemuProc = { DOMAIN_AGENT_COMMAND: 3 } as const;
@@ -72,6 +76,12 @@ export const VirErrorCode = {
   AGENT_COMMAND_TIMEOUT: 112,
   AGENT_COMMAND_FAILED: 113,
 } as const;
+
+/** virDomainShutdownFlagValues / virDomainRebootFlagValues: use the guest agent (both 1 << 1). */
+export const ShutdownFlag = { GUEST_AGENT: 2 } as const;
+export const RebootFlag = { GUEST_AGENT: 2 } as const;
+/** virNodeSuspendTarget, as virDomainPMSuspendForDuration takes it. */
+export const SuspendTarget = { MEM: 0, DISK: 1, HYBRID: 2 } as const;
 
 export const REMOTE_STRING_MAX = 4_194_304;
 export const REMOTE_DOMAIN_LIST_MAX = 16_384;
@@ -189,6 +199,11 @@ const optDomain: Codec<WireDomain | null> = {
 function arrayOf<T>(c: Codec<T>, max: number): Codec<T[]> {
   return { encode: (w, v) => void w.array(v, (x, i) => c.encode(x, i)), decode: (r) => r.array((x) => c.decode(x), max) };
 }
+/** XDR unsigned hyper: two big-endian words. */
+const uhyper: Codec<bigint> = {
+  encode: (w, v) => void w.uint(Number(v >> 32n)).uint(Number(v & 0xffffffffn)),
+  decode: (r) => (BigInt(r.uint()) << 32n) | BigInt(r.uint()),
+};
 export const voidCodec: Codec<void> = { encode: () => {}, decode: () => undefined };
 
 export const codecs = {
@@ -230,6 +245,13 @@ export const codecs = {
     flags: uint,
   }),
   agentCommandRet: struct<{ result: string | null }>({ result: optStr }),
+  // remote_domain_pm_suspend_for_duration_args; shutdown_flags and reboot args are domainFlagsArgs.
+  pmSuspendForDurationArgs: struct<{ dom: WireDomain; target: number; duration: bigint; flags: number }>({
+    dom: domainCodec,
+    target: uint,
+    duration: uhyper,
+    flags: uint,
+  }),
 } as const;
 
 export function encode<T>(codec: Codec<T>, value: T): Buffer {

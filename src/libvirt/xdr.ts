@@ -1,7 +1,5 @@
 // XDR (RFC 4506) encoding, just the parts libvirt's RPC protocol uses.
 
-const textDecoder = new TextDecoder('utf-8');
-
 /** Length rounded up to XDR's 4-byte unit, without 32-bit bit tricks that turn huge lengths negative. */
 function padTo4(length: number): number {
   return length + ((4 - (length % 4)) % 4);
@@ -145,7 +143,8 @@ export class XdrReader {
     if (len > max) throw new XdrDecodeError(`string of ${len} bytes exceeds maximum ${max}`);
     const padded = padTo4(len);
     this.need(padded);
-    const s = textDecoder.decode(this.buf.subarray(this.pos, this.pos + len));
+    // Buffer's own decoder: several times faster than TextDecoder on the multi-megabyte agent replies.
+    const s = this.buf.toString('utf8', this.pos, this.pos + len);
     this.pos += padded;
     return s;
   }

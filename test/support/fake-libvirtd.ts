@@ -931,6 +931,19 @@ export class FakeLibvirtd {
           }
           return Buffer.alloc(0);
         }
+        // libvirt's agent-aware power APIs: they send a no-reply agent command under the agent job.
+        case RemoteProc.DOMAIN_SHUTDOWN_FLAGS:
+        case RemoteProc.DOMAIN_REBOOT: {
+          const { dom, flags } = decode(codecs.domainFlagsArgs, body);
+          const mode = call.procedure === RemoteProc.DOMAIN_REBOOT ? 'reboot' : 'powerdown';
+          return this.agentPowerCall(client, this.byWire(dom), flags, { execute: 'guest-shutdown', arguments: { mode } });
+        }
+        case RemoteProc.DOMAIN_PM_SUSPEND_FOR_DURATION: {
+          const { dom, target, duration, flags } = decode(codecs.pmSuspendForDurationArgs, body);
+          const execute = ['guest-suspend-ram', 'guest-suspend-disk', 'guest-suspend-hybrid'][target];
+          if (!execute || duration !== 0n || flags !== 0) throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: target ${target}, duration ${duration}, flags ${flags}`);
+          return this.agentPowerCall(client, this.byWire(dom), 2, { execute });
+        }
       }
       throw new FakeRpcError(VirErrorCode.NO_SUPPORT, `this function is not supported by the connection driver: unknown procedure: ${call.procedure}`, ErrFrom.RPC);
     }
@@ -987,6 +1000,35 @@ export class FakeLibvirtd {
       }
     } finally {
       this.agentInFlightBy.set(name, this.agentInFlight(name) - 1);
+    }
+  }
+
+  /**
+   * virDomainShutdownFlags / virDomainReboot with the GUEST_AGENT flag (2), virDomainPMSuspendForDuration: the
+   * agent handler gets the command (logged like any other); an { error } or { libvirtError } fails the call as
+   * libvirt would, anything else ({ hang } included: these commands never reply) succeeds at once.
+   */
+  private async agentPowerCall(client: ClientState, dom: FakeDomain, flags: number, command: AgentCommand): Promise<Buffer> {
+    if (flags !== 2) throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: the fake only implements the guest agent method (flags 2), got ${flags}`);
+    let lock: JobLock | null = null;
+    if (this.serializeAgentCommands) {
+      lock = this.jobLocks.get(dom) ?? new JobLock();
+      this.jobLocks.set(dom, lock);
+      await lock.acquire(this.agentJobWaitMs, this.timers);
+    }
+    try {
+      if (dom.state !== DomainState.RUNNING) throw new FakeRpcError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not running');
+      if (dom.agent === 'none') throw new FakeRpcError(VirErrorCode.ARGUMENT_UNSUPPORTED, 'argument unsupported: QEMU guest agent is not configured');
+      if (dom.agent === 'disconnected') throw new FakeRpcError(VirErrorCode.AGENT_UNRESPONSIVE, 'Guest agent is not responding: QEMU guest agent is not connected');
+      this.agentLog.push({ domain: dom.name, execute: command.execute, arguments: command.arguments, timeoutSeconds: 60, clientId: client.id });
+      const reply = await Promise.race([Promise.resolve(this.agentHandler(dom, command, 60)), Promise.resolve({ hang: true as const })]);
+      if ('libvirtError' in reply) throw new FakeRpcError(reply.libvirtError.code, reply.libvirtError.message);
+      if ('error' in reply) {
+        throw new FakeRpcError(VirErrorCode.INTERNAL_ERROR, `internal error: unable to execute QEMU agent command '${command.execute}': ${reply.error.desc ?? reply.error.class}`);
+      }
+      return Buffer.alloc(0);
+    } finally {
+      lock?.release();
     }
   }
 

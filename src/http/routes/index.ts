@@ -3,19 +3,50 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Gateway } from '../../gateway.js';
 import { agentRoutes } from './agent.js';
 import { domainRoutes } from './domains.js';
+import { accountRoutes } from './accounts.js';
+import { addressRoutes } from './addresses.js';
+import { execRoutes } from './exec.js';
+import { fileRoutes } from './files.js';
+import { freezeRoutes } from './freeze.js';
+import { guestFactRoutes } from './guest-facts.js';
+import { guestMemoryBlockRoutes } from './guest-memory-blocks.js';
+import { guestStorageRoutes } from './guest-storage.js';
+import { guestTimeRoutes } from './guest-time.js';
+import { guestVcpuRoutes } from './guest-vcpus.js';
 import { healthRoutes } from './health.js';
 import { networkInterfaceRoutes } from './network-interfaces.js';
+import { powerRoutes } from './power.js';
+import { rawCommandRoutes } from './raw-command.js';
 
 export const ROUTE_MODULES: ((gateway: Gateway) => FastifyPluginAsyncZod)[] = [
   healthRoutes,
   domainRoutes,
   agentRoutes,
   networkInterfaceRoutes,
+  addressRoutes,
+  guestFactRoutes,
+  guestStorageRoutes,
+  guestTimeRoutes,
+  guestVcpuRoutes,
+  guestMemoryBlockRoutes,
+  fileRoutes,
+  execRoutes,
+  accountRoutes,
+  rawCommandRoutes,
+  powerRoutes,
+  freezeRoutes,
 ];
 
 export const ROUTE_TAGS: { name: string; description: string }[] = [
   { name: 'domains', description: 'Domains known to libvirt' },
   { name: 'agent', description: 'The guest agent itself' },
   { name: 'network', description: "The guest's network" },
+  { name: 'guest', description: "Facts about the guest: OS, host name, time zone, users, filesystems, disks, statistics" },
+  { name: 'guest-settings', description: "The guest's clock, vCPUs and memory blocks" },
+  { name: 'files', description: 'Guest files, streamed in and out' },
+  { name: 'exec', description: 'Programs run in the guest' },
+  { name: 'accounts', description: "Guest users' passwords and SSH authorized keys" },
+  { name: 'power', description: 'Shutdown, halt, reboot and suspend from inside the guest' },
+  { name: 'fsfreeze', description: 'File-system freeze, thaw and trim' },
   { name: 'health', description: 'Liveness and readiness' },
 ];

@@ -1,0 +1,38 @@
+// The guest-file-* commands of QEMU's qga/qapi-schema.json, typed. Handles are the agent's integers; every
+// binary payload travels as base64 (buf-b64), which the file service decodes before anyone else sees it.
+import { z } from 'zod';
+import { command } from './commands.js';
+
+const handle = z.number().int();
+
+/** fopen-style modes qemu-ga accepts (qga/commands-posix.c guest_file_open_modes); the gateway uses these four. */
+export const FILE_OPEN_MODES = ['r', 'w', 'a', 'r+'] as const;
+export type FileOpenMode = (typeof FILE_OPEN_MODES)[number];
+
+export const guestFileOpen = command('guest-file-open', 'query', z.object({ path: z.string().min(1), mode: z.enum(FILE_OPEN_MODES) }), handle);
+
+export const guestFileClose = command('guest-file-close', 'quick', z.object({ handle }), z.looseObject({}));
+
+export const guestFileRead = command(
+  'guest-file-read',
+  'query',
+  z.object({ handle, count: z.number().int().min(1) }),
+  z.looseObject({ count: z.number().int().min(0), 'buf-b64': z.string(), eof: z.boolean() }),
+);
+
+export const guestFileWrite = command(
+  'guest-file-write',
+  'query',
+  z.object({ handle, 'buf-b64': z.string(), count: z.number().int().min(0).optional() }),
+  z.looseObject({ count: z.number().int().min(0), eof: z.boolean() }),
+);
+
+/** whence is GuestFileWhence: the QGASeek enum ('set' | 'cur' | 'end') or an integer; the names are portable. */
+export const guestFileSeek = command(
+  'guest-file-seek',
+  'query',
+  z.object({ handle, offset: z.number().int(), whence: z.enum(['set', 'cur', 'end']) }),
+  z.looseObject({ position: z.number().int(), eof: z.boolean() }),
+);
+
+export const guestFileFlush = command('guest-file-flush', 'query', z.object({ handle }), z.looseObject({}));

@@ -1,0 +1,84 @@
+// The freezes the gateway holds: one per domain, each with a deadline timer that thaws on its own even when
+// the client that froze has gone. Also the guard that refuses commands a frozen agent would not run.
+import { GatewayError } from '../errors.js';
+import type { DomainRef } from '../libvirt/client.js';
+import type { CommandGuard } from './service.js';
+
+/** What qemu-ga still runs while frozen (qga: everything else is disabled until guest-fsfreeze-thaw). */
+export const ALLOWED_WHILE_FROZEN: ReadonlySet<string> = new Set([
+  'guest-ping',
+  'guest-info',
+  'guest-sync',
+  'guest-sync-delimited',
+  'guest-fsfreeze-status',
+  'guest-fsfreeze-thaw',
+]);
+
+export interface HeldFreeze {
+  dom: DomainRef;
+  /** null: every freezable file system. */
+  mountpoints: string[] | null;
+  frozenAt: Date;
+  thawAt: Date;
+  /** Whether the agent says it is frozen (false when nothing freezable was found: commands still pass). */
+  frozen: boolean;
+  timer: NodeJS.Timeout;
+}
+
+export class FreezeRegistry implements CommandGuard {
+  private readonly held = new Map<string, HeldFreeze>();
+
+  get(uuid: string): HeldFreeze | undefined {
+    return this.held.get(uuid);
+  }
+
+  all(): HeldFreeze[] {
+    return [...this.held.values()];
+  }
+
+  /** Records a freeze about to be sent and arms its deadline; 409 when the gateway already holds one. */
+  hold(dom: DomainRef, timeoutMs: number, mountpoints: string[] | null, onDeadline: (dom: DomainRef) => void): HeldFreeze {
+    const existing = this.held.get(dom.uuid);
+    if (existing) {
+      throw new GatewayError('state_conflict', `the gateway already holds ${dom.name}'s file systems frozen until ${existing.thawAt.toISOString()}; thaw first`, {
+        domain: dom.name,
+        command: 'guest-fsfreeze-freeze',
+      });
+    }
+    const now = Date.now();
+    const timer = setTimeout(() => onDeadline(dom), timeoutMs);
+    // Not blocking until the freeze has been sent (it must pass the guard itself); see setFrozen.
+    const entry: HeldFreeze = { dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false, timer };
+    this.held.set(dom.uuid, entry);
+    return entry;
+  }
+
+  setFrozen(uuid: string, frozen: boolean): void {
+    const entry = this.held.get(uuid);
+    if (entry) entry.frozen = frozen;
+  }
+
+  /** Forgets a freeze (thawed, or the domain stopped) and its timer. */
+  release(uuid: string): void {
+    const entry = this.held.get(uuid);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.held.delete(uuid);
+  }
+
+  /** A thaw from anywhere (the raw command endpoint too) ends the gateway's hold on the domain. */
+  succeeded(dom: DomainRef, execute: string): void {
+    if (execute === 'guest-fsfreeze-thaw') this.release(dom.uuid);
+  }
+
+  /** 409 for a command the frozen agent would refuse, instead of its "has been disabled" error. */
+  check(dom: DomainRef, execute: string): void {
+    const entry = this.held.get(dom.uuid);
+    if (!entry?.frozen || ALLOWED_WHILE_FROZEN.has(execute)) return;
+    throw new GatewayError(
+      'state_conflict',
+      `${dom.name}'s file systems are frozen by the gateway until ${entry.thawAt.toISOString()}: only guest-ping, guest-info, guest-fsfreeze-status and guest-fsfreeze-thaw run until then (DELETE /domains/${dom.name}/fsfreeze thaws)`,
+      { domain: dom.name, command: execute },
+    );
+  }
+}

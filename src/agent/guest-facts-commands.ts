@@ -1,0 +1,145 @@
+// Typed agent commands that read facts about the guest (qga/qapi-schema.json): OS, host name, time zone,
+// users, filesystems, disks and their statistics, CPU statistics, load and routes. All read-only.
+// Replies are loose objects: newer agents add fields (total-bytes-privileged, smart, ...).
+import { z } from 'zod';
+import { command, noArgs } from './commands.js';
+
+export const guestGetOsinfo = command(
+  'guest-get-osinfo',
+  'query',
+  noArgs,
+  // Every member is optional: on POSIX they come from os-release and uname, absent when the guest lacks them.
+  z.looseObject({
+    'kernel-release': z.string().optional(),
+    'kernel-version': z.string().optional(),
+    machine: z.string().optional(),
+    id: z.string().optional(),
+    name: z.string().optional(),
+    'pretty-name': z.string().optional(),
+    version: z.string().optional(),
+    'version-id': z.string().optional(),
+    variant: z.string().optional(),
+    'variant-id': z.string().optional(),
+  }),
+);
+
+export const guestGetHostName = command('guest-get-host-name', 'query', noArgs, z.looseObject({ 'host-name': z.string() }));
+
+export const guestGetTimezone = command('guest-get-timezone', 'query', noArgs, z.looseObject({ zone: z.string().optional(), offset: z.number().int() }));
+
+export const guestGetUsers = command(
+  'guest-get-users',
+  'query',
+  noArgs,
+  // login-time: fractional seconds since the epoch; domain: the logon domain (Windows only).
+  z.array(z.looseObject({ user: z.string(), 'login-time': z.number(), domain: z.string().optional() })),
+);
+
+const pciAddress = z.looseObject({ domain: z.number().int(), bus: z.number().int(), slot: z.number().int(), function: z.number().int() });
+
+export const diskAddressReply = z.looseObject({
+  'pci-controller': pciAddress,
+  'bus-type': z.string(),
+  bus: z.number().int(),
+  target: z.number().int(),
+  unit: z.number().int(),
+  serial: z.string().optional(),
+  dev: z.string().optional(),
+});
+export type DiskAddressReply = z.infer<typeof diskAddressReply>;
+
+export const guestGetFsinfoReply = z.array(
+  z.looseObject({
+    name: z.string(),
+    mountpoint: z.string(),
+    type: z.string(),
+    'used-bytes': z.number().optional(),
+    'total-bytes': z.number().optional(),
+    // Since 8.2: the total a privileged user sees (reserved blocks included).
+    'total-bytes-privileged': z.number().optional(),
+    disk: z.array(diskAddressReply),
+  }),
+);
+export const guestGetFsinfo = command('guest-get-fsinfo', 'query', noArgs, guestGetFsinfoReply);
+
+export const guestGetDisksReply = z.array(
+  z.looseObject({
+    name: z.string(),
+    partition: z.boolean(),
+    dependencies: z.array(z.string()).optional(),
+    address: diskAddressReply.optional(),
+    alias: z.string().optional(),
+    // A union on 'type' (only nvme so far): passed on with its keys in camelCase.
+    smart: z.looseObject({ type: z.string() }).optional(),
+  }),
+);
+export const guestGetDisks = command('guest-get-disks', 'query', noArgs, guestGetDisksReply);
+
+/** GuestDiskStats: every member optional (the kernel may not have them all). */
+export const DISK_STAT_KEYS = [
+  'read-sectors',
+  'read-ios',
+  'read-merges',
+  'write-sectors',
+  'write-ios',
+  'write-merges',
+  'discard-sectors',
+  'discard-ios',
+  'discard-merges',
+  'flush-ios',
+  'read-ticks',
+  'write-ticks',
+  'discard-ticks',
+  'flush-ticks',
+  'ios-pgr',
+  'total-ticks',
+  'weight-ticks',
+] as const;
+
+export const guestGetDiskstatsReply = z.array(
+  z.looseObject({
+    name: z.string(),
+    major: z.number().int(),
+    minor: z.number().int(),
+    stats: z.looseObject(Object.fromEntries(DISK_STAT_KEYS.map((k) => [k, z.number().optional()])) as Record<(typeof DISK_STAT_KEYS)[number], z.ZodOptional<z.ZodNumber>>),
+  }),
+);
+export const guestGetDiskstats = command('guest-get-diskstats', 'query', noArgs, guestGetDiskstatsReply);
+
+/** GuestLinuxCpuStats (type 'linux'), in milliseconds; user, nice, system and idle are always there. */
+export const CPU_STAT_KEYS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guestnice'] as const;
+
+export const guestGetCpustatsReply = z.array(
+  z.looseObject({
+    type: z.string(),
+    cpu: z.number().int().optional(),
+    ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [k, z.number().optional()])) as Record<(typeof CPU_STAT_KEYS)[number], z.ZodOptional<z.ZodNumber>>),
+  }),
+);
+export const guestGetCpustats = command('guest-get-cpustats', 'query', noArgs, guestGetCpustatsReply);
+
+/** Since qemu-ga 10.0. */
+export const guestGetLoad = command('guest-get-load', 'query', noArgs, z.looseObject({ load1: z.number(), load5: z.number(), load15: z.number() }));
+
+/** Since qemu-ga 9.1. */
+export const guestNetworkGetRouteReply = z.array(
+  z.looseObject({
+    iface: z.string(),
+    destination: z.string(),
+    metric: z.number().int(),
+    gateway: z.string().optional(),
+    mask: z.string().optional(),
+    irtt: z.number().int().optional(),
+    flags: z.number().optional(),
+    refcnt: z.number().int().optional(),
+    use: z.number().int().optional(),
+    window: z.number().int().optional(),
+    mtu: z.number().int().optional(),
+    desprefixlen: z.string().optional(),
+    source: z.string().optional(),
+    srcprefixlen: z.string().optional(),
+    nexthop: z.string().optional(),
+    version: z.number().int(),
+  }),
+);
+export const guestNetworkGetRoute = command('guest-network-get-route', 'query', noArgs, guestNetworkGetRouteReply);

@@ -1,0 +1,139 @@
+// Power actions: shutdown, halt, reboot and suspend. None of the agent commands behind them replies on
+// success, so the gateway never waits for a reply: shutdown, reboot and suspend go through libvirt's own
+// agent-aware APIs (which know that), halt through guest-shutdown {"mode":"halt"}, where libvirt's
+// "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent".
+import { z } from 'zod';
+import { GatewayError } from '../errors.js';
+import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
+import { SuspendTarget, type DomainStateName } from '../libvirt/protocol.js';
+import { command } from './commands.js';
+import type { AgentCallOptions, AgentService } from './service.js';
+
+export const POWER_ACTIONS = ['shutdown', 'halt', 'reboot', 'suspend-disk', 'suspend-ram', 'suspend-hybrid'] as const;
+export type PowerAction = (typeof POWER_ACTIONS)[number];
+
+/** guest-shutdown (qga/qapi-schema.json): mode powerdown (default), halt or reboot; no reply on success. */
+export const guestShutdown = command('guest-shutdown', 'quick', z.object({ mode: z.enum(['powerdown', 'halt', 'reboot']).optional() }), z.looseObject({}));
+
+/** What a caller will see once the action takes effect: GET /domains/{domain} and libvirt's events. */
+export interface PowerExpectation {
+  /** The state GET /domains/{domain} should reach; for reboot the state stays running. */
+  state: DomainStateName;
+  /** libvirt lifecycle events (virDomainEventType names) that confirm it, in order. */
+  lifecycleEvents: string[];
+  /** What happens to agentState on GET /domains/{domain}. */
+  agentState: string;
+}
+
+interface PowerPlan {
+  /** The agent command libvirt (or the gateway) sends, which capability gating checks. */
+  execute: string;
+  expect: PowerExpectation;
+}
+
+const PLANS: Record<PowerAction, PowerPlan> = {
+  shutdown: {
+    execute: 'guest-shutdown',
+    expect: { state: 'shutoff', lifecycleEvents: ['shutdown', 'stopped'], agentState: 'disconnected' },
+  },
+  halt: {
+    execute: 'guest-shutdown',
+    // A halted guest stops its CPUs; whether QEMU then powers off is the guest's choice (busybox's halt does).
+    expect: { state: 'shutoff', lifecycleEvents: ['shutdown', 'stopped'], agentState: 'disconnected (stays so if the guest halts without powering off)' },
+  },
+  reboot: {
+    execute: 'guest-shutdown',
+    expect: { state: 'running', lifecycleEvents: [], agentState: 'disconnected, then connected again once the guest has booted' },
+  },
+  'suspend-ram': {
+    execute: 'guest-suspend-ram',
+    expect: { state: 'pmsuspended', lifecycleEvents: ['pmsuspended'], agentState: 'disconnected until the guest wakes (virsh dompmwakeup)' },
+  },
+  'suspend-hybrid': {
+    execute: 'guest-suspend-hybrid',
+    expect: { state: 'pmsuspended', lifecycleEvents: ['pmsuspended'], agentState: 'disconnected until the guest wakes (virsh dompmwakeup)' },
+  },
+  'suspend-disk': {
+    execute: 'guest-suspend-disk',
+    // A guest that cannot write its image (no swap) resumes at once and stays running.
+    expect: { state: 'shutoff', lifecycleEvents: ['pmsuspended', 'stopped'], agentState: 'disconnected' },
+  },
+};
+
+const SUSPEND_TARGETS: Partial<Record<PowerAction, number>> = {
+  'suspend-ram': SuspendTarget.MEM,
+  'suspend-disk': SuspendTarget.DISK,
+  'suspend-hybrid': SuspendTarget.HYBRID,
+};
+
+export interface PowerOutcome {
+  action: PowerAction;
+  command: string;
+  expect: PowerExpectation;
+}
+
+export class PowerService {
+  constructor(
+    private readonly agent: AgentService,
+    private readonly libvirt: LibvirtClient,
+  ) {}
+
+  /** Sends the action; resolves once the guest has it (never waits for the effect). */
+  async perform(dom: DomainRef, action: PowerAction, opts: AgentCallOptions = {}): Promise<PowerOutcome> {
+    const plan = PLANS[action];
+    const outcome = { action, command: plan.execute, expect: plan.expect };
+    if (action === 'halt') {
+      await this.halt(dom, opts);
+      return outcome;
+    }
+    // libvirt waits for the guest's SHUTDOWN / RESET event or the agent's disconnect (up to 60 s): 'slow'.
+    const call =
+      action === 'shutdown'
+        ? (signal: AbortSignal) => this.libvirt.shutdownViaAgent(dom, signal)
+        : action === 'reboot'
+          ? (signal: AbortSignal) => this.libvirt.rebootViaAgent(dom, signal)
+          : (signal: AbortSignal) => this.libvirt.pmSuspend(dom, SUSPEND_TARGETS[action]!, signal);
+    let sent = false;
+    const onCommand = (execute: string) => {
+      sent = true;
+      opts.onCommand?.(execute);
+    };
+    try {
+      await this.agent.runExclusive(dom, plan.execute, 'slow', call, { ...opts, onCommand });
+    } catch (err) {
+      // libvirt gives a guest that is slow to go down 60 s, then fails; the request had reached the guest.
+      if (sent && err instanceof GatewayError && isNoReplyError(err)) return outcome;
+      throw suspendModeError(err, action, dom);
+    }
+    return outcome;
+  }
+
+  /** No libvirt API halts: guest-shutdown {"mode":"halt"} through the agent, where silence means success. */
+  private async halt(dom: DomainRef, opts: AgentCallOptions): Promise<void> {
+    let sent = false;
+    const onCommand = (execute: string) => {
+      if (execute === guestShutdown.execute) sent = true;
+      opts.onCommand?.(execute);
+    };
+    try {
+      await this.agent.execute(dom, guestShutdown, { mode: 'halt' }, { ...opts, onCommand });
+    } catch (err) {
+      if (sent && err instanceof GatewayError && isNoReplyError(err)) return;
+      throw err;
+    }
+  }
+}
+
+/** The ways a no-reply command ends once the agent has it: the agent vanished with the guest, or time ran out. */
+function isNoReplyError(err: GatewayError): boolean {
+  if (err.code === 'deadline_exceeded') return !/waiting in the queue/.test(err.message);
+  return err.code === 'agent_unresponsive' && /disappeared/.test(err.message);
+}
+
+/** qemu-ga refuses a suspend mode the guest's kernel does not offer: that is a 501, not an agent failure. */
+function suspendModeError(err: unknown, action: PowerAction, dom: DomainRef): unknown {
+  if (err instanceof GatewayError && err.code === 'agent_error' && /not supported/i.test(err.extras.agentDesc ?? '')) {
+    return new GatewayError('suspend_not_supported', `the guest cannot ${action}: ${err.extras.agentDesc}`, { ...err.extras, domain: dom.name });
+  }
+  return err;
+}

@@ -1,0 +1,74 @@
+// Any agent command as JSON (POST /domains/{domain}/agent/commands), for what the typed resources lack. It
+// still goes through capability gating, the per-domain queue and the deadline; what could break the
+// domain's agent channel or leave the guest stuck is refused before it is sent.
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { DomainRef } from '../libvirt/client.js';
+import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from './command-limits.js';
+import { command } from './commands.js';
+import type { AgentCallOptions, AgentService } from './service.js';
+
+/** guest-file-read's count, in bytes, that keeps its base64 reply well inside libvirt's 4 MiB RPC string. */
+export const MAX_RAW_FILE_READ_BYTES = 2 * 1024 * 1024;
+
+/** Always refused, with the reason given to the caller. */
+const REFUSED: Record<string, string> = {
+  'guest-sync': 'the transport (libvirt) runs the guest-sync handshake itself; a stray one would confuse the channel',
+  'guest-sync-delimited': 'the transport (libvirt) runs the guest-sync handshake itself; a stray one would confuse the channel',
+  'guest-exec-status':
+    "its reply carries up to 16 MiB per stream of the process's output, base64-encoded, and one over 10 MiB breaks the domain's agent channel; use GET /domains/{domain}/exec/{pid}, which also keeps the result after the agent reaps the process",
+  'guest-fsfreeze-freeze': "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline",
+  'guest-fsfreeze-freeze-list': "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline",
+};
+
+export interface RawCommandRequest {
+  execute: string;
+  arguments?: Record<string, unknown>;
+}
+
+const rawCommand = (execute: string) => command(execute, 'query', z.unknown(), z.unknown());
+
+export class RawCommandService {
+  constructor(
+    private readonly agent: AgentService,
+    private readonly config: Config['rawCommands'],
+  ) {}
+
+  /** Throws when the gateway will not send this; the checks that need no guest first. */
+  check(req: RawCommandRequest, dom?: DomainRef): void {
+    const context = { command: req.execute, ...(dom ? { domain: dom.name } : {}) };
+    if (!this.config.enabled) {
+      throw new GatewayError('command_forbidden', 'raw agent commands are turned off; set rawCommands.enabled to true in the gateway config to allow them', context);
+    }
+    const why = REFUSED[req.execute];
+    if (why) throw new GatewayError('command_forbidden', `${req.execute} is refused here: ${why}`, context);
+    if (this.config.deny.includes(req.execute)) throw new GatewayError('command_forbidden', `${req.execute} is denied by the gateway config (rawCommands.deny)`, context);
+    if (req.execute === 'guest-file-read') {
+      const count = req.arguments?.count;
+      if (count !== undefined && (typeof count !== 'number' || count > MAX_RAW_FILE_READ_BYTES)) {
+        throw new GatewayError(
+          'command_forbidden',
+          `guest-file-read count must be a number of at most ${MAX_RAW_FILE_READ_BYTES} bytes: a larger reply fails libvirt's 4 MiB message cap, and one over 10 MiB breaks the domain's agent channel`,
+          context,
+        );
+      }
+    }
+    const size = commandJsonBytes(req.execute, req.arguments);
+    if (size > MAX_COMMAND_JSON_BYTES) {
+      throw new GatewayError('payload_too_large', `the command is ${size} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably (a larger one can be misread and desynchronise the agent channel)`, context);
+    }
+  }
+
+  /** Sends the command and answers the agent's "return" as is. */
+  async run(dom: DomainRef, req: RawCommandRequest, opts: AgentCallOptions): Promise<unknown> {
+    this.check(req, dom);
+    // A command the agent sends no reply for on success (guest-shutdown, guest-suspend-*) would hold the
+    // domain's queue until the deadline and then look like a failure: the typed power resources handle them.
+    const caps = await this.agent.capabilities(dom, opts);
+    if (caps.commands.get(req.execute)?.successResponse === false) {
+      throw new GatewayError('command_forbidden', `${req.execute} sends no reply on success, which this endpoint cannot tell from a hang; use the power resources`, { domain: dom.name, command: req.execute });
+    }
+    return this.agent.execute(dom, rawCommand(req.execute), req.arguments, opts);
+  }
+}

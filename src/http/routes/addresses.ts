@@ -1,0 +1,122 @@
+// GET /addresses: every running domain's name, UUID and guest IP addresses in one call, for fleet callers.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AddressBook, type AddressEntry } from '../../agent/addresses.js';
+import { ERROR_STATUS } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import { problemResponses } from '../problem.js';
+import { normaliseInterfaces } from './network-interfaces.js';
+
+const MAX_FILTER = 1000;
+
+const interfaceSchema = z.object({
+  name: z.string(),
+  mac: z.string().nullable(),
+  addresses: z.array(z.object({ family: z.enum(['ipv4', 'ipv6']), address: z.string(), prefix: z.number().int() })),
+});
+
+const entrySchema = z.object({
+  name: z.string(),
+  uuid: z.guid().nullable().describe('null for a filter entry that names no domain'),
+  ok: z.boolean(),
+  interfaces: z.array(interfaceSchema).optional().describe('ok only: interfaces other than loopback, with their addresses'),
+  error: z
+    .object({ code: z.string(), status: z.number().int(), detail: z.string() })
+    .optional()
+    .describe("not ok only: the problem code, HTTP status and detail a per-domain request would have answered"),
+  fetchedAt: z.iso.datetime().describe('When the gateway learnt this (older than the request when cached)'),
+  cached: z.boolean(),
+});
+
+const addressesSchema = z
+  .object({
+    domains: z.array(entrySchema),
+    timeoutMs: z.number().int().describe('The one deadline the fan-out ran under'),
+    elapsedMs: z.number(),
+  })
+  .meta({
+    id: 'FleetAddresses',
+    example: {
+      domains: [
+        {
+          name: 'guest1',
+          uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001',
+          ok: true,
+          interfaces: [{ name: 'eth0', mac: '52:54:00:a0:00:01', addresses: [{ family: 'ipv4', address: '10.0.2.21', prefix: 24 }] }],
+          fetchedAt: '2026-11-28T00:00:00.000Z',
+          cached: false,
+        },
+        {
+          name: 'guest-noagent',
+          uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000003',
+          ok: false,
+          error: { code: 'agent_not_configured', status: 503, detail: 'argument unsupported: QEMU guest agent is not configured' },
+          fetchedAt: '2026-11-28T00:00:00.000Z',
+          cached: true,
+        },
+      ],
+      timeoutMs: 5000,
+      elapsedMs: 12.5,
+    },
+  });
+
+/** ?domain=a&domain=b and ?domain=a,b both work. */
+const domainFilter = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined) return null;
+    const tokens = [...new Set((Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
+    if (tokens.length === 0) return null;
+    if (tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
+    return tokens;
+  })
+  .describe('Only these domains, by name or UUID: repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error');
+
+const isLoopback = (nic: z.infer<typeof interfaceSchema>) =>
+  nic.name === 'lo' || (nic.addresses.length > 0 && nic.addresses.every((a) => a.address === '::1' || a.address.startsWith('127.')));
+
+function toBody(e: AddressEntry): z.infer<typeof entrySchema> {
+  const base = { name: e.name, uuid: e.uuid, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
+  if (e.result.ok) {
+    const interfaces = normaliseInterfaces(e.result.interfaces)
+      .map(({ name, mac, addresses }) => ({ name, mac, addresses }))
+      .filter((nic) => !isLoopback(nic));
+    return { ...base, ok: true, interfaces };
+  }
+  const err = e.result.error;
+  return { ...base, ok: false, error: { code: err.code, status: ERROR_STATUS[err.code], detail: err.message } };
+}
+
+export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  const book = new AddressBook(gateway.libvirt, gateway.agent, gateway.pool, gateway.config.addresses);
+  return async (app) => {
+    app.get(
+      '/addresses',
+      {
+        config: { permission: 'read' },
+        schema: {
+          tags: ['network'],
+          summary: "Every running domain's guest IP addresses, in one call",
+          description:
+            'Agent command: guest-network-get-interfaces, sent to every running domain at once under one deadline (?timeoutMs=, default addresses.timeoutMs). ' +
+            'Each domain is ok with its non-loopback interfaces, or carries its error (agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). ' +
+            'Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. Domains that are not running are skipped unless the filter names them.',
+          querystring: z.object({
+            domain: domainFilter,
+            timeoutMs: z.coerce.number().int().min(1).max(gateway.config.agent.maxTimeoutMs).optional().describe('The deadline of the whole fan-out, in milliseconds'),
+          }),
+          response: { 200: addressesSchema, ...problemResponses() },
+        },
+      },
+      async (request) => {
+        const started = performance.now();
+        const timeoutMs = request.query.timeoutMs ?? book.defaultTimeoutMs;
+        const entries = await book.collect(request.query.domain, timeoutMs, request.clientGone);
+        const failed = entries.filter((e) => !e.result.ok).length;
+        request.log.debug({ domains: entries.length, failed }, 'addresses collected');
+        return { domains: entries.map(toBody), timeoutMs, elapsedMs: Math.round((performance.now() - started) * 100) / 100 };
+      },
+    );
+  };
+}

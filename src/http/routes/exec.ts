@@ -1,0 +1,160 @@
+// Programs in the guest: POST /domains/{domain}/exec starts one (guest-exec), GET /domains/{domain}/exec/{pid}
+// answers its status (guest-exec-status), both optionally waiting for it to exit. Finished results stay
+// readable for a while after the agent has reaped the process (exec.resultCacheTtlMs).
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
+import { ExecService, type ExecStatus } from '../../agent/exec-service.js';
+import type { Gateway } from '../../gateway.js';
+import type { LifecycleEventMsg } from '../../libvirt/pool.js';
+import { uuidToString } from '../../libvirt/protocol.js';
+import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { problemResponses } from '../problem.js';
+import { domainRefSchema } from '../schemas.js';
+
+const DOMAIN_EXAMPLE = { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
+
+const outputSchema = z
+  .object({
+    encoding: z.enum(['text', 'base64']).describe("'text' when the bytes are valid UTF-8, else 'base64'"),
+    data: z.string(),
+    bytes: z.number().int().describe('Length of the output in bytes'),
+    truncated: z.boolean().describe('The agent kept only the first 16 MiB of the stream'),
+  })
+  .meta({ id: 'ExecOutput' });
+
+const execStatusSchema = z
+  .object({
+    domain: domainRefSchema,
+    pid: z.number().int(),
+    exited: z.boolean().describe('Whether the gateway has seen the process exit; false right after a start without wait'),
+    exitCode: z.number().int().nullable().describe('The exit status, when it exited normally'),
+    signal: z.number().int().nullable().describe('The signal that ended it, if one did'),
+    stdout: outputSchema.nullable().describe('null until it exited, when output was not captured, or when the stream was empty (qemu-ga then sends none)'),
+    stderr: outputSchema.nullable().describe('As stdout'),
+  })
+  .meta({
+    id: 'ExecStatus',
+    example: {
+      domain: DOMAIN_EXAMPLE,
+      pid: 812,
+      exited: true,
+      exitCode: 3,
+      signal: null,
+      stdout: { encoding: 'text', data: 'out\n', bytes: 4, truncated: false },
+      stderr: { encoding: 'text', data: 'err\n', bytes: 4, truncated: false },
+    },
+  });
+
+const envName = /^[^=\0]+$/;
+
+function execStartBody(maxWaitMs: number) {
+  return z
+    .object({
+      path: z.string().min(1).max(4096).describe('The program, as an absolute path or a name the agent finds in its PATH'),
+      args: z.array(z.string()).max(4096).default([]).describe('Arguments, without the program name'),
+      env: z
+        .record(z.string().regex(envName, 'an environment variable name has no "=" or NUL'), z.string())
+        .default({})
+        .describe("Environment variables. Note: qemu-ga then runs the program with ONLY these (not the agent's own environment)"),
+      input: z
+        .union([z.strictObject({ text: z.string() }), z.strictObject({ base64: z.base64() })])
+        .optional()
+        .describe('stdin for the program: UTF-8 text or base64 bytes'),
+      captureOutput: z.boolean().default(true).describe('Capture stdout and stderr (keep them below about 3 MiB together: see the description)'),
+      wait: z
+        .strictObject({ timeoutMs: z.number().int().min(1).max(maxWaitMs) })
+        .optional()
+        .describe(`Wait up to timeoutMs (at most ${maxWaitMs}) for the process to exit and answer its result`),
+    })
+    .meta({
+      id: 'ExecStart',
+      example: { path: '/bin/sh', args: ['-c', 'echo out; echo err >&2; exit 3'], env: { LANG: 'C' }, captureOutput: true, wait: { timeoutMs: 10000 } },
+    });
+}
+
+const OUTPUT_NOTE =
+  'Captured output comes back in full (up to 16 MiB a stream, base64 inside the agent reply) in the one guest-exec-status reply that says the process exited: ' +
+  "over about 3 MiB of output in all that reply fails libvirt's 4 MiB message cap and the output is lost; over about 7.5 MiB it breaks the domain's agent channel until the agent reconnects. " +
+  'The gateway cannot see the size beforehand: redirect large output to a file in the guest and read it with the file resources.';
+
+export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  const exec = new ExecService(gateway.agent, gateway.config.exec);
+  const { maxWaitMs, maxInputBytes } = gateway.config.exec;
+  const inputNote = `stdin up to ${maxInputBytes} bytes (exec.maxInputBytes), and the whole guest-exec command up to ${MAX_COMMAND_JSON_BYTES} bytes of JSON (qemu-ga 7.2 misreads larger commands): past either, 413.`;
+  // A domain's (or its guest's) restart starts its pids afresh: its kept results would describe other
+  // processes. Domain lifecycle events and the agent reconnecting are the signs the gateway gets.
+  const forget = ({ dom }: Pick<LifecycleEventMsg, 'dom'>) => exec.results.forgetDomain(uuidToString(dom.uuid));
+
+  return async (app) => {
+    gateway.pool.on('lifecycle', forget);
+    gateway.pool.on('agentLifecycle', forget);
+    app.addHook('onClose', async () => {
+      gateway.pool.off('lifecycle', forget);
+      gateway.pool.off('agentLifecycle', forget);
+    });
+
+    const answer = (dom: { name: string; uuid: string }, s: ExecStatus) => ({ domain: { name: dom.name, uuid: dom.uuid }, ...s });
+
+    app.post(
+      '/domains/:domain/exec',
+      {
+        config: { permission: 'exec' },
+        schema: {
+          tags: ['exec'],
+          summary: 'Start a program in the guest',
+          description: `Agent command: guest-exec (then guest-exec-status while waiting). Answers 201 with the pid and a Location to poll; with wait, the final result once it exited (or the still-running status at the bound). A missing program: 404 file_not_found with the agent's message; not executable: 403. Input: ${inputNote} ${OUTPUT_NOTE}`,
+          ...agentRouteSchema(gateway),
+          body: execStartBody(maxWaitMs),
+          response: { 201: execStatusSchema, ...agentRouteErrors(), ...problemResponses(403, 413, 501) },
+        },
+      },
+      async (request, reply) => {
+        const { dom, opts } = await agentTarget(gateway, request);
+        const body = request.body;
+        const input = body.input ? ('text' in body.input ? Buffer.from(body.input.text, 'utf8') : Buffer.from(body.input.base64, 'base64')) : undefined;
+        const pid = await exec.start(
+          dom,
+          { path: body.path, args: body.args, env: Object.entries(body.env).map(([k, v]) => `${k}=${v}`), input, captureOutput: body.captureOutput },
+          opts,
+        );
+        request.log.info({ pid, path: body.path, argCount: body.args.length }, 'guest process started');
+        const status: ExecStatus = body.wait
+          ? await exec.wait(dom, pid, body.wait.timeoutMs, opts)
+          : { pid, exited: false, exitCode: null, signal: null, stdout: null, stderr: null };
+        reply.code(201).header('location', `/domains/${encodeURIComponent(request.params.domain)}/exec/${pid}`);
+        return answer(dom, status);
+      },
+    );
+
+    const routeSchema = agentRouteSchema(gateway);
+    app.get(
+      '/domains/:domain/exec/:pid',
+      {
+        config: { permission: 'exec' },
+        schema: {
+          tags: ['exec'],
+          summary: "A guest process's status and output",
+          description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. ${OUTPUT_NOTE}`,
+          params: routeSchema.params.extend({ pid: z.coerce.number().int().min(0).max(2 ** 31 - 1).describe('The pid POST /domains/{domain}/exec answered') }),
+          querystring: routeSchema.querystring.extend({
+            waitMs: z.coerce
+              .number()
+              .int()
+              .min(1)
+              .max(maxWaitMs)
+              .optional()
+              .describe(`Wait up to this long (at most ${maxWaitMs} ms) for the process to exit`),
+          }),
+          response: { 200: execStatusSchema, ...agentRouteErrors(), ...problemResponses(501) },
+        },
+      },
+      async (request) => {
+        const { dom, opts } = await agentTarget(gateway, request);
+        const { pid } = request.params;
+        const { waitMs } = request.query;
+        return answer(dom, waitMs ? await exec.wait(dom, pid, waitMs, opts) : await exec.status(dom, pid, opts));
+      },
+    );
+  };
+}

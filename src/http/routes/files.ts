@@ -1,0 +1,241 @@
+// Guest files over HTTP: GET streams a file out (Range, Content-Length), HEAD tells its size, PUT streams a body
+// in. Every byte goes through guest-file-open/-seek/-read/-write/-flush/-close, one chunk per agent command.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { GuestFileReadStream } from '../../agent/file-read-stream.js';
+import { writeStream } from '../../agent/file-upload.js';
+import type { GuestFile, OpenOptions } from '../../agent/files.js';
+import { GatewayError } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import type { DomainRef } from '../../libvirt/client.js';
+import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { guestPathFromUrl } from '../file-path.js';
+import { problemResponses } from '../problem.js';
+import { parseRange } from '../range.js';
+import { domainRefSchema } from '../schemas.js';
+
+const OCTET_STREAM = 'application/octet-stream';
+
+const pathParams = z.object({
+  '*': z
+    .string()
+    .describe("The guest path without its leading '/', percent-encoded as needed (etc/os-release); a Windows path with its drive: C:/Windows/win.ini"),
+});
+
+const binaryBody = (description: string) => ({ description, content: { [OCTET_STREAM]: { schema: z.string().meta({ format: 'binary' }) } } });
+
+const uploadQuery = z.object({
+  mode: z
+    .enum(['truncate', 'append'])
+    .optional()
+    .describe('truncate (default): create or replace the file; append: create or add to its end. Not with offset'),
+  offset: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional()
+    .describe('Write at this byte offset, keeping the rest of the file (created when missing)'),
+});
+
+const fileWrittenSchema = z
+  .object({
+    domain: domainRefSchema,
+    path: z.string().describe('The guest path written'),
+    mode: z.enum(['truncate', 'append', 'offset']),
+    offset: z.number().int().nullable().describe('Where the write began, for mode offset'),
+    bytesWritten: z.number().int(),
+  })
+  .meta({
+    id: 'FileWritten',
+    example: { domain: { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, path: '/tmp/hello.txt', mode: 'truncate', offset: null, bytesWritten: 12 },
+  });
+
+/** The request log names each command once: a 1 GiB download is a thousand guest-file-reads. */
+function onceEach(opts: OpenOptions): OpenOptions {
+  const seen = new Set<string>();
+  return {
+    ...opts,
+    onCommand: (execute) => {
+      if (seen.has(execute)) return;
+      seen.add(execute);
+      opts.onCommand?.(execute);
+    },
+  };
+}
+
+interface SizedFile {
+  file: GuestFile;
+  size: number | null;
+}
+
+export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  const cfg = gateway.config.files;
+  return async (app) => {
+    // The body reaches the PUT handler as the raw request stream, unbuffered, whatever its content type
+    // (curl --data-binary sends application/x-www-form-urlencoded). Encapsulated: only these routes see it.
+    const rawBody = (_req: unknown, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser(OCTET_STREAM, rawBody);
+    app.addContentTypeParser('*', rawBody);
+    // Before the HTTP server waits for requests in flight: stop transfers and close their handles while the
+    // agent queue still takes commands (a long download would otherwise outlive the grace period). Gateway.close()
+    // then makes a last attempt at any close a frozen guest refused, after thawing.
+    app.addHook('preClose', async () => {
+      await gateway.files.abortTransfers(gateway.config.shutdownGraceMs);
+    });
+
+    const readSchema = {
+      params: agentRouteSchema(gateway).params.extend(pathParams.shape),
+      querystring: agentRouteSchema(gateway).querystring,
+    };
+
+    /** Opens the file for reading and learns its size (null when the file cannot tell). Closes it if that fails. */
+    const openForRead = async (request: Parameters<typeof agentTarget>[1] & { params: { '*': string } }): Promise<SizedFile> => {
+      const path = guestPathFromUrl(request.params['*']);
+      const { dom, opts } = await agentTarget(gateway, request);
+      const file = await gateway.files.openFile(dom, path, 'r', onceEach(opts));
+      try {
+        return { file, size: await file.size() };
+      } catch (err) {
+        await file.close();
+        throw err;
+      }
+    };
+
+    app.head(
+      '/domains/:domain/files/*',
+      {
+        config: { permission: 'files:read' },
+        schema: {
+          tags: ['files'],
+          summary: "A guest file's size",
+          description:
+            'Agent commands: guest-file-open (mode r), guest-file-seek (whence end), guest-file-close. Content-Length is the size; absent when the file cannot tell (procfs).',
+          ...readSchema,
+          response: { 200: binaryBody('No body (HEAD): Content-Length is the size, with Accept-Ranges: bytes'), ...agentRouteErrors(), ...problemResponses(403, 501) },
+        },
+      },
+      async (request, reply) => {
+        const { file, size } = await openForRead(request);
+        await file.close();
+        reply.header('content-type', OCTET_STREAM);
+        if (size !== null) reply.header('content-length', String(size)).header('accept-ranges', 'bytes');
+        return reply.code(200).send();
+      },
+    );
+
+    app.get(
+      '/domains/:domain/files/*',
+      {
+        // HEAD has its own route: Fastify's automatic one would read the whole file.
+        exposeHeadRoute: false,
+        config: { permission: 'files:read' },
+        schema: {
+          tags: ['files'],
+          summary: 'Download a guest file (streamed; Range supported)',
+          description:
+            `Agent commands: guest-file-open (mode r), guest-file-seek (size, and the start of a Range), guest-file-read (chunks of files.chunkBytes, ${cfg.chunkBytes} bytes here), guest-file-close. ` +
+            'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file).',
+          ...readSchema,
+          response: {
+            200: binaryBody('The file'),
+            206: binaryBody('The requested range; Content-Range says which'),
+            ...agentRouteErrors(),
+            ...problemResponses(403, 416, 501),
+          },
+        },
+      },
+      async (request, reply) => {
+        const { file, size } = await openForRead(request);
+        let start = 0;
+        let length: number | null = size;
+        try {
+          const range = size === null ? ({ kind: 'none' } as const) : parseRange(request.headers.range, size);
+          if (range.kind === 'unsatisfiable') {
+            reply.header('content-range', `bytes */${size}`);
+            throw new GatewayError('range_not_satisfiable', `the range '${request.headers.range}' is outside the file's ${size} bytes`, { domain: file.dom.name });
+          }
+          if (range.kind === 'range') {
+            start = range.start;
+            length = range.end - range.start + 1;
+            reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`);
+          }
+          // size() left the position at the end (or at 0 when it could not tell).
+          if (size !== null) await file.seek(start, 'set');
+        } catch (err) {
+          await file.close();
+          throw err;
+        }
+        reply.header('content-type', OCTET_STREAM);
+        if (size !== null) reply.header('accept-ranges', 'bytes');
+        if (length !== null) reply.header('content-length', String(length));
+        request.log.debug({ path: file.path, handle: file.handle, start, length }, 'download');
+        // A stream, not the string the OpenAPI schema describes: Fastify pipes it and skips serialisation.
+        return reply.send(new GuestFileReadStream(file, { start, length }, cfg.chunkBytes) as never);
+      },
+    );
+
+    app.put(
+      '/domains/:domain/files/*',
+      {
+        bodyLimit: Math.min(cfg.maxUploadBytes, Number.MAX_SAFE_INTEGER),
+        config: { permission: 'files:write' },
+        schema: {
+          tags: ['files'],
+          summary: 'Upload a guest file (streamed)',
+          description:
+            'Agent commands: guest-file-open (mode w; a with mode=append; r+, else w, with offset), guest-file-seek (offset), guest-file-write (chunks of files.writeChunkBytes, at most 128 KiB: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
+            `The body is streamed, never held whole; larger than files.maxUploadBytes (${cfg.maxUploadBytes} here): 413, nothing written past the limit.`,
+          consumes: [OCTET_STREAM],
+          params: readSchema.params,
+          querystring: readSchema.querystring.extend(uploadQuery.shape),
+          body: z.unknown().meta({ description: 'The bytes of the file', type: 'string', format: 'binary' }),
+          response: { 200: fileWrittenSchema, ...agentRouteErrors(), ...problemResponses(403, 413, 501) },
+        },
+      },
+      async (request, reply) => {
+        const path = guestPathFromUrl(request.params['*']);
+        const { mode = 'truncate', offset } = request.query;
+        if (offset !== undefined && request.query.mode === 'append') throw new GatewayError('invalid_request', 'offset and mode=append exclude each other');
+        const declared = request.headers['content-length'] === undefined ? null : Number(request.headers['content-length']);
+        if (declared !== null && declared > cfg.maxUploadBytes) {
+          // Refused before anything is opened; the connection closes so the unread body does not linger.
+          reply.header('connection', 'close');
+          throw new GatewayError('payload_too_large', `the body of ${declared} bytes is larger than the upload limit of ${cfg.maxUploadBytes} bytes`);
+        }
+        const { dom, opts } = await agentTarget(gateway, request);
+        const file = await openForWrite(gateway, dom, path, offset === undefined ? (mode === 'append' ? 'a' : 'w') : 'r+', onceEach(opts));
+        let bytesWritten: number;
+        try {
+          if (offset !== undefined) await file.seek(offset, 'set');
+          const body = (request.body ?? []) as AsyncIterable<Buffer>;
+          bytesWritten = await writeStream(file, body, { chunkBytes: cfg.writeChunkBytes, maxBytes: cfg.maxUploadBytes });
+        } catch (err) {
+          if (err instanceof GatewayError && err.code === 'payload_too_large') reply.header('connection', 'close');
+          // The body stream fails with 'aborted' when the client leaves mid-upload: not a gateway fault.
+          if (!(err instanceof GatewayError) && (request.clientGone.aborted || request.raw.errored)) {
+            throw new GatewayError('client_gone', 'the client went away before the whole body arrived', { domain: dom.name });
+          }
+          throw err;
+        } finally {
+          await file.close();
+        }
+        request.log.debug({ path, bytesWritten }, 'upload');
+        return reply.send({ domain: { name: dom.name, uuid: dom.uuid }, path, mode: offset === undefined ? mode : 'offset', offset: offset ?? null, bytesWritten });
+      },
+    );
+  };
+}
+
+/** r+ keeps the file's bytes but needs the file; a missing one is created with w. */
+async function openForWrite(gateway: Gateway, dom: DomainRef, path: string, mode: 'w' | 'a' | 'r+', opts: OpenOptions): Promise<GuestFile> {
+  if (mode !== 'r+') return gateway.files.openFile(dom, path, mode, opts);
+  try {
+    return await gateway.files.openFile(dom, path, 'r+', opts);
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'file_not_found') return gateway.files.openFile(dom, path, 'w', opts);
+    throw err;
+  }
+}
+

@@ -1,0 +1,61 @@
+// POST /domains/{domain}/agent/commands: any guest-agent command as JSON, for what the typed resources lack.
+// Off unless rawCommands.enabled; commands that could break the agent channel or leave the guest stuck are refused.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
+import { MAX_RAW_FILE_READ_BYTES, RawCommandService } from '../../agent/raw-command.js';
+import type { Gateway } from '../../gateway.js';
+import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { problemResponses } from '../problem.js';
+import { domainRefSchema } from '../schemas.js';
+
+const rawCommandBody = z
+  .strictObject({
+    execute: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,63}$/, 'must be a guest-agent command name such as guest-get-users')
+      .describe('The agent command'),
+    arguments: z.record(z.string(), z.unknown()).optional().describe("The command's arguments, as qga/qapi-schema.json names them"),
+  })
+  .meta({ id: 'RawAgentCommand', example: { execute: 'guest-get-users' } });
+
+const rawCommandReply = z
+  .object({
+    domain: domainRefSchema,
+    execute: z.string(),
+    return: z.unknown().describe('The agent\'s "return" member, as it sent it'),
+  })
+  .meta({
+    id: 'RawAgentCommandResult',
+    example: { domain: { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, execute: 'guest-get-users', return: [{ user: 'root', 'login-time': 1764288000.5 }] },
+  });
+
+export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  const raw = new RawCommandService(gateway.agent, gateway.config.rawCommands);
+  return async (app) => {
+    app.post(
+      '/domains/:domain/agent/commands',
+      {
+        config: { permission: 'admin' },
+        schema: {
+          tags: ['agent'],
+          summary: 'Run any guest-agent command (raw)',
+          description:
+            'Agent command: the one named in `execute`, with `arguments`. Off unless rawCommands.enabled is true (else 403 command_forbidden). Still gated on what the agent offers (501), queued per domain and under the deadline. ' +
+            `Always refused (403 command_forbidden): guest-sync and guest-sync-delimited (the transport's), guest-exec-status (its reply can break the agent channel; use GET /domains/{domain}/exec/{pid}), guest-fsfreeze-freeze(-list) (use the freeze resource), commands without a success reply (guest-shutdown, guest-suspend-*), guest-file-read with a count over ${MAX_RAW_FILE_READ_BYTES}, and whatever rawCommands.deny lists. A command over ${MAX_COMMAND_JSON_BYTES} bytes of JSON: 413 (qemu-ga 7.2 misreads larger ones). Agent errors: 502 agent_error with agentClass and agentDesc.`,
+          ...agentRouteSchema(gateway),
+          body: rawCommandBody,
+          response: { 200: rawCommandReply, ...agentRouteErrors(), ...problemResponses(403, 413, 501) },
+        },
+      },
+      async (request) => {
+        // Refused before the domain is looked up: a disabled endpoint says so whatever the domain.
+        raw.check(request.body);
+        const { dom, opts } = await agentTarget(gateway, request);
+        request.log.info({ execute: request.body.execute }, 'raw agent command');
+        const result = await raw.run(dom, request.body, opts);
+        return { domain: { name: dom.name, uuid: dom.uuid }, execute: request.body.execute, return: result };
+      },
+    );
+  };
+}

@@ -1,0 +1,135 @@
+// GET /addresses against the fake libvirtd: the fan-out (concurrent, one deadline), per-domain errors, the
+// cache with its TTL and event invalidation, and the domain filter.
+import { afterEach, describe, expect, it } from 'vitest';
+import { AgentLifecycleState, LifecycleEvent } from '../../src/libvirt/protocol.js';
+import { DomainState, FakeLibvirtd, defaultAgentHandler, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
+import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+
+let fake: FakeLibvirtd | null = null;
+let gw: TestGateway | null = null;
+
+afterEach(async () => {
+  await gw?.close();
+  await fake?.stop();
+  gw = null;
+  fake = null;
+});
+
+async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}) {
+  fake = await FakeLibvirtd.start();
+  fake.addDomain({ name: 'vm1' });
+  fake.addDomain({ name: 'vm2' });
+  fake.addDomain({ name: 'vm3-noagent', agent: 'none' });
+  fake.addDomain({ name: 'vm4-off', state: DomainState.SHUTOFF });
+  gw = await startTestGateway(fake.uri, overrides);
+}
+
+async function addresses(query = '') {
+  const res = await gw!.app.inject({ method: 'GET', url: `/addresses${query}` });
+  return { status: res.statusCode, body: res.json() };
+}
+
+const nicCalls = (domain?: string) => fake!.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces' && (!domain || e.domain === domain)).length;
+const byName = (body: { domains: { name: string }[] }, name: string) => body.domains.find((d) => d.name === name) as Record<string, any> | undefined;
+
+describe('GET /addresses', () => {
+  it("lists every running domain's addresses, loopback left out, and each domain's error", async () => {
+    await setup();
+    const { status, body } = await addresses();
+    expect(status).toBe(200);
+    expect(body.domains.map((d: { name: string }) => d.name)).toEqual(['vm1', 'vm2', 'vm3-noagent']);
+    expect(byName(body, 'vm1')).toMatchObject({
+      uuid: fake!.domain('vm1').uuid,
+      ok: true,
+      cached: false,
+      interfaces: [
+        {
+          name: 'eth0',
+          mac: '52:54:00:12:34:56',
+          addresses: [
+            { family: 'ipv4', address: '192.168.122.10', prefix: 24 },
+            { family: 'ipv6', address: 'fe80::5054:ff:fe12:3456', prefix: 64 },
+          ],
+        },
+      ],
+    });
+    expect(byName(body, 'vm3-noagent')).toMatchObject({ ok: false, error: { code: 'agent_not_configured', status: 503 } });
+    expect(body.timeoutMs).toBe(5000);
+  });
+
+  it('asks every domain at once', async () => {
+    await setup();
+    const releases: (() => void)[] = [];
+    fake!.agentHandler = (dom, cmd, t) =>
+      cmd.execute === 'guest-network-get-interfaces' ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never))) : defaultAgentHandler(dom, cmd, t);
+    const pending = addresses();
+    await waitFor(() => releases.length === 2, 5000, 'both domains asked');
+    expect(fake!.agentInFlight('vm1') + fake!.agentInFlight('vm2')).toBe(2);
+    releases.forEach((r) => r());
+    const { body } = await pending;
+    expect(body.domains.filter((d: { ok: boolean }) => d.ok).length).toBe(2);
+  });
+
+  it('answers by the one deadline: a silent domain is marked deadline_exceeded, the others ok', async () => {
+    await setup();
+    fake!.agentHandler = (dom, cmd, t) => (dom.name === 'vm2' && cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t));
+    const { status, body } = await addresses('?timeoutMs=300');
+    expect(status).toBe(200);
+    expect(body.timeoutMs).toBe(300);
+    expect(byName(body, 'vm1')?.ok).toBe(true);
+    expect(byName(body, 'vm2')).toMatchObject({ ok: false, error: { code: 'deadline_exceeded', status: 504 } });
+  });
+
+  it('passes on agent errors per domain', async () => {
+    await setup();
+    const handler: AgentHandler = (dom, cmd, t) =>
+      dom.name === 'vm1' && cmd.execute === 'guest-network-get-interfaces' ? { error: { class: 'GenericError', desc: 'getifaddrs failed' } } : defaultAgentHandler(dom, cmd, t);
+    fake!.agentHandler = handler;
+    const { body } = await addresses();
+    expect(byName(body, 'vm1')).toMatchObject({ ok: false, error: { code: 'agent_error', status: 502 } });
+    expect(byName(body, 'vm1')!.error.detail).toContain('getifaddrs failed');
+    expect(byName(body, 'vm2')?.ok).toBe(true);
+  });
+
+  it('serves from cache until an agent or lifecycle event, and does not cache transient errors', async () => {
+    await setup();
+    await addresses();
+    const second = await addresses();
+    expect(byName(second.body, 'vm1')?.cached).toBe(true);
+    expect(byName(second.body, 'vm3-noagent')?.cached).toBe(true);
+    expect(nicCalls()).toBe(2);
+
+    fake!.emitAgentLifecycle('vm1', AgentLifecycleState.CONNECTED);
+    fake!.emitLifecycle('vm2', LifecycleEvent.RESUMED);
+    await waitFor(async () => byName((await addresses()).body, 'vm1')?.cached === false, 5000, 'vm1 asked again');
+    expect(nicCalls('vm1')).toBe(2);
+    expect(nicCalls('vm2')).toBe(2);
+  });
+
+  it('asks again once the TTL has passed', async () => {
+    await setup({ addresses: { cacheTtlMs: 50 } });
+    await addresses();
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await addresses();
+    expect(byName(again.body, 'vm1')?.cached).toBe(false);
+    expect(nicCalls('vm1')).toBe(2);
+  });
+
+  it('filters by names and UUIDs, repeated or comma-separated, and lists stopped and unknown ones with their error', async () => {
+    await setup();
+    const vm2 = fake!.domain('vm2').uuid;
+    const { status, body } = await addresses(`?domain=vm1,${vm2.toUpperCase()}&domain=vm4-off&domain=nope`);
+    expect(status).toBe(200);
+    expect(body.domains.map((d: { name: string }) => d.name)).toEqual(['nope', 'vm1', 'vm2', 'vm4-off']);
+    expect(byName(body, 'nope')).toMatchObject({ uuid: null, ok: false, error: { code: 'domain_not_found', status: 404 } });
+    expect(byName(body, 'vm4-off')).toMatchObject({ ok: false, error: { code: 'domain_not_running', status: 409 } });
+    expect(byName(body, 'vm2')?.ok).toBe(true);
+    expect(nicCalls()).toBe(2);
+  });
+
+  it('refuses a bad deadline', async () => {
+    await setup();
+    expect((await addresses('?timeoutMs=0')).status).toBe(400);
+    expect((await addresses('?timeoutMs=abc')).status).toBe(400);
+  });
+});
