@@ -33,6 +33,20 @@ function pruneUnusedComponents(doc: OpenApiObject): OpenApiObject {
   return { ...doc, components: { ...components, schemas: kept } } as OpenApiObject;
 }
 
+/** Fastify's wildcard parameter is named '*'; the document calls it {path}, which clients can generate code for. */
+function nameWildcards(doc: OpenApiObject): OpenApiObject {
+  const paths = (doc as { paths?: Record<string, Record<string, { parameters?: { in: string; name: string }[] }>> }).paths;
+  if (!paths) return doc;
+  const renamed = Object.fromEntries(
+    Object.entries(paths).map(([url, item]) => {
+      if (!url.includes('{*}')) return [url, item];
+      for (const op of Object.values(item)) for (const p of op.parameters ?? []) if (p.in === 'path' && p.name === '*') p.name = 'path';
+      return [url.replace('{*}', '{path}'), item];
+    }),
+  );
+  return { ...doc, paths: renamed } as OpenApiObject;
+}
+
 export async function buildApp(gateway: Gateway, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -82,7 +96,7 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
       const permission = args.route.config?.permission;
       return { ...out, schema: { ...out.schema, ...(permission ? { 'x-permission': permission } : {}) } };
     },
-    transformObject: (doc) => pruneUnusedComponents(jsonSchemaTransformObject(doc)),
+    transformObject: (doc) => nameWildcards(pruneUnusedComponents(jsonSchemaTransformObject(doc))),
   });
   if (gateway.config.openapi.docs) {
     await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });

@@ -136,7 +136,7 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           summary: 'Download a guest file (streamed; Range supported)',
           description:
             `Agent commands: guest-file-open (mode r), guest-file-seek (size, and the start of a Range), guest-file-read (chunks of files.chunkBytes, ${cfg.chunkBytes} bytes here), guest-file-close. ` +
-            'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file).',
+            'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file). HEAD on the same path answers the size (Content-Length) without reading the file.',
           ...readSchema,
           response: {
             200: binaryBody('The file'),
