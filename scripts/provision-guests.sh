@@ -9,6 +9,9 @@
 # Run as root on Debian 12 (no systemd needed). Idempotent: a second run only checks
 # (about half a second). Guests are TCG (<domain type='qemu'>): a KVM guest hung at boot on
 # these machines. Log lines go to stderr; the final one-line summary to stdout.
+# A guest with "dataDisk": true in guests.json (guest-power) also gets a 16 MiB ext4 disk,
+# made once in /var/lib/qga-gateway/disks/ and mounted at /data in the guest: a file
+# system that guest-fsfreeze-freeze really freezes (the initramfs root cannot be frozen).
 # Env: QGA_GUESTS_TIMEOUT (seconds to wait for the guests, default 120).
 set -euo pipefail
 
@@ -22,7 +25,7 @@ URI=qemu:///system
 PY=/usr/bin/python3            # Debian's, with python3-libvirt; not a pyenv shim from PATH
 TIMEOUT=${QGA_GUESTS_TIMEOUT:-120}
 PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-guest-agent
-          busybox-static python3-libvirt cpio procps xz-utils)
+          busybox-static python3-libvirt cpio procps xz-utils e2fsprogs)
 
 now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 QGA_PROVISION_T0_US=$(now_us); export QGA_PROVISION_T0_US   # guests.py logs relative to it too

@@ -8,6 +8,9 @@
 Called by scripts/provision-guests.sh. Uses libvirt-python over one connection to
 qemu:///system (a virsh process per question made a no-op run take seconds).
 
+A guest with "dataDisk": true gets a virtio disk, a raw file holding ext4 that is made
+once in /var/lib/qga-gateway/disks/ and kept (the guest's init mounts it at /data).
+
 Each domain XML carries "config=<hash of the rest of the XML>" in its <description>, so
 an out-of-date definition is recognised without comparing against libvirt's
 normalised XML.
@@ -16,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -24,6 +28,8 @@ import libvirt_qemu
 
 URI = "qemu:///system"
 READY_MARK = "qga-init: ready"   # printed on the console by scripts/guest/init
+DISK_DIR = "/var/lib/qga-gateway/disks"   # data disks ("dataDisk": true), kept across runs
+DATA_DISK_MIB = 16
 T0 = int(os.environ.get("QGA_PROVISION_T0_US") or time.time() * 1e6) / 1e6
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -52,6 +58,8 @@ def load(path):
         for key in ("agent", "running"):
             if not isinstance(g.get(key), bool):
                 die(f"{path}: {key!r} must be true or false in {g!r}")
+        if not isinstance(g.setdefault("dataDisk", False), bool):
+            die(f"{path}: 'dataDisk' must be true or false (or absent) in {g!r}")
         if g["name"] in names:
             die(f"{path}: duplicate name {g['name']}")
         names.add(g["name"])
@@ -60,6 +68,32 @@ def load(path):
 
 def console_log(log_dir, name):
     return os.path.join(log_dir, name + ".console.log")
+
+
+def data_disk(name):
+    return os.path.join(DISK_DIR, name + "-data.ext4.img")
+
+
+def ensure_data_disk(g):
+    """A guest with "dataDisk": true gets a raw image file holding an empty ext4 file
+    system, made once and kept (the guest mounts it at /data: a real file system that
+    guest-fsfreeze-freeze can freeze, where the initramfs root cannot be). libvirt's DAC
+    driver hands the file to the qemu user while the domain runs."""
+    path = data_disk(g["name"])
+    if os.path.exists(path):
+        return
+    log(f"creating the {DATA_DISK_MIB} MiB ext4 data disk {path}")
+    os.makedirs(DISK_DIR, mode=0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.truncate(DATA_DISK_MIB << 20)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "qga-data", "-m", "0", tmp],
+                       check=True, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        os.unlink(tmp)
+        die(f"mkfs.ext4 of {path} failed: {e}")
+    os.rename(tmp, path)   # atomic: a half-made disk is never attached
 
 
 def domain_xml(g, image_dir, log_dir):
@@ -75,6 +109,15 @@ def domain_xml(g, image_dir, log_dir):
     <channel type='unix'>
       <target type='virtio' name='org.qemu.guest_agent.0'/>
     </channel>"""
+    disk = ""
+    if g["dataDisk"]:
+        # discard='unmap': guest-fstrim really trims it.
+        disk = f"""
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' discard='unmap'/>
+      <source file='{data_disk(name)}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>"""
     body = f"""
   <name>{name}</name>
   <uuid>{g['uuid']}</uuid>
@@ -100,7 +143,7 @@ def domain_xml(g, image_dir, log_dir):
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>{disk}
     <controller type='usb' model='none'/>
     <interface type='user'>
       <mac address='{g['mac']}'/>
@@ -156,6 +199,8 @@ def converge(conn, g, image_dir, log_dir):
     """Makes one domain defined as in guests.json and running or shut off. Returns
     True if it was (re)started."""
     name = g["name"]
+    if g["dataDisk"]:
+        ensure_data_disk(g)
     xml, digest = domain_xml(g, image_dir, log_dir)
     other = lookup(conn, uuid=g["uuid"])
     if other is not None and other.name() != name:

@@ -51,11 +51,19 @@ describe('power on guest-power', () => {
     expect((await domain()).state).toBe('running');
   });
 
-  it('suspend-disk: 202; without swap the guest cannot hibernate and resumes, its agent back', async () => {
+  it('suspend-disk: sent; without swap the guest cannot hibernate and resumes, its agent back', async () => {
     const before = bootId();
     const r = await power('suspend-disk');
-    expect(r.status).toBe(202);
-    expect(r.body.command).toBe('guest-suspend-disk');
+    // The guest has no swap: its hibernation fails. Whether libvirt hears the agent's error reply before the
+    // channel drops is a race in the guest (seen both ways), so both answers are right: 202 (sent), or the
+    // agent's own failure passed on as 502 agent_error with its message.
+    if (r.status === 202) {
+      expect(r.body.command).toBe('guest-suspend-disk');
+    } else {
+      expect(r.status).toBe(502);
+      expect(r.body).toMatchObject({ code: 'agent_error', command: 'guest-suspend-disk' });
+      expect(r.body.agentDesc).toMatch(/suspend/);
+    }
     await waitFor('the agent to answer after the failed hibernation', agentPingOk, 90_000);
     expect(domState()).toBe('running');
     expect(bootId()).toBe(before);
