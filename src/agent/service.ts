@@ -4,6 +4,7 @@ import type { CommandKind, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
+import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import { guestInfo, type AgentCommand } from './commands.js';
 import { mapLibvirtError } from './error-mapping.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
@@ -104,6 +105,15 @@ export class AgentService {
   /** Queues and sends one command under its deadline; no capability check. */
   private async send<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions): Promise<R> {
     const payload = JSON.stringify(args === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: args });
+    // Whatever a route allowed, nothing larger than qemu-ga parses reliably leaves here: a misread command
+    // desynchronises the domain's agent channel (command-limits.ts).
+    const bytes = Buffer.byteLength(payload);
+    if (bytes > MAX_COMMAND_JSON_BYTES) {
+      throw new GatewayError('payload_too_large', `the ${cmd.execute} command would be ${bytes} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes the guest agent parses reliably`, {
+        domain: dom.name,
+        command: cmd.execute,
+      });
+    }
     const raw = await this.exclusive(
       dom,
       cmd.execute,

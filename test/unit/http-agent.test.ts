@@ -247,3 +247,16 @@ describe('capability gating', () => {
     expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(2);
   });
 });
+
+describe('command size', () => {
+  it('never sends a command larger than the agent parses reliably, whatever route builds it', async () => {
+    await setup();
+    const { command } = await import('../../src/agent/commands.js');
+    const { z } = await import('zod');
+    const big = command('guest-file-write', 'query', z.object({ handle: z.number(), 'buf-b64': z.string() }), z.unknown());
+    const dom = await gw!.gateway.domains.resolve('web1');
+    const err = await gw!.gateway.agent.execute(dom, big, { handle: 1, 'buf-b64': 'A'.repeat(300 * 1024) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'payload_too_large' });
+    expect(sent().filter((e) => e.execute === 'guest-file-write')).toHaveLength(0);
+  });
+});
