@@ -95,13 +95,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   check(existsSync(server), `${server} is missing: build first (node_modules/.bin/tsc -p tsconfig.build.json)`);
   if (statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs) process.stderr.write('bench: warning: dist/ looks older than src/\n');
   const args = [server];
-  if (opts.config) {
-    const dir = mkdtempSync(join(tmpdir(), 'qga-bench-'));
-    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
-    const file = join(dir, 'gateway.yaml');
-    writeFileSync(file, toYaml(opts.config));
-    args.push('--config', file);
-  }
+  // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) unless a config says otherwise.
+  const config = { auth: { mode: 'none' }, ...opts.config };
+  const dir = mkdtempSync(join(tmpdir(), 'qga-bench-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(file, toYaml(config));
+  args.push('--config', file);
   const port = await freePort();
   const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: opts.logLevel ?? 'warn' };
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -10,4 +10,6 @@ npm ci --no-audit --no-fund
 bash scripts/provision-guests.sh
 npm run --silent build
 echo "qga-gateway: try  curl -s localhost:${PORT:-8080}/domains  and  curl -s localhost:${PORT:-8080}/domains/guest1/network-interfaces" >&2
+# Development mode from config/demo.yaml (no tokens, loopback only) unless another config is given.
+[ "$#" -gt 0 ] || set -- --config config/demo.yaml
 exec node dist/server.js "$@"

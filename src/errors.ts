@@ -2,6 +2,8 @@
 
 export const ERROR_STATUS = {
   invalid_request: 400,
+  unauthenticated: 401,
+  forbidden: 403,
   permission_denied: 403,
   command_forbidden: 403,
   not_found: 404,
@@ -38,6 +40,8 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export const ERROR_TITLES: Record<ErrorCode, string> = {
   invalid_request: 'Invalid request',
+  unauthenticated: 'A valid bearer token is required',
+  forbidden: 'This token may not do that',
   permission_denied: 'The guest refused access',
   command_forbidden: 'That command is not allowed here',
   not_found: 'Not found',
@@ -81,6 +85,8 @@ export interface ErrorExtras {
   command?: string;
   /** qemu-ga's version, for command_not_supported. */
   agentVersion?: string;
+  /** For unauthenticated: a token was sent (and refused); goes into WWW-Authenticate, not the body. */
+  tokenSent?: boolean;
 }
 
 export class GatewayError extends Error {

@@ -20,6 +20,14 @@ async function main(): Promise<void> {
   const gateway = new Gateway(config, log);
   const app = await buildApp(gateway, log);
   app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
+  if (config.auth.mode === 'none') {
+    log.warn(
+      { listen: config.listen.host },
+      'DEVELOPMENT MODE: auth.mode is none, so anyone who reaches this loopback listener can read and write files and run programs in every guest',
+    );
+  } else if (config.auth.identities.length === 0) {
+    log.warn('auth.identities is empty: every route but the public ones answers 401 (create one with `npm run token`)');
+  }
   gateway.start();
   await app.listen({ host: config.listen.host, port: config.listen.port });
 

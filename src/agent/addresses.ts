@@ -54,11 +54,12 @@ export class AddressBook {
    * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
    * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
    */
-  async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal): Promise<AddressEntry[]> {
+  async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal, mayTouch: (dom: DomainRef) => boolean = () => true): Promise<AddressEntry[]> {
     const deadlineAt = Date.now() + timeoutMs;
     let all: DomainRef[];
     try {
-      all = await this.libvirt.listAllDomains(signal);
+      // Domains the caller may not touch are never asked, and look just like ones that do not exist.
+      all = (await this.libvirt.listAllDomains(signal)).filter(mayTouch);
     } catch (err) {
       throw mapLibvirtError(err);
     }

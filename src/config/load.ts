@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { configSchema, type Config } from './schema.js';
+import { checkedConfigSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -73,7 +73,7 @@ export function formatZodError(err: z.ZodError, where: string): string {
 }
 
 export function parseConfig(raw: unknown, where = 'config'): Config {
-  const result = configSchema.safeParse(raw);
+  const result = checkedConfigSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(formatZodError(result.error, where));
   return result.data;
 }

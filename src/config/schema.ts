@@ -1,5 +1,6 @@
 // The configuration: one zod schema, from which the Config type and every default come.
 import { z } from 'zod';
+import { SCOPES } from '../auth/scopes.js';
 
 const ms = (max: number) => z.number().int().min(1).max(max);
 
@@ -112,6 +113,27 @@ export const configSchema = z.strictObject({
       cacheTtlMs: z.number().int().min(0).max(3_600_000).default(10_000),
     })
     .prefault({}),
+  /** Who may call the gateway. On by default: a gateway that runs programs in every guest is root on them all. */
+  auth: z
+    .strictObject({
+      /** tokens: a bearer token on every route but the public ones. none: development only, and only on loopback. */
+      mode: z.enum(['tokens', 'none']).default('tokens'),
+      identities: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1).max(128),
+            /** SHA-256 (hex) of the token: `npm run token` prints a new token and this hash. The token itself is never stored. */
+            tokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of a SHA-256'),
+            scopes: z.array(z.enum(SCOPES)).min(1),
+            /** Glob patterns ('*', '?') of the domain names or UUIDs this identity may touch. */
+            domains: z.array(z.string().min(1).max(1024)).min(1).default(['*']),
+          }),
+        )
+        .default([]),
+      /** Ask a token on /healthz, /readyz, /openapi.json and /docs too (with any scope). */
+      protectPublic: z.boolean().default(false),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -125,6 +147,22 @@ export const configSchema = z.strictObject({
       docs: z.boolean().default(true),
     })
     .prefault({}),
+});
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** Rules across sections: no unauthenticated listener beyond loopback, no duplicate identities. */
+export const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (c.auth.mode === 'none' && !LOOPBACK.test(c.listen.host)) {
+    ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: `'none' (no authentication) is allowed only on a loopback listen.host, not ${c.listen.host}` });
+  }
+  const seen = new Set<string>();
+  for (const [i, id] of c.auth.identities.entries()) {
+    for (const key of [`name:${id.name}`, `hash:${id.tokenSha256}`]) {
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['auth', 'identities', i], message: `duplicate identity ${key.startsWith('name') ? 'name' : 'token hash'}` });
+      seen.add(key);
+    }
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -5,6 +5,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
 import type { Gateway } from '../gateway.js';
 import { PERMISSIONS } from './permissions.js';
 import { registerProblemHandlers } from './problem.js';
@@ -79,6 +80,7 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
   });
 
   registerRequestContext(app);
+  registerAuthentication(app, gateway, new Authenticator(gateway.config.auth));
   registerProblemHandlers(app);
 
   await app.register(fastifySwagger, {
@@ -90,11 +92,21 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
         description: 'HTTP/REST resources for the QEMU guest agent of every libvirt domain. Errors are RFC 9457 problem+json with a stable `code`.',
       },
       tags: ROUTE_TAGS,
+      components: {
+        securitySchemes: {
+          bearerToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "A token from `npm run token`; its identity needs the operation's x-permission as a scope, and may touch only the domains its patterns match.",
+          },
+        },
+      },
     },
     transform: (args) => {
       const out = jsonSchemaTransform(args);
       const permission = args.route.config?.permission;
-      return { ...out, schema: { ...out.schema, ...(permission ? { 'x-permission': permission } : {}) } };
+      const security = permission && permission !== 'public' ? { security: [{ bearerToken: [] }] } : {};
+      return { ...out, schema: { ...out.schema, ...(permission ? { 'x-permission': permission } : {}), ...security } };
     },
     transformObject: (doc) => nameWildcards(pruneUnusedComponents(jsonSchemaTransformObject(doc))),
   });

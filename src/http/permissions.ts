@@ -1,6 +1,8 @@
-// The permission each route needs. Every route declares one in its config, so that authentication and
-// authorisation can be added in one place later; 'public' routes (health, docs) stay open.
-export const PERMISSIONS = ['public', 'read', 'files:read', 'files:write', 'exec', 'power', 'freeze', 'accounts', 'admin'] as const;
+// The permission each route needs. Every route declares one in its config; 'public' routes (health, docs)
+// need no token unless auth.protectHealth says so.
+import { SCOPES } from '../auth/scopes.js';
+
+export const PERMISSIONS = ['public', ...SCOPES] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 declare module 'fastify' {

@@ -44,6 +44,10 @@ export function problemResponses(...statuses: number[]) {
   );
 }
 
+function withoutTokenSent({ tokenSent: _, ...rest }: GatewayError['extras']) {
+  return rest;
+}
+
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: GatewayError, issues?: Problem['issues']): FastifyReply {
   const { retryAfter } = err.extras;
   const body: Problem = {
@@ -54,10 +58,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: G
     instance: request.url.split('?')[0] ?? request.url,
     code: err.code,
     requestId: String(request.id),
-    ...err.extras,
+    ...withoutTokenSent(err.extras),
     ...(issues ? { issues } : {}),
   };
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+  // RFC 6750: a 401 names the scheme, and why the token was refused when one was sent.
+  if (err.code === 'unauthenticated') reply.header('www-authenticate', err.extras.tokenSent ? 'Bearer realm="qga-gateway", error="invalid_token"' : 'Bearer realm="qga-gateway"');
   // Serialised here, so that a problem never depends on the route's response schema.
   return reply.code(err.status).type(PROBLEM_CONTENT_TYPE).serializer((p: unknown) => JSON.stringify(p)).send(body);
 }

@@ -18,6 +18,8 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 
 export async function startTestGateway(uri: string, overrides: DeepPartial<ConfigInput> = {}, waitForLibvirt = true): Promise<TestGateway> {
   const config = parseConfig({
+    // Development mode unless a test asks for tokens: most tests are about what happens past authentication.
+    auth: { mode: 'none' },
     ...overrides,
     libvirt: { uri, connections: 2, keepaliveIntervalMs: 0, backoffInitialMs: 20, backoffMaxMs: 200, ...overrides.libvirt },
   });

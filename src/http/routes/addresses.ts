@@ -1,5 +1,6 @@
 // GET /addresses: every running domain's name, UUID and guest IP addresses in one call, for fleet callers.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
 import { AddressBook, type AddressEntry } from '../../agent/addresses.js';
 import { ERROR_STATUS } from '../../errors.js';
@@ -112,7 +113,8 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         const started = performance.now();
         const timeoutMs = request.query.timeoutMs ?? book.defaultTimeoutMs;
-        const entries = await book.collect(request.query.domain, timeoutMs, request.clientGone);
+        const identity = request.identity;
+        const entries = await book.collect(request.query.domain, timeoutMs, request.clientGone, (dom) => !identity || mayTouch(identity, dom));
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed }, 'addresses collected');
         return { domains: entries.map(toBody), timeoutMs, elapsedMs: Math.round((performance.now() - started) * 100) / 100 };

@@ -1,6 +1,7 @@
 // GET /domains and GET /domains/{domain}: what libvirt knows of each domain, and its agent's state.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { visibleTo } from '../../auth/authenticate.js';
 import type { DomainInfo } from '../../domains/directory.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';
@@ -19,13 +20,14 @@ export function domainRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         schema: {
           tags: ['domains'],
           summary: 'List every domain',
-          description: 'Every domain libvirt knows, running or not, with its state and its guest agent state. Talks to libvirt only, never to a guest.',
+          description:
+            'Every domain libvirt knows (that the token may touch), running or not, with its state and its guest agent state. Talks to libvirt only, never to a guest.',
           response: { 200: z.object({ domains: z.array(domainSchema) }), ...problemResponses() },
         },
       },
       async (request) => {
         const domains = await gateway.domains.list(request.clientGone);
-        return { domains: domains.map(toBody) };
+        return { domains: visibleTo(request, domains).map(toBody) };
       },
     );
 

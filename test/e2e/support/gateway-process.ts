@@ -15,7 +15,8 @@ export interface GatewayProcess {
 export async function startGateway(config: object = {}, timeoutMs = 20_000): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'qga-e2e-'));
   const configFile = join(dir, 'gateway.json');
-  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, ...config }));
+  // Development mode (no tokens) unless the test's config names its own auth section.
+  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, ...config }));
   const child = spawn(process.execPath, ['dist/server.js', '--config', configFile], {
     env: { ...process.env, PORT: '', HOST: '', LIBVIRT_URI: '', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,86 @@
+// Authentication and authorisation of every request, decided in onRequest: before any body is read and long
+// before any agent command is queued. Routes declare the permission they need; the identity must hold it
+// as a scope, and may touch only the domains its patterns match.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { Gateway } from '../gateway.js';
+import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
+import { matchToken } from './tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who the request acts as; null on public routes without a token. */
+    identity: Identity | null;
+  }
+}
+
+const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,512})[ \t]*$/i;
+
+export class Authenticator {
+  private readonly identities: Identity[];
+  private readonly hashes: Buffer[];
+
+  constructor(private readonly config: Config['auth']) {
+    this.identities = config.identities.map((i) => makeIdentity(i.name, i.scopes, i.domains));
+    this.hashes = config.identities.map((i) => Buffer.from(i.tokenSha256, 'hex'));
+  }
+
+  get development(): boolean {
+    return this.config.mode === 'none';
+  }
+
+  /** The identity an Authorization header proves; throws 401 when there is none or it proves nothing. */
+  identify(header: string | undefined): Identity {
+    if (this.development) return DEVELOPMENT_IDENTITY;
+    if (!header) throw new GatewayError('unauthenticated', 'send Authorization: Bearer <token>');
+    const m = BEARER.exec(header);
+    const i = m ? matchToken(m[1]!, this.hashes) : -1;
+    if (i < 0) throw new GatewayError('unauthenticated', 'the bearer token is not valid', { tokenSent: true });
+    return this.identities[i]!;
+  }
+}
+
+export function registerAuthentication(app: FastifyInstance, gateway: Gateway, auth: Authenticator): void {
+  app.decorateRequest('identity', null);
+  app.addHook('onRequest', async (request) => {
+    const permission = request.routeOptions.config?.permission;
+    if (!permission) return; // no such route: the not-found handler answers
+    if (permission === 'public') {
+      if (gateway.config.auth.protectPublic) request.identity = auth.identify(request.headers.authorization);
+      return;
+    }
+    const identity = auth.identify(request.headers.authorization);
+    request.identity = identity;
+    if (!identity.scopes.has(permission)) {
+      throw new GatewayError('forbidden', `identity '${identity.name}' lacks the scope '${permission}' this route needs`);
+    }
+    const named = (request.params as { domain?: unknown }).domain;
+    if (typeof named === 'string') await checkDomain(gateway, request, identity, named);
+  });
+}
+
+/**
+ * The domain must match the identity's patterns by name or UUID, so it is looked up first (libvirt only, no
+ * agent). A domain that does not exist gets the same 403 as one not allowed: no probing for names.
+ */
+async function checkDomain(gateway: Gateway, request: FastifyRequest, identity: Identity, named: string): Promise<void> {
+  if (!identity.domains) return;
+  const refused = () => new GatewayError('forbidden', `identity '${identity.name}' may not touch domain '${named}'`, { domain: named });
+  if (named.length > 1024 || /[\u0000-\u001f\u007f/]/.test(named)) throw refused();
+  let dom;
+  try {
+    dom = await gateway.domains.resolve(named, request.clientGone);
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'domain_not_found') throw refused();
+    throw err;
+  }
+  if (!mayTouch(identity, dom)) throw refused();
+}
+
+/** For answers that list domains: keeps the ones the request's identity may see. */
+export function visibleTo<T extends { name: string; uuid: string | null }>(request: FastifyRequest, items: T[]): T[] {
+  const identity = request.identity;
+  if (!identity?.domains) return items;
+  return items.filter((d) => mayTouch(identity, { name: d.name, uuid: d.uuid ?? '' }));
+}

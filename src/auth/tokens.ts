@@ -1,0 +1,23 @@
+// Bearer tokens: random, high-entropy strings. The config holds only their SHA-256 (a slow hash buys nothing
+// for 256 random bits), and a presented token is compared with every identity's hash in constant time.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const TOKEN_PREFIX = 'qgw_';
+
+export function newToken(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export function tokenSha256(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** The index of the hash the token matches, or -1. Every hash is compared, so timing tells nothing of which. */
+export function matchToken(token: string, hashes: readonly Buffer[]): number {
+  const presented = createHash('sha256').update(token, 'utf8').digest();
+  let found = -1;
+  for (const [i, h] of hashes.entries()) {
+    if (timingSafeEqual(presented, h) && found < 0) found = i;
+  }
+  return found;
+}

@@ -1,0 +1,173 @@
+// Authentication and authorisation over every route of the OpenAPI document, against the fake libvirtd:
+// no token, a wrong token, a missing scope and a forbidden domain are refused (401/403) and the agent
+// receives nothing.
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SCOPES, type Scope } from '../../src/auth/scopes.js';
+import { matchToken, newToken, tokenSha256 } from '../../src/auth/tokens.js';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+
+const doc = JSON.parse(readFileSync('openapi/openapi.json', 'utf8')) as {
+  paths: Record<string, Record<string, { 'x-permission': string }>>;
+};
+const SAMPLE: Record<string, string> = { domain: 'web1', pid: '1', user: 'root', path: 'etc/hostname' };
+const operations = Object.entries(doc.paths).flatMap(([template, item]) =>
+  Object.entries(item).map(([method, op]) => ({
+    method: method.toUpperCase(),
+    url: template.replace(/\{(\w+)\}/g, (_, p: string) => SAMPLE[p] ?? 'x'),
+    permission: op['x-permission'],
+    hasDomain: template.includes('{domain}'),
+  })),
+);
+const guarded = operations.filter((o) => o.permission !== 'public');
+
+const tokens = { all: newToken(), readOnly: newToken(), otherDomains: newToken(), execOnly: newToken() };
+const identities = [
+  { name: 'all', tokenSha256: tokenSha256(tokens.all), scopes: [...SCOPES], domains: ['*'] },
+  { name: 'read-only', tokenSha256: tokenSha256(tokens.readOnly), scopes: ['read' as const], domains: ['*'] },
+  { name: 'exec-only', tokenSha256: tokenSha256(tokens.execOnly), scopes: ['exec' as const], domains: ['*'] },
+  { name: 'other-domains', tokenSha256: tokenSha256(tokens.otherDomains), scopes: [...SCOPES], domains: ['db-*', '00000000-*'] },
+];
+
+let fake: FakeLibvirtd;
+let gw: TestGateway | null = null;
+
+beforeEach(async () => {
+  fake = await FakeLibvirtd.start();
+  fake.addDomain({ name: 'web1' });
+  fake.addDomain({ name: 'db-1' });
+});
+afterEach(async () => {
+  await gw?.close();
+  gw = null;
+  await fake.stop();
+});
+
+async function start(auth: object = { mode: 'tokens', identities }) {
+  gw = await startTestGateway(fake.uri, { auth: auth as never });
+  return gw;
+}
+
+function call(o: { method: string; url: string }, token?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const payload = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(o.method) ? '{}' : undefined;
+  return gw!.app.inject({ method: o.method as 'GET', url: o.url, headers, payload });
+}
+
+/** A scope that is not the one the route needs. */
+const otherScope = (needed: string): Scope => (needed === 'read' ? 'exec' : 'read');
+
+describe('every guarded route', () => {
+  it('has routes to check', () => {
+    expect(guarded.length).toBeGreaterThanOrEqual(30);
+  });
+
+  it('answers 401 with WWW-Authenticate without a token, or with a wrong one, and sends nothing to the agent', async () => {
+    await start();
+    for (const o of guarded) {
+      const none = await call(o);
+      expect(none.statusCode, `${o.method} ${o.url}`).toBe(401);
+      expect(none.headers['www-authenticate']).toBe('Bearer realm="qga-gateway"');
+      expect(none.json().code).toBe('unauthenticated');
+      for (const bad of [newToken(), 'not a token', tokens.all + 'x']) {
+        const wrong = await call(o, bad);
+        expect(wrong.statusCode, `${o.method} ${o.url}`).toBe(401);
+        expect(wrong.headers['www-authenticate']).toContain('error="invalid_token"');
+      }
+      const basic = await gw!.app.inject({ method: o.method as 'GET', url: o.url, headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } });
+      expect(basic.statusCode).toBe(401);
+    }
+    expect(fake.agentCommandCount).toBe(0);
+  });
+
+  it('answers 403 for a token without the scope the route needs, and sends nothing to the agent', async () => {
+    const scoped = Object.fromEntries(SCOPES.map((s) => [s, newToken()]));
+    await start({ mode: 'tokens', identities: SCOPES.map((s) => ({ name: `only-${s}`, tokenSha256: tokenSha256(scoped[s]!), scopes: [s] })) });
+    for (const o of guarded) {
+      const r = await call(o, scoped[otherScope(o.permission)]);
+      expect(r.statusCode, `${o.method} ${o.url}`).toBe(403);
+      expect(r.json()).toMatchObject({ code: 'forbidden' });
+      expect(r.json().detail).toContain(o.permission);
+    }
+    expect(fake.agentCommandCount).toBe(0);
+  });
+
+  it('answers 403 for a domain outside the token’s patterns, by name or UUID, and for one that does not exist', async () => {
+    await start();
+    const web1 = fake.domain('web1');
+    for (const o of guarded.filter((x) => x.hasDomain)) {
+      for (const url of [o.url, o.url.replace('/web1', `/${web1.uuid}`), o.url.replace('/web1', '/no-such-domain')]) {
+        const r = await call({ method: o.method, url }, tokens.otherDomains);
+        expect(r.statusCode, `${o.method} ${url}`).toBe(403);
+        expect(r.json().code).toBe('forbidden');
+      }
+    }
+    expect(fake.agentCommandCount).toBe(0);
+  });
+});
+
+describe('what an identity sees', () => {
+  it('lists only the domains its patterns match, and asks only their agents for addresses', async () => {
+    await start();
+    const list = await call({ method: 'GET', url: '/domains' }, tokens.otherDomains);
+    expect(list.json().domains.map((d: { name: string }) => d.name)).toEqual(['db-1']);
+    const all = await call({ method: 'GET', url: '/domains' }, tokens.all);
+    expect(all.json().domains.map((d: { name: string }) => d.name)).toEqual(['db-1', 'web1']);
+    const addresses = await call({ method: 'GET', url: '/addresses?domain=web1,db-1' }, tokens.otherDomains);
+    const byName = Object.fromEntries(addresses.json().domains.map((d: { name: string }) => [d.name, d]));
+    expect(byName['db-1'].ok).toBe(true);
+    expect(byName.web1.error.code).toBe('domain_not_found');
+    expect(fake.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces').map((e) => e.domain)).toEqual(['db-1']);
+  });
+
+  it('lets a token with the scope and the domain through', async () => {
+    await start();
+    expect((await call({ method: 'GET', url: '/domains/db-1/agent/ping' }, tokens.otherDomains)).statusCode).toBe(200);
+    expect((await call({ method: 'GET', url: '/domains/web1/network-interfaces' }, tokens.readOnly)).statusCode).toBe(200);
+    expect((await call({ method: 'GET', url: '/domains/web1/network-interfaces' }, ` ${tokens.readOnly} `.trim())).statusCode).toBe(200);
+    expect((await call({ method: 'GET', url: '/domains/web1' }, tokens.execOnly)).statusCode).toBe(403);
+  });
+
+  it('keeps health and the API document open unless protectPublic says otherwise', async () => {
+    await start();
+    for (const url of ['/healthz', '/readyz', '/openapi.json']) expect((await call({ method: 'GET', url })).statusCode, url).toBe(200);
+    await gw!.close();
+    gw = null;
+    await start({ mode: 'tokens', identities, protectPublic: true });
+    expect((await call({ method: 'GET', url: '/healthz' })).statusCode).toBe(401);
+    expect((await call({ method: 'GET', url: '/healthz' }, tokens.execOnly)).statusCode).toBe(200);
+  });
+
+  it('never writes a token into the log', async () => {
+    await start();
+    await call({ method: 'GET', url: '/domains/web1/agent/ping' }, tokens.all);
+    await call({ method: 'GET', url: '/domains/web1/agent/ping' }, tokens.all + 'x');
+    const text = JSON.stringify(gw!.logs);
+    expect(text).not.toContain(tokens.all);
+    expect(text).toContain('"statusCode":401');
+  });
+});
+
+describe('tokens and config', () => {
+  it('matches a token only to its own hash', () => {
+    const a = newToken();
+    const b = newToken();
+    const hashes = [tokenSha256(a), tokenSha256(b)].map((h) => Buffer.from(h, 'hex'));
+    expect(matchToken(a, hashes)).toBe(0);
+    expect(matchToken(b, hashes)).toBe(1);
+    expect(matchToken(newToken(), hashes)).toBe(-1);
+    expect(a).toMatch(/^qgw_[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('refuses development mode off loopback, plain tokens and duplicate identities', () => {
+    expect(() => parseConfig({ listen: { host: '0.0.0.0' }, auth: { mode: 'none' } })).toThrow(/auth\.mode.*loopback/s);
+    expect(parseConfig({ listen: { host: '127.0.0.1' }, auth: { mode: 'none' } }).auth.mode).toBe('none');
+    expect(parseConfig({}).auth.mode).toBe('tokens');
+    expect(() => parseConfig({ auth: { identities: [{ name: 'x', tokenSha256: 'secret-token', scopes: ['read'] }] } })).toThrow(ConfigError);
+    const dup = { name: 'x', tokenSha256: 'a'.repeat(64), scopes: ['read'] };
+    expect(() => parseConfig({ auth: { identities: [dup, dup] } })).toThrow(/duplicate/);
+  });
+});
