@@ -16,6 +16,8 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
+  /** Too many requests from one identity (or one address, on public routes) in the window. */
+  rate_limited: 429,
   /** nginx's convention: nobody receives this answer, but the request log says what happened. */
   client_gone: 499,
   command_not_supported: 501,
@@ -58,6 +60,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   command_not_supported: "The guest agent does not offer this command",
   suspend_not_supported: 'The guest cannot suspend in this mode',
   guest_program_missing: 'The guest lacks a program the agent needs for this',
+  rate_limited: 'Too many requests',
   agent_error: 'The guest agent reported an error',
   agent_reply_invalid: 'The guest agent sent a reply the gateway does not understand',
   agent_reply_too_large: "The guest agent's reply was too large for libvirt",

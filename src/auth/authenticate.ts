@@ -22,7 +22,7 @@ export class Authenticator {
   private readonly hashes: Buffer[];
 
   constructor(private readonly config: Config['auth']) {
-    this.identities = config.identities.map((i) => makeIdentity(i.name, i.scopes, i.domains));
+    this.identities = config.identities.map((i) => makeIdentity(i.name, i.scopes, i.domains, i.policies));
     this.hashes = config.identities.map((i) => Buffer.from(i.tokenSha256, 'hex'));
   }
 

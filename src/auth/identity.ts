@@ -1,4 +1,5 @@
 // Who a request acts as, and what it may touch: scopes, and glob patterns of domain names or UUIDs.
+import { compilePolicies, type Policies, type PoliciesConfig } from './policies.js';
 import type { Scope } from './scopes.js';
 
 export interface Identity {
@@ -6,6 +7,8 @@ export interface Identity {
   scopes: ReadonlySet<Scope>;
   /** Patterns of domain names or UUIDs ('*' and '?' wildcards); null: every domain. */
   domains: readonly RegExp[] | null;
+  /** Path, exec and raw-command policies (src/auth/policies.ts); NO_POLICIES: scopes alone decide. */
+  policies: Policies;
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -13,8 +16,8 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`, 'i');
 }
 
-export function makeIdentity(name: string, scopes: readonly Scope[], domains: readonly string[]): Identity {
-  return { name, scopes: new Set(scopes), domains: domains.includes('*') ? null : domains.map(globToRegExp) };
+export function makeIdentity(name: string, scopes: readonly Scope[], domains: readonly string[], policies?: PoliciesConfig): Identity {
+  return { name, scopes: new Set(scopes), domains: domains.includes('*') ? null : domains.map(globToRegExp), policies: compilePolicies(policies) };
 }
 
 /** Development mode (auth.mode: none): everything, everywhere. */

@@ -1,5 +1,6 @@
 // The configuration: one zod schema, from which the Config type and every default come.
 import { z } from 'zod';
+import { policiesConfigSchema } from '../auth/policies.js';
 import { SCOPES } from '../auth/scopes.js';
 
 const ms = (max: number) => z.number().int().min(1).max(max);
@@ -127,11 +128,43 @@ export const configSchema = z.strictObject({
             scopes: z.array(z.enum(SCOPES)).min(1),
             /** Glob patterns ('*', '?') of the domain names or UUIDs this identity may touch. */
             domains: z.array(z.string().min(1).max(1024)).min(1).default(['*']),
+            /** Guest path (files read/write), exec and raw-command allow/deny lists; absent: scopes alone decide. */
+            policies: policiesConfigSchema.optional(),
+            /** This identity's own request rate, instead of limits.rateLimit (a busy automation account, say). */
+            rateLimit: z.strictObject({ max: z.number().int().min(1).max(1_000_000), timeWindowMs: ms(86_400_000).default(60_000) }).optional(),
           }),
         )
         .default([]),
       /** Ask a token on /healthz, /readyz, /openapi.json and /docs too (with any scope). */
       protectPublic: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** Every state-changing call and every refusal, one JSON line each, apart from the request log. */
+  audit: z
+    .strictObject({
+      /** stderr, stdout, off, or an absolute file path (appended to; created with its directory). */
+      destination: z.union([z.enum(['stderr', 'stdout', 'off']), z.string().regex(/^\//, 'must be stderr, stdout, off or an absolute path')]).default('stderr'),
+    })
+    .prefault({}),
+  /** Guard rails against one caller (or a slow one) taking the gateway for itself. */
+  limits: z
+    .strictObject({
+      /** Requests per identity (per client address on public routes without a token) per window; past it 429 rate_limited. */
+      rateLimit: z
+        .strictObject({
+          /** 0 turns rate limiting off. */
+          max: z.number().int().min(0).max(1_000_000).default(600),
+          timeWindowMs: ms(86_400_000).default(60_000),
+        })
+        .prefault({}),
+      /** Largest JSON body; 256 KiB because exec's stdin (exec.maxInputBytes, 128 KiB) arrives base64 in JSON. Uploads have files.maxUploadBytes. */
+      bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+      /** Idle socket (no bytes either way) closed after this; above the longest wait for the agent (agent.maxTimeoutMs, exec.maxWaitMs). 0: never. */
+      connectionTimeoutMs: z.number().int().min(0).max(86_400_000).default(600_000),
+      /** Whole request (headers and body) must arrive within this; an hour lets a 1 GiB upload through at 300 KiB/s. Downloads are not counted. 0: no limit. */
+      requestTimeoutMs: z.number().int().min(0).max(86_400_000).default(3_600_000),
+      /** Idle keep-alive connection closed after this. */
+      keepAliveTimeoutMs: ms(3_600_000).default(72_000),
     })
     .prefault({}),
   log: z

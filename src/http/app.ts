@@ -5,10 +5,12 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import { createAuditLog, registerAudit } from '../auth/audit.js';
 import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
 import type { Gateway } from '../gateway.js';
 import { PERMISSIONS } from './permissions.js';
 import { registerProblemHandlers } from './problem.js';
+import { registerRateLimit } from './rate-limit.js';
 import { registerRequestContext } from './request-context.js';
 import { ROUTE_MODULES, ROUTE_TAGS } from './routes/index.js';
 
@@ -48,7 +50,7 @@ function nameWildcards(doc: OpenApiObject): OpenApiObject {
   return { ...doc, paths: renamed } as OpenApiObject;
 }
 
-export async function buildApp(gateway: Gateway, logger: Logger): Promise<FastifyInstance> {
+export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger | null = createAuditLog(gateway.config.audit)): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request comes from request-context.ts instead of Fastify's two.
@@ -56,6 +58,11 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     routerOptions: { maxParamLength: 2048 },
+    // Guard rails (limits.*): JSON bodies are small (the upload route sets its own limit); see the schema for why these timeouts.
+    bodyLimit: gateway.config.limits.bodyBytes,
+    connectionTimeout: gateway.config.limits.connectionTimeoutMs,
+    requestTimeout: gateway.config.limits.requestTimeoutMs,
+    keepAliveTimeout: gateway.config.limits.keepAliveTimeoutMs,
   });
 
   app.setValidatorCompiler(validatorCompiler);
@@ -81,7 +88,9 @@ export async function buildApp(gateway: Gateway, logger: Logger): Promise<Fastif
 
   registerRequestContext(app);
   registerAuthentication(app, gateway, new Authenticator(gateway.config.auth));
+  registerAudit(app, audit);
   registerProblemHandlers(app);
+  await registerRateLimit(app, gateway.config);
 
   await app.register(fastifySwagger, {
     openapi: {

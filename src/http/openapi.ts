@@ -10,7 +10,7 @@ export const OPENAPI_FILE = 'openapi/openapi.json';
 export async function generateOpenApiText(): Promise<string> {
   const log = pino({ level: 'silent' });
   const gateway = new Gateway(parseConfig({}), log);
-  const app = await buildApp(gateway, log);
+  const app = await buildApp(gateway, log, null);
   try {
     await app.ready();
     return `${JSON.stringify(app.swagger(), null, 2)}\n`;

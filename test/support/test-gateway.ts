@@ -11,6 +11,8 @@ export interface TestGateway {
   gateway: Gateway;
   /** JSON log lines written so far. */
   logs: Record<string, unknown>[];
+  /** Audit lines written so far. */
+  audit: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -26,10 +28,12 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const gateway = new Gateway(config, log);
-  const app = await buildApp(gateway, log);
+  const audit: Record<string, unknown>[] = [];
+  const auditLog = pino({ level: 'info' }, { write: (line: string) => void audit.push(JSON.parse(line) as Record<string, unknown>) });
+  const app = await buildApp(gateway, log, auditLog);
   app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
   gateway.start();
   if (waitForLibvirt) await gateway.pool.waitUntilUp(5000);
   await app.ready();
-  return { app, gateway, logs, close: () => app.close() };
+  return { app, gateway, logs, audit, close: () => app.close() };
 }

@@ -171,3 +171,40 @@ describe('tokens and config', () => {
     expect(() => parseConfig({ auth: { identities: [dup, dup] } })).toThrow(/duplicate/);
   });
 });
+
+describe('audit trail', () => {
+  it('records every state-changing call and every refusal, with identity, domain, action and target, and no secrets', async () => {
+    await start();
+    await call({ method: 'GET', url: '/domains/web1' }, tokens.all);
+    await call({ method: 'GET', url: '/domains/web1' });
+    await call({ method: 'GET', url: '/domains/web1' }, tokens.execOnly);
+    await gw!.app.inject({
+      method: 'PUT',
+      url: '/domains/web1/users/root/password',
+      headers: { authorization: `Bearer ${tokens.all}`, 'content-type': 'application/json' },
+      payload: { password: 'hunter2-very-secret' },
+    });
+    await gw!.app.inject({
+      method: 'POST',
+      url: '/domains/web1/power',
+      headers: { authorization: `Bearer ${tokens.readOnly}`, 'content-type': 'application/json' },
+      payload: { action: 'reboot' },
+    });
+    const audit = gw!.audit;
+    // The plain read is not audited; the two refusals, the password change and the refused power action are.
+    expect(audit.map((a) => [a.event, a.status])).toEqual([
+      ['denied', 401],
+      ['denied', 403],
+      ['change', audit[2]!.status],
+      ['denied', 403],
+    ]);
+    expect(audit[0]).toMatchObject({ identity: null, route: '/domains/:domain', domain: 'web1', outcome: 'denied' });
+    expect(audit[1]).toMatchObject({ identity: 'exec-only', permission: 'read' });
+    expect(audit[2]).toMatchObject({ identity: 'all', domain: 'web1', user: 'root', permission: 'accounts', method: 'PUT' });
+    // Refused before its body was read: the route and the permission say what was asked.
+    expect(audit[3]).toMatchObject({ identity: 'read-only', route: '/domains/:domain/power', permission: 'power', outcome: 'denied' });
+    const everything = JSON.stringify([audit, gw!.logs]);
+    expect(everything).not.toContain('hunter2-very-secret');
+    expect(everything).not.toContain(tokens.all);
+  });
+});

@@ -140,7 +140,7 @@ describe('routes', () => {
     await setup();
     const { buildApp } = await import('../../src/http/app.js');
     const pino = (await import('pino')).default;
-    const app = await buildApp(gw!.gateway, pino({ level: 'silent' }));
+    const app = await buildApp(gw!.gateway, pino({ level: 'silent' }), null);
     expect(() => app.get('/unguarded', async () => 'x')).toThrow(/declares no permission/);
     await app.close();
   });

@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
 import { ExecService, type ExecStatus } from '../../agent/exec-service.js';
+import { checkExec } from '../../auth/policies.js';
 import type { Gateway } from '../../gateway.js';
 import type { LifecycleEventMsg } from '../../libvirt/pool.js';
 import { uuidToString } from '../../libvirt/protocol.js';
@@ -110,6 +111,7 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
+        checkExec(request.identity, request.body.path);
         const { dom, opts } = await agentTarget(gateway, request);
         const body = request.body;
         const input = body.input ? ('text' in body.input ? Buffer.from(body.input.text, 'utf8') : Buffer.from(body.input.base64, 'base64')) : undefined;

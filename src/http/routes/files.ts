@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { GuestFileReadStream } from '../../agent/file-read-stream.js';
 import { writeStream } from '../../agent/file-upload.js';
 import type { GuestFile, OpenOptions } from '../../agent/files.js';
+import { checkFilePath } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { DomainRef } from '../../libvirt/client.js';
@@ -93,6 +94,7 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     /** Opens the file for reading and learns its size (null when the file cannot tell). Closes it if that fails. */
     const openForRead = async (request: Parameters<typeof agentTarget>[1] & { params: { '*': string } }): Promise<SizedFile> => {
       const path = guestPathFromUrl(request.params['*']);
+      checkFilePath(request.identity, 'read', path);
       const { dom, opts } = await agentTarget(gateway, request);
       const file = await gateway.files.openFile(dom, path, 'r', onceEach(opts));
       try {
@@ -196,6 +198,7 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const path = guestPathFromUrl(request.params['*']);
+        checkFilePath(request.identity, 'write', path);
         const { mode = 'truncate', offset } = request.query;
         if (offset !== undefined && request.query.mode === 'append') throw new GatewayError('invalid_request', 'offset and mode=append exclude each other');
         const declared = request.headers['content-length'] === undefined ? null : Number(request.headers['content-length']);

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
 import { MAX_RAW_FILE_READ_BYTES, RawCommandService } from '../../agent/raw-command.js';
+import { checkRaw } from '../../auth/policies.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
@@ -51,6 +52,7 @@ export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         // Refused before the domain is looked up: a disabled endpoint says so whatever the domain.
         raw.check(request.body);
+        checkRaw(request.identity, request.body.execute);
         const { dom, opts } = await agentTarget(gateway, request);
         request.log.info({ execute: request.body.execute }, 'raw agent command');
         const result = await raw.run(dom, request.body, opts);
