@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
+import { clientCertificate, type ClientCertificate } from './client-certificate.js';
 import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
 import { matchToken } from './tokens.js';
 
@@ -20,24 +21,38 @@ const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,512})[ \t]*$/i;
 export class Authenticator {
   private readonly identities: Identity[];
   private readonly hashes: Buffer[];
+  /** Client certificate SHA-256 (hex) to the identity it proves (mTLS). */
+  private readonly byFingerprint: Map<string, Identity>;
 
   constructor(private readonly config: Config['auth']) {
     this.identities = config.identities.map((i) => makeIdentity(i.name, i.scopes, i.domains, i.policies));
     this.hashes = config.identities.map((i) => Buffer.from(i.tokenSha256, 'hex'));
+    this.byFingerprint = new Map(config.identities.flatMap((i, n) => i.clientCertFingerprints.map((f) => [f, this.identities[n]!] as const)));
   }
 
   get development(): boolean {
     return this.config.mode === 'none';
   }
 
-  /** The identity an Authorization header proves; throws 401 when there is none or it proves nothing. */
-  identify(header: string | undefined): Identity {
+  /**
+   * The identity an Authorization header or a verified client certificate proves; throws 401 when there is
+   * none, either proves nothing, or they name different identities. A verified certificate no identity names
+   * proves nothing, and leaves the decision to the token.
+   */
+  identify(header: string | undefined, cert: ClientCertificate = null): Identity {
     if (this.development) return DEVELOPMENT_IDENTITY;
-    if (!header) throw new GatewayError('unauthenticated', 'send Authorization: Bearer <token>');
+    if (cert && !cert.verified) throw new GatewayError('unauthenticated', 'the client certificate does not verify against listen.tls.caFile');
+    const byCert = cert?.verified ? this.byFingerprint.get(cert.fingerprint) : undefined;
+    if (!header) {
+      if (byCert) return byCert;
+      throw new GatewayError('unauthenticated', 'send Authorization: Bearer <token>');
+    }
     const m = BEARER.exec(header);
     const i = m ? matchToken(m[1]!, this.hashes) : -1;
     if (i < 0) throw new GatewayError('unauthenticated', 'the bearer token is not valid', { tokenSent: true });
-    return this.identities[i]!;
+    const byToken = this.identities[i]!;
+    if (byCert && byCert !== byToken) throw new GatewayError('unauthenticated', 'the bearer token and the client certificate prove different identities', { tokenSent: true });
+    return byToken;
   }
 }
 
@@ -47,10 +62,10 @@ export function registerAuthentication(app: FastifyInstance, gateway: Gateway, a
     const permission = request.routeOptions.config?.permission;
     if (!permission) return; // no such route: the not-found handler answers
     if (permission === 'public') {
-      if (gateway.config.auth.protectPublic) request.identity = auth.identify(request.headers.authorization);
+      if (gateway.config.auth.protectPublic) request.identity = auth.identify(request.headers.authorization, clientCertificate(request.raw.socket));
       return;
     }
-    const identity = auth.identify(request.headers.authorization);
+    const identity = auth.identify(request.headers.authorization, clientCertificate(request.raw.socket));
     request.identity = identity;
     if (!identity.scopes.has(permission)) {
       throw new GatewayError('forbidden', `identity '${identity.name}' lacks the scope '${permission}' this route needs`);

@@ -9,7 +9,13 @@ import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { Identity } from './identity.js';
 
-const globs = z.array(z.string().min(1).max(4096)).max(1024);
+/** Absolute (or starting with a wildcard): a relative pattern would never match the absolute paths compared. */
+const glob = z
+  .string()
+  .min(1)
+  .max(4096)
+  .regex(/^(\/|[A-Za-z]:[/\\]|\*)/, "must be an absolute guest path pattern: /srv/**, C:/Users/**, or starting with '*'");
+const globs = z.array(glob).max(1024);
 const pathRulesSchema = z.strictObject({
   /** Only paths matching one of these; absent: every path not denied. */
   allow: globs.optional(),

@@ -13,6 +13,17 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8080),
+      /** HTTPS instead of HTTP; the files are read once at start-up (a restart picks up renewed certificates). */
+      tls: z
+        .strictObject({
+          certFile: z.string().min(1),
+          keyFile: z.string().min(1),
+          /** CA (PEM) that signs accepted client certificates; needed unless clientCerts is off. */
+          caFile: z.string().min(1).optional(),
+          /** optional: a client certificate is asked for, and one that verifies proves an identity; required: no handshake without one. */
+          clientCerts: z.enum(['off', 'optional', 'required']).default('off'),
+        })
+        .optional(),
     })
     .prefault({}),
   libvirt: z
@@ -130,6 +141,10 @@ export const configSchema = z.strictObject({
             domains: z.array(z.string().min(1).max(1024)).min(1).default(['*']),
             /** Guest path (files read/write), exec and raw-command allow/deny lists; absent: scopes alone decide. */
             policies: policiesConfigSchema.optional(),
+            /** SHA-256 fingerprints (hex, colons allowed: `openssl x509 -noout -fingerprint -sha256`) of client certificates that prove this identity (listen.tls.clientCerts). */
+            clientCertFingerprints: z
+              .array(z.string().transform((f) => f.replace(/:/g, '').toLowerCase()).pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 fingerprint: 64 hex digits')))
+              .default([]),
             /** This identity's own request rate, instead of limits.rateLimit (a busy automation account, say). */
             rateLimit: z.strictObject({ max: z.number().int().min(1).max(1_000_000), timeWindowMs: ms(86_400_000).default(60_000) }).optional(),
           }),
@@ -189,11 +204,24 @@ export const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   if (c.auth.mode === 'none' && !LOOPBACK.test(c.listen.host)) {
     ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: `'none' (no authentication) is allowed only on a loopback listen.host, not ${c.listen.host}` });
   }
+  // An idle socket is cut even while its answer is awaited: it must outlast the longest silent wait a request may ask for.
+  const longestWait = Math.max(c.agent.maxTimeoutMs, c.exec.maxWaitMs, c.files.chunkTimeoutMs, c.addresses.timeoutMs);
+  if (c.limits.connectionTimeoutMs > 0 && c.limits.connectionTimeoutMs <= longestWait) {
+    ctx.addIssue({ code: 'custom', path: ['limits', 'connectionTimeoutMs'], message: `must exceed the longest wait a request may ask for (${longestWait} ms: agent.maxTimeoutMs, exec.maxWaitMs, files.chunkTimeoutMs, addresses.timeoutMs), or be 0` });
+  }
+  if (c.listen.tls && c.listen.tls.clientCerts !== 'off' && !c.listen.tls.caFile) {
+    ctx.addIssue({ code: 'custom', path: ['listen', 'tls', 'caFile'], message: `clientCerts '${c.listen.tls.clientCerts}' needs the CA that signs client certificates` });
+  }
   const seen = new Set<string>();
   for (const [i, id] of c.auth.identities.entries()) {
     for (const key of [`name:${id.name}`, `hash:${id.tokenSha256}`]) {
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['auth', 'identities', i], message: `duplicate identity ${key.startsWith('name') ? 'name' : 'token hash'}` });
       seen.add(key);
+    }
+    // One certificate proving two identities would make the answer depend on the order of the list.
+    for (const f of id.clientCertFingerprints) {
+      if (seen.has(`cert:${f}`)) ctx.addIssue({ code: 'custom', path: ['auth', 'identities', i, 'clientCertFingerprints'], message: `client certificate ${f} already proves another identity` });
+      seen.add(`cert:${f}`);
     }
   }
 });

@@ -9,8 +9,9 @@ import { createAuditLog, registerAudit } from '../auth/audit.js';
 import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
 import type { Gateway } from '../gateway.js';
 import { PERMISSIONS } from './permissions.js';
-import { registerProblemHandlers } from './problem.js';
+import { problemForFrameworkError, registerProblemHandlers } from './problem.js';
 import { registerRateLimit } from './rate-limit.js';
+import { httpsOptions } from './tls.js';
 import { registerRequestContext } from './request-context.js';
 import { ROUTE_MODULES, ROUTE_TAGS } from './routes/index.js';
 
@@ -51,6 +52,7 @@ function nameWildcards(doc: OpenApiObject): OpenApiObject {
 }
 
 export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger | null = createAuditLog(gateway.config.audit)): Promise<FastifyInstance> {
+  const tls = gateway.config.listen.tls;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request comes from request-context.ts instead of Fastify's two.
@@ -58,12 +60,16 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     routerOptions: { maxParamLength: 2048 },
+    // Bad percent-encoding and over-long path parameters, refused by the router, answer problem+json too.
+    frameworkErrors: problemForFrameworkError,
     // Guard rails (limits.*): JSON bodies are small (the upload route sets its own limit); see the schema for why these timeouts.
     bodyLimit: gateway.config.limits.bodyBytes,
     connectionTimeout: gateway.config.limits.connectionTimeoutMs,
     requestTimeout: gateway.config.limits.requestTimeoutMs,
     keepAliveTimeout: gateway.config.limits.keepAliveTimeoutMs,
-  });
+    // HTTPS when listen.tls is set, its files read now so that a bad path stops start-up.
+    https: tls ? httpsOptions(tls) : null,
+  }) as unknown as FastifyInstance; // an https.Server is an http.Server to everything the app does with it
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

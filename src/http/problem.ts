@@ -37,11 +37,17 @@ function codesFor(status: number): string {
 /** The error answers a route documents, keyed by status, each naming the codes it may carry. */
 export function problemResponses(...statuses: number[]) {
   return Object.fromEntries(
-    [...new Set([400, 500, 503, ...statuses])].map((s) => [
+    // 429: any route may be rate limited (limits.rateLimit); /healthz and /readyz never are, a harmless overstatement there.
+    [...new Set([400, 429, 500, 503, ...statuses])].map((s) => [
       s,
       { description: `Problem: ${codesFor(s)}`, content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } } },
     ]),
   );
+}
+
+/** A URL as long as the client made it would be echoed back in full: keep answers and logs bounded. */
+export function truncate(text: string, max = 2048): string {
+  return text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
 }
 
 function withoutTokenSent({ tokenSent: _, ...rest }: GatewayError['extras']) {
@@ -55,7 +61,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: G
     title: ERROR_TITLES[err.code],
     status: err.status,
     detail: err.message,
-    instance: request.url.split('?')[0] ?? request.url,
+    instance: truncate(request.url.split('?')[0] ?? request.url),
     code: err.code,
     requestId: String(request.id),
     ...withoutTokenSent(err.extras),
@@ -77,6 +83,16 @@ function fromFastifyError(err: FastifyError): GatewayError {
   if (status === 503) return new GatewayError('shutting_down', err.message);
   if (status >= 400 && status < 500) return new GatewayError('invalid_request', err.message);
   return new GatewayError('internal_error', 'internal error');
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL that is not valid percent-encoded UTF-8, or a path parameter longer than
+ * routerOptions.maxParamLength, is refused by the router before any route runs; without this, Fastify answers
+ * those itself in plain JSON. The detail does not echo the URL, which may be megabytes long.
+ */
+export function problemForFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : error.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid percent-encoded UTF-8' : 'the request was refused';
+  void sendProblem(request, reply, new GatewayError('invalid_request', detail));
 }
 
 export function registerProblemHandlers(app: FastifyInstance): void {

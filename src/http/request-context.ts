@@ -2,6 +2,7 @@
 // commands), and the one log line per request that says so.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AgentCallOptions } from '../agent/service.js';
+import { truncate } from './problem.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,7 +33,7 @@ export function registerRequestContext(app: FastifyInstance): void {
     request.log.info(
       {
         method: request.method,
-        url: request.url,
+        url: truncate(request.url),
         route: request.routeOptions.url,
         statusCode: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 100) / 100,

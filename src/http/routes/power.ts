@@ -10,7 +10,7 @@ import { problemResponses } from '../problem.js';
 import { domainRefSchema } from '../schemas.js';
 
 const powerRequestSchema = z
-  .object({
+  .strictObject({
     action: z
       .enum(POWER_ACTIONS)
       .describe('shutdown (powerdown), halt, reboot, suspend-ram (S3), suspend-disk (S4, hibernate) or suspend-hybrid'),

@@ -15,8 +15,8 @@ export interface GatewayProcess {
 export async function startGateway(config: object = {}, timeoutMs = 20_000): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'qga-e2e-'));
   const configFile = join(dir, 'gateway.json');
-  // Development mode (no tokens) unless the test's config names its own auth section.
-  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, ...config }));
+  // Development mode (no tokens) and no rate limit unless the test's config names its own auth or limits section.
+  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, ...config }));
   const child = spawn(process.execPath, ['dist/server.js', '--config', configFile], {
     env: { ...process.env, PORT: '', HOST: '', LIBVIRT_URI: '', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -37,7 +37,7 @@ export async function startGateway(config: object = {}, timeoutMs = 20_000): Pro
     const timer = setTimeout(() => reject(new Error(`gateway did not start within ${timeoutMs} ms:\n${logs.join('\n')}`)), timeoutMs);
     const poll = setInterval(() => {
       for (const line of logs) {
-        const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+        const m = /Server listening at (https?:\/\/127\.0\.0\.1:\d+)/.exec(line);
         if (m) {
           clearInterval(poll);
           clearTimeout(timer);
