@@ -95,8 +95,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   check(existsSync(server), `${server} is missing: build first (node_modules/.bin/tsc -p tsconfig.build.json)`);
   if (statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs) process.stderr.write('bench: warning: dist/ looks older than src/\n');
   const args = [server];
-  // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) unless a config says otherwise.
-  const config = { auth: { mode: 'none' }, ...opts.config };
+  // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) and no rate limit
+  // (the RSS run sends 20,000 requests in a minute) unless a config says otherwise.
+  const config = { auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, ...opts.config };
   const dir = mkdtempSync(join(tmpdir(), 'qga-bench-'));
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'gateway.yaml');
