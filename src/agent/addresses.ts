@@ -3,9 +3,9 @@
 // says the domain or its agent changed (lifecycle and agent-lifecycle events).
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
-import type { LibvirtPool } from '../libvirt/pool.js';
-import { isUuid, uuidToString } from '../libvirt/protocol.js';
+import type { DomainRef } from '../libvirt/client.js';
+import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
+import { isUuid } from '../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from './commands.js';
 import { mapLibvirtError } from './error-mapping.js';
 import type { AgentService } from './service.js';
@@ -13,6 +13,8 @@ import type { AgentService } from './service.js';
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
 
 export interface AddressEntry {
+  /** null for a filter entry that names no domain. */
+  host: string | null;
   name: string;
   /** null for a filter entry that names no domain. */
   uuid: string | null;
@@ -36,14 +38,13 @@ export class AddressBook {
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
 
   constructor(
-    private readonly libvirt: LibvirtClient,
+    private readonly hosts: LibvirtHosts,
     private readonly agent: AgentService,
-    pool: LibvirtPool,
     private readonly config: Config['addresses'],
   ) {
-    pool.on('lifecycle', ({ dom }) => this.cache.delete(uuidToString(dom.uuid)));
-    pool.on('agentLifecycle', ({ dom }) => this.cache.delete(uuidToString(dom.uuid)));
-    pool.on('eventsLost', () => this.cache.clear());
+    hosts.on('lifecycle', ({ key }) => this.cache.delete(key));
+    hosts.on('agentLifecycle', ({ key }) => this.cache.delete(key));
+    hosts.on('eventsLost', () => this.cache.clear());
   }
 
   get defaultTimeoutMs(): number {
@@ -54,50 +55,62 @@ export class AddressBook {
    * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
    * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
    */
-  async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal, mayTouch: (dom: DomainRef) => boolean = () => true): Promise<AddressEntry[]> {
+  async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal, mayTouch: (dom: DomainRef) => boolean = () => true): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;
-    let all: DomainRef[];
-    try {
+    // Every host at once; one that cannot be listed is reported and the others answered.
+    const listed = await Promise.allSettled(this.hosts.list.map((h) => h.client.listAllDomains(signal)));
+    const failedHosts: { host: string; error: GatewayError }[] = [];
+    const all: DomainRef[] = [];
+    for (const [i, r] of listed.entries()) {
       // Domains the caller may not touch are never asked, and look just like ones that do not exist.
-      all = (await this.libvirt.listAllDomains(signal)).filter(mayTouch);
-    } catch (err) {
-      throw mapLibvirtError(err);
+      if (r.status === 'fulfilled') all.push(...r.value.filter(mayTouch));
+      else if (!this.hosts.several) throw mapLibvirtError(r.reason);
+      else failedHosts.push({ host: this.hosts.list[i]!.name, error: mapLibvirtError(r.reason) });
     }
-    const targets: (DomainRef | { missing: string })[] = filter ? filter.map((token) => findDomain(all, token) ?? { missing: token }) : all.filter((d) => d.id >= 0);
+    const targets: (DomainRef | { missing: string })[] = filter
+      ? filter.flatMap((token): (DomainRef | { missing: string })[] => {
+          const found = findDomains(all, token, this.hosts);
+          return found.length ? found : [{ missing: token }];
+        })
+      : all.filter((d) => d.id >= 0);
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))));
     try {
-      const entries = await Promise.all(targets.map((t) => this.entryFor(t, deadlineAt, deadline, timeoutMs)));
-      return entries.sort((a, b) => a.name.localeCompare(b.name));
+      const entries = await Promise.all(targets.map((t) => this.entryFor(t, deadlineAt, deadline, timeoutMs, failedHosts.length > 0)));
+      return { entries: entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async entryFor(target: DomainRef | { missing: string }, deadlineAt: number, deadline: Promise<'deadline'>, timeoutMs: number): Promise<AddressEntry> {
+  private async entryFor(target: DomainRef | { missing: string }, deadlineAt: number, deadline: Promise<'deadline'>, timeoutMs: number, someHostDown: boolean): Promise<AddressEntry> {
     if ('missing' in target) {
-      const error = new GatewayError('domain_not_found', `no domain named or with UUID '${target.missing}'`, { domain: target.missing });
-      return { name: target.missing, uuid: null, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+      // Not found while a host could not be listed: it may be on that host.
+      const error = someHostDown
+        ? new GatewayError('host_unavailable', `no domain named or with UUID '${target.missing}' on the reachable hosts; some hosts are not reachable`, { domain: target.missing })
+        : new GatewayError('domain_not_found', `no domain named or with UUID '${target.missing}'`, { domain: target.missing });
+      return { host: null, name: target.missing, uuid: null, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
     const dom = target;
     if (dom.id < 0) {
       const error = new GatewayError('domain_not_running', `domain ${dom.name} is not running`, { domain: dom.name });
-      return { name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
-    const hit = this.cache.get(dom.uuid);
-    if (hit && hit.expires > Date.now()) return { name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
+    const hit = this.cache.get(domainKey(dom));
+    if (hit && hit.expires > Date.now()) return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
     const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
     if (fetched === 'deadline') {
       const error = new GatewayError('deadline_exceeded', `the guest agent did not answer within the ${timeoutMs} ms deadline`, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
-      return { name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
-    return { name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
+    return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
   }
 
   private fetch(dom: DomainRef, deadlineAt: number): Promise<CacheEntry> {
-    const pending = this.inFlight.get(dom.uuid);
+    const key = domainKey(dom);
+    const pending = this.inFlight.get(key);
     if (pending) return pending;
     const run = (async (): Promise<CacheEntry> => {
       let result: AddressResult;
@@ -108,20 +121,25 @@ export class AddressBook {
         result = { ok: false, error: mapLibvirtError(err, { domain: dom.name }) };
       }
       const entry: CacheEntry = { result, fetchedAt: new Date(), expires: Date.now() + this.config.cacheTtlMs };
-      if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(dom.uuid, entry);
+      if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);
       return entry;
     })();
-    this.inFlight.set(dom.uuid, run);
-    void run.finally(() => this.inFlight.delete(dom.uuid));
+    this.inFlight.set(key, run);
+    void run.finally(() => this.inFlight.delete(key));
     return run;
   }
 }
 
-function findDomain(all: DomainRef[], token: string): DomainRef | undefined {
-  if (isUuid(token)) {
-    const wanted = token.toLowerCase().replace(/-/g, '');
-    const byUuid = all.find((d) => d.uuid.replace(/-/g, '') === wanted);
-    if (byUuid) return byUuid;
+/** The domains a filter token names: name or UUID, optionally qualified as host:name; on every host that has it. */
+function findDomains(all: DomainRef[], token: string, hosts: LibvirtHosts): DomainRef[] {
+  const colon = token.indexOf(':');
+  const host = colon > 0 && hosts.get(token.slice(0, colon)) ? token.slice(0, colon) : null;
+  const id = host ? token.slice(colon + 1) : token;
+  const onHost = host ? all.filter((d) => d.host === host) : all;
+  if (isUuid(id)) {
+    const wanted = id.toLowerCase().replace(/-/g, '');
+    const byUuid = onHost.filter((d) => d.uuid.replace(/-/g, '') === wanted);
+    if (byUuid.length) return byUuid;
   }
-  return all.find((d) => d.name === token);
+  return onHost.filter((d) => d.name === id);
 }

@@ -1,6 +1,6 @@
 // Finished processes' results, kept after guest-exec-status has made the agent forget them (it reaps the
 // process on the reply that says it exited), so that asking twice works. Bounded by count and age; keyed by
-// domain UUID and pid, because pids repeat across domains and across a domain's restarts.
+// domain (domainKey: host and UUID) and pid, because pids repeat across domains and across a domain's restarts.
 export interface ExecResultCacheOptions {
   maxEntries: number;
   ttlMs: number;
@@ -20,12 +20,12 @@ export class ExecResultCache<T> {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private static key(uuid: string, pid: number): string {
-    return `${uuid}/${pid}`;
+  private static key(domain: string, pid: number): string {
+    return `${domain}/${pid}`;
   }
 
-  get(uuid: string, pid: number): T | undefined {
-    const key = ExecResultCache.key(uuid, pid);
+  get(domain: string, pid: number): T | undefined {
+    const key = ExecResultCache.key(domain, pid);
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
@@ -35,21 +35,21 @@ export class ExecResultCache<T> {
     return entry.value;
   }
 
-  set(uuid: string, pid: number, value: T): void {
+  set(domain: string, pid: number, value: T): void {
     if (this.options.maxEntries === 0 || this.options.ttlMs === 0) return;
-    const key = ExecResultCache.key(uuid, pid);
+    const key = ExecResultCache.key(domain, pid);
     this.entries.delete(key);
     this.entries.set(key, { value, expiresAt: this.now() + this.options.ttlMs });
     this.prune();
   }
 
-  forget(uuid: string, pid: number): void {
-    this.entries.delete(ExecResultCache.key(uuid, pid));
+  forget(domain: string, pid: number): void {
+    this.entries.delete(ExecResultCache.key(domain, pid));
   }
 
   /** Forgets one domain's results: after it restarts its pids mean other processes. */
-  forgetDomain(uuid: string): void {
-    const prefix = `${uuid}/`;
+  forgetDomain(domain: string): void {
+    const prefix = `${domain}/`;
     for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
   }
 

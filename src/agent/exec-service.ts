@@ -11,6 +11,7 @@
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import { domainKey } from '../libvirt/hosts.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from './command-limits.js';
 import { guestExec, guestExecStatus, type GuestExecArgs, type GuestExecStatus } from './exec-commands.js';
 import { ExecResultCache } from './exec-results.js';
@@ -140,7 +141,7 @@ export class ExecService {
     try {
       const { pid } = await this.agent.execute(dom, guestExec, args, opts);
       // A new process under a pid the cache still remembers (reused after a restart): the old result is stale.
-      this.results.forget(dom.uuid, pid);
+      this.results.forget(domainKey(dom), pid);
       return pid;
     } catch (err) {
       throw mapStartError(err, req.path);
@@ -149,7 +150,7 @@ export class ExecService {
 
   /** The process's status: the cached result once it has exited, else one guest-exec-status. */
   async status(dom: DomainRef, pid: number, opts: AgentCallOptions): Promise<ExecStatus> {
-    const cached = this.results.get(dom.uuid, pid);
+    const cached = this.results.get(domainKey(dom), pid);
     if (cached instanceof GatewayError) throw cached;
     if (cached) return cached;
     let reply: GuestExecStatus;
@@ -157,12 +158,12 @@ export class ExecService {
       reply = await this.agent.execute(dom, guestExecStatus, { pid }, opts);
     } catch (err) {
       const mapped = mapStatusError(err, dom, pid);
-      if (mapped instanceof GatewayError && mapped.code === 'agent_reply_too_large') this.results.set(dom.uuid, pid, mapped);
+      if (mapped instanceof GatewayError && mapped.code === 'agent_reply_too_large') this.results.set(domainKey(dom), pid, mapped);
       throw mapped;
     }
     const status = toExecStatus(pid, reply);
     // The agent has just reaped it: this reply is the only copy of the result.
-    if (status.exited) this.results.set(dom.uuid, pid, status);
+    if (status.exited) this.results.set(domainKey(dom), pid, status);
     return status;
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import { domainKey } from '../libvirt/hosts.js';
 import { guestFileClose, guestFileFlush, guestFileOpen, guestFileRead, guestFileSeek, guestFileWrite, type FileOpenMode } from './file-commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
@@ -102,7 +103,9 @@ export class GuestFile {
     const n = Math.min(count, this.service.config.chunkBytes);
     return this.call(async () => {
       const reply = await this.service.agent.execute(this.dom, guestFileRead, { handle: this.handle, count: n }, this.callOpts);
-      return { data: Buffer.from(reply['buf-b64'], 'base64'), eof: reply.eof };
+      const data = Buffer.from(reply['buf-b64'], 'base64');
+      this.service.transfers?.read(data.length);
+      return { data, eof: reply.eof };
     });
   }
 
@@ -117,6 +120,7 @@ export class GuestFile {
     }
     return this.call(async () => {
       const reply = await this.service.agent.execute(this.dom, guestFileWrite, { handle: this.handle, 'buf-b64': data.toString('base64'), count: data.length }, this.callOpts);
+      this.service.transfers?.written(reply.count);
       return reply.count;
     });
   }
@@ -197,7 +201,15 @@ function refusedWhileFrozen(err: unknown): boolean {
   return err.code === 'state_conflict' || /has been disabled/.test(err.extras.agentDesc ?? '');
 }
 
+/** Counts the bytes that cross the agent (the metrics). */
+export interface FileTransferObserver {
+  read(bytes: number): void;
+  written(bytes: number): void;
+}
+
 export class GuestFileService {
+  /** Told of every chunk read or written; set by observeTransfers(). */
+  transfers: FileTransferObserver | null = null;
   /** Open handles per domain UUID. */
   private readonly open = new Map<string, Set<GuestFile>>();
   private _stopping = false;
@@ -205,6 +217,10 @@ export class GuestFileService {
   /** Set at shutdown: no new opens, no background close retries. */
   get stopping(): boolean {
     return this._stopping;
+  }
+
+  observeTransfers(observer: FileTransferObserver): void {
+    this.transfers = observer;
   }
 
   constructor(
@@ -225,8 +241,8 @@ export class GuestFileService {
       throw mapFileError(err, path);
     }
     const file = new GuestFile(this, dom, path, handle, opts);
-    let set = this.open.get(dom.uuid);
-    if (!set) this.open.set(dom.uuid, (set = new Set()));
+    let set = this.open.get(domainKey(dom));
+    if (!set) this.open.set(domainKey(dom), (set = new Set()));
     set.add(file);
     // Opened while the gateway began to stop, or after the client left: do not keep it.
     if (this.stopping || opts.signal?.aborted) {
@@ -243,9 +259,9 @@ export class GuestFileService {
   }
 
   forget(file: GuestFile): void {
-    const set = this.open.get(file.dom.uuid);
+    const set = this.open.get(domainKey(file.dom));
     set?.delete(file);
-    if (set?.size === 0) this.open.delete(file.dom.uuid);
+    if (set?.size === 0) this.open.delete(domainKey(file.dom));
   }
 
   /**

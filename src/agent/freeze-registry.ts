@@ -2,6 +2,7 @@
 // the client that froze has gone. Also the guard that refuses commands a frozen agent would not run.
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import { domainKey } from '../libvirt/hosts.js';
 import type { CommandGuard } from './service.js';
 
 /** What qemu-ga still runs while frozen (qga: everything else is disabled until guest-fsfreeze-thaw). */
@@ -28,17 +29,25 @@ export interface HeldFreeze {
 export class FreezeRegistry implements CommandGuard {
   private readonly held = new Map<string, HeldFreeze>();
 
-  get(uuid: string): HeldFreeze | undefined {
-    return this.held.get(uuid);
+  /** key: domainKey() of the domain. */
+  get(key: string): HeldFreeze | undefined {
+    return this.held.get(key);
   }
 
   all(): HeldFreeze[] {
     return [...this.held.values()];
   }
 
+  /** Domains the agent says are frozen now under the gateway's hold (the metrics' freezes_in_force). */
+  get frozenCount(): number {
+    let n = 0;
+    for (const entry of this.held.values()) if (entry.frozen) n++;
+    return n;
+  }
+
   /** Records a freeze about to be sent and arms its deadline; 409 when the gateway already holds one. */
   hold(dom: DomainRef, timeoutMs: number, mountpoints: string[] | null, onDeadline: (dom: DomainRef) => void): HeldFreeze {
-    const existing = this.held.get(dom.uuid);
+    const existing = this.held.get(domainKey(dom));
     if (existing) {
       throw new GatewayError('state_conflict', `the gateway already holds ${dom.name}'s file systems frozen until ${existing.thawAt.toISOString()}; thaw first`, {
         domain: dom.name,
@@ -49,31 +58,31 @@ export class FreezeRegistry implements CommandGuard {
     const timer = setTimeout(() => onDeadline(dom), timeoutMs);
     // Not blocking until the freeze has been sent (it must pass the guard itself); see setFrozen.
     const entry: HeldFreeze = { dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false, timer };
-    this.held.set(dom.uuid, entry);
+    this.held.set(domainKey(dom), entry);
     return entry;
   }
 
-  setFrozen(uuid: string, frozen: boolean): void {
-    const entry = this.held.get(uuid);
+  setFrozen(key: string, frozen: boolean): void {
+    const entry = this.held.get(key);
     if (entry) entry.frozen = frozen;
   }
 
   /** Forgets a freeze (thawed, or the domain stopped) and its timer. */
-  release(uuid: string): void {
-    const entry = this.held.get(uuid);
+  release(key: string): void {
+    const entry = this.held.get(key);
     if (!entry) return;
     clearTimeout(entry.timer);
-    this.held.delete(uuid);
+    this.held.delete(key);
   }
 
   /** A thaw from anywhere (the raw command endpoint too) ends the gateway's hold on the domain. */
   succeeded(dom: DomainRef, execute: string): void {
-    if (execute === 'guest-fsfreeze-thaw') this.release(dom.uuid);
+    if (execute === 'guest-fsfreeze-thaw') this.release(domainKey(dom));
   }
 
   /** 409 for a command the frozen agent would refuse, instead of its "has been disabled" error. */
   check(dom: DomainRef, execute: string): void {
-    const entry = this.held.get(dom.uuid);
+    const entry = this.held.get(domainKey(dom));
     if (!entry?.frozen || ALLOWED_WHILE_FROZEN.has(execute)) return;
     throw new GatewayError(
       'state_conflict',

@@ -6,8 +6,8 @@ import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
-import type { LibvirtPool } from '../libvirt/pool.js';
-import { LifecycleEvent, uuidToString } from '../libvirt/protocol.js';
+import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
+import { LifecycleEvent } from '../libvirt/protocol.js';
 import { command, noArgs } from './commands.js';
 import type { FreezeRegistry, HeldFreeze } from './freeze-registry.js';
 import type { AgentCallOptions, AgentService } from './service.js';
@@ -53,15 +53,14 @@ export class FreezeService {
     private readonly agent: AgentService,
     readonly registry: FreezeRegistry,
     private readonly config: Config['freeze'],
-    pool: LibvirtPool,
+    hosts: LibvirtHosts,
     private readonly log: Logger,
   ) {
-    pool.on('lifecycle', ({ dom, event }) => {
+    hosts.on('lifecycle', ({ key, host, dom, event }) => {
       if (event !== LifecycleEvent.STOPPED && event !== LifecycleEvent.STARTED && event !== LifecycleEvent.CRASHED) return;
-      const uuid = uuidToString(dom.uuid);
-      if (!registry.get(uuid)) return;
-      this.log.info({ domain: dom.name, event }, 'domain stopped or started: its freeze is gone');
-      registry.release(uuid);
+      if (!registry.get(key)) return;
+      this.log.info({ host, domain: dom.name, event }, 'domain stopped or started: its freeze is gone');
+      registry.release(key);
     });
   }
 
@@ -71,7 +70,7 @@ export class FreezeService {
 
   async status(dom: DomainRef, opts: AgentCallOptions): Promise<FreezeStatus> {
     const status = await this.agent.execute(dom, guestFsfreezeStatus, undefined, opts);
-    return { status, held: this.registry.get(dom.uuid) };
+    return { status, held: this.registry.get(domainKey(dom)) };
   }
 
   /** Freezes all (mountpoints null) or the listed file systems, thawing by itself after thawAfterMs. */
@@ -88,9 +87,9 @@ export class FreezeService {
         : await this.agent.execute(dom, guestFsfreezeFreeze, undefined, opts);
     } catch (err) {
       // qemu-ga thaws by itself when a freeze fails part way, so a definite failure leaves nothing frozen.
-      if (err instanceof GatewayError && (DEFINITE_FAILURES.has(err.code) || /waiting in the queue/.test(err.message))) this.registry.release(dom.uuid);
+      if (err instanceof GatewayError && (DEFINITE_FAILURES.has(err.code) || /waiting in the queue/.test(err.message))) this.registry.release(domainKey(dom));
       // Otherwise the answer was lost, not the freeze: assume frozen (409 for other commands) until the deadline thaw.
-      else this.registry.setFrozen(dom.uuid, true);
+      else this.registry.setFrozen(domainKey(dom), true);
       throw err;
     }
     let status = 'frozen';
@@ -100,15 +99,15 @@ export class FreezeService {
       this.log.warn({ domain: dom.name, err: (err as Error).message }, 'guest-fsfreeze-status after a freeze failed; assuming frozen');
     }
     // A guest without freezable file systems (an initramfs root) answers 0 and stays thawed: let commands pass.
-    this.registry.setFrozen(dom.uuid, status === 'frozen');
+    this.registry.setFrozen(domainKey(dom), status === 'frozen');
     this.log.info({ domain: dom.name, count, status, thawAfterMs }, 'file systems frozen');
-    return { count, status, held: this.registry.get(dom.uuid) };
+    return { count, status, held: this.registry.get(domainKey(dom)) };
   }
 
   /** Thaws, whoever froze; forgets the gateway's freeze of the domain. */
   async thaw(dom: DomainRef, opts: AgentCallOptions): Promise<number> {
     const count = await this.agent.execute(dom, guestFsfreezeThaw, undefined, opts);
-    this.registry.release(dom.uuid);
+    this.registry.release(domainKey(dom));
     this.log.info({ domain: dom.name, count }, 'file systems thawed');
     return count;
   }
@@ -121,7 +120,7 @@ export class FreezeService {
         const message = err instanceof Error ? err.message : String(err);
         if (attempt >= DEADLINE_THAW_ATTEMPTS || (err instanceof GatewayError && err.code === 'domain_not_found')) {
           this.log.error({ domain: dom.name, attempt, err: message }, 'freeze deadline passed: thaw failed; giving up');
-          this.registry.release(dom.uuid);
+          this.registry.release(domainKey(dom));
           return;
         }
         this.log.warn({ domain: dom.name, attempt, err: message }, 'freeze deadline passed: thaw failed; retrying');
@@ -145,7 +144,7 @@ export class FreezeService {
           this.log.info({ domain: dom.name, count }, 'shutting down: thawed');
         } catch (err) {
           this.log.error({ domain: dom.name, err: (err as Error).message }, 'shutting down: thaw failed');
-          this.registry.release(dom.uuid);
+          this.registry.release(domainKey(dom));
         }
       }),
     );

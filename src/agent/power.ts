@@ -4,7 +4,8 @@
 // "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent".
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
-import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
+import type { DomainRef } from '../libvirt/client.js';
+import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { SuspendTarget, type DomainStateName } from '../libvirt/protocol.js';
 import { command } from './commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
@@ -75,7 +76,7 @@ export interface PowerOutcome {
 export class PowerService {
   constructor(
     private readonly agent: AgentService,
-    private readonly libvirt: LibvirtClient,
+    private readonly hosts: LibvirtHosts,
   ) {}
 
   /** Sends the action; resolves once the guest has it (never waits for the effect). */
@@ -87,12 +88,13 @@ export class PowerService {
       return outcome;
     }
     // libvirt waits for the guest's SHUTDOWN / RESET event or the agent's disconnect (up to 60 s): 'slow'.
+    const libvirt = this.hosts.client(dom);
     const call =
       action === 'shutdown'
-        ? (signal: AbortSignal) => this.libvirt.shutdownViaAgent(dom, signal)
+        ? (signal: AbortSignal) => libvirt.shutdownViaAgent(dom, signal)
         : action === 'reboot'
-          ? (signal: AbortSignal) => this.libvirt.rebootViaAgent(dom, signal)
-          : (signal: AbortSignal) => this.libvirt.pmSuspend(dom, SUSPEND_TARGETS[action]!, signal);
+          ? (signal: AbortSignal) => libvirt.rebootViaAgent(dom, signal)
+          : (signal: AbortSignal) => libvirt.pmSuspend(dom, SUSPEND_TARGETS[action]!, signal);
     let sent = false;
     const onCommand = (execute: string) => {
       sent = true;

@@ -2,7 +2,8 @@
 // with the reply checked against the command's schema.
 import type { CommandKind, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
+import type { DomainRef } from '../libvirt/client.js';
+import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import { guestInfo, type AgentCommand } from './commands.js';
@@ -32,13 +33,21 @@ export interface CommandGuard {
   succeeded?(dom: DomainRef, execute: string): void;
 }
 
+/** Watches every call through a domain's queue (the metrics): when it queues, and how and after how long it ends. */
+export interface AgentCallObserver {
+  queued(dom: DomainRef, execute: string): void;
+  /** seconds: from queueing to the end, queue wait included; error: null when the call succeeded. */
+  settled(dom: DomainRef, execute: string, seconds: number, error: GatewayError | null): void;
+}
+
 export class AgentService {
   private readonly queue: KeyedSerialQueue;
   readonly capabilityCache = new CapabilityCache();
   private readonly guards: CommandGuard[] = [];
+  private observer: AgentCallObserver | null = null;
 
   constructor(
-    private readonly libvirt: LibvirtClient,
+    private readonly hosts: LibvirtHosts,
     private readonly config: Config['agent'],
   ) {
     this.queue = new KeyedSerialQueue({ maxWaiting: config.queueDepth, abandonGraceMs: config.abandonGraceMs });
@@ -48,9 +57,19 @@ export class AgentService {
     this.guards.push(guard);
   }
 
+  /** One observer (the gateway's metrics) is told of every call that takes a domain's queue. */
+  observe(observer: AgentCallObserver): void {
+    this.observer = observer;
+  }
+
+  /** Commands running or waiting over all domains. */
+  get totalQueueDepth(): number {
+    return this.queue.totalDepth;
+  }
+
   /** Commands running or waiting for one domain. */
   queueDepth(dom: DomainRef): number {
-    return this.queue.depth(dom.uuid);
+    return this.queue.depth(domainKey(dom));
   }
 
   defaultTimeoutMs(cmd: AgentCommand<unknown, unknown>): number {
@@ -59,7 +78,7 @@ export class AgentService {
 
   /** What the domain's agent offers, from guest-info, cached until its agent or the domain changes state. */
   capabilities(dom: DomainRef, opts: AgentCallOptions = {}): Promise<AgentCapabilities> {
-    return this.capabilityCache.get(dom.uuid, async () => toCapabilities(await this.send(dom, guestInfo, undefined, opts)));
+    return this.capabilityCache.get(domainKey(dom), async () => toCapabilities(await this.send(dom, guestInfo, undefined, opts)));
   }
 
   /** Refuses (501) a command the domain's agent does not list as supported and enabled, without sending it. */
@@ -120,7 +139,7 @@ export class AgentService {
       this.defaultTimeoutMs(cmd),
       // libvirt gets a little longer than the gateway's deadline, so that the gateway answers first
       // (504, not libvirt's "not responding") and the queue slot frees when libvirt gives the call up.
-      ({ deadlineAt }) => this.libvirt.agentCommand(dom, payload, Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1)),
+      ({ deadlineAt }) => this.hosts.client(dom).agentCommand(dom, payload, Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1)),
       opts,
     );
     return this.parseReply(cmd, raw, { domain: dom.name, command: cmd.execute });
@@ -144,9 +163,11 @@ export class AgentService {
     if (opts.signal?.aborted) callerGone();
     else opts.signal?.addEventListener('abort', callerGone, { once: true });
     let startedAt = 0;
+    const queuedAt = performance.now();
+    this.observer?.queued(dom, execute);
     try {
-      return await this.queue.run(
-        dom.uuid,
+      const result = await this.queue.run(
+        domainKey(dom),
         () => {
           startedAt = Date.now();
           opts.onCommand?.(execute);
@@ -154,8 +175,12 @@ export class AgentService {
         },
         abort.signal,
       );
+      this.observer?.settled(dom, execute, (performance.now() - queuedAt) / 1000, null);
+      return result;
     } catch (err) {
-      throw this.toGatewayError(err, timeoutMs, startedAt, context);
+      const error = this.toGatewayError(err, timeoutMs, startedAt, context);
+      this.observer?.settled(dom, execute, (performance.now() - queuedAt) / 1000, error);
+      throw error;
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', callerGone);

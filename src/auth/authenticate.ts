@@ -88,14 +88,20 @@ async function checkDomain(gateway: Gateway, request: FastifyRequest, identity: 
     dom = await gateway.domains.resolve(named, request.clientGone);
   } catch (err) {
     if (err instanceof GatewayError && err.code === 'domain_not_found') throw refused();
+    // On several hosts: name only the candidates this identity may touch, and refuse when there are none.
+    if (err instanceof GatewayError && err.code === 'domain_ambiguous') {
+      const allowed = (err.extras.candidates ?? []).filter((c) => identity.domains!.some((re) => re.test(c) || re.test(c.slice(c.indexOf(':') + 1))));
+      if (!allowed.length) throw refused();
+      throw new GatewayError('domain_ambiguous', `'${named}' names a domain on several hosts: ask for one of ${allowed.join(', ')}`, { ...err.extras, candidates: allowed });
+    }
     throw err;
   }
   if (!mayTouch(identity, dom)) throw refused();
 }
 
 /** For answers that list domains: keeps the ones the request's identity may see. */
-export function visibleTo<T extends { name: string; uuid: string | null }>(request: FastifyRequest, items: T[]): T[] {
+export function visibleTo<T extends { name: string; uuid: string | null; host?: string | null }>(request: FastifyRequest, items: T[]): T[] {
   const identity = request.identity;
   if (!identity?.domains) return items;
-  return items.filter((d) => mayTouch(identity, { name: d.name, uuid: d.uuid ?? '' }));
+  return items.filter((d) => mayTouch(identity, { name: d.name, uuid: d.uuid ?? '', host: d.host ?? null }));
 }

@@ -1,6 +1,6 @@
 // Who a request acts as, and what it may touch: scopes, and glob patterns of domain names or UUIDs.
 import { compilePolicies, type Policies, type PoliciesConfig } from './policies.js';
-import type { Scope } from './scopes.js';
+import { SCOPES, type Scope } from './scopes.js';
 
 export interface Identity {
   name: string;
@@ -21,10 +21,11 @@ export function makeIdentity(name: string, scopes: readonly Scope[], domains: re
 }
 
 /** Development mode (auth.mode: none): everything, everywhere. */
-export const DEVELOPMENT_IDENTITY: Identity = makeIdentity('development', ['read', 'files:read', 'files:write', 'exec', 'power', 'freeze', 'accounts', 'admin'], ['*']);
+export const DEVELOPMENT_IDENTITY: Identity = makeIdentity('development', [...SCOPES], ['*']);
 
-/** Whether the identity may touch this domain; a UUID matches in any case. */
-export function mayTouch(identity: Identity, dom: { name: string; uuid: string }): boolean {
+/** Whether the identity may touch this domain: a pattern matches its name, its UUID (any case) or host:name. */
+export function mayTouch(identity: Identity, dom: { name: string; uuid: string; host?: string | null }): boolean {
   if (!identity.domains) return true;
-  return identity.domains.some((re) => re.test(dom.name) || re.test(dom.uuid));
+  const qualified = dom.host ? `${dom.host}:${dom.name}` : null;
+  return identity.domains.some((re) => re.test(dom.name) || re.test(dom.uuid) || (qualified !== null && re.test(qualified)));
 }

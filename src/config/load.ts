@@ -87,5 +87,16 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   const raw = structuredClone(fromFile) as Record<string, unknown>;
   applyEnv(raw, env);
-  return parseConfig(raw, path ? `${path} (and environment)` : 'environment');
+  const where = path ? `${path} (and environment)` : 'environment';
+  const config = parseConfig(raw, where);
+  if (!config.auth.identitiesFile) return config;
+  // Identities kept apart (a Kubernetes Secret, say) join the inline ones, and the whole is checked again
+  // (duplicate names and token hashes across both).
+  const file = config.auth.identitiesFile;
+  const extra = readConfigFile(file);
+  if (!Array.isArray(extra)) throw new ConfigError(`auth.identitiesFile ${file} must hold a list of identities`);
+  const auth = (raw.auth ?? {}) as Record<string, unknown>;
+  const inline = Array.isArray(auth.identities) ? auth.identities : [];
+  raw.auth = { ...auth, identities: [...inline, ...extra] };
+  return parseConfig(raw, `${where} with identities from ${file}`);
 }

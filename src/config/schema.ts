@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { policiesConfigSchema } from '../auth/policies.js';
 import { SCOPES } from '../auth/scopes.js';
 
+/** Host names appear in qualified domain ids (host:name), so no ':' or '/'. */
+export const HOST_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
 const ms = (max: number) => z.number().int().min(1).max(max);
 
 export const COMMAND_KINDS = ['quick', 'query', 'slow'] as const;
@@ -32,6 +35,26 @@ export const configSchema = z.strictObject({
       uri: z.string().min(1).default('qemu:///system'),
       /** Overrides the unix socket path derived from the URI. */
       socketPath: z.string().min(1).optional(),
+      /**
+       * Several hypervisors: each libvirt daemon by name. Absent: one host named "local" from uri/socketPath.
+       * The settings below (connections, keepalive, backoff) apply to every host.
+       */
+      hosts: z
+        .array(
+          z.strictObject({
+            /** How answers and qualified domain ids (host:name) name this host. */
+            name: z.string().regex(HOST_NAME_RE, 'must be 1-63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit'),
+            /** qemu:///system, qemu+unix:///system?socket=..., qemu+tcp://hv1/system, qemu+tls://hv1/system */
+            uri: z.string().min(1),
+            socketPath: z.string().min(1).optional(),
+            /** qemu+tls: the client certificate, its key and the CA that signs the daemon's certificate (PEM files, read at each connect). */
+            tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1) }).optional(),
+            /** This host's connection count, instead of libvirt.connections. */
+            connections: z.number().int().min(1).max(32).optional(),
+          }),
+        )
+        .max(256)
+        .default([]),
       /** Connections kept open; libvirtd runs at most 5 calls per connection at once. */
       connections: z.number().int().min(1).max(32).default(3),
       /** Calls in flight per connection; below libvirtd's max_client_requests (5) so it keeps reading ours. */
@@ -150,6 +173,11 @@ export const configSchema = z.strictObject({
           }),
         )
         .default([]),
+      /**
+       * A YAML or JSON file holding more identities (a list, same fields as identities), e.g. a mounted
+       * Kubernetes Secret; read at start-up and checked with the rest.
+       */
+      identitiesFile: z.string().min(1).optional(),
       /** Ask a token on /healthz, /readyz, /openapi.json and /docs too (with any scope). */
       protectPublic: z.boolean().default(false),
     })
@@ -195,6 +223,17 @@ export const configSchema = z.strictObject({
       docs: z.boolean().default(true),
     })
     .prefault({}),
+  /** GET /metrics: Prometheus text exposition (src/metrics). */
+  metrics: z
+    .strictObject({
+      /** false: no /metrics route (404, absent from the API document) and no request counting. */
+      enabled: z.boolean().default(true),
+      /** true: /metrics needs no token. false: a token whose identity has the `metrics` scope ('admin' alone is not enough). */
+      public: z.boolean().default(false),
+      /** Adds host and domain labels to the agent command histogram and the queue depth: one series per domain, so off by default. */
+      perDomainLabels: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -211,6 +250,11 @@ export const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   }
   if (c.listen.tls && c.listen.tls.clientCerts !== 'off' && !c.listen.tls.caFile) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'tls', 'caFile'], message: `clientCerts '${c.listen.tls.clientCerts}' needs the CA that signs client certificates` });
+  }
+  const hostNames = new Set<string>();
+  for (const [i, h] of c.libvirt.hosts.entries()) {
+    if (hostNames.has(h.name)) ctx.addIssue({ code: 'custom', path: ['libvirt', 'hosts', i, 'name'], message: `duplicate host name '${h.name}'` });
+    hostNames.add(h.name);
   }
   const seen = new Set<string>();
   for (const [i, id] of c.auth.identities.entries()) {

@@ -1,7 +1,7 @@
 // Each domain's agent state, kept from libvirt's agent-lifecycle and lifecycle events. What is not known
 // yet is read once from the live domain XML, where libvirt records the agent channel's state.
-import type { LibvirtPool } from '../libvirt/pool.js';
-import { AgentLifecycleState, LifecycleEvent, uuidToString } from '../libvirt/protocol.js';
+import type { LibvirtHosts } from '../libvirt/hosts.js';
+import { AgentLifecycleState, LifecycleEvent } from '../libvirt/protocol.js';
 
 export type AgentState = 'connected' | 'disconnected' | 'unknown';
 
@@ -23,40 +23,50 @@ export function agentStatusFromXml(xml: string): AgentStatus {
 }
 
 export class AgentStateTracker {
+  /** By domainKey(). */
   private readonly known = new Map<string, AgentStatus>();
-  private readonly listeners: ((uuid: string, status: AgentStatus) => void)[] = [];
+  private readonly listeners: ((key: string, status: AgentStatus) => void)[] = [];
 
-  constructor(pool: LibvirtPool) {
-    pool.on('agentLifecycle', ({ dom, state }) => {
-      const uuid = uuidToString(dom.uuid);
+  constructor(hosts: LibvirtHosts) {
+    hosts.on('agentLifecycle', ({ key, state }) => {
       const next: AgentState = state === AgentLifecycleState.CONNECTED ? 'connected' : state === AgentLifecycleState.DISCONNECTED ? 'disconnected' : 'unknown';
-      this.set(uuid, { state: next, channel: true });
+      this.set(key, { state: next, channel: true });
     });
-    pool.on('lifecycle', ({ dom, event }) => {
-      const uuid = uuidToString(dom.uuid);
+    hosts.on('lifecycle', ({ key, event }) => {
       if (event === LifecycleEvent.STOPPED || event === LifecycleEvent.CRASHED) {
-        this.set(uuid, { state: 'disconnected', channel: this.known.get(uuid)?.channel ?? null });
+        this.set(key, { state: 'disconnected', channel: this.known.get(key)?.channel ?? null });
       } else if (event === LifecycleEvent.STARTED || event === LifecycleEvent.DEFINED || event === LifecycleEvent.UNDEFINED) {
         // The channel may have changed with the definition; read it again when asked.
-        this.known.delete(uuid);
+        this.known.delete(key);
       }
     });
-    // Events may have been missed while none were subscribed: forget everything.
-    pool.on('eventsLost', () => this.known.clear());
-    pool.on('eventsSubscribed', () => this.known.clear());
+    // Events may have been missed while none were subscribed: forget everything of that host.
+    hosts.on('eventsLost', ({ host }) => this.forgetHost(host));
+    hosts.on('eventsSubscribed', ({ host }) => this.forgetHost(host));
   }
 
-  get(uuid: string): AgentStatus | undefined {
-    return this.known.get(uuid);
+  private forgetHost(host: string): void {
+    for (const key of this.known.keys()) if (key.startsWith(`${host}/`)) this.known.delete(key);
   }
 
-  set(uuid: string, status: AgentStatus): void {
-    this.known.set(uuid, status);
-    for (const l of this.listeners) l(uuid, status);
+  get(key: string): AgentStatus | undefined {
+    return this.known.get(key);
   }
 
-  /** Called on every change; later issues refresh per-domain caches (guest-info) from it. */
-  onChange(listener: (uuid: string, status: AgentStatus) => void): void {
+  set(key: string, status: AgentStatus): void {
+    this.known.set(key, status);
+    for (const l of this.listeners) l(key, status);
+  }
+
+  /** Domains whose agent is connected now, as far as events and reads have told. */
+  get connectedCount(): number {
+    let n = 0;
+    for (const s of this.known.values()) if (s.state === 'connected') n++;
+    return n;
+  }
+
+  /** Called on every change (per-domain caches such as guest-info refresh from it). */
+  onChange(listener: (key: string, status: AgentStatus) => void): void {
     this.listeners.push(listener);
   }
 }

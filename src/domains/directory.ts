@@ -1,20 +1,32 @@
-// Finds domains by name or UUID and describes them. Lookups are cached briefly; libvirt's lifecycle events
-// drop an entry as soon as its domain is defined, undefined, started or stopped.
+// Finds domains by name or UUID, on one libvirt host or across several, and describes them. Lookups are cached
+// briefly; libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
+//
+// A domain id in a URL is a name or a UUID, optionally qualified by its host as host:name (host:uuid). An
+// unqualified id is looked up on every host: found on one, that is the domain; on several, 409 domain_ambiguous
+// with the qualified candidates; on none while a host is unreachable, 503 host_unavailable (it may be there).
 import { mapLibvirtError } from '../agent/error-mapping.js';
 import { GatewayError } from '../errors.js';
-import type { DomainRef, LibvirtClient } from '../libvirt/client.js';
+import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { LibvirtPool } from '../libvirt/pool.js';
-import { VirErrorCode, isUuid, uuidToString, type DomainStateName } from '../libvirt/protocol.js';
+import { domainKey, type LibvirtHost, type LibvirtHosts } from '../libvirt/hosts.js';
+import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
 import { agentStatusFromXml, type AgentStateTracker, type AgentStatus } from './agent-state.js';
 
 export interface DomainInfo {
+  host: string;
   name: string;
   uuid: string;
   /** libvirt's domain id; null while not running. */
   id: number | null;
   state: DomainStateName;
   agent: AgentStatus;
+}
+
+/** A host that could not be listed, and why. */
+export interface HostFailure {
+  host: string;
+  code: string;
+  detail: string;
 }
 
 interface CacheEntry {
@@ -24,78 +36,150 @@ interface CacheEntry {
 
 export const DOMAIN_NAME_MAX = 1024;
 
+/** How answers name a domain so that the caller can come back to exactly it: host:name with several hosts. */
+export function qualifiedId(dom: Pick<DomainRef, 'host' | 'name'>): string {
+  return `${dom.host}:${dom.name}`;
+}
+
 export class DomainDirectory {
   private readonly cache = new Map<string, CacheEntry>();
 
   constructor(
-    private readonly libvirt: LibvirtClient,
-    pool: LibvirtPool,
+    private readonly hosts: LibvirtHosts,
     private readonly agents: AgentStateTracker,
     private readonly cacheTtlMs: number,
   ) {
-    pool.on('lifecycle', ({ dom }) => this.forget(uuidToString(dom.uuid)));
-    pool.on('eventsLost', () => this.cache.clear());
+    hosts.on('lifecycle', ({ key, dom }) => this.forget(key, dom.name));
+    hosts.on('eventsLost', () => this.cache.clear());
   }
 
-  private forget(uuid: string): void {
-    for (const [key, entry] of this.cache) if (entry.ref.uuid === uuid) this.cache.delete(key);
+  /** A domain defined, undefined, started or stopped on any host may change what its name resolves to. */
+  private forget(key: string, name: string): void {
+    for (const [k, entry] of this.cache) if (domainKey(entry.ref) === key || entry.ref.name === name) this.cache.delete(k);
   }
 
-  /** The domain a path segment names: a UUID (any case, dashes optional) or a name. */
-  async resolve(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
-    const key = isUuid(nameOrUuid) ? nameOrUuid.toLowerCase().replace(/-/g, '') : `name:${nameOrUuid}`;
-    const hit = this.cache.get(key);
-    if (hit && hit.expires > Date.now()) return hit.ref;
-    let ref: DomainRef;
-    try {
-      ref = await this.lookup(nameOrUuid, signal);
-    } catch (err) {
-      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) {
-        throw new GatewayError('domain_not_found', `no domain named or with UUID '${nameOrUuid}'`, { domain: nameOrUuid, libvirtCode: err.code });
-      }
-      throw mapLibvirtError(err, { domain: nameOrUuid });
+  /** How a URL names exactly this domain: its UUID, qualified by its host when several are configured. */
+  pathId(ref: DomainRef): string {
+    return this.hosts.several ? `${ref.host}:${ref.uuid}` : ref.uuid;
+  }
+
+  /** host:rest when the part before the first ':' names a configured host; a plain name or UUID otherwise. */
+  private parse(id: string): { host: LibvirtHost | undefined; rest: string } {
+    const colon = id.indexOf(':');
+    if (colon > 0) {
+      const host = this.hosts.get(id.slice(0, colon));
+      if (host) return { host, rest: id.slice(colon + 1) };
     }
-    if (this.cacheTtlMs > 0) this.cache.set(key, { ref, expires: Date.now() + this.cacheTtlMs });
+    return { host: undefined, rest: id };
+  }
+
+  /** The domain a path segment names: a name or a UUID (any case, dashes optional), optionally as host:id. */
+  async resolve(id: string, signal?: AbortSignal): Promise<DomainRef> {
+    const { host, rest } = this.parse(id);
+    const cacheKey = `${host?.name ?? '*'}|${isUuid(rest) ? rest.toLowerCase().replace(/-/g, '') : `name:${rest}`}`;
+    const hit = this.cache.get(cacheKey);
+    if (hit && hit.expires > Date.now()) return hit.ref;
+    const ref = host || this.hosts.list.length === 1 ? await this.resolveOn(host ?? this.hosts.list[0]!, rest, id, signal) : await this.resolveAcross(rest, id, signal);
+    if (this.cacheTtlMs > 0) this.cache.set(cacheKey, { ref, expires: Date.now() + this.cacheTtlMs });
     return ref;
   }
 
-  private async lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
-    if (!isUuid(nameOrUuid)) return this.libvirt.lookupByName(nameOrUuid, signal);
+  private async resolveOn(host: LibvirtHost, rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
     try {
-      return await this.libvirt.lookupByUuid(nameOrUuid, signal);
+      return await this.lookup(host, rest, signal);
+    } catch (err) {
+      throw this.lookupError(err, host, id);
+    }
+  }
+
+  private async resolveAcross(rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
+    const results = await Promise.allSettled(this.hosts.list.map((h) => this.lookup(h, rest, signal)));
+    const found: DomainRef[] = [];
+    const failures: GatewayError[] = [];
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'fulfilled') found.push(r.value);
+      else if (!(r.reason instanceof LibvirtError && r.reason.code === VirErrorCode.NO_DOMAIN)) failures.push(this.lookupError(r.reason, this.hosts.list[i]!, id));
+    }
+    if (found.length === 1) return found[0]!;
+    if (found.length > 1) {
+      const candidates = found.map(qualifiedId);
+      throw new GatewayError('domain_ambiguous', `'${id}' names a domain on ${found.length} hosts (${found.map((f) => f.host).join(', ')}): ask for one of ${candidates.join(', ')}`, { domain: id, candidates });
+    }
+    if (failures.length) throw failures[0]!;
+    throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}' on any host`, { domain: id, libvirtCode: VirErrorCode.NO_DOMAIN });
+  }
+
+  private lookupError(err: unknown, host: LibvirtHost, id: string): GatewayError {
+    if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) {
+      const where = this.hosts.several ? ` on host ${host.name}` : '';
+      return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, libvirtCode: err.code });
+    }
+    const mapped = mapLibvirtError(err, { domain: id });
+    // With several hosts, say which one is down: the others still answer.
+    if (this.hosts.several && mapped.code === 'libvirt_unavailable') {
+      return new GatewayError('host_unavailable', `libvirt host ${host.name} is not reachable: ${mapped.message}`, { ...mapped.extras, host: host.name });
+    }
+    return mapped;
+  }
+
+  private async lookup(host: LibvirtHost, nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
+    if (!isUuid(nameOrUuid)) return host.client.lookupByName(nameOrUuid, signal);
+    try {
+      return await host.client.lookupByUuid(nameOrUuid, signal);
     } catch (err) {
       // A domain may be named like a UUID.
-      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) return this.libvirt.lookupByName(nameOrUuid, signal);
+      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) return host.client.lookupByName(nameOrUuid, signal);
       throw err;
     }
   }
 
   async describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
     try {
-      const { state } = await this.libvirt.getState(ref, signal);
+      const client = this.hosts.client(ref);
+      const { state } = await client.getState(ref, signal);
       const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
       const agent = await this.agentStatus(ref, running, signal);
-      return { name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
+      return { host: ref.host, name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
     } catch (err) {
       throw mapLibvirtError(err, { domain: ref.name });
     }
   }
 
   private async agentStatus(ref: DomainRef, running: boolean, signal?: AbortSignal): Promise<AgentStatus> {
-    const known = this.agents.get(ref.uuid);
+    const key = domainKey(ref);
+    const known = this.agents.get(key);
     // Kept until an event says otherwise: STARTED, DEFINED and UNDEFINED drop it, agent events update it.
     if (known && known.channel !== null) return running ? known : { state: 'disconnected', channel: known.channel };
-    const fromXml = agentStatusFromXml(await this.libvirt.getXmlDesc(ref, signal));
+    const fromXml = agentStatusFromXml(await this.hosts.client(ref).getXmlDesc(ref, signal));
     // An inactive domain's XML carries no channel state: its agent cannot be connected.
     const status: AgentStatus = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
-    this.agents.set(ref.uuid, status);
+    this.agents.set(key, status);
     return status;
   }
 
-  async list(signal?: AbortSignal): Promise<DomainInfo[]> {
+  /**
+   * Every domain of every host. A host that cannot be listed is reported in `failed` and the others are
+   * answered; with a single host, its failure is the answer's (503).
+   */
+  async list(signal?: AbortSignal): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
+    const perHost = await Promise.allSettled(this.hosts.list.map((h) => this.listHost(h, signal)));
+    const domains: DomainInfo[] = [];
+    const failed: HostFailure[] = [];
+    for (const [i, r] of perHost.entries()) {
+      if (r.status === 'fulfilled') domains.push(...r.value);
+      else {
+        const err = r.reason instanceof GatewayError ? r.reason : mapLibvirtError(r.reason);
+        if (!this.hosts.several) throw err;
+        failed.push({ host: this.hosts.list[i]!.name, code: err.code, detail: err.message });
+      }
+    }
+    return { domains: domains.sort((a, b) => a.name.localeCompare(b.name) || a.host.localeCompare(b.host)), failed };
+  }
+
+  private async listHost(host: LibvirtHost, signal?: AbortSignal): Promise<DomainInfo[]> {
     let refs: DomainRef[];
     try {
-      refs = await this.libvirt.listAllDomains(signal);
+      refs = await host.client.listAllDomains(signal);
     } catch (err) {
       throw mapLibvirtError(err);
     }
@@ -106,6 +190,6 @@ export class DomainDirectory {
       // A domain undefined between the list and its description is simply gone.
       else if (!(result.reason instanceof GatewayError && result.reason.code === 'domain_not_found')) throw result.reason;
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out;
   }
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { createAuditLog, registerAudit } from '../auth/audit.js';
 import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
 import type { Gateway } from '../gateway.js';
+import { registerHttpMetrics } from '../metrics/http-metrics.js';
 import { PERMISSIONS } from './permissions.js';
 import { problemForFrameworkError, registerProblemHandlers } from './problem.js';
 import { registerRateLimit } from './rate-limit.js';
@@ -93,6 +94,7 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
   });
 
   registerRequestContext(app);
+  registerHttpMetrics(app, gateway.metrics);
   registerAuthentication(app, gateway, new Authenticator(gateway.config.auth));
   registerAudit(app, audit);
   registerProblemHandlers(app);

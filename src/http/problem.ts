@@ -18,6 +18,8 @@ export const problemSchema = z
     code: z.enum(errorCodes).describe('Stable machine-readable error code'),
     requestId: z.string(),
     domain: z.string().optional(),
+    host: z.string().optional().describe('The libvirt host concerned (host_unavailable, host_not_found)'),
+    candidates: z.array(z.string()).optional().describe('domain_ambiguous: the qualified ids (host:name) that match; use one of them'),
     command: z.string().optional().describe('The guest-agent command involved'),
     agentClass: z.string().optional().describe("The agent's error class (agent_error)"),
     agentDesc: z.string().optional().describe("The agent's error description (agent_error)"),

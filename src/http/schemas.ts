@@ -1,6 +1,7 @@
 // Schemas shared by several routes.
 import { z } from 'zod';
 import { DOMAIN_NAME_MAX } from '../domains/directory.js';
+import type { DomainRef } from '../libvirt/client.js';
 import { DOMAIN_STATES } from '../libvirt/protocol.js';
 
 export const domainParams = z.object({
@@ -10,7 +11,7 @@ export const domainParams = z.object({
     .max(DOMAIN_NAME_MAX)
     // libvirt refuses none of these in lookups, but no real domain name holds them.
     .regex(/^[^\u0000-\u001f\u007f/]+$/, 'must not contain control characters or slashes')
-    .describe('A domain name or UUID (an OpenStack instance UUID works as is)'),
+    .describe('A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one'),
 });
 
 /** ?timeoutMs= on every route that talks to a guest agent. */
@@ -26,10 +27,22 @@ export function deadlineQuery(maxTimeoutMs: number) {
   });
 }
 
-export const domainRefSchema = z.object({ name: z.string(), uuid: z.guid() }).meta({ id: 'DomainRef' });
+export const domainRefSchema = z
+  .object({
+    host: z.string().describe('The libvirt host the domain is on ("local" unless libvirt.hosts names several)'),
+    name: z.string(),
+    uuid: z.guid(),
+  })
+  .meta({ id: 'DomainRef' });
+
+export const EXAMPLE_DOMAIN = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
+
+/** The domain at the top of every answer about one domain. */
+export const domainRef = (dom: DomainRef) => ({ host: dom.host, name: dom.name, uuid: dom.uuid });
 
 export const domainSchema = z
   .object({
+    host: z.string().describe('The libvirt host the domain is on'),
     name: z.string(),
     uuid: z.guid(),
     id: z.number().int().nullable().describe("libvirt's domain id; null while the domain is not running"),
@@ -39,6 +52,6 @@ export const domainSchema = z
   })
   .meta({
     id: 'Domain',
-    example: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001', id: 7, state: 'running', agentState: 'connected', agentChannel: true },
+    example: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001', id: 7, state: 'running', agentState: 'connected', agentChannel: true },
   });
 export type DomainBody = z.infer<typeof domainSchema>;

@@ -3,14 +3,16 @@ import { Program, QemuProc, RebootFlag, RemoteProc, ShutdownFlag, codecs, voidCo
 import type { LibvirtPool } from './pool.js';
 
 export interface DomainRef {
+  /** The libvirt host (config libvirt.hosts) the domain was found on. */
+  host: string;
   name: string;
   uuid: string;
   /** libvirt's id: -1 while the domain is not running. */
   id: number;
 }
 
-export function toDomainRef(d: WireDomain): DomainRef {
-  return { name: d.name, uuid: uuidToString(d.uuid), id: d.id };
+export function toDomainRef(d: WireDomain, host: string): DomainRef {
+  return { host, name: d.name, uuid: uuidToString(d.uuid), id: d.id };
 }
 
 function toWire(d: DomainRef): WireDomain {
@@ -18,21 +20,25 @@ function toWire(d: DomainRef): WireDomain {
 }
 
 export class LibvirtClient {
-  constructor(readonly pool: LibvirtPool) {}
+  constructor(
+    readonly pool: LibvirtPool,
+    /** Stamped on every DomainRef this client returns. */
+    readonly host = 'local',
+  ) {}
 
   async listAllDomains(signal?: AbortSignal): Promise<DomainRef[]> {
     const ret = await this.pool.call(Program.REMOTE, RemoteProc.CONNECT_LIST_ALL_DOMAINS, codecs.listAllDomainsArgs, { needResults: 1, flags: 0 }, codecs.listAllDomainsRet, signal);
-    return ret.domains.map(toDomainRef);
+    return ret.domains.map((d) => toDomainRef(d, this.host));
   }
 
   async lookupByName(name: string, signal?: AbortSignal): Promise<DomainRef> {
     const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name }, codecs.domainRet, signal);
-    return toDomainRef(ret.dom);
+    return toDomainRef(ret.dom, this.host);
   }
 
   async lookupByUuid(uuid: string, signal?: AbortSignal): Promise<DomainRef> {
     const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_UUID, codecs.lookupByUuidArgs, { uuid: uuidFromString(uuid) }, codecs.domainRet, signal);
-    return toDomainRef(ret.dom);
+    return toDomainRef(ret.dom, this.host);
   }
 
   async getState(dom: DomainRef, signal?: AbortSignal): Promise<{ state: DomainStateName; reason: number }> {

@@ -1,6 +1,6 @@
 // One socket to libvirtd: many calls in flight at once, matched to their replies by serial number.
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import { ConnectionError, LibvirtError } from './errors.js';
 import { FramingError, PacketDecoder, type Packet } from './framing.js';
 import {
@@ -20,8 +20,9 @@ import {
   voidCodec,
   type Codec,
 } from './protocol.js';
+import { connectTransport, describeTransport, type Transport } from './transport.js';
 
-export type Transport = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+export type { TlsTransport, Transport } from './transport.js';
 
 export interface ConnectionOptions {
   transport: Transport;
@@ -67,7 +68,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
 
   /** Connects, authenticates and opens the driver; rejects with the reason when any step fails. */
   static async open(opts: ConnectionOptions): Promise<LibvirtConnection> {
-    const socket = await connectSocket(opts.transport, opts.connectTimeoutMs);
+    const socket = await connectTransport(opts.transport, opts.connectTimeoutMs);
     const conn = new LibvirtConnection(socket, opts);
     try {
       const setupDeadline = AbortSignal.timeout(opts.connectTimeoutMs);
@@ -232,30 +233,4 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
 function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
   return r instanceof Error ? r : new ConnectionError('call aborted');
-}
-
-function describeTransport(transport: Transport): string {
-  return transport.kind === 'unix' ? transport.path : `${transport.host}:${transport.port}`;
-}
-
-function connectSocket(transport: Transport, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket =
-      transport.kind === 'unix' ? net.connect({ path: transport.path }) : net.connect({ host: transport.host, port: transport.port });
-    const where = describeTransport(transport);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new ConnectionError(`connecting to libvirtd at ${where} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new ConnectionError(`cannot connect to libvirtd at ${where}: ${err.message}`));
-    });
-  });
 }

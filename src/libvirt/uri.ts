@@ -9,6 +9,21 @@ export interface ResolvedUri {
 }
 
 export const DEFAULT_TCP_PORT = 16509;
+export const DEFAULT_TLS_PORT = 16514;
+
+/** The client's TLS files as a host's config entry gives them; each one missing falls back to the URI, then to libvirt's defaults. */
+export interface TlsFiles {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+}
+
+/** Where libvirt's client looks when nothing else is said (virnettlsconfig.c, system-wide locations). */
+export const DEFAULT_TLS_FILES = {
+  caFile: '/etc/pki/CA/cacert.pem',
+  certFile: '/etc/pki/libvirt/clientcert.pem',
+  keyFile: '/etc/pki/libvirt/private/clientkey.pem',
+} as const;
 
 /** Sockets of the modular daemon and of the monolithic one; like libvirt's own client, the modular one wins when it exists. */
 function defaultSocket(dir: string, exists: (p: string) => boolean): string {
@@ -16,7 +31,13 @@ function defaultSocket(dir: string, exists: (p: string) => boolean): string {
   return exists(modular) ? modular : `${dir}/libvirt-sock`;
 }
 
-export function resolveUri(uri: string, socketOverride?: string, exists: (p: string) => boolean = existsSync): ResolvedUri {
+/** libvirt's ?pkipath=DIR: the CA, client certificate and key, all in DIR under fixed names. */
+function pkiPathFiles(dir: string): Required<TlsFiles> {
+  const d = dir.replace(/\/+$/, '');
+  return { caFile: `${d}/cacert.pem`, certFile: `${d}/clientcert.pem`, keyFile: `${d}/clientkey.pem` };
+}
+
+export function resolveUri(uri: string, socketOverride?: string, exists: (p: string) => boolean = existsSync, tls?: TlsFiles): ResolvedUri {
   let parsed: URL;
   try {
     parsed = new URL(uri);
@@ -35,11 +56,26 @@ export function resolveUri(uri: string, socketOverride?: string, exists: (p: str
     const dir = path === '/session' ? `${process.env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.() ?? 0}`}/libvirt` : '/run/libvirt';
     return { transport: { kind: 'unix', path: socketOverride ?? fromUri ?? defaultSocket(dir, exists) }, name };
   }
-  if (transportName === 'tcp') {
-    if (!parsed.hostname) throw new RangeError(`a tcp libvirt URI needs a host: ${uri}`);
-    const port = parsed.port ? Number(parsed.port) : DEFAULT_TCP_PORT;
+  if (transportName === 'tcp' || transportName === 'tls') {
+    if (!parsed.hostname) throw new RangeError(`a ${transportName} libvirt URI needs a host: ${uri}`);
     const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
-    return { transport: { kind: 'tcp', host, port }, name };
+    if (transportName === 'tcp') return { transport: { kind: 'tcp', host, port: parsed.port ? Number(parsed.port) : DEFAULT_TCP_PORT }, name };
+    const pkipath = parsed.searchParams.get('pkipath');
+    const fromUri = pkipath ? pkiPathFiles(pkipath) : DEFAULT_TLS_FILES;
+    const noVerify = parsed.searchParams.get('no_verify');
+    if (noVerify !== null && noVerify !== '0' && noVerify !== '1') throw new RangeError(`no_verify must be 0 or 1 in ${uri}`);
+    return {
+      transport: {
+        kind: 'tls',
+        host,
+        port: parsed.port ? Number(parsed.port) : DEFAULT_TLS_PORT,
+        certFile: tls?.certFile ?? fromUri.certFile,
+        keyFile: tls?.keyFile ?? fromUri.keyFile,
+        caFile: tls?.caFile ?? fromUri.caFile,
+        verify: noVerify !== '1',
+      },
+      name,
+    };
   }
-  throw new RangeError(`unsupported libvirt transport '${transportName}' in ${uri}: use unix or tcp`);
+  throw new RangeError(`unsupported libvirt transport '${transportName}' in ${uri}: use unix, tcp or tls`);
 }

@@ -34,7 +34,7 @@ describe('SSH authorized keys on a real guest', () => {
     removeRootSsh();
     const empty = await call('GET', keysPath);
     expect(empty.status).toBe(200);
-    expect(empty.body).toEqual({ domain: { name: g2.name, uuid: g2.uuid }, user: 'root', keys: [] });
+    expect(empty.body).toEqual({ domain: { host: 'local', name: g2.name, uuid: g2.uuid }, user: 'root', keys: [] });
 
     const added = await call('POST', keysPath, { keys: [ED25519, ECDSA] });
     expect(added.status).toBe(200);

@@ -65,7 +65,7 @@ describe('network interfaces', () => {
   it.each(agentGuests.map((g) => [g.name, g]))("report %s's real MAC and IP", async (_name, g) => {
     const { status, body } = await get(`/domains/${g.name}/network-interfaces`);
     expect(status).toBe(200);
-    expect(body.domain).toEqual({ name: g.name, uuid: g.uuid });
+    expect(body.domain).toEqual({ host: 'local', name: g.name, uuid: g.uuid });
     const eth = body.interfaces.find((i: { mac: string }) => i.mac === g.mac);
     expect(eth, `an interface with MAC ${g.mac}`).toBeDefined();
     const [ip, prefix] = g.ip.split('/');

@@ -26,7 +26,7 @@ describe('exec on the real guests', () => {
     expect(r.status).toBe(201);
     expect(r.headers.get('location')).toBe(`/domains/${g1.name}/exec/${r.body.pid}`);
     expect(r.body).toMatchObject({
-      domain: { name: g1.name, uuid: g1.uuid },
+      domain: { host: 'local', name: g1.name, uuid: g1.uuid },
       exited: true,
       exitCode: 3,
       signal: null,

@@ -87,7 +87,7 @@ describe('fsfreeze on guest-power', () => {
   it('reports thawed, held by nobody', async () => {
     const r = await call('GET', `/domains/${name}/fsfreeze`);
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: { name, uuid: powerGuest.uuid }, status: 'thawed', heldByGateway: null });
+    expect(r.body).toEqual({ domain: { host: 'local', name, uuid: powerGuest.uuid }, status: 'thawed', heldByGateway: null });
   });
 
   it('freeze: /data really freezes (writers block, other commands get 409); the deadline thaw runs with no client call', async () => {
@@ -97,7 +97,7 @@ describe('fsfreeze on guest-power', () => {
     const r = await call('POST', `/domains/${name}/fsfreeze`, { thawAfterMs: 3000 });
     expect(r.status).toBe(200);
     expect(r.body.frozenFileSystems).toBeGreaterThanOrEqual(1);
-    expect(r.body).toMatchObject({ domain: { name, uuid: powerGuest.uuid }, status: 'frozen', heldByGateway: { mountpoints: null, blocking: true } });
+    expect(r.body).toMatchObject({ domain: { host: 'local', name, uuid: powerGuest.uuid }, status: 'frozen', heldByGateway: { mountpoints: null, blocking: true } });
     const autoThawAt = Date.parse(r.body.heldByGateway.autoThawAt);
     expect(autoThawAt).toBeGreaterThanOrEqual(before + 3000);
     expect(autoThawAt).toBeLessThanOrEqual(Date.now() + 3000);
@@ -130,7 +130,7 @@ describe('fsfreeze on guest-power', () => {
     expect((await call('GET', `/domains/${name}/network-interfaces`)).body.code).toBe('state_conflict');
     const thawed = await call('DELETE', `/domains/${name}/fsfreeze`);
     expect(thawed.status).toBe(200);
-    expect(thawed.body).toEqual({ domain: { name, uuid: powerGuest.uuid }, thawedFileSystems: 1, status: 'thawed' });
+    expect(thawed.body).toEqual({ domain: { host: 'local', name, uuid: powerGuest.uuid }, thawedFileSystems: 1, status: 'thawed' });
     expect(virshFreezeStatus()).toBe('thawed');
     expect((await call('GET', `/domains/${name}/fsfreeze`)).body).toMatchObject({ status: 'thawed', heldByGateway: null });
   });
@@ -146,7 +146,7 @@ describe('fsfreeze on guest-power', () => {
     expect(again.body.code).toBe('state_conflict');
     const thawed = await call('DELETE', `/domains/${name}/fsfreeze`);
     expect(thawed.status).toBe(200);
-    expect(thawed.body).toEqual({ domain: { name, uuid: powerGuest.uuid }, thawedFileSystems: 0, status: 'thawed' });
+    expect(thawed.body).toEqual({ domain: { host: 'local', name, uuid: powerGuest.uuid }, thawedFileSystems: 0, status: 'thawed' });
     expect((await call('GET', `/domains/${name}/fsfreeze`)).body.heldByGateway).toBeNull();
   });
 
@@ -182,7 +182,7 @@ describe('fstrim on guest-power', () => {
     const r = await call('POST', `/domains/${name}/fstrim`, { minimumBytes: 0 });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({
-      domain: { name, uuid: powerGuest.uuid },
+      domain: { host: 'local', name, uuid: powerGuest.uuid },
       // ext4 remembers what it trimmed since the mount: the first trim after boot gives bytes, later ones 0.
       paths: [{ path: '/data', trimmedBytes: expect.any(Number), minimumBytes: 0, error: null }],
     });

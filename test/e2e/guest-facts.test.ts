@@ -36,7 +36,7 @@ describe('guest facts (guest1, read only)', () => {
   it('GET /os matches the guest image and what the agent says', async () => {
     const r = await get(`/domains/${reader.name}/os`);
     expect(r.status).toBe(200);
-    expect(r.body.domain).toEqual({ name: reader.name, uuid: reader.uuid });
+    expect(r.body.domain).toEqual({ host: 'local', name: reader.name, uuid: reader.uuid });
     const direct = agentCommand(reader.name, { execute: 'guest-get-osinfo' }) as Record<string, string>;
     expect(r.body.os).toMatchObject({
       id: 'qga-test',

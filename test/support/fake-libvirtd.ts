@@ -2,7 +2,8 @@
 // programs) over a real unix or TCP socket. It reuses the codecs of src/libvirt/protocol.ts and the
 // PacketDecoder of src/libvirt/framing.ts, so the gateway's client talks to it exactly as to libvirtd.
 //
-//   const fake = await FakeLibvirtd.start();                 // unix socket in a temp dir; { tcp: true } for 127.0.0.1:<port>
+//   const fake = await FakeLibvirtd.start();                 // unix socket in a temp dir; { tcp: true } for 127.0.0.1:<port>;
+//                                                            // { tls: { cert, key, ca, requestCert } } for TLS on 127.0.0.1:<port>
 //   fake.addDomain({ name: 'vm1' });                          // running, agent connected, random UUID
 //   const pool = new LibvirtPool(fake.poolOptions({ size: 2 }), log);   // or fake.connectionOptions(), or fake.uri for config
 //   ...
@@ -42,6 +43,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setImmediate as nextLoopTurn } from 'node:timers/promises';
+import tls from 'node:tls';
 import type { ConnectionOptions, Transport } from '../../src/libvirt/connection.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
 import type { PoolOptions } from '../../src/libvirt/pool.js';
@@ -146,6 +148,8 @@ export interface FakeLibvirtdOptions {
   socketPath?: string;
   /** Listen on 127.0.0.1:<random port> instead of a unix socket. */
   tcp?: boolean;
+  /** Listen with TLS on 127.0.0.1:<random port>, as libvirtd's TLS port does (see FakeTlsOptions). */
+  tls?: FakeTlsOptions;
   /** What AUTH_LIST answers (AuthType values). Default [0] (none). [2] = polkit, [1] = SASL only (unsupported by the client). */
   authTypes?: number[];
   /** AUTH_POLKIT refuses (error 45) instead of succeeding. */
@@ -163,6 +167,23 @@ export interface FakeLibvirtdOptions {
   /** Timeout used when the caller passes -1 (VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT), in agent seconds. Default 5. */
   agentDefaultTimeoutSeconds?: number;
   agentHandler?: AgentHandler;
+}
+
+/**
+ * libvirtd's TLS listener: after the handshake it checks the client's certificate itself and sends one byte, 1, when it
+ * accepts it; it closes the socket when it does not (virNetServerClientCheckAccess).
+ */
+export interface FakeTlsOptions {
+  /** The server's certificate, key and the CA that signs client certificates (PEM contents). */
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+  /** Ask for a client certificate and close the connection unless it verifies against ca (libvirtd's default). */
+  requestCert: boolean;
+  /** Send this byte instead of 1 after an accepted handshake (a daemon that refuses us with a byte instead of a close). */
+  rejectByte?: number;
+  /** The client's files, so that `transport` / `connectionOptions()` point at this listener ready to use. */
+  client?: { certFile: string; keyFile: string; caFile: string };
 }
 
 /** A gate holding back the replies of matching calls until release(). From FakeLibvirtd.holdReplies(). */
@@ -397,7 +418,7 @@ export class FakeLibvirtd {
 
   pingsReceived = 0;
   pongsReceived = 0;
-  /** Connections ever accepted (including refused ones). */
+  /** Connections ever accepted (including refused ones; over TLS, those that passed the certificate check). */
   totalConnections = 0;
 
   readonly maxClientRequests: number;
@@ -407,6 +428,8 @@ export class FakeLibvirtd {
   readonly agentDefaultTimeoutSeconds: number;
 
   private readonly clientSet = new Set<ClientState>();
+  /** Every socket of the listener, including TLS ones still in the handshake or refused: stop() closes them all. */
+  private readonly rawSockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly holds: HoldGate[] = [];
   private readonly delays = new Map<string, number>();
@@ -435,11 +458,23 @@ export class FakeLibvirtd {
     this.agentSecondMs = opts.agentSecondMs ?? 1000;
     this.agentDefaultTimeoutSeconds = opts.agentDefaultTimeoutSeconds ?? 5;
     for (const d of opts.domains ?? []) this.addDomain(d);
-    server.on('connection', (socket) => this.onConnection(socket));
+    server.on('connection', (raw: net.Socket) => {
+      this.rawSockets.add(raw);
+      raw.once('close', () => this.rawSockets.delete(raw));
+    });
+    // A TLS client becomes an RPC client only once the handshake is done and the confirmation byte sent.
+    if (opts.tls) server.on('libvirtClient', (socket: net.Socket) => this.onConnection(socket));
+    else server.on('connection', (socket) => this.onConnection(socket));
   }
 
-  /** Starts listening: on a unix socket in a new temp dir (default), on opts.socketPath, or on 127.0.0.1:0 with tcp. */
+  /** Starts listening: on a unix socket in a new temp dir (default), on opts.socketPath, or on 127.0.0.1:0 with tcp or tls. */
   static async start(opts: FakeLibvirtdOptions = {}): Promise<FakeLibvirtd> {
+    if (opts.tls) {
+      const server = tlsServer(opts.tls);
+      await listen(server, { host: '127.0.0.1', port: 0 });
+      const addr = server.address() as net.AddressInfo;
+      return new FakeLibvirtd(server, opts, null, addr.port, null);
+    }
     const server = net.createServer();
     if (opts.tcp) {
       await listen(server, { host: '127.0.0.1', port: 0 });
@@ -458,23 +493,39 @@ export class FakeLibvirtd {
 
   // ----- where to connect --------------------------------------------------------------------------------
 
+  /** Where to connect. A TLS fake needs opts.tls.client for this (or pass your own transport to connectionOptions). */
   get transport(): Transport {
-    return this.socketPath !== null ? { kind: 'unix', path: this.socketPath } : { kind: 'tcp', host: '127.0.0.1', port: this.port! };
+    if (this.socketPath !== null) return { kind: 'unix', path: this.socketPath };
+    const tlsOpts = this.opts.tls;
+    if (!tlsOpts) return { kind: 'tcp', host: '127.0.0.1', port: this.port! };
+    if (!tlsOpts.client) throw new Error('FakeLibvirtd: a TLS fake knows no client files; give opts.tls.client or a transport of your own');
+    return { kind: 'tls', host: '127.0.0.1', port: this.port!, ...tlsOpts.client, verify: true };
   }
 
-  /** A libvirt URI the gateway's config can use (qemu+unix:///system?socket=... or qemu+tcp://127.0.0.1:port/system). */
+  /**
+   * A libvirt URI the gateway's config can use (qemu+unix:///system?socket=..., qemu+tcp://127.0.0.1:port/system, or
+   * qemu+tls://127.0.0.1:port/system, whose files the host's config entry must then give).
+   */
   get uri(): string {
-    return this.socketPath !== null ? `qemu+unix:///system?socket=${this.socketPath}` : `qemu+tcp://127.0.0.1:${this.port}/system`;
+    if (this.socketPath !== null) return `qemu+unix:///system?socket=${this.socketPath}`;
+    return `qemu+${this.opts.tls ? 'tls' : 'tcp'}://127.0.0.1:${this.port}/system`;
   }
 
   /** ConnectionOptions for LibvirtConnection.open: 2 s connect timeout, our own keepalive off unless overridden. */
   connectionOptions(overrides: Partial<ConnectionOptions> = {}): ConnectionOptions {
-    return { transport: this.transport, name: 'qemu:///system', connectTimeoutMs: 2000, keepaliveIntervalMs: 0, keepaliveCount: 5, ...overrides };
+    return {
+      transport: overrides.transport ?? this.transport,
+      name: 'qemu:///system',
+      connectTimeoutMs: 2000,
+      keepaliveIntervalMs: 0,
+      keepaliveCount: 5,
+      ...overrides,
+    };
   }
 
   /** PoolOptions for LibvirtPool: size 2, 4 calls per connection, backoff 10..50 ms unless overridden. */
   poolOptions(overrides: Partial<PoolOptions> = {}): PoolOptions {
-    return { ...this.connectionOptions(), size: 2, maxCallsPerConnection: 4, backoffInitialMs: 10, backoffMaxMs: 50, ...overrides };
+    return { ...this.connectionOptions(overrides.transport ? { transport: overrides.transport } : {}), size: 2, maxCallsPerConnection: 4, backoffInitialMs: 10, backoffMaxMs: 50, ...overrides };
   }
 
   // ----- domains -----------------------------------------------------------------------------------------
@@ -702,6 +753,7 @@ export class FakeLibvirtd {
     this.holds.length = 0;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.clientSet) c.socket.destroy();
+    for (const s of this.rawSockets) s.destroy();
     await closed;
     if (this.tempDir) await rm(this.tempDir, { recursive: true, force: true });
   }
@@ -1151,6 +1203,26 @@ export function domainXml(d: FakeDomain): string {
   }
   lines.push(`  </devices>`, `</domain>`, '');
   return lines.join('\n');
+}
+
+/**
+ * A TLS server that behaves like libvirtd's TLS port: the client certificate is asked for but judged after the
+ * handshake; accepted clients get the byte 1 and are handed on as 'libvirtClient', refused ones are closed.
+ */
+function tlsServer(o: FakeTlsOptions): tls.Server {
+  const server = tls.createServer({ cert: o.cert, key: o.key, ca: o.ca, requestCert: o.requestCert, rejectUnauthorized: false });
+  server.on('secureConnection', (socket) => {
+    socket.on('error', () => {});
+    if (o.requestCert && !socket.authorized) {
+      socket.destroy();
+      return;
+    }
+    socket.write(Buffer.from([o.rejectByte ?? 1]));
+    if (o.rejectByte === undefined || o.rejectByte === 1) server.emit('libvirtClient', socket);
+  });
+  // Handshake failures (a client that refuses our certificate) are the client's business.
+  server.on('tlsClientError', () => {});
+  return server;
 }
 
 function listen(server: net.Server, where: net.ListenOptions): Promise<void> {

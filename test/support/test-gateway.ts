@@ -35,7 +35,7 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
   const app = await buildApp(gateway, log, auditLog);
   app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
   gateway.start();
-  if (waitForLibvirt) await gateway.pool.waitUntilUp(5000);
+  if (waitForLibvirt) await Promise.all(gateway.hosts.list.map((h) => h.pool.waitUntilUp(5000)));
   await app.ready();
   return { app, gateway, logs, audit, close: () => app.close() };
 }

@@ -56,7 +56,7 @@ describe('POST /domains/{domain}/exec', () => {
     const r = await call('POST', '/domains/web1/exec', { path: '/bin/sh', args: ['-c', 'x'], wait: { timeoutMs: 10_000 } });
     expect(r.status).toBe(201);
     expect(r.body).toEqual({
-      domain: { name: 'web1', uuid: fake!.domain('web1')!.uuid },
+      domain: { host: 'local', name: 'web1', uuid: fake!.domain('web1')!.uuid },
       pid: 1000,
       exited: true,
       exitCode: 3,

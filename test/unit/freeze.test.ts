@@ -38,7 +38,7 @@ describe('GET/POST/DELETE /domains/{domain}/fsfreeze', () => {
     await setup();
     const r = await call('GET', '/domains/vm1/fsfreeze');
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: { name: 'vm1', uuid: fake!.domain('vm1').uuid }, status: 'thawed', heldByGateway: null });
+    expect(r.body).toEqual({ domain: { host: 'local', name: 'vm1', uuid: fake!.domain('vm1').uuid }, status: 'thawed', heldByGateway: null });
     expect(sent()).toEqual(['guest-fsfreeze-status']);
   });
 

@@ -37,7 +37,7 @@ describe('guest facts', () => {
     const r = await get('/domains/web1/os');
     expect(r.status).toBe(200);
     expect(r.body).toEqual({
-      domain: { name: 'web1', uuid: fake!.domain('web1').uuid },
+      domain: { host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid },
       os: {
         id: 'alpine',
         name: 'Alpine Linux',

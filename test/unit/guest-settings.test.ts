@@ -37,7 +37,7 @@ describe('GET /domains/{domain}/time', () => {
     await setup();
     const r = await call('GET', '/domains/web1/time');
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: { name: 'web1', uuid: fake!.domain('web1').uuid }, time: { iso: '2026-11-28T00:07:14.961949000Z', ns: '1795824434961949000' } });
+    expect(r.body).toEqual({ domain: { host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid }, time: { iso: '2026-11-28T00:07:14.961949000Z', ns: '1795824434961949000' } });
     expect(sentNames()).toEqual(['guest-get-time']);
   });
 });

@@ -139,7 +139,7 @@ describe('the per-domain queue', () => {
     // The other domain is not held up by web1's queue.
     expect((await get('/domains/web2/agent')).status).toBe(200);
     expect(gate.pending()).toBe(1);
-    expect(gw!.gateway.agent.queueDepth({ name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 })).toBe(2);
+    expect(gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 })).toBe(2);
     gate.releaseAll();
     await waitFor(() => gate.pending() === 1, 2000, 'the second command');
     gate.releaseAll();
@@ -154,7 +154,7 @@ describe('the per-domain queue', () => {
     fake!.agentHandler = gate.handler;
     const accepted = [1, 2, 3].map(() => get('/domains/web1/network-interfaces'));
     await waitFor(() => gate.pending() === 1, 2000, 'the first command');
-    await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 }) === 3, 2000, 'two waiting');
+    await waitFor(() => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 }) === 3, 2000, 'two waiting');
     const refused = await get('/domains/web1/network-interfaces');
     expect(refused.status).toBe(503);
     expect(refused.body.code).toBe('agent_queue_full');
@@ -178,9 +178,9 @@ describe('the per-domain queue', () => {
     const req = http.get(`http://127.0.0.1:${port}/domains/web1/network-interfaces`);
     req.on('error', () => {});
     const uuid = fake!.domain('web1').uuid;
-    await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid, id: 1 }) === 2, 2000, 'the second to queue');
+    await waitFor(() => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid, id: 1 }) === 2, 2000, 'the second to queue');
     req.destroy();
-    await waitFor(() => gw!.gateway.agent.queueDepth({ name: 'web1', uuid, id: 1 }) === 1, 2000, 'the second to leave the queue');
+    await waitFor(() => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid, id: 1 }) === 1, 2000, 'the second to leave the queue');
     gate.releaseAll();
     expect((await running).status).toBe(200);
     expect(sent()).toHaveLength(1);

@@ -131,7 +131,7 @@ describe('health', () => {
     fake!.acceptConnections = true;
     await waitFor(async () => (await get('/readyz')).status === 200, 5000, 'ready again');
     expect((await get('/domains')).status).toBe(200);
-    expect(gw!.gateway.pool.reconnects).toBeGreaterThan(0);
+    expect(gw!.gateway.hosts.list[0]!.pool.reconnects).toBeGreaterThan(0);
   });
 });
 

@@ -34,7 +34,7 @@ beforeEach(() => {
 
 const ref = (name: string): DomainRef => {
   const d = fake.domain(name);
-  return { name: d.name, uuid: d.uuid, id: d.id };
+  return { host: 'local', name: d.name, uuid: d.uuid, id: d.id };
 };
 
 async function libvirtError(p: Promise<unknown>): Promise<LibvirtError> {
@@ -49,7 +49,7 @@ async function libvirtError(p: Promise<unknown>): Promise<LibvirtError> {
 describe('LibvirtClient', () => {
   it('listAllDomains returns every domain with UUID strings and ids (-1 when not running)', async () => {
     const doms = await client.listAllDomains();
-    expect(doms).toEqual(fake.domains.map((d) => ({ name: d.name, uuid: d.uuid, id: d.id })));
+    expect(doms).toEqual(fake.domains.map((d) => ({ host: 'local', name: d.name, uuid: d.uuid, id: d.id })));
     expect(doms.find((d) => d.name === 'db')!.id).toBe(-1);
     expect(doms.find((d) => d.name === 'web')!.id).toBeGreaterThan(0);
   });

@@ -1,6 +1,6 @@
 // resolveUri: libvirt URI -> transport and the name CONNECT_OPEN asks for.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_TCP_PORT, resolveUri } from '../../src/libvirt/uri.js';
+import { DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, resolveUri } from '../../src/libvirt/uri.js';
 
 const none = () => false;
 const only = (...paths: string[]) => (p: string) => paths.includes(p);
@@ -62,6 +62,53 @@ describe('resolveUri', () => {
     expect(resolveUri('qemu+tcp://10.0.0.5')).toEqual({ transport: { kind: 'tcp', host: '10.0.0.5', port: 16509 }, name: 'qemu:///system' });
   });
 
+  it('qemu+tls://host/system: port 16514, verification on, libvirt\'s default files', () => {
+    expect(DEFAULT_TLS_PORT).toBe(16514);
+    expect(resolveUri('qemu+tls://hv1.example/system')).toEqual({
+      transport: {
+        kind: 'tls',
+        host: 'hv1.example',
+        port: 16514,
+        caFile: '/etc/pki/CA/cacert.pem',
+        certFile: '/etc/pki/libvirt/clientcert.pem',
+        keyFile: '/etc/pki/libvirt/private/clientkey.pem',
+        verify: true,
+      },
+      name: 'qemu:///system',
+    });
+  });
+
+  it('qemu+tls takes the files from ?pkipath=DIR, leaves the parameters out of the name, and keeps a port', () => {
+    expect(resolveUri('qemu+tls://127.0.0.1:17000/system?pkipath=/var/lib/qga-gateway/pki/client/')).toEqual({
+      transport: {
+        kind: 'tls',
+        host: '127.0.0.1',
+        port: 17000,
+        caFile: '/var/lib/qga-gateway/pki/client/cacert.pem',
+        certFile: '/var/lib/qga-gateway/pki/client/clientcert.pem',
+        keyFile: '/var/lib/qga-gateway/pki/client/clientkey.pem',
+        verify: true,
+      },
+      name: 'qemu:///system',
+    });
+  });
+
+  it('qemu+tls: files given by the host config win over ?pkipath, one by one', () => {
+    const { transport } = resolveUri('qemu+tls://[fd00::5]/system?pkipath=/pki', undefined, none, { certFile: '/cfg/cert.pem', keyFile: '/cfg/key.pem' });
+    expect(transport).toEqual({ kind: 'tls', host: 'fd00::5', port: 16514, certFile: '/cfg/cert.pem', keyFile: '/cfg/key.pem', caFile: '/pki/cacert.pem', verify: true });
+    const all = resolveUri('qemu+tls://hv1/system', undefined, none, { certFile: '/c', keyFile: '/k', caFile: '/ca' }).transport;
+    expect(all).toMatchObject({ certFile: '/c', keyFile: '/k', caFile: '/ca' });
+  });
+
+  it('qemu+tls ?no_verify=1 turns the server certificate check off; 0 keeps it', () => {
+    expect(resolveUri('qemu+tls://hv1/system?no_verify=1').transport).toMatchObject({ kind: 'tls', verify: false });
+    expect(resolveUri('qemu+tls://hv1/system?no_verify=0').transport).toMatchObject({ kind: 'tls', verify: true });
+  });
+
+  it('ignores TLS files for unix and tcp URIs', () => {
+    expect(resolveUri('qemu+tcp://hv1/system', undefined, none, { certFile: '/c' }).transport).toEqual({ kind: 'tcp', host: 'hv1', port: 16509 });
+  });
+
   it.each([
     ['not a uri', /not a libvirt URI/],
     ['', /not a libvirt URI/],
@@ -70,7 +117,9 @@ describe('resolveUri', () => {
     ['qemu://host/system', /a unix libvirt URI names no host/],
     ['qemu+tcp:///system', /a tcp libvirt URI needs a host/],
     ['qemu+ssh://root@host/system', /unsupported libvirt transport 'ssh'/],
-    ['qemu+tls://host/system', /unsupported libvirt transport 'tls'/],
+    ['qemu+tls:///system', /a tls libvirt URI needs a host/],
+    ['qemu+tls://host/system?no_verify=yes', /no_verify must be 0 or 1/],
+    ['qemu+ssh://root@host/system', /use unix, tcp or tls/],
     ['qemu+tcp://host:99999/system', /not a libvirt URI/],
   ])('rejects %j with RangeError', (uri, message) => {
     expect(() => resolveUri(uri, undefined, none)).toThrow(RangeError);

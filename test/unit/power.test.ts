@@ -42,7 +42,7 @@ describe('POST /domains/{domain}/power', () => {
     expect(r.status).toBe(202);
     expect(r.headers.location).toBe(`/domains/${uuid}`);
     expect(r.body).toEqual({
-      domain: { name: 'vm1', uuid },
+      domain: { host: 'local', name: 'vm1', uuid },
       action: 'shutdown',
       command: 'guest-shutdown',
       accepted: true,

@@ -9,9 +9,9 @@ import type { Gateway } from '../../gateway.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
-const DOMAIN_EXAMPLE = { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
+const DOMAIN_EXAMPLE = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
 const KEY_EXAMPLE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq alice@laptop';
 
 const userName = z
@@ -81,7 +81,7 @@ export function accountRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   const errors = { ...agentRouteErrors(), ...problemResponses(501) };
 
   const keysAnswer = async (dom: DomainRef, user: string, opts: Parameters<typeof accounts.getKeys>[2]) => ({
-    domain: { name: dom.name, uuid: dom.uuid },
+    domain: domainRef(dom),
     user,
     keys: await accounts.getKeys(dom, user, opts),
   });

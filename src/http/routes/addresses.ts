@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
 import { AddressBook, type AddressEntry } from '../../agent/addresses.js';
-import { ERROR_STATUS } from '../../errors.js';
+import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';
 import { normaliseInterfaces } from './network-interfaces.js';
@@ -16,13 +16,15 @@ const interfaceSchema = z.object({
   addresses: z.array(z.object({ family: z.enum(['ipv4', 'ipv6']), address: z.string(), prefix: z.number().int() })),
 });
 
+const errorSchema = z.object({ code: z.string(), status: z.number().int(), detail: z.string() });
+
 const entrySchema = z.object({
+  host: z.string().nullable().describe('The libvirt host the domain is on; null for a filter entry that names no domain'),
   name: z.string(),
   uuid: z.guid().nullable().describe('null for a filter entry that names no domain'),
   ok: z.boolean(),
   interfaces: z.array(interfaceSchema).optional().describe('ok only: interfaces other than loopback, with their addresses'),
-  error: z
-    .object({ code: z.string(), status: z.number().int(), detail: z.string() })
+  error: errorSchema
     .optional()
     .describe("not ok only: the problem code, HTTP status and detail a per-domain request would have answered"),
   fetchedAt: z.iso.datetime().describe('When the gateway learnt this (older than the request when cached)'),
@@ -32,6 +34,9 @@ const entrySchema = z.object({
 const addressesSchema = z
   .object({
     domains: z.array(entrySchema),
+    unavailableHosts: z
+      .array(z.object({ host: z.string(), error: errorSchema }))
+      .describe('Hosts that could not be listed (several hosts configured): their domains are missing from this answer'),
     timeoutMs: z.number().int().describe('The one deadline the fan-out ran under'),
     elapsedMs: z.number(),
   })
@@ -40,6 +45,7 @@ const addressesSchema = z
     example: {
       domains: [
         {
+          host: 'local',
           name: 'guest1',
           uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001',
           ok: true,
@@ -48,6 +54,7 @@ const addressesSchema = z
           cached: false,
         },
         {
+          host: 'local',
           name: 'guest-noagent',
           uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000003',
           ok: false,
@@ -56,6 +63,7 @@ const addressesSchema = z
           cached: true,
         },
       ],
+      unavailableHosts: [],
       timeoutMs: 5000,
       elapsedMs: 12.5,
     },
@@ -72,25 +80,26 @@ const domainFilter = z
     if (tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
     return tokens;
   })
-  .describe('Only these domains, by name or UUID: repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error');
+  .describe('Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error');
 
 const isLoopback = (nic: z.infer<typeof interfaceSchema>) =>
   nic.name === 'lo' || (nic.addresses.length > 0 && nic.addresses.every((a) => a.address === '::1' || a.address.startsWith('127.')));
 
 function toBody(e: AddressEntry): z.infer<typeof entrySchema> {
-  const base = { name: e.name, uuid: e.uuid, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
+  const base = { host: e.host, name: e.name, uuid: e.uuid, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
   if (e.result.ok) {
     const interfaces = normaliseInterfaces(e.result.interfaces)
       .map(({ name, mac, addresses }) => ({ name, mac, addresses }))
       .filter((nic) => !isLoopback(nic));
     return { ...base, ok: true, interfaces };
   }
-  const err = e.result.error;
-  return { ...base, ok: false, error: { code: err.code, status: ERROR_STATUS[err.code], detail: err.message } };
+  return { ...base, ok: false, error: errorBody(e.result.error) };
 }
 
+const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS[err.code], detail: err.message });
+
 export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const book = new AddressBook(gateway.libvirt, gateway.agent, gateway.pool, gateway.config.addresses);
+  const book = new AddressBook(gateway.hosts, gateway.agent, gateway.config.addresses);
   return async (app) => {
     app.get(
       '/addresses',
@@ -114,10 +123,15 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const started = performance.now();
         const timeoutMs = request.query.timeoutMs ?? book.defaultTimeoutMs;
         const identity = request.identity;
-        const entries = await book.collect(request.query.domain, timeoutMs, request.clientGone, (dom) => !identity || mayTouch(identity, dom));
+        const { entries, failedHosts } = await book.collect(request.query.domain, timeoutMs, request.clientGone, (dom) => !identity || mayTouch(identity, dom));
         const failed = entries.filter((e) => !e.result.ok).length;
-        request.log.debug({ domains: entries.length, failed }, 'addresses collected');
-        return { domains: entries.map(toBody), timeoutMs, elapsedMs: Math.round((performance.now() - started) * 100) / 100 };
+        request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');
+        return {
+          domains: entries.map(toBody),
+          unavailableHosts: failedHosts.map((f) => ({ host: f.host, error: errorBody(f.error) })),
+          timeoutMs,
+          elapsedMs: Math.round((performance.now() - started) * 100) / 100,
+        };
       },
     );
   };

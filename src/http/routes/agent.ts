@@ -5,7 +5,7 @@ import { guestInfo, guestPing } from '../../agent/commands.js';
 import { toCapabilities } from '../../agent/service.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
 const agentInfoSchema = z
   .object({
@@ -23,7 +23,7 @@ const agentInfoSchema = z
   .meta({
     id: 'AgentInfo',
     example: {
-      domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
+      domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
       ping: { ok: true, roundTripMs: 3.2 },
       version: '7.2.19',
       commands: [{ name: 'guest-ping', enabled: true, successResponse: true }],
@@ -36,7 +36,7 @@ const pingSchema = z
     ok: z.literal(true),
     roundTripMs: z.number().describe('guest-ping round trip through libvirt, queue wait included, in milliseconds'),
   })
-  .meta({ id: 'AgentPing', example: { domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' }, ok: true, roundTripMs: 3.2 } });
+  .meta({ id: 'AgentPing', example: { domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' }, ok: true, roundTripMs: 3.2 } });
 
 const roundedMsSince = (t0: number) => Math.round((performance.now() - t0) * 100) / 100;
 
@@ -58,7 +58,7 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const { dom, opts } = await agentTarget(gateway, request);
         const started = performance.now();
         await gateway.agent.execute(dom, guestPing, undefined, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, ok: true as const, roundTripMs: roundedMsSince(started) };
+        return { domain: domainRef(dom), ok: true as const, roundTripMs: roundedMsSince(started) };
       },
     );
 
@@ -82,7 +82,7 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const info = await gateway.agent.execute(dom, guestInfo, undefined, opts);
         gateway.agent.capabilityCache.set(dom.uuid, toCapabilities(info));
         return {
-          domain: { name: dom.name, uuid: dom.uuid },
+          domain: domainRef(dom),
           ping: { ok: true as const, roundTripMs },
           version: info.version,
           commands: info.supported_commands

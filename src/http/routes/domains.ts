@@ -8,7 +8,7 @@ import { problemResponses } from '../problem.js';
 import { domainParams, domainSchema, type DomainBody } from '../schemas.js';
 
 function toBody(d: DomainInfo): DomainBody {
-  return { name: d.name, uuid: d.uuid, id: d.id, state: d.state, agentState: d.agent.state, agentChannel: d.agent.channel };
+  return { host: d.host, name: d.name, uuid: d.uuid, id: d.id, state: d.state, agentState: d.agent.state, agentChannel: d.agent.channel };
 }
 
 export function domainRoutes(gateway: Gateway): FastifyPluginAsyncZod {
@@ -21,13 +21,22 @@ export function domainRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['domains'],
           summary: 'List every domain',
           description:
-            'Every domain libvirt knows (that the token may touch), running or not, with its state and its guest agent state. Talks to libvirt only, never to a guest.',
-          response: { 200: z.object({ domains: z.array(domainSchema) }), ...problemResponses() },
+            'Every domain of every libvirt host (that the token may touch), running or not, with its host, state and guest agent state. Talks to libvirt only, never to a guest. ' +
+            'A host that is down is listed in unavailableHosts and the others answer; a domain found on several hosts appears once per host.',
+          response: {
+            200: z.object({
+              domains: z.array(domainSchema),
+              unavailableHosts: z
+                .array(z.object({ host: z.string(), code: z.string(), detail: z.string() }))
+                .describe('Hosts that could not be listed (several hosts configured): their domains are missing from this answer'),
+            }),
+            ...problemResponses(),
+          },
         },
       },
       async (request) => {
-        const domains = await gateway.domains.list(request.clientGone);
-        return { domains: visibleTo(request, domains).map(toBody) };
+        const { domains, failed } = await gateway.domains.list(request.clientGone);
+        return { domains: visibleTo(request, domains).map(toBody), unavailableHosts: failed };
       },
     );
 
@@ -37,9 +46,9 @@ export function domainRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         config: { permission: 'read' },
         schema: {
           tags: ['domains'],
-          summary: 'One domain, by name or UUID',
+          summary: 'One domain, by name or UUID (host:name picks the host)',
           params: domainParams,
-          response: { 200: domainSchema, ...problemResponses(404) },
+          response: { 200: domainSchema, ...problemResponses(404, 409) },
         },
       },
       async (request) => {

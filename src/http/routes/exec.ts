@@ -7,13 +7,12 @@ import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
 import { ExecService, type ExecStatus } from '../../agent/exec-service.js';
 import { checkExec } from '../../auth/policies.js';
 import type { Gateway } from '../../gateway.js';
-import type { LifecycleEventMsg } from '../../libvirt/pool.js';
-import { uuidToString } from '../../libvirt/protocol.js';
+import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
-const DOMAIN_EXAMPLE = { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
+const DOMAIN_EXAMPLE = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
 
 const outputSchema = z
   .object({
@@ -85,17 +84,17 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   const inputNote = `stdin up to ${maxInputBytes} bytes (exec.maxInputBytes), and the whole guest-exec command up to ${MAX_COMMAND_JSON_BYTES} bytes of JSON (qemu-ga 7.2 misreads larger commands): past either, 413.`;
   // A domain's (or its guest's) restart starts its pids afresh: its kept results would describe other
   // processes. Domain lifecycle events and the agent reconnecting are the signs the gateway gets.
-  const forget = ({ dom }: Pick<LifecycleEventMsg, 'dom'>) => exec.results.forgetDomain(uuidToString(dom.uuid));
+  const forget = ({ key }: { key: string }) => exec.results.forgetDomain(key);
 
   return async (app) => {
-    gateway.pool.on('lifecycle', forget);
-    gateway.pool.on('agentLifecycle', forget);
+    gateway.hosts.on('lifecycle', forget);
+    gateway.hosts.on('agentLifecycle', forget);
     app.addHook('onClose', async () => {
-      gateway.pool.off('lifecycle', forget);
-      gateway.pool.off('agentLifecycle', forget);
+      gateway.hosts.off('lifecycle', forget);
+      gateway.hosts.off('agentLifecycle', forget);
     });
 
-    const answer = (dom: { name: string; uuid: string }, s: ExecStatus) => ({ domain: { name: dom.name, uuid: dom.uuid }, ...s });
+    const answer = (dom: DomainRef, s: ExecStatus) => ({ domain: domainRef(dom), ...s });
 
     app.post(
       '/domains/:domain/exec',

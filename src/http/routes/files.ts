@@ -13,7 +13,7 @@ import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.
 import { guestPathFromUrl } from '../file-path.js';
 import { problemResponses } from '../problem.js';
 import { parseRange } from '../range.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 
@@ -49,7 +49,7 @@ const fileWrittenSchema = z
   })
   .meta({
     id: 'FileWritten',
-    example: { domain: { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, path: '/tmp/hello.txt', mode: 'truncate', offset: null, bytesWritten: 12 },
+    example: { domain: { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, path: '/tmp/hello.txt', mode: 'truncate', offset: null, bytesWritten: 12 },
   });
 
 /** The request log names each command once: a 1 GiB download is a thousand guest-file-reads. */
@@ -225,7 +225,7 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           await file.close();
         }
         request.log.debug({ path, bytesWritten }, 'upload');
-        return reply.send({ domain: { name: dom.name, uuid: dom.uuid }, path, mode: offset === undefined ? mode : 'offset', offset: offset ?? null, bytesWritten });
+        return reply.send({ domain: domainRef(dom), path, mode: offset === undefined ? mode : 'offset', offset: offset ?? null, bytesWritten });
       },
     );
   };

@@ -5,9 +5,9 @@ import type { HeldFreeze } from '../../agent/freeze-registry.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
-const EXAMPLE_DOMAIN = { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' };
+const EXAMPLE_DOMAIN = { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' };
 
 const heldSchema = z
   .object({
@@ -109,7 +109,7 @@ export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
         const { status, held } = await freeze.status(dom, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, status, heldByGateway: heldBody(held) };
+        return { domain: domainRef(dom), status, heldByGateway: heldBody(held) };
       },
     );
 
@@ -133,7 +133,7 @@ export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const body = request.body ?? {};
         const thawAfterMs = body.thawAfterMs ?? freeze.defaultTimeoutMs;
         const result = await freeze.freeze(dom, body.mountpoints ?? null, thawAfterMs, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, frozenFileSystems: result.count, status: result.status, heldByGateway: heldBody(result.held) };
+        return { domain: domainRef(dom), frozenFileSystems: result.count, status: result.status, heldByGateway: heldBody(result.held) };
       },
     );
 
@@ -152,7 +152,7 @@ export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
         const count = await freeze.thaw(dom, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, thawedFileSystems: count, status: 'thawed' as const };
+        return { domain: domainRef(dom), thawedFileSystems: count, status: 'thawed' as const };
       },
     );
 
@@ -173,7 +173,7 @@ export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
         const paths = await freeze.fstrim(dom, request.body?.minimumBytes, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, paths };
+        return { domain: domainRef(dom), paths };
       },
     );
   };

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Gateway } from '../../gateway.js';
+import { hostBody, hostSchema } from './hosts.js';
 
 const readySchema = z.object({
   status: z.enum(['ready', 'not-ready']),
@@ -10,7 +11,8 @@ const readySchema = z.object({
     connections: z.number().int(),
     reconnects: z.number().int(),
     lastError: z.string().nullable(),
-  }),
+  }).describe('All hosts together'),
+  hosts: z.array(hostSchema),
 });
 
 export function healthRoutes(gateway: Gateway): FastifyPluginAsyncZod {
@@ -31,16 +33,25 @@ export function healthRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         schema: {
           tags: ['health'],
           summary: 'Readiness: at least one libvirt connection is open',
-          description: 'Never depends on a guest: a hung guest agent does not make the gateway unready.',
+          description:
+            'Never depends on a guest: a hung guest agent does not make the gateway unready. With several hosts, ready while any host is reachable: ' +
+            'one host down makes only its own domains unavailable (see hosts[].state), and taking the gateway out of service would cut off the others.',
           response: { 200: readySchema, 503: readySchema },
         },
       },
       async (_request, reply) => {
-        const { pool } = gateway;
-        const up = pool.up;
+        const hosts = gateway.hosts.list.map(hostBody);
+        const sum = (f: (h: (typeof hosts)[number]) => number) => hosts.reduce((n, h) => n + f(h), 0);
+        const up = sum((h) => h.connectionsUp);
         const body = {
           status: up > 0 ? ('ready' as const) : ('not-ready' as const),
-          libvirt: { connectionsUp: up, connections: pool.size, reconnects: pool.reconnects, lastError: up > 0 ? null : (pool.lastError?.message ?? null) },
+          libvirt: {
+            connectionsUp: up,
+            connections: sum((h) => h.connections),
+            reconnects: sum((h) => h.reconnects),
+            lastError: up > 0 ? null : (hosts.find((h) => h.lastError)?.lastError ?? null),
+          },
+          hosts,
         };
         return reply.code(up > 0 ? 200 : 503).send(body);
       },

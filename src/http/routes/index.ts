@@ -14,12 +14,15 @@ import { guestStorageRoutes } from './guest-storage.js';
 import { guestTimeRoutes } from './guest-time.js';
 import { guestVcpuRoutes } from './guest-vcpus.js';
 import { healthRoutes } from './health.js';
+import { hostRoutes } from './hosts.js';
+import { metricsRoutes } from './metrics.js';
 import { networkInterfaceRoutes } from './network-interfaces.js';
 import { powerRoutes } from './power.js';
 import { rawCommandRoutes } from './raw-command.js';
 
 export const ROUTE_MODULES: ((gateway: Gateway) => FastifyPluginAsyncZod)[] = [
   healthRoutes,
+  hostRoutes,
   domainRoutes,
   agentRoutes,
   networkInterfaceRoutes,
@@ -35,10 +38,12 @@ export const ROUTE_MODULES: ((gateway: Gateway) => FastifyPluginAsyncZod)[] = [
   rawCommandRoutes,
   powerRoutes,
   freezeRoutes,
+  metricsRoutes,
 ];
 
 export const ROUTE_TAGS: { name: string; description: string }[] = [
-  { name: 'domains', description: 'Domains known to libvirt' },
+  { name: 'hosts', description: 'The libvirt hosts the gateway serves' },
+  { name: 'domains', description: 'Domains known to libvirt, on every host' },
   { name: 'agent', description: 'The guest agent itself' },
   { name: 'network', description: "The guest's network" },
   { name: 'guest', description: "Facts about the guest: OS, host name, time zone, users, filesystems, disks, statistics" },
@@ -49,4 +54,5 @@ export const ROUTE_TAGS: { name: string; description: string }[] = [
   { name: 'power', description: 'Shutdown, halt, reboot and suspend from inside the guest' },
   { name: 'fsfreeze', description: 'File-system freeze, thaw and trim' },
   { name: 'health', description: 'Liveness and readiness' },
+  { name: 'metrics', description: 'Prometheus metrics' },
 ];

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
 const statisticsSchema = z.object({
   rxBytes: z.number(),
@@ -35,7 +35,7 @@ const networkInterfacesSchema = z
   .meta({
     id: 'NetworkInterfaces',
     example: {
-      domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
+      domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
       interfaces: [
         {
           name: 'eth0',
@@ -87,7 +87,7 @@ export function networkInterfaceRoutes(gateway: Gateway): FastifyPluginAsyncZod 
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
         const reply = await gateway.agent.execute(dom, guestNetworkGetInterfaces, undefined, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, interfaces: normaliseInterfaces(reply) };
+        return { domain: domainRef(dom), interfaces: normaliseInterfaces(reply) };
       },
     );
   };

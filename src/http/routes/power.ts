@@ -7,7 +7,7 @@ import type { Gateway } from '../../gateway.js';
 import { DOMAIN_STATES } from '../../libvirt/protocol.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
 const powerRequestSchema = z
   .strictObject({
@@ -33,7 +33,7 @@ const powerAcceptedSchema = z
   .meta({
     id: 'PowerAccepted',
     example: {
-      domain: { name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
+      domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
       action: 'shutdown',
       command: 'guest-shutdown',
       accepted: true,
@@ -43,7 +43,7 @@ const powerAcceptedSchema = z
   });
 
 export function powerRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const power = new PowerService(gateway.agent, gateway.libvirt);
+  const power = new PowerService(gateway.agent, gateway.hosts);
   return async (app) => {
     app.post(
       '/domains/:domain/power',
@@ -65,9 +65,9 @@ export function powerRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const { dom, opts } = await agentTarget(gateway, request);
         const outcome = await power.perform(dom, request.body.action, opts);
         request.log.info({ domain: dom.name, action: outcome.action }, 'power action sent');
-        const monitor = `/domains/${dom.uuid}`;
+        const monitor = `/domains/${gateway.domains.pathId(dom)}`;
         reply.code(202).header('location', monitor);
-        return { domain: { name: dom.name, uuid: dom.uuid }, ...outcome, accepted: true as const, monitor };
+        return { domain: domainRef(dom), ...outcome, accepted: true as const, monitor };
       },
     );
   };

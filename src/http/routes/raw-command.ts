@@ -8,7 +8,7 @@ import { checkRaw } from '../../auth/policies.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
-import { domainRefSchema } from '../schemas.js';
+import { domainRefSchema, domainRef } from '../schemas.js';
 
 const rawCommandBody = z
   .strictObject({
@@ -28,7 +28,7 @@ const rawCommandReply = z
   })
   .meta({
     id: 'RawAgentCommandResult',
-    example: { domain: { name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, execute: 'guest-get-users', return: [{ user: 'root', 'login-time': 1764288000.5 }] },
+    example: { domain: { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, execute: 'guest-get-users', return: [{ user: 'root', 'login-time': 1764288000.5 }] },
   });
 
 export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
@@ -56,7 +56,7 @@ export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const { dom, opts } = await agentTarget(gateway, request);
         request.log.info({ execute: request.body.execute }, 'raw agent command');
         const result = await raw.run(dom, request.body, opts);
-        return { domain: { name: dom.name, uuid: dom.uuid }, execute: request.body.execute, return: result };
+        return { domain: domainRef(dom), execute: request.body.execute, return: result };
       },
     );
   };

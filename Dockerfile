@@ -1,0 +1,100 @@
+# qga-gateway: an HTTP/REST gateway to the QEMU guest agent of libvirt domains, as a container image.
+#
+#   podman build --format docker -t qga-gateway .        (docker build -t qga-gateway .)
+#   podman run -d --name qga-gateway --network host \
+#     -v /run/libvirt:/run/libvirt \
+#     -v /etc/qga-gateway/config.yaml:/etc/qga-gateway/config.yaml:ro \
+#     --group-add "$(stat -c %g /run/libvirt/libvirt-sock)" \
+#     qga-gateway
+#
+# - Podman writes OCI images by default, and OCI has no HEALTHCHECK: build with --format docker to keep it.
+# - The gateway runs as uid/gid 10001, never root. It reaches libvirtd's socket (/run/libvirt/libvirt-sock,
+#   root:libvirt 0770 with unix_sock_group = "libvirt" in libvirtd.conf) through the socket's group, either
+#     * at build time: --build-arg LIBVIRT_GID=<gid of the host's libvirt group> (the image's user is made a
+#       member of a group with that gid), or
+#     * at run time: --group-add <gid> (Docker, Podman), or securityContext.supplementalGroups: [<gid>]
+#       (Kubernetes). This works with any image build, since the gid differs from host to host.
+# - libvirtd names every local client after the peer's uid and primary gid in the HOST's user and group databases,
+#   and refuses one it cannot name ("Failed to find user record for uid '10001'"), socket permissions regardless.
+#   So either give the host an account for the image's user (no home, no shell, in no group):
+#     groupadd --gid 10001 qga-gateway && useradd --uid 10001 --gid 10001 -M -s /usr/sbin/nologin qga-gateway
+#   or run the container as an account every Debian host has: --user 65534:65534 (nobody:nogroup; Kubernetes
+#   runAsUser/runAsGroup: 65534), then with --group-add / supplementalGroups for the socket, since the image's
+#   /etc/group makes only its own user a member of the libvirt group.
+# - Bind the whole /run/libvirt directory, not the socket file: libvirtd re-creates the socket when it restarts,
+#   and a bind-mounted file would keep pointing at the old one.
+# - Configuration: the YAML file at $QGA_GATEWAY_CONFIG (/etc/qga-gateway/config.yaml; mount yours over it, e.g.
+#   from a ConfigMap, with the identities' token hashes from `npm run token`). The image holds a default one
+#   with token auth on and no identities, so every route but the public ones (/healthz, /readyz, /openapi.json,
+#   /docs) answers 401 until you do.
+#   The environment wins over the file: HOST (0.0.0.0 here) and PORT (8080) set the listener, LIBVIRT_URI,
+#   LIBVIRT_SOCKET and LOG_LEVEL the rest. Development mode (auth.mode: none) is refused on 0.0.0.0.
+# - Stop: SIGTERM goes to node itself (PID 1; the base image's entrypoint execs it), which stops accepting,
+#   finishes in-flight requests for up to shutdownGraceMs (30 s) and exits 0: give `docker stop -t` /
+#   terminationGracePeriodSeconds a little more than that.
+
+# ---- build: dev dependencies and the TypeScript compiler ----------------------------------------------------------
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# No install scripts: the only one in the tree is esbuild's (tsx, vitest), which the build does not use.
+RUN npm ci --ignore-scripts --no-audit --no-fund --no-update-notifier
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies and the compiled JavaScript only ---------------------------------------------
+FROM node:24-bookworm-slim AS runtime
+
+# Set by whoever builds: --build-arg VERSION=$(node -p "require('./package.json').version")
+#   --build-arg REVISION=$(git rev-parse HEAD) --build-arg SOURCE=<repository URL>
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG SOURCE=unknown
+# Debian has no fixed gid for libvirt (a dynamic system group: 106 on the Debian 12 test hosts, where it is the
+# first one made after the base system's); --group-add at run time is the portable way, see above.
+ARG LIBVIRT_GID=106
+ARG APP_UID=10001
+ARG APP_GID=10001
+
+LABEL org.opencontainers.image.title="qga-gateway" \
+      org.opencontainers.image.description="HTTP/REST gateway to the QEMU guest agent of libvirt domains" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# The user, and a group with the libvirt socket's gid that it belongs to. A gid the base image already uses
+# (e.g. 100, users) is joined as it is rather than made twice.
+RUN groupadd --gid "${APP_GID}" qga-gateway \
+ && useradd --uid "${APP_UID}" --gid qga-gateway --no-create-home --home-dir /app --shell /usr/sbin/nologin qga-gateway \
+ && { getent group "${LIBVIRT_GID}" >/dev/null || groupadd --gid "${LIBVIRT_GID}" libvirt; } \
+ && usermod --append --groups "$(getent group "${LIBVIRT_GID}" | cut -d: -f1)" qga-gateway \
+ && mkdir -p /etc/qga-gateway \
+ && printf '%s\n' \
+      '# Default configuration of the qga-gateway image: mount your own file over this one.' \
+      '# Token auth is on and no identity exists yet: create one with `npm run token -- NAME SCOPE...`.' \
+      'auth:' \
+      '  mode: tokens' \
+      > /etc/qga-gateway/config.yaml
+
+ENV NODE_ENV=production \
+    QGA_GATEWAY_CONFIG=/etc/qga-gateway/config.yaml \
+    HOST=0.0.0.0 \
+    PORT=8080
+
+WORKDIR /app
+# package.json is needed at run time too: its "type": "module" makes node load dist/*.js as ES modules.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --no-update-notifier && npm cache clean --force
+# The OpenAPI document is generated from the routes at run time (/openapi.json): openapi/ is not needed.
+COPY --from=build /src/dist ./dist
+
+# Numeric, so that Kubernetes' runAsNonRoot can check it; the supplementary libvirt group comes from /etc/group.
+USER ${APP_UID}
+EXPOSE 8080
+# No curl in the image: node's fetch. With listen.tls or auth.protectPublic, override this check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/server.js"]
