@@ -22,6 +22,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'agent-socket',
+          include: ['test/agent-socket/**/*.test.ts'],
+          // A real qemu-ga on the host (test/support/host-qga.ts), restarted when a test makes it exit: one file at a time.
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'container',
           include: ['test/container/**/*.test.ts'],
           testTimeout: 90_000,

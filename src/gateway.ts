@@ -1,18 +1,24 @@
-// The composition root: the libvirt connections and the services built on them, started and stopped together.
+// The composition root: the libvirt connections, the agent sockets and the services built on them, started and
+// stopped together.
 import type { Logger } from 'pino';
 import { GuestFileService } from './agent/files.js';
 import { FreezeService } from './agent/freeze.js';
 import { FreezeRegistry } from './agent/freeze-registry.js';
 import { AgentService } from './agent/service.js';
+import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
+import { AgentSocketHost } from './agent-socket/host.js';
+import { AgentSocketTransport } from './agent-socket/transport.js';
 import type { Config } from './config/schema.js';
 import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';
-import { LibvirtHosts } from './libvirt/hosts.js';
+import { domainKey, LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 
 export class Gateway {
   /** Every libvirt daemon served, each with its own connections and events. */
   readonly hosts: LibvirtHosts;
+  /** Domains whose agents are reached over their own sockets, without libvirt; null when none are configured. */
+  readonly agentSockets: AgentSocketHost | null;
   readonly agentStates: AgentStateTracker;
   readonly domains: DomainDirectory;
   readonly agent: AgentService;
@@ -27,11 +33,17 @@ export class Gateway {
     private readonly log: Logger,
   ) {
     this.hosts = LibvirtHosts.fromConfig(config.libvirt, log);
+    const sockets = config.agentSockets;
+    this.agentSockets = sockets.sockets.length || sockets.directories.length ? new AgentSocketHost(sockets, log.child({ component: 'agent-socket' })) : null;
     this.agentStates = new AgentStateTracker(this.hosts);
-    this.domains = new DomainDirectory(this.hosts, this.agentStates, config.domains.cacheTtlMs);
+    this.domains = new DomainDirectory(this.hosts, this.agentStates, config.domains.cacheTtlMs, this.agentSockets);
     // Commands to a domain whose file systems the gateway froze are refused (409) before they queue.
     const freezes = new FreezeRegistry();
-    this.agent = new AgentService(this.hosts, config.agent);
+    const viaLibvirt = new LibvirtAgentTransport(this.hosts);
+    // A socket domain has no agent events: its channel going away is the sign that the agent may have changed.
+    const viaSocket = this.agentSockets ? new AgentSocketTransport(this.agentSockets, (dom) => this.agent.capabilityCache.invalidate(domainKey(dom))) : null;
+    const transportFor = (dom: { host: string }): AgentTransport => (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
+    this.agent = new AgentService(transportFor, config.agent);
     this.agent.addGuard(freezes);
     this.freeze = new FreezeService(this.agent, freezes, config.freeze, this.hosts, log.child({ component: 'freeze' }));
     this.files = new GuestFileService(this.agent, config.files, log.child({ component: 'files' }));
@@ -47,6 +59,7 @@ export class Gateway {
   /** Starts connecting; the gateway serves (and /readyz says not ready) until libvirt answers. */
   start(): void {
     for (const h of this.hosts.list) this.log.info({ host: h.name, uri: h.uri, connections: h.pool.size }, 'connecting to libvirt');
+    if (this.agentSockets) this.log.info({ host: this.agentSockets.name, sockets: this.config.agentSockets.sockets.length, directories: this.config.agentSockets.directories.map((d) => d.glob) }, 'serving agent sockets');
     this.hosts.start();
   }
 
@@ -58,6 +71,6 @@ export class Gateway {
     if (!(await this.files.close(graceMs))) this.log.warn({ graceMs }, 'guest file handles still open at shutdown');
     const drained = await this.agent.close(graceMs);
     if (!drained) this.log.warn({ graceMs }, 'agent commands still running at shutdown; closing anyway');
-    await this.hosts.close();
+    await Promise.all([this.hosts.close(), this.agentSockets?.close()]);
   }
 }

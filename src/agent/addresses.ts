@@ -4,6 +4,7 @@
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import type { DomainDirectory } from '../domains/directory.js';
 import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
 import { isUuid } from '../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from './commands.js';
@@ -38,7 +39,8 @@ export class AddressBook {
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
 
   constructor(
-    private readonly hosts: LibvirtHosts,
+    hosts: LibvirtHosts,
+    private readonly directory: DomainDirectory,
     private readonly agent: AgentService,
     private readonly config: Config['addresses'],
   ) {
@@ -58,18 +60,14 @@ export class AddressBook {
   async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal, mayTouch: (dom: DomainRef) => boolean = () => true): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;
     // Every host at once; one that cannot be listed is reported and the others answered.
-    const listed = await Promise.allSettled(this.hosts.list.map((h) => h.client.listAllDomains(signal)));
-    const failedHosts: { host: string; error: GatewayError }[] = [];
-    const all: DomainRef[] = [];
-    for (const [i, r] of listed.entries()) {
-      // Domains the caller may not touch are never asked, and look just like ones that do not exist.
-      if (r.status === 'fulfilled') all.push(...r.value.filter(mayTouch));
-      else if (!this.hosts.several) throw mapLibvirtError(r.reason);
-      else failedHosts.push({ host: this.hosts.list[i]!.name, error: mapLibvirtError(r.reason) });
-    }
+    const { refs, failed } = await this.directory.listRefs(signal);
+    const failedHosts = failed.map(({ host, error }) => ({ host, error }));
+    // Domains the caller may not touch are never asked, and look just like ones that do not exist.
+    const all = refs.filter(mayTouch);
+    const hostNames = new Set(this.directory.hostNames);
     const targets: (DomainRef | { missing: string })[] = filter
       ? filter.flatMap((token): (DomainRef | { missing: string })[] => {
-          const found = findDomains(all, token, this.hosts);
+          const found = findDomains(all, token, hostNames);
           return found.length ? found : [{ missing: token }];
         })
       : all.filter((d) => d.id >= 0);
@@ -131,9 +129,9 @@ export class AddressBook {
 }
 
 /** The domains a filter token names: name or UUID, optionally qualified as host:name; on every host that has it. */
-function findDomains(all: DomainRef[], token: string, hosts: LibvirtHosts): DomainRef[] {
+function findDomains(all: DomainRef[], token: string, hostNames: Set<string>): DomainRef[] {
   const colon = token.indexOf(':');
-  const host = colon > 0 && hosts.get(token.slice(0, colon)) ? token.slice(0, colon) : null;
+  const host = colon > 0 && hostNames.has(token.slice(0, colon)) ? token.slice(0, colon) : null;
   const id = host ? token.slice(colon + 1) : token;
   const onHost = host ? all.filter((d) => d.host === host) : all;
   if (isUuid(id)) {

@@ -1,13 +1,14 @@
 // Power actions: shutdown, halt, reboot and suspend. None of the agent commands behind them replies on
 // success, so the gateway never waits for a reply: shutdown, reboot and suspend go through libvirt's own
 // agent-aware APIs (which know that), halt through guest-shutdown {"mode":"halt"}, where libvirt's
-// "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent".
+// "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent". Domains reached
+// over their agent socket have no libvirt: there every action is its agent command, sent without awaiting a reply.
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { SuspendTarget, type DomainStateName } from '../libvirt/protocol.js';
-import { command } from './commands.js';
+import { command, noArgs } from './commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
 export const POWER_ACTIONS = ['shutdown', 'halt', 'reboot', 'suspend-disk', 'suspend-ram', 'suspend-hybrid'] as const;
@@ -15,6 +16,9 @@ export type PowerAction = (typeof POWER_ACTIONS)[number];
 
 /** guest-shutdown (qga/qapi-schema.json): mode powerdown (default), halt or reboot; no reply on success. */
 export const guestShutdown = command('guest-shutdown', 'quick', z.object({ mode: z.enum(['powerdown', 'halt', 'reboot']).optional() }), z.looseObject({}));
+
+const suspendCommand = (execute: string) => command(execute, 'quick', noArgs, z.looseObject({}));
+const SHUTDOWN_MODES: Partial<Record<PowerAction, 'powerdown' | 'halt' | 'reboot'>> = { shutdown: 'powerdown', halt: 'halt', reboot: 'reboot' };
 
 /** What a caller will see once the action takes effect: GET /domains/{domain} and libvirt's events. */
 export interface PowerExpectation {
@@ -82,6 +86,7 @@ export class PowerService {
   /** Sends the action; resolves once the guest has it (never waits for the effect). */
   async perform(dom: DomainRef, action: PowerAction, opts: AgentCallOptions = {}): Promise<PowerOutcome> {
     const plan = PLANS[action];
+    if (this.agent.transportFor(dom).backend === 'agent-socket') return this.viaAgentSocket(dom, action, opts);
     const outcome = { action, command: plan.execute, expect: plan.expect };
     if (action === 'halt') {
       await this.halt(dom, opts);
@@ -108,6 +113,20 @@ export class PowerService {
       throw suspendModeError(err, action, dom);
     }
     return outcome;
+  }
+
+  /**
+   * Without libvirt: the agent command itself, sent without awaiting a reply (none comes on success); the
+   * channel resynchronises before the next command. QEMU, not libvirt, sees the guest go down: no events,
+   * and a suspended guest still looks running (its socket stays).
+   */
+  private async viaAgentSocket(dom: DomainRef, action: PowerAction, opts: AgentCallOptions): Promise<PowerOutcome> {
+    const plan = PLANS[action];
+    const mode = SHUTDOWN_MODES[action];
+    if (mode) await this.agent.executeWithoutReply(dom, guestShutdown, { mode }, opts);
+    else await this.agent.executeWithoutReply(dom, suspendCommand(plan.execute), undefined, opts);
+    const state: DomainStateName = action === 'suspend-ram' || action === 'suspend-hybrid' ? 'running' : plan.expect.state;
+    return { action, command: plan.execute, expect: { ...plan.expect, state, lifecycleEvents: [] } };
   }
 
   /** No libvirt API halts: guest-shutdown {"mode":"halt"} through the agent, where silence means success. */

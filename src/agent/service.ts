@@ -3,12 +3,13 @@
 import type { CommandKind, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
-import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
+import { domainKey } from '../libvirt/hosts.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import { guestInfo, type AgentCommand } from './commands.js';
 import { mapLibvirtError } from './error-mapping.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
+import type { AgentTransport, SyncReport } from './transport.js';
 
 export interface AgentCallOptions {
   /** The deadline for this call; the command kind's default when absent. */
@@ -47,7 +48,8 @@ export class AgentService {
   private observer: AgentCallObserver | null = null;
 
   constructor(
-    private readonly hosts: LibvirtHosts,
+    /** libvirt or the agent's own socket, by the domain's host. */
+    readonly transportFor: (dom: DomainRef) => AgentTransport,
     private readonly config: Config['agent'],
   ) {
     this.queue = new KeyedSerialQueue({ maxWaiting: config.queueDepth, abandonGraceMs: config.abandonGraceMs });
@@ -121,27 +123,47 @@ export class AgentService {
     return result;
   }
 
-  /** Queues and sends one command under its deadline; no capability check. */
-  private async send<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions): Promise<R> {
-    const payload = JSON.stringify(args === undefined ? { execute: cmd.execute } : { execute: cmd.execute, arguments: args });
+  /**
+   * For a command that never replies on success (guest-shutdown, guest-suspend-*) over a transport that
+   * does not know that itself (the agent's socket): guarded, gated and queued like any other, sent without
+   * waiting for a reply. The channel resynchronises before the next command.
+   */
+  async executeWithoutReply<A>(dom: DomainRef, cmd: AgentCommand<A, unknown>, args: A, opts: AgentCallOptions = {}): Promise<void> {
+    const parsedArgs = cmd.args.safeParse(args);
+    if (!parsedArgs.success) {
+      throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, { domain: dom.name, command: cmd.execute });
+    }
+    for (const guard of this.guards) guard.check(dom, cmd.execute);
+    await this.ensureSupported(dom, cmd.execute, opts);
+    const payload = this.payload(dom, cmd.execute, parsedArgs.data);
+    await this.exclusive(dom, cmd.execute, this.defaultTimeoutMs(cmd), (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: false }), opts);
+    for (const guard of this.guards) guard.succeeded?.(dom, cmd.execute);
+  }
+
+  /** guest-sync or guest-sync-delimited through the domain's transport, queued like a command: is the channel in step? */
+  sync(dom: DomainRef, command: SyncReport['command'], opts: AgentCallOptions = {}): Promise<SyncReport> {
+    return this.exclusive(dom, command, this.config.timeoutsMs.quick, (run) => this.transportFor(dom).sync(dom, command, run), opts);
+  }
+
+  /** The command's JSON, refused (413) when larger than qemu-ga parses reliably. */
+  private payload(dom: DomainRef, execute: string, args: unknown): string {
+    const payload = JSON.stringify(args === undefined ? { execute } : { execute, arguments: args });
     // Whatever a route allowed, nothing larger than qemu-ga parses reliably leaves here: a misread command
     // desynchronises the domain's agent channel (command-limits.ts).
     const bytes = Buffer.byteLength(payload);
     if (bytes > MAX_COMMAND_JSON_BYTES) {
-      throw new GatewayError('payload_too_large', `the ${cmd.execute} command would be ${bytes} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes the guest agent parses reliably`, {
+      throw new GatewayError('payload_too_large', `the ${execute} command would be ${bytes} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes the guest agent parses reliably`, {
         domain: dom.name,
-        command: cmd.execute,
+        command: execute,
       });
     }
-    const raw = await this.exclusive(
-      dom,
-      cmd.execute,
-      this.defaultTimeoutMs(cmd),
-      // libvirt gets a little longer than the gateway's deadline, so that the gateway answers first
-      // (504, not libvirt's "not responding") and the queue slot frees when libvirt gives the call up.
-      ({ deadlineAt }) => this.hosts.client(dom).agentCommand(dom, payload, Math.max(1, Math.ceil((deadlineAt - Date.now()) / 1000) + 1)),
-      opts,
-    );
+    return payload;
+  }
+
+  /** Queues and sends one command under its deadline; no capability check. */
+  private async send<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions): Promise<R> {
+    const payload = this.payload(dom, cmd.execute, args);
+    const raw = await this.exclusive(dom, cmd.execute, this.defaultTimeoutMs(cmd), (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: true }), opts);
     return this.parseReply(cmd, raw, { domain: dom.name, command: cmd.execute });
   }
 

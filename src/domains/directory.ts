@@ -2,9 +2,11 @@
 // briefly; libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
 //
 // A domain id in a URL is a name or a UUID, optionally qualified by its host as host:name (host:uuid). An
-// unqualified id is looked up on every host: found on one, that is the domain; on several, 409 domain_ambiguous
+// unqualified id is looked up on every host (libvirt's, and the agent-socket domains' own): found on one, that is the domain; on several, 409 domain_ambiguous
 // with the qualified candidates; on none while a host is unreachable, 503 host_unavailable (it may be there).
+import type { AgentSocketHost } from '../agent-socket/host.js';
 import { mapLibvirtError } from '../agent/error-mapping.js';
+import type { AgentBackend } from '../agent/transport.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
@@ -14,6 +16,7 @@ import { agentStatusFromXml, type AgentStateTracker, type AgentStatus } from './
 
 export interface DomainInfo {
   host: string;
+  backend: AgentBackend;
   name: string;
   uuid: string;
   /** libvirt's domain id; null while not running. */
@@ -44,11 +47,16 @@ export function qualifiedId(dom: Pick<DomainRef, 'host' | 'name'>): string {
 export class DomainDirectory {
   private readonly cache = new Map<string, CacheEntry>();
 
+  /** Every host a domain may be on: the libvirt hosts, then the agent sockets' host. */
+  private readonly sources: Source[];
+
   constructor(
     private readonly hosts: LibvirtHosts,
     private readonly agents: AgentStateTracker,
     private readonly cacheTtlMs: number,
+    private readonly sockets: AgentSocketHost | null = null,
   ) {
+    this.sources = [...hosts.list.map((h): Source => ({ name: h.name, libvirt: h })), ...(sockets ? [{ name: sockets.name, sockets }] : [])];
     hosts.on('lifecycle', ({ key, dom }) => this.forget(key, dom.name));
     hosts.on('eventsLost', () => this.cache.clear());
   }
@@ -60,14 +68,28 @@ export class DomainDirectory {
 
   /** How a URL names exactly this domain: its UUID, qualified by its host when several are configured. */
   pathId(ref: DomainRef): string {
-    return this.hosts.several ? `${ref.host}:${ref.uuid}` : ref.uuid;
+    return this.several ? `${ref.host}:${ref.uuid}` : ref.uuid;
+  }
+
+  /** More than one host: answers then name domains as host:name so that a caller can come back to the same one. */
+  get several(): boolean {
+    return this.sources.length > 1;
+  }
+
+  /** Every host's name, libvirt's and the agent sockets'. */
+  get hostNames(): string[] {
+    return this.sources.map((s) => s.name);
+  }
+
+  backendOf(ref: Pick<DomainRef, 'host'>): AgentBackend {
+    return this.sockets && ref.host === this.sockets.name ? 'agent-socket' : 'libvirt';
   }
 
   /** host:rest when the part before the first ':' names a configured host; a plain name or UUID otherwise. */
-  private parse(id: string): { host: LibvirtHost | undefined; rest: string } {
+  private parse(id: string): { host: Source | undefined; rest: string } {
     const colon = id.indexOf(':');
     if (colon > 0) {
-      const host = this.hosts.get(id.slice(0, colon));
+      const host = this.sources.find((s) => s.name === id.slice(0, colon));
       if (host) return { host, rest: id.slice(colon + 1) };
     }
     return { host: undefined, rest: id };
@@ -79,12 +101,13 @@ export class DomainDirectory {
     const cacheKey = `${host?.name ?? '*'}|${isUuid(rest) ? rest.toLowerCase().replace(/-/g, '') : `name:${rest}`}`;
     const hit = this.cache.get(cacheKey);
     if (hit && hit.expires > Date.now()) return hit.ref;
-    const ref = host || this.hosts.list.length === 1 ? await this.resolveOn(host ?? this.hosts.list[0]!, rest, id, signal) : await this.resolveAcross(rest, id, signal);
+    if (!host && this.sources.length === 0) throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}': no hosts are configured`, { domain: id });
+    const ref = host || this.sources.length === 1 ? await this.resolveOn(host ?? this.sources[0]!, rest, id, signal) : await this.resolveAcross(rest, id, signal);
     if (this.cacheTtlMs > 0) this.cache.set(cacheKey, { ref, expires: Date.now() + this.cacheTtlMs });
     return ref;
   }
 
-  private async resolveOn(host: LibvirtHost, rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
+  private async resolveOn(host: Source, rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
     try {
       return await this.lookup(host, rest, signal);
     } catch (err) {
@@ -93,12 +116,12 @@ export class DomainDirectory {
   }
 
   private async resolveAcross(rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
-    const results = await Promise.allSettled(this.hosts.list.map((h) => this.lookup(h, rest, signal)));
+    const results = await Promise.allSettled(this.sources.map((h) => this.lookup(h, rest, signal)));
     const found: DomainRef[] = [];
     const failures: GatewayError[] = [];
     for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled') found.push(r.value);
-      else if (!(r.reason instanceof LibvirtError && r.reason.code === VirErrorCode.NO_DOMAIN)) failures.push(this.lookupError(r.reason, this.hosts.list[i]!, id));
+      else if (!isNotFound(r.reason)) failures.push(this.lookupError(r.reason, this.sources[i]!, id));
     }
     if (found.length === 1) return found[0]!;
     if (found.length > 1) {
@@ -109,37 +132,43 @@ export class DomainDirectory {
     throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}' on any host`, { domain: id, libvirtCode: VirErrorCode.NO_DOMAIN });
   }
 
-  private lookupError(err: unknown, host: LibvirtHost, id: string): GatewayError {
-    if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) {
-      const where = this.hosts.several ? ` on host ${host.name}` : '';
-      return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, libvirtCode: err.code });
+  private lookupError(err: unknown, host: Source, id: string): GatewayError {
+    if (isNotFound(err)) {
+      const where = this.several ? ` on host ${host.name}` : '';
+      return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, ...(err instanceof LibvirtError ? { libvirtCode: err.code } : {}) });
     }
     const mapped = mapLibvirtError(err, { domain: id });
     // With several hosts, say which one is down: the others still answer.
-    if (this.hosts.several && mapped.code === 'libvirt_unavailable') {
+    if (this.several && mapped.code === 'libvirt_unavailable') {
       return new GatewayError('host_unavailable', `libvirt host ${host.name} is not reachable: ${mapped.message}`, { ...mapped.extras, host: host.name });
     }
     return mapped;
   }
 
-  private async lookup(host: LibvirtHost, nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
-    if (!isUuid(nameOrUuid)) return host.client.lookupByName(nameOrUuid, signal);
+  private async lookup(source: Source, nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
+    if (source.sockets) return source.sockets.lookup(nameOrUuid);
+    const { client } = source.libvirt!;
+    if (!isUuid(nameOrUuid)) return client.lookupByName(nameOrUuid, signal);
     try {
-      return await host.client.lookupByUuid(nameOrUuid, signal);
+      return await client.lookupByUuid(nameOrUuid, signal);
     } catch (err) {
       // A domain may be named like a UUID.
-      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) return host.client.lookupByName(nameOrUuid, signal);
+      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) return client.lookupByName(nameOrUuid, signal);
       throw err;
     }
   }
 
   async describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
+    if (this.backendOf(ref) === 'agent-socket') {
+      const { state, agent } = await this.sockets!.describe(ref);
+      return { host: ref.host, backend: 'agent-socket', name: ref.name, uuid: ref.uuid, id: null, state, agent };
+    }
     try {
       const client = this.hosts.client(ref);
       const { state } = await client.getState(ref, signal);
       const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
       const agent = await this.agentStatus(ref, running, signal);
-      return { host: ref.host, name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
+      return { host: ref.host, backend: 'libvirt', name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
     } catch (err) {
       throw mapLibvirtError(err, { domain: ref.name });
     }
@@ -158,38 +187,48 @@ export class DomainDirectory {
   }
 
   /**
-   * Every domain of every host. A host that cannot be listed is reported in `failed` and the others are
-   * answered; with a single host, its failure is the answer's (503).
+   * The domains of every host, undescribed. A host that cannot be listed is reported in `failed` and the
+   * others are answered; with a single host, its failure is the answer's (503).
    */
-  async list(signal?: AbortSignal): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
-    const perHost = await Promise.allSettled(this.hosts.list.map((h) => this.listHost(h, signal)));
-    const domains: DomainInfo[] = [];
-    const failed: HostFailure[] = [];
+  async listRefs(signal?: AbortSignal): Promise<{ refs: DomainRef[]; failed: (HostFailure & { error: GatewayError })[] }> {
+    const perHost = await Promise.allSettled(this.sources.map((s) => (s.sockets ? s.sockets.list() : s.libvirt!.client.listAllDomains(signal))));
+    const refs: DomainRef[] = [];
+    const failed: (HostFailure & { error: GatewayError })[] = [];
     for (const [i, r] of perHost.entries()) {
-      if (r.status === 'fulfilled') domains.push(...r.value);
+      if (r.status === 'fulfilled') refs.push(...r.value);
       else {
-        const err = r.reason instanceof GatewayError ? r.reason : mapLibvirtError(r.reason);
-        if (!this.hosts.several) throw err;
-        failed.push({ host: this.hosts.list[i]!.name, code: err.code, detail: err.message });
+        const error = mapLibvirtError(r.reason);
+        if (!this.several) throw error;
+        failed.push({ host: this.sources[i]!.name, code: error.code, detail: error.message, error });
       }
     }
-    return { domains: domains.sort((a, b) => a.name.localeCompare(b.name) || a.host.localeCompare(b.host)), failed };
+    return { refs, failed };
   }
 
-  private async listHost(host: LibvirtHost, signal?: AbortSignal): Promise<DomainInfo[]> {
-    let refs: DomainRef[];
-    try {
-      refs = await host.client.listAllDomains(signal);
-    } catch (err) {
-      throw mapLibvirtError(err);
-    }
+  /** Every domain of every host, described; see listRefs for hosts that cannot be listed. */
+  async list(signal?: AbortSignal): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
+    const { refs, failed } = await this.listRefs(signal);
     const described = await Promise.allSettled(refs.map((ref) => this.describe(ref, signal)));
-    const out: DomainInfo[] = [];
+    const domains: DomainInfo[] = [];
     for (const result of described) {
-      if (result.status === 'fulfilled') out.push(result.value);
+      if (result.status === 'fulfilled') domains.push(result.value);
       // A domain undefined between the list and its description is simply gone.
       else if (!(result.reason instanceof GatewayError && result.reason.code === 'domain_not_found')) throw result.reason;
     }
-    return out;
+    return {
+      domains: domains.sort((a, b) => a.name.localeCompare(b.name) || a.host.localeCompare(b.host)),
+      failed: failed.map(({ host, code, detail }) => ({ host, code, detail })),
+    };
   }
+}
+
+/** A host domains are looked up on: a libvirt daemon, or the agent sockets. */
+interface Source {
+  name: string;
+  libvirt?: LibvirtHost;
+  sockets?: AgentSocketHost;
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) || (err instanceof GatewayError && err.code === 'domain_not_found');
 }

@@ -112,11 +112,6 @@ export class LibvirtHosts extends EventEmitter<HostsEvents> {
     return this.of(dom).client;
   }
 
-  /** More than one host: answers then name domains as host:name so that a caller can come back to the same one. */
-  get several(): boolean {
-    return this.list.length > 1;
-  }
-
   start(): void {
     for (const h of this.list) h.pool.start();
   }
@@ -126,8 +121,9 @@ export class LibvirtHosts extends EventEmitter<HostsEvents> {
   }
 }
 
-/** The configured hosts; without a `hosts` list, one host named "local" from libvirt.uri. */
+/** The configured hosts; without a `hosts` list, one host named "local" from libvirt.uri; none when libvirt is disabled. */
 export function hostConfigs(config: Config['libvirt']): HostConfig[] {
+  if (!config.enabled) return [];
   if (config.hosts.length) return config.hosts;
   return [{ name: 'local', uri: config.uri, ...(config.socketPath ? { socketPath: config.socketPath } : {}) }];
 }

@@ -99,7 +99,7 @@ function toBody(e: AddressEntry): z.infer<typeof entrySchema> {
 const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS[err.code], detail: err.message });
 
 export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const book = new AddressBook(gateway.hosts, gateway.agent, gateway.config.addresses);
+  const book = new AddressBook(gateway.hosts, gateway.domains, gateway.agent, gateway.config.addresses);
   return async (app) => {
     app.get(
       '/addresses',

@@ -4,13 +4,14 @@ import { z } from 'zod';
 import { guestInfo, guestPing } from '../../agent/commands.js';
 import { toCapabilities } from '../../agent/service.js';
 import type { Gateway } from '../../gateway.js';
+import { domainKey } from '../../libvirt/hosts.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { domainRefSchema, domainRef } from '../schemas.js';
 
 const agentInfoSchema = z
   .object({
     domain: domainRefSchema,
-    ping: z.object({ ok: z.literal(true), roundTripMs: z.number().describe('guest-ping round trip through libvirt, in milliseconds') }),
+    ping: z.object({ ok: z.literal(true), roundTripMs: z.number().describe('guest-ping round trip (through libvirt or the agent socket), in milliseconds') }),
     version: z.string().describe("qemu-ga's version"),
     commands: z.array(
       z.object({
@@ -34,7 +35,7 @@ const pingSchema = z
   .object({
     domain: domainRefSchema,
     ok: z.literal(true),
-    roundTripMs: z.number().describe('guest-ping round trip through libvirt, queue wait included, in milliseconds'),
+    roundTripMs: z.number().describe('guest-ping round trip (through libvirt or the agent socket), queue wait included, in milliseconds'),
   })
   .meta({ id: 'AgentPing', example: { domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' }, ok: true, roundTripMs: 3.2 } });
 
@@ -80,7 +81,7 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         await gateway.agent.execute(dom, guestPing, undefined, opts);
         const roundTripMs = roundedMsSince(started);
         const info = await gateway.agent.execute(dom, guestInfo, undefined, opts);
-        gateway.agent.capabilityCache.set(dom.uuid, toCapabilities(info));
+        gateway.agent.capabilityCache.set(domainKey(dom), toCapabilities(info));
         return {
           domain: domainRef(dom),
           ping: { ok: true as const, roundTripMs },

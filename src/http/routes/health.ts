@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Gateway } from '../../gateway.js';
-import { hostBody, hostSchema } from './hosts.js';
+import { allHostBodies, hostSchema } from './hosts.js';
 
 const readySchema = z.object({
   status: z.enum(['ready', 'not-ready']),
@@ -11,7 +11,7 @@ const readySchema = z.object({
     connections: z.number().int(),
     reconnects: z.number().int(),
     lastError: z.string().nullable(),
-  }).describe('All hosts together'),
+  }).describe('All libvirt hosts together'),
   hosts: z.array(hostSchema),
 });
 
@@ -40,20 +40,23 @@ export function healthRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         },
       },
       async (_request, reply) => {
-        const hosts = gateway.hosts.list.map(hostBody);
-        const sum = (f: (h: (typeof hosts)[number]) => number) => hosts.reduce((n, h) => n + f(h), 0);
+        const hosts = await allHostBodies(gateway);
+        const libvirtHosts = hosts.filter((h) => h.backend === 'libvirt');
+        const sum = (f: (h: (typeof hosts)[number]) => number) => libvirtHosts.reduce((n, h) => n + f(h), 0);
         const up = sum((h) => h.connectionsUp);
+        // Without libvirt (agent sockets only) there is no daemon to wait for.
+        const ready = up > 0 || libvirtHosts.length === 0;
         const body = {
-          status: up > 0 ? ('ready' as const) : ('not-ready' as const),
+          status: ready ? ('ready' as const) : ('not-ready' as const),
           libvirt: {
             connectionsUp: up,
             connections: sum((h) => h.connections),
             reconnects: sum((h) => h.reconnects),
-            lastError: up > 0 ? null : (hosts.find((h) => h.lastError)?.lastError ?? null),
+            lastError: up > 0 ? null : (libvirtHosts.find((h) => h.lastError)?.lastError ?? null),
           },
           hosts,
         };
-        return reply.code(up > 0 ? 200 : 503).send(body);
+        return reply.code(ready ? 200 : 503).send(body);
       },
     );
   };

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Gateway } from '../../gateway.js';
 import { agentRoutes } from './agent.js';
+import { agentSyncRoutes } from './agent-sync.js';
 import { domainRoutes } from './domains.js';
 import { accountRoutes } from './accounts.js';
 import { addressRoutes } from './addresses.js';
@@ -25,6 +26,7 @@ export const ROUTE_MODULES: ((gateway: Gateway) => FastifyPluginAsyncZod)[] = [
   hostRoutes,
   domainRoutes,
   agentRoutes,
+  agentSyncRoutes,
   networkInterfaceRoutes,
   addressRoutes,
   guestFactRoutes,

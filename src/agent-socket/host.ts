@@ -1,0 +1,164 @@
+// The domains whose guest agents are reached straight over their unix sockets, without libvirt: named in the
+// config one by one, or found in directories (Proxmox VE's /var/run/qemu-server/*.qga). They answer under one
+// host name of their own. A domain is running while its socket exists (QEMU removes it when it exits); it has
+// no libvirt UUID, so it gets a stable one made from its socket's path.
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { AgentStatus } from '../domains/agent-state.js';
+import { GatewayError } from '../errors.js';
+import type { DomainRef } from '../libvirt/client.js';
+import { isUuid, type DomainStateName } from '../libvirt/protocol.js';
+import { AgentSocketChannel } from './channel.js';
+
+type SocketsConfig = Config['agentSockets'];
+
+/** A stable UUID (version 5 layout) for a socket path: the same path names the same domain across restarts. */
+export function uuidForSocket(path: string): string {
+  const h = createHash('sha256').update(`qga-gateway agent socket ${path}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
+
+/** {file} and {stem} of a directory entry: the domain name its directory rule gives. */
+export function nameFromFile(template: string, file: string): string {
+  const dot = file.lastIndexOf('.');
+  const stem = dot > 0 ? file.slice(0, dot) : file;
+  return template.replaceAll('{file}', file).replaceAll('{stem}', stem);
+}
+
+interface Entry {
+  name: string;
+  path: string;
+  uuid: string;
+}
+
+export class AgentSocketHost {
+  readonly backend = 'agent-socket' as const;
+  readonly name: string;
+  private readonly channels = new Map<string, AgentSocketChannel>();
+  private scanned: { at: number; entries: Entry[] } | null = null;
+  private readonly warned = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly config: SocketsConfig,
+    private readonly log: Logger,
+  ) {
+    this.name = config.host;
+  }
+
+  /** Every configured domain: the explicit ones first, then each directory's, a name taken only once. */
+  async entries(): Promise<Entry[]> {
+    if (this.scanned && Date.now() - this.scanned.at < this.config.rescanMs) return this.scanned.entries;
+    const byName = new Map<string, Entry>();
+    const add = (name: string, path: string) => {
+      const taken = byName.get(name);
+      if (!taken) byName.set(name, { name, path, uuid: uuidForSocket(path) });
+      else if (taken.path !== path && !this.warned.has(path)) {
+        this.warned.add(path);
+        this.log.warn({ domain: name, path, kept: taken.path }, 'two agent sockets give the same domain name; the first is kept');
+      }
+    };
+    for (const s of this.config.sockets) add(s.name, s.path);
+    for (const d of this.config.directories) {
+      const dir = dirname(d.glob);
+      const match = globToRegExp(basename(d.glob));
+      let files: string[];
+      try {
+        files = (await readdir(dir)).filter((f) => match.test(f)).sort();
+      } catch (err) {
+        // A directory that is not there yet (no VM started) holds no domains.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir, err: (err as Error).message }, 'cannot read an agent socket directory');
+        files = [];
+      }
+      for (const f of files) add(nameFromFile(d.name, f), `${dir}/${f}`);
+    }
+    const entries = [...byName.values()];
+    this.scanned = { at: Date.now(), entries };
+    return entries;
+  }
+
+  private async isRunning(path: string): Promise<boolean> {
+    try {
+      return (await stat(path)).isSocket();
+    } catch {
+      return false;
+    }
+  }
+
+  private async toRef(e: Entry): Promise<DomainRef> {
+    // No libvirt id: 0 while running (so that "running" tests see it as such), -1 while not.
+    return { host: this.name, name: e.name, uuid: e.uuid, id: (await this.isRunning(e.path)) ? 0 : -1 };
+  }
+
+  async list(): Promise<DomainRef[]> {
+    return Promise.all((await this.entries()).map((e) => this.toRef(e)));
+  }
+
+  /** By name, or by the UUID made from its socket path (any case, dashes optional). */
+  async lookup(id: string): Promise<DomainRef> {
+    const entries = await this.entries();
+    const wanted = isUuid(id) ? id.toLowerCase().replace(/-/g, '') : null;
+    const e = entries.find((x) => x.name === id) ?? (wanted ? entries.find((x) => x.uuid.replace(/-/g, '') === wanted) : undefined);
+    if (!e) throw new GatewayError('domain_not_found', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, { domain: id, host: this.name });
+    return this.toRef(e);
+  }
+
+  async describe(ref: DomainRef): Promise<{ state: DomainStateName; agent: AgentStatus }> {
+    const e = await this.entryOf(ref);
+    if (!(await this.isRunning(e.path))) return { state: 'shutoff', agent: { state: 'disconnected', channel: true } };
+    const channel = this.channels.get(e.path);
+    const state = channel?.state === 'connected' ? 'connected' : channel?.state === 'disconnected' ? 'disconnected' : 'unknown';
+    return { state: 'running', agent: { state, channel: true } };
+  }
+
+  private async entryOf(ref: DomainRef): Promise<Entry> {
+    const e = (await this.entries()).find((x) => x.uuid === ref.uuid);
+    if (!e) throw new GatewayError('domain_not_found', `the agent socket of ${ref.name} is no longer configured`, { domain: ref.name, host: this.name });
+    return e;
+  }
+
+  /** The domain's channel, made on first use; 409 when its socket is gone (QEMU is not running). */
+  async channel(ref: DomainRef): Promise<AgentSocketChannel> {
+    if (this.closed) throw new GatewayError('shutting_down', 'the gateway is shutting down', { domain: ref.name });
+    const e = await this.entryOf(ref);
+    if (!(await this.isRunning(e.path))) {
+      throw new GatewayError('domain_not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, { domain: ref.name, host: this.name });
+    }
+    let channel = this.channels.get(e.path);
+    if (!channel) {
+      channel = new AgentSocketChannel({
+        path: e.path,
+        connectTimeoutMs: this.config.connectTimeoutMs,
+        syncTimeoutMs: this.config.syncTimeoutMs,
+        maxReplyBytes: this.config.maxReplyBytes,
+        log: this.log.child({ domain: ref.name, socket: e.path }),
+      });
+      this.channels.set(e.path, channel);
+    }
+    return channel;
+  }
+
+  /** Channels open now, and domains configured: for GET /hosts. */
+  async summary(): Promise<{ domains: number; connected: number }> {
+    let connected = 0;
+    for (const c of this.channels.values()) if (c.state === 'connected') connected++;
+    return { domains: (await this.entries()).length, connected };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.channels.values()].map((c) => c.close()));
+    this.channels.clear();
+  }
+}
