@@ -48,7 +48,14 @@ export class Gateway {
     this.freeze = new FreezeService(this.agent, freezes, config.freeze, this.hosts, log.child({ component: 'freeze' }));
     this.files = new GuestFileService(this.agent, config.files, log.child({ component: 'files' }));
     const libvirtHosts = this.hosts.list.map((h) => ({ host: h.name, pool: h.pool }));
-    this.metrics = new GatewayMetrics(config.metrics, { agent: this.agent, agentStates: this.agentStates, freezes, files: this.files, libvirtHosts });
+    // Agents connected: libvirt's (from its events) and the agent sockets' channels in step.
+    const connected = () => this.agentStates.connectedCount + (this.agentSockets?.connectedCount ?? 0);
+    const agentsConnected = {
+      get connectedCount() {
+        return connected();
+      },
+    };
+    this.metrics = new GatewayMetrics(config.metrics, { agent: this.agent, agentStates: agentsConnected, freezes, files: this.files, libvirtHosts });
     // What an agent offers can change whenever it reconnects, and with the domain.
     const caps = this.agent.capabilityCache;
     this.agentStates.onChange((key, status) => caps.onAgentChange(key, status));

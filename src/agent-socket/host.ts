@@ -149,11 +149,16 @@ export class AgentSocketHost {
     return channel;
   }
 
-  /** Channels open now, and domains configured: for GET /hosts. */
-  async summary(): Promise<{ domains: number; connected: number }> {
+  /** Channels open and in step now. */
+  get connectedCount(): number {
     let connected = 0;
     for (const c of this.channels.values()) if (c.state === 'connected') connected++;
-    return { domains: (await this.entries()).length, connected };
+    return connected;
+  }
+
+  /** Channels open now, and domains configured: for GET /hosts. */
+  async summary(): Promise<{ domains: number; connected: number }> {
+    return { domains: (await this.entries()).length, connected: this.connectedCount };
   }
 
   async close(): Promise<void> {

@@ -127,4 +127,25 @@ describe(`a guest without libvirt (${direct.name}, qemu-system-x86_64 with a soc
     expect(nics.status).toBe(200);
     expect(Array.isArray(nics.body.interfaces)).toBe(true);
   });
+
+  it('reboot: 202 without waiting for a reply; the guest boots again (new boot id) and the channel resynchronises', async () => {
+    const bootId = async () => (await (await fetch(`${gw.url}/domains/${direct.name}/files/proc/sys/kernel/random/boot_id`)).text()).trim();
+    const before = await bootId();
+    const r = await call('POST', `/domains/${direct.name}/power`, { action: 'reboot' });
+    expect(r.status).toBe(202);
+    expect(r.body).toMatchObject({ action: 'reboot', command: 'guest-shutdown', expect: { state: 'running', lifecycleEvents: [] } });
+    let after = before;
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      const ping = await call('GET', `/domains/${direct.name}/agent/ping?timeoutMs=3000`);
+      if (ping.status === 200) {
+        after = await bootId();
+        if (after !== before) break;
+      }
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+    expect(after).toMatch(/^[0-9a-f-]{36}$/);
+    expect(after).not.toBe(before);
+    expect((await call('GET', `/domains/${direct.name}/hostname`)).body.hostname).toBe(direct.name);
+  });
 });
