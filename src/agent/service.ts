@@ -99,13 +99,7 @@ export class AgentService {
 
   /** Runs one typed command after the guards allow it and the agent is known to offer it. */
   async execute<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions = {}): Promise<R> {
-    const parsedArgs = cmd.args.safeParse(args);
-    if (!parsedArgs.success) {
-      throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, { domain: dom.name, command: cmd.execute });
-    }
-    for (const guard of this.guards) guard.check(dom, cmd.execute);
-    await this.ensureSupported(dom, cmd.execute, opts);
-    const reply = await this.send(dom, cmd, parsedArgs.data, opts);
+    const reply = await this.send(dom, cmd, await this.admit(dom, cmd, args, opts), opts);
     for (const guard of this.guards) guard.succeeded?.(dom, cmd.execute);
     return reply;
   }
@@ -129,15 +123,20 @@ export class AgentService {
    * waiting for a reply. The channel resynchronises before the next command.
    */
   async executeWithoutReply<A>(dom: DomainRef, cmd: AgentCommand<A, unknown>, args: A, opts: AgentCallOptions = {}): Promise<void> {
+    const payload = this.payload(dom, cmd.execute, await this.admit(dom, cmd, args, opts));
+    await this.exclusive(dom, cmd.execute, this.defaultTimeoutMs(cmd), (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: false }), opts);
+    for (const guard of this.guards) guard.succeeded?.(dom, cmd.execute);
+  }
+
+  /** Checks the arguments, then asks the guards and the agent's capabilities; answers the parsed arguments. */
+  private async admit<A>(dom: DomainRef, cmd: AgentCommand<A, unknown>, args: A, opts: AgentCallOptions): Promise<A> {
     const parsedArgs = cmd.args.safeParse(args);
     if (!parsedArgs.success) {
       throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, { domain: dom.name, command: cmd.execute });
     }
     for (const guard of this.guards) guard.check(dom, cmd.execute);
     await this.ensureSupported(dom, cmd.execute, opts);
-    const payload = this.payload(dom, cmd.execute, parsedArgs.data);
-    await this.exclusive(dom, cmd.execute, this.defaultTimeoutMs(cmd), (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: false }), opts);
-    for (const guard of this.guards) guard.succeeded?.(dom, cmd.execute);
+    return parsedArgs.data;
   }
 
   /** guest-sync or guest-sync-delimited through the domain's transport, queued like a command: is the channel in step? */
