@@ -212,9 +212,18 @@ describe('file transfers, freezes and agents', () => {
     const gw = await setup();
     expect(value(await scrape(gw), 'agents_connected')).toBe(0);
     await waitFor(() => fake!.eventCallbackCount() === 2, 2000, 'the gateway to subscribe to events');
-    fake!.emitAgentLifecycle('web1', AgentLifecycleState.CONNECTED);
-    fake!.emitAgentLifecycle('web2', AgentLifecycleState.CONNECTED);
-    await waitFor(async () => value(await scrape(gw), 'agents_connected') === 2, 2000, 'two agents connected');
+    // The gateway forgets agent states when its subscription completes (events may have been missed before): an
+    // event sent in between is forgotten too, so send them until they stick (they are idempotent).
+    await waitFor(
+      async () => {
+        fake!.emitAgentLifecycle('web1', AgentLifecycleState.CONNECTED);
+        fake!.emitAgentLifecycle('web2', AgentLifecycleState.CONNECTED);
+        await new Promise((r) => setTimeout(r, 20));
+        return value(await scrape(gw), 'agents_connected') === 2;
+      },
+      5000,
+      'two agents connected',
+    );
     fake!.emitAgentLifecycle('web2', AgentLifecycleState.DISCONNECTED);
     await waitFor(async () => value(await scrape(gw), 'agents_connected') === 1, 2000, 'one agent left');
   });
