@@ -25,6 +25,7 @@ import type { Logger } from 'pino';
 import type { SyncReport } from '../agent/transport.js';
 import { GatewayError } from '../errors.js';
 import { Backoff } from './backoff.js';
+import { dial, DialFailure, hangUp, RETRY_AFTER_S } from './dial.js';
 import { ReplySplitter, SENTINEL, type Frame } from './reply-splitter.js';
 import { Turns } from './turns.js';
 
@@ -47,10 +48,8 @@ export type SyncCommand = SyncReport['command'];
 export type ChannelState = 'connected' | 'connecting' | 'disconnected';
 
 /** How long close() lets the agent hang up after our half-close before the socket is destroyed. */
-const HANGUP_GRACE_MS = 500;
 /** Unsolicited data right after a successful resynchronisation sends the channel round again, this many times. */
 const MAX_RESYNC_ROUNDS = 3;
-const RETRY_AFTER_S = 5;
 
 interface Settle<T> {
   resolve(value: T): void;
@@ -269,65 +268,32 @@ export class AgentSocketChannel {
     return conn;
   }
 
-  private connect(signal: AbortSignal): Promise<Connection> {
-    if (this.closed) return Promise.reject(closedError());
+  private async connect(signal: AbortSignal): Promise<Connection> {
+    if (this.closed) throw closedError();
     const waitMs = this.backoff.remainingMs();
     if (waitMs > 0) {
-      return Promise.reject(
-        new GatewayError(
-          'agent_not_connected',
-          `the agent socket ${this.opts.path} is not accepting connections (${this.backoff.lastFailure}); next attempt in ${waitMs} ms`,
-          { retryAfter: RETRY_AFTER_S },
-        ),
+      throw new GatewayError(
+        'agent_not_connected',
+        `the agent socket ${this.opts.path} is not accepting connections (${this.backoff.lastFailure}); next attempt in ${waitMs} ms`,
+        { retryAfter: RETRY_AFTER_S },
       );
     }
-    return new Promise<Connection>((resolve, reject) => {
-      const socket = net.createConnection({ path: this.opts.path });
-      // A destroyed socket may still report an error after we stopped listening: never let that crash the process.
-      socket.on('error', () => {});
-      let settled = false;
-      const finish = (err: unknown, countsAsFailure: boolean) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        socket.off('connect', onConnect);
-        socket.off('error', onError);
-        this.connecting = null;
-        if (err !== null) {
-          socket.destroy();
-          if (countsAsFailure) {
-            const reason = err instanceof GatewayError ? err.message : String(err);
-            const delay = this.backoff.failed(reason);
-            this.log.debug({ err: reason, backoffMs: delay }, 'agent socket connect failed');
-          }
-          reject(err);
-          return;
-        }
-        this.backoff.succeeded();
-        resolve(this.adopt(socket));
-      };
-      const onConnect = () => finish(null, false);
-      const onError = (err: NodeJS.ErrnoException) => finish(connectError(this.opts.path, err), true);
-      const onAbort = () => finish(signal.reason, false);
-      const timer = setTimeout(
-        () =>
-          finish(
-            new GatewayError(
-              'agent_not_connected',
-              `connecting to the agent socket ${this.opts.path} took longer than ${this.opts.connectTimeoutMs} ms`,
-              { retryAfter: RETRY_AFTER_S },
-            ),
-            true,
-          ),
-        this.opts.connectTimeoutMs,
-      );
-      this.connecting = { fail: (err) => finish(err, false) };
-      socket.once('connect', onConnect);
-      socket.once('error', onError);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
+    const attempt = dial(this.opts.path, this.opts.connectTimeoutMs, signal);
+    this.connecting = { fail: attempt.cancel };
+    try {
+      const socket = await attempt.socket;
+      this.backoff.succeeded();
+      return this.adopt(socket);
+    } catch (failure) {
+      const { error, countsAsFailure } = failure as DialFailure;
+      if (countsAsFailure) {
+        const reason = error instanceof GatewayError ? error.message : String(error);
+        this.log.debug({ err: reason, backoffMs: this.backoff.failed(reason) }, 'agent socket connect failed');
+      }
+      throw error;
+    } finally {
+      this.connecting = null;
+    }
   }
 
   private adopt(socket: net.Socket): Connection {
@@ -358,16 +324,7 @@ export class AgentSocketChannel {
 
   private hangUp(conn: Connection): Promise<void> {
     conn.waiter?.fail(closedError());
-    if (conn.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => conn.socket.destroy(), HANGUP_GRACE_MS);
-      conn.socket.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      // Half-close and keep reading (and discarding) until the agent hangs up: see the note at the top.
-      conn.socket.end();
-    });
+    return conn.closed ? Promise.resolve() : hangUp(conn.socket);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -609,26 +566,6 @@ function checkCommandText(json: string): void {
 
 function syncLine(command: SyncCommand, id: number): Buffer {
   return Buffer.from(`${JSON.stringify({ execute: command, arguments: { id } })}\n`, 'utf8');
-}
-
-function connectError(path: string, err: NodeJS.ErrnoException): GatewayError {
-  if (err.code === 'EAGAIN') {
-    // A unix socket's backlog is full: clients are queued behind the one being served.
-    return new GatewayError('agent_busy', `the agent socket ${path} has a full backlog: other clients hold it`, {
-      retryAfter: RETRY_AFTER_S,
-    });
-  }
-  const why =
-    err.code === 'ENOENT'
-      ? 'no such socket (the VM is not running, or its agent channel is elsewhere)'
-      : err.code === 'ECONNREFUSED'
-        ? 'nothing is listening on it'
-        : err.code === 'EACCES'
-          ? 'permission denied'
-          : (err.code ?? err.message);
-  return new GatewayError('agent_not_connected', `cannot connect to the agent socket ${path}: ${why}`, {
-    retryAfter: RETRY_AFTER_S,
-  });
 }
 
 function round(ms: number): number {

@@ -10,7 +10,8 @@ import type { Config } from '../config/schema.js';
 import type { AgentStatus } from '../domains/agent-state.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
-import { isUuid, type DomainStateName } from '../libvirt/protocol.js';
+import { globToRegExp } from '../glob.js';
+import { isUuid, uuidToString, type DomainStateName } from '../libvirt/protocol.js';
 import { AgentSocketChannel } from './channel.js';
 
 type SocketsConfig = Config['agentSockets'];
@@ -20,13 +21,7 @@ export function uuidForSocket(path: string): string {
   const h = createHash('sha256').update(`qga-gateway agent socket ${path}`).digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
-}
-
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
+  return uuidToString(h.subarray(0, 16));
 }
 
 /** {file} and {stem} of a directory entry: the domain name its directory rule gives. */

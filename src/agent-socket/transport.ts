@@ -1,5 +1,6 @@
 // The agent service's last step for domains reached over their agent socket: the channel carries the command,
 // and an {"error": ...} reply becomes agent_error just as libvirt's folded message does for libvirt domains.
+import { agentError } from '../agent/error-mapping.js';
 import type { AgentTransport, SyncReport, TransportRun } from '../agent/transport.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
@@ -9,6 +10,7 @@ const LOST = new Set(['agent_not_connected', 'domain_not_running', 'agent_busy',
 
 export class AgentSocketTransport implements AgentTransport {
   readonly backend = 'agent-socket' as const;
+  readonly syncCommands = ['guest-sync-delimited', 'guest-sync'] as const;
 
   constructor(
     private readonly host: AgentSocketHost,
@@ -34,13 +36,7 @@ export class AgentSocketTransport implements AgentTransport {
     if (parsed && typeof parsed === 'object' && 'error' in parsed) {
       const { class: agentClass, desc } = ((parsed as { error: unknown }).error ?? {}) as { class?: unknown; desc?: unknown };
       const execute = (JSON.parse(json) as { execute?: string }).execute ?? 'command';
-      const text = typeof desc === 'string' && desc.trim() ? desc.trim() : 'the agent gave no description';
-      throw new GatewayError('agent_error', `the guest agent failed '${execute}': ${text}`, {
-        domain: dom.name,
-        command: execute,
-        agentClass: typeof agentClass === 'string' ? agentClass : 'GenericError',
-        agentDesc: text,
-      });
+      throw agentError(execute, typeof desc === 'string' ? desc : '', typeof agentClass === 'string' ? agentClass : 'GenericError', { domain: dom.name, command: execute });
     }
     return reply;
   }

@@ -64,10 +64,9 @@ export class AddressBook {
     const failedHosts = failed.map(({ host, error }) => ({ host, error }));
     // Domains the caller may not touch are never asked, and look just like ones that do not exist.
     const all = refs.filter(mayTouch);
-    const hostNames = new Set(this.directory.hostNames);
     const targets: (DomainRef | { missing: string })[] = filter
       ? filter.flatMap((token): (DomainRef | { missing: string })[] => {
-          const found = findDomains(all, token, hostNames);
+          const found = findDomains(all, this.directory.splitId(token));
           return found.length ? found : [{ missing: token }];
         })
       : all.filter((d) => d.id >= 0);
@@ -129,10 +128,7 @@ export class AddressBook {
 }
 
 /** The domains a filter token names: name or UUID, optionally qualified as host:name; on every host that has it. */
-function findDomains(all: DomainRef[], token: string, hostNames: Set<string>): DomainRef[] {
-  const colon = token.indexOf(':');
-  const host = colon > 0 && hostNames.has(token.slice(0, colon)) ? token.slice(0, colon) : null;
-  const id = host ? token.slice(colon + 1) : token;
+function findDomains(all: DomainRef[], { host, rest: id }: { host: string | undefined; rest: string }): DomainRef[] {
   const onHost = host ? all.filter((d) => d.host === host) : all;
   if (isUuid(id)) {
     const wanted = id.toLowerCase().replace(/-/g, '');

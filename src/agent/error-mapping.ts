@@ -1,5 +1,5 @@
 // Turns what libvirt and the wire client raise into the gateway's typed errors.
-import { GatewayError } from '../errors.js';
+import { GatewayError, type ErrorExtras } from '../errors.js';
 import { ConnectionError, LibvirtError } from '../libvirt/errors.js';
 import { VirErrorCode } from '../libvirt/protocol.js';
 
@@ -10,6 +10,12 @@ const AGENT_ERROR_RE = /unable to execute QEMU agent command '([^']*)'(?::\s*([\
 function agentClassFromDesc(desc: string): string {
   if (/^The command \S+ has not been found/.test(desc) || /^Command \S+ has been disabled/.test(desc)) return 'CommandNotFound';
   return 'GenericError';
+}
+
+/** The agent's own {"error": {class, desc}} for a command, however it arrived (libvirt's message, or the socket). */
+export function agentError(execute: string, desc: string, agentClass: string, context: ErrorExtras = {}): GatewayError {
+  const text = desc.trim() || 'the agent gave no description';
+  return new GatewayError('agent_error', `the guest agent failed '${execute}': ${text}`, { ...context, agentClass, agentDesc: text });
 }
 
 export function mapLibvirtError(err: unknown, context: { domain?: string; command?: string } = {}): GatewayError {
@@ -43,8 +49,8 @@ export function mapLibvirtError(err: unknown, context: { domain?: string; comman
     case VirErrorCode.AGENT_COMMAND_FAILED: {
       const m = AGENT_ERROR_RE.exec(msg);
       if (m) {
-        const desc = (m[2] ?? '').trim() || 'the agent gave no description';
-        return new GatewayError('agent_error', `the guest agent failed '${m[1]}': ${desc}`, { ...extras, agentClass: agentClassFromDesc(desc), agentDesc: desc });
+        const desc = m[2] ?? '';
+        return agentError(m[1]!, desc, agentClassFromDesc(desc.trim()), extras);
       }
       return new GatewayError('libvirt_error', msg, extras);
     }

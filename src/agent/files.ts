@@ -232,6 +232,9 @@ export class GuestFileService {
   /** Opens a guest file; the caller must close() it on every path (the registry closes it at shutdown otherwise). */
   async openFile(dom: DomainRef, path: string, mode: FileOpenMode, opts: OpenOptions = {}): Promise<GuestFile> {
     if (this._stopping) throw new GatewayError('shutting_down', 'the gateway is shutting down', { domain: dom.name });
+    // An agent that may open but not write (guest-file-write blocked) would have the file created or truncated
+    // before the first write is refused: 501 before anything is opened.
+    if (mode !== 'r') await this.agent.ensureSupported(dom, 'guest-file-write', { timeoutMs: opts.timeoutMs ?? this.config.chunkTimeoutMs, onCommand: opts.onCommand });
     let handle: number;
     try {
       // Not aborted by the client leaving: an open abandoned in flight would still open a handle in the guest,

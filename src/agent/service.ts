@@ -139,9 +139,18 @@ export class AgentService {
     return parsedArgs.data;
   }
 
-  /** guest-sync or guest-sync-delimited through the domain's transport, queued like a command: is the channel in step? */
-  sync(dom: DomainRef, command: SyncReport['command'], opts: AgentCallOptions = {}): Promise<SyncReport> {
-    return this.exclusive(dom, command, this.config.timeoutsMs.quick, (run) => this.transportFor(dom).sync(dom, command, run), opts);
+  /**
+   * guest-sync or guest-sync-delimited through the domain's transport, queued like a command: is the channel in
+   * step? Without a command, the transport's default; one the transport cannot send is 400 before it queues.
+   */
+  sync(dom: DomainRef, command: SyncReport['command'] | undefined, opts: AgentCallOptions = {}): Promise<SyncReport> {
+    const transport = this.transportFor(dom);
+    const chosen = command ?? transport.syncCommands[0]!;
+    if (!transport.syncCommands.includes(chosen)) {
+      const why = transport.backend === 'libvirt' ? "libvirt cannot read the 0xFF byte it puts before its reply (it would mark the domain's agent broken)" : 'this transport cannot send it';
+      throw new GatewayError('invalid_request', `${chosen} is not sent through ${transport.backend}: ${why}; use ${transport.syncCommands.join(' or ')}`, { domain: dom.name, command: chosen });
+    }
+    return this.exclusive(dom, chosen, this.config.timeoutsMs.quick, (run) => transport.sync(dom, chosen, run), opts);
   }
 
   /** The command's JSON, refused (413) when larger than qemu-ga parses reliably. */

@@ -27,6 +27,8 @@ export interface SyncReport {
 
 export interface AgentTransport {
   readonly backend: AgentBackend;
+  /** The sync commands this transport can send, its default first. */
+  readonly syncCommands: readonly SyncReport['command'][];
   /** Sends one command (JSON text) and answers the agent's reply text ({"return": ...}), or null when none is expected. */
   command(dom: DomainRef, json: string, run: TransportRun & { expectReply: boolean }): Promise<string | null>;
   sync(dom: DomainRef, command: SyncReport['command'], run: TransportRun): Promise<SyncReport>;
@@ -35,21 +37,23 @@ export interface AgentTransport {
 /** Through libvirt, which runs its own guest-sync before every command and holds the domain's agent job. */
 export class LibvirtAgentTransport implements AgentTransport {
   readonly backend = 'libvirt' as const;
+  /** Never guest-sync-delimited: libvirt cannot parse the 0xFF before that reply and marks the agent broken. */
+  readonly syncCommands = ['guest-sync'] as const;
 
   constructor(private readonly hosts: LibvirtHosts) {}
 
+  /**
+   * expectReply is not used: no-reply commands (guest-shutdown, guest-suspend-*) go through libvirt's own
+   * agent-aware APIs (PowerService), which know that no reply comes.
+   */
   command(dom: DomainRef, json: string, run: TransportRun): Promise<string | null> {
     // libvirt gets a little longer than the gateway's deadline, so that the gateway answers first (504, not
     // libvirt's "not responding") and the queue slot frees when libvirt gives the call up.
     return this.hosts.client(dom).agentCommand(dom, json, Math.max(1, Math.ceil((run.deadlineAt - Date.now()) / 1000) + 1));
   }
 
-  /**
-   * libvirt resynchronises on its own; asking it for a guest-sync shows the round trip and that the id comes
-   * back. Never guest-sync-delimited: libvirt cannot parse the 0xFF before that reply and marks the agent broken.
-   */
+  /** libvirt resynchronises on its own; asking it for a guest-sync shows the round trip and that the id comes back. */
   async sync(dom: DomainRef, command: SyncReport['command'], run: TransportRun): Promise<SyncReport> {
-    if (command !== 'guest-sync') throw new Error(`${command} cannot go through libvirt`);
     const id = randomInt(0, 2 ** 31);
     const started = performance.now();
     const reply = await this.command(dom, JSON.stringify({ execute: command, arguments: { id } }), run);

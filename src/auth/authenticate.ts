@@ -90,7 +90,10 @@ async function checkDomain(gateway: Gateway, request: FastifyRequest, identity: 
     if (err instanceof GatewayError && err.code === 'domain_not_found') throw refused();
     // On several hosts: name only the candidates this identity may touch, and refuse when there are none.
     if (err instanceof GatewayError && err.code === 'domain_ambiguous') {
-      const allowed = (err.extras.candidates ?? []).filter((c) => identity.domains!.some((re) => re.test(c) || re.test(c.slice(c.indexOf(':') + 1))));
+      const allowed = (err.extras.candidates ?? []).filter((c) => {
+        const { host, rest } = gateway.domains.splitId(c);
+        return mayTouch(identity, { host, name: rest, uuid: '' });
+      });
       if (!allowed.length) throw refused();
       throw new GatewayError('domain_ambiguous', `'${named}' names a domain on several hosts: ask for one of ${allowed.join(', ')}`, { ...err.extras, candidates: allowed });
     }

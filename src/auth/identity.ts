@@ -1,4 +1,5 @@
 // Who a request acts as, and what it may touch: scopes, and glob patterns of domain names or UUIDs.
+import { globToRegExp } from '../glob.js';
 import { compilePolicies, type Policies, type PoliciesConfig } from './policies.js';
 import { SCOPES, type Scope } from './scopes.js';
 
@@ -11,13 +12,8 @@ export interface Identity {
   policies: Policies;
 }
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'i');
-}
-
 export function makeIdentity(name: string, scopes: readonly Scope[], domains: readonly string[], policies?: PoliciesConfig): Identity {
-  return { name, scopes: new Set(scopes), domains: domains.includes('*') ? null : domains.map(globToRegExp), policies: compilePolicies(policies) };
+  return { name, scopes: new Set(scopes), domains: domains.includes('*') ? null : domains.map((d) => globToRegExp(d, 'i')), policies: compilePolicies(policies) };
 }
 
 /** Development mode (auth.mode: none): everything, everywhere. */

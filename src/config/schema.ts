@@ -1,12 +1,10 @@
 // The configuration: one zod schema, from which the Config type and every default come.
 import { z } from 'zod';
 import { policiesConfigSchema } from '../auth/policies.js';
+import { agentSocketsConfigSchema } from '../agent-socket/config.js';
 import { SCOPES } from '../auth/scopes.js';
+import { hostNameSchema, ms } from './fields.js';
 
-/** Host names appear in qualified domain ids (host:name), so no ':' or '/'. */
-export const HOST_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
-const ms = (max: number) => z.number().int().min(1).max(max);
 
 export const COMMAND_KINDS = ['quick', 'query', 'slow'] as const;
 export type CommandKind = (typeof COMMAND_KINDS)[number];
@@ -45,7 +43,7 @@ export const configSchema = z.strictObject({
         .array(
           z.strictObject({
             /** How answers and qualified domain ids (host:name) name this host. */
-            name: z.string().regex(HOST_NAME_RE, 'must be 1-63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit'),
+            name: hostNameSchema,
             /** qemu:///system, qemu+unix:///system?socket=..., qemu+tcp://hv1/system, qemu+tls://hv1/system */
             uri: z.string().min(1),
             socketPath: z.string().min(1).optional(),
@@ -69,36 +67,8 @@ export const configSchema = z.strictObject({
       backoffMaxMs: ms(600_000).default(10_000),
     })
     .prefault({}),
-  /**
-   * Guest agents reached without libvirt, over the unix socket QEMU exposes for each VM (a chardev socket
-   * server attached to org.qemu.guest_agent.0; Proxmox VE keeps them as /var/run/qemu-server/VMID.qga).
-   * These domains appear beside libvirt's under their own host name.
-   */
-  agentSockets: z
-    .strictObject({
-      /** The host name these domains answer under (and qualify as host:name). */
-      host: z.string().regex(HOST_NAME_RE, 'must be 1-63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit').default('direct'),
-      /** Explicit domains: name and socket path. */
-      sockets: z.array(z.strictObject({ name: z.string().min(1).max(1024).regex(/^[^\u0000-\u001f\u007f/]+$/, 'must not contain control characters or slashes'), path: z.string().regex(/^\//, 'must be an absolute path') })).default([]),
-      /** Directories of sockets: every file matching glob ('*' and '?' in the file name only) is a domain, named by `name`. */
-      directories: z
-        .array(
-          z.strictObject({
-            glob: z.string().regex(/^\/[^*?]*\/[^/]+$/, "must be an absolute path whose last part may hold '*' and '?', e.g. /var/run/qemu-server/*.qga"),
-            /** The domain name from the file name: {file} is the whole name, {stem} the name without its last extension (100.qga: 100). */
-            name: z.string().min(1).max(256).default('{stem}'),
-          }),
-        )
-        .default([]),
-      /** How long a directory listing is reused before the directory is read again. */
-      rescanMs: z.number().int().min(0).max(600_000).default(2_000),
-      connectTimeoutMs: ms(60_000).default(2_000),
-      /** One resynchronisation (0xFF + guest-sync-delimited) may take this long; with no answer on a fresh connection: 503 agent_busy. */
-      syncTimeoutMs: ms(60_000).default(3_000),
-      /** A reply longer than this is refused (502 agent_reply_too_large) and the channel resynchronised. */
-      maxReplyBytes: z.number().int().min(65_536).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
-    })
-    .prefault({}),
+  /** Guest agents reached without libvirt, over their own sockets (src/agent-socket/config.ts). */
+  agentSockets: agentSocketsConfigSchema,
   agent: z
     .strictObject({
       /** Commands waiting per domain (beside the one running); past it: 503 agent_queue_full with Retry-After. */

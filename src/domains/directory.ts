@@ -76,13 +76,14 @@ export class DomainDirectory {
     return this.sources.length > 1;
   }
 
-  /** Every host's name, libvirt's and the agent sockets'. */
-  get hostNames(): string[] {
-    return this.sources.map((s) => s.name);
+  private backendOf(ref: Pick<DomainRef, 'host'>): AgentBackend {
+    return this.sockets && ref.host === this.sockets.name ? 'agent-socket' : 'libvirt';
   }
 
-  backendOf(ref: Pick<DomainRef, 'host'>): AgentBackend {
-    return this.sockets && ref.host === this.sockets.name ? 'agent-socket' : 'libvirt';
+  /** A domain id split into its host (when qualified as host:rest) and the name or UUID. */
+  splitId(id: string): { host: string | undefined; rest: string } {
+    const { host, rest } = this.parse(id);
+    return { host: host?.name, rest };
   }
 
   /** host:rest when the part before the first ':' names a configured host; a plain name or UUID otherwise. */

@@ -67,8 +67,9 @@ export class LibvirtHosts extends EventEmitter<HostsEvents> {
     this.list = hosts;
     this.byName = new Map(hosts.map((h) => [h.name, h]));
     for (const h of hosts) {
-      h.pool.on('lifecycle', (m) => this.emit('lifecycle', { ...m, host: h.name, key: `${h.name}/${uuidToString(m.dom.uuid)}` }));
-      h.pool.on('agentLifecycle', (m) => this.emit('agentLifecycle', { ...m, host: h.name, key: `${h.name}/${uuidToString(m.dom.uuid)}` }));
+      const key = (m: { dom: { uuid: Uint8Array } }) => domainKey({ host: h.name, uuid: uuidToString(m.dom.uuid) });
+      h.pool.on('lifecycle', (m) => this.emit('lifecycle', { ...m, host: h.name, key: key(m) }));
+      h.pool.on('agentLifecycle', (m) => this.emit('agentLifecycle', { ...m, host: h.name, key: key(m) }));
       h.pool.on('eventsLost', () => this.emit('eventsLost', { host: h.name }));
       h.pool.on('eventsSubscribed', () => this.emit('eventsSubscribed', { host: h.name }));
     }

@@ -2,7 +2,6 @@
 // channel: the round trip, and whether the channel was in step (nothing stale or garbled waiting on it).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { domainRef, domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
@@ -53,16 +52,8 @@ export function agentSyncRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       },
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
-        const backend = gateway.domains.backendOf(dom);
-        const command = request.body?.command ?? (backend === 'libvirt' ? 'guest-sync' : 'guest-sync-delimited');
-        if (backend === 'libvirt' && command === 'guest-sync-delimited') {
-          throw new GatewayError('invalid_request', "libvirt cannot read the 0xFF byte guest-sync-delimited puts before its reply (it would mark the domain's agent broken): use guest-sync", {
-            domain: dom.name,
-            command,
-          });
-        }
-        const report = await gateway.agent.sync(dom, command, opts);
-        return { domain: domainRef(dom), backend, ...report };
+        const report = await gateway.agent.sync(dom, request.body?.command, opts);
+        return { domain: domainRef(dom), backend: gateway.agent.transportFor(dom).backend, ...report };
       },
     );
   };

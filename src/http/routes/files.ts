@@ -233,9 +233,6 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
 
 /** r+ keeps the file's bytes but needs the file; a missing one is created with w. */
 async function openForWrite(gateway: Gateway, dom: DomainRef, path: string, mode: 'w' | 'a' | 'r+', opts: OpenOptions): Promise<GuestFile> {
-  // An agent that may open but not write (guest-file-write blocked) would otherwise have the file created or
-  // truncated before the first write is refused: 501 before anything is opened.
-  await gateway.agent.ensureSupported(dom, 'guest-file-write', { timeoutMs: opts.timeoutMs, signal: opts.signal, onCommand: opts.onCommand });
   if (mode !== 'r+') return gateway.files.openFile(dom, path, mode, opts);
   try {
     return await gateway.files.openFile(dom, path, 'r+', opts);

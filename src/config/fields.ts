@@ -1,0 +1,8 @@
+// Field schemas the configuration's sections share.
+import { z } from 'zod';
+
+/** Milliseconds, at least 1. */
+export const ms = (max: number) => z.number().int().min(1).max(max);
+
+/** Host names appear in qualified domain ids (host:name), so no ':' or '/'. */
+export const hostNameSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit');
