@@ -41,9 +41,14 @@ export async function guestSha256(domain: string, path: string): Promise<string>
 /**
  * qemu-ga's open file descriptors: how many, and the targets of those under `under`. The script itself runs under
  * guest-exec, whose output pipes are open in qemu-ga meanwhile: the same every time, so counts compare.
+ * A descriptor qemu-ga closes between the listing and its readlink (the pipes of an earlier guest-exec, say) is
+ * gone, not an error: a CI run once failed on exactly that race. No qemu-ga at all is still an error.
  */
 export async function agentFds(domain: string, under: string): Promise<{ count: number; matching: string[] }> {
-  const out = await guestRun(domain, 'for p in $(pidof qemu-ga); do for f in /proc/$p/fd/*; do readlink "$f"; done; done');
+  const out = await guestRun(
+    domain,
+    'pids=$(pidof qemu-ga) || exit 3; for p in $pids; do for f in /proc/$p/fd/*; do readlink "$f" 2>/dev/null || :; done; done',
+  );
   const targets = out.split('\n').filter(Boolean);
   return { count: targets.length, matching: targets.filter((t) => t.startsWith(under)) };
 }
