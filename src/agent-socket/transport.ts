@@ -1,6 +1,4 @@
-// The agent service's last step for domains reached over their agent socket: the channel carries the command,
-// and an {"error": ...} reply becomes agent_error just as libvirt's folded message does for libvirt domains.
-import { agentError } from '../agent/error-mapping.js';
+// The agent service's last step for domains reached over their agent socket: the channel carries the command.
 import type { AgentTransport, SyncReport, TransportRun } from '../agent/transport.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
@@ -18,27 +16,14 @@ export class AgentSocketTransport implements AgentTransport {
     private readonly onChannelLost: (dom: DomainRef) => void = () => {},
   ) {}
 
+  /** The reply text as it came; an {"error": ...} reply becomes agent_error in the agent service, as for every transport. */
   async command(dom: DomainRef, json: string, run: TransportRun & { expectReply: boolean }): Promise<string | null> {
-    let reply: string | null;
     try {
-      reply = await (await this.host.channel(dom)).command(json, { signal: run.signal, expectReply: run.expectReply });
+      return await (await this.host.channel(dom)).command(json, { signal: run.signal, expectReply: run.expectReply });
     } catch (err) {
       if (err instanceof GatewayError && LOST.has(err.code)) this.onChannelLost(dom);
       throw err;
     }
-    if (reply === null) return null;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(reply);
-    } catch {
-      return reply; // the agent service reports a reply that is not JSON
-    }
-    if (parsed && typeof parsed === 'object' && 'error' in parsed) {
-      const { class: agentClass, desc } = ((parsed as { error: unknown }).error ?? {}) as { class?: unknown; desc?: unknown };
-      const execute = (JSON.parse(json) as { execute?: string }).execute ?? 'command';
-      throw agentError(execute, typeof desc === 'string' ? desc : '', typeof agentClass === 'string' ? agentClass : 'GenericError', { domain: dom.name, command: execute });
-    }
-    return reply;
   }
 
   async sync(dom: DomainRef, command: SyncReport['command'], run: TransportRun): Promise<SyncReport> {

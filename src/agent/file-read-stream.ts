@@ -5,7 +5,7 @@
 // the file's size (backpressure from the client's socket).
 import { Readable } from 'node:stream';
 import { GatewayError } from '../errors.js';
-import type { GuestFile } from './files.js';
+import type { GuestFile } from './guest-file.js';
 
 export interface ReadRange {
   /** The first byte, where the file's position already is. */

@@ -4,7 +4,7 @@
 // while two writes are pending (backpressure to the client). The body is counted as it arrives: past maxBytes
 // the upload stops before anything past the limit is written.
 import { GatewayError } from '../errors.js';
-import type { GuestFile } from './files.js';
+import type { GuestFile } from './guest-file.js';
 
 export interface UploadLimits {
   chunkBytes: number;

@@ -7,7 +7,7 @@ import { domainKey } from '../libvirt/hosts.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import { guestInfo, type AgentCommand } from './commands.js';
-import { mapLibvirtError } from './error-mapping.js';
+import { agentError, mapLibvirtError } from './error-mapping.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 import type { AgentTransport, SyncReport } from './transport.js';
 
@@ -171,8 +171,14 @@ export class AgentService {
   /** Queues and sends one command under its deadline; no capability check. */
   private async send<A, R>(dom: DomainRef, cmd: AgentCommand<A, R>, args: A, opts: AgentCallOptions): Promise<R> {
     const payload = this.payload(dom, cmd.execute, args);
-    const raw = await this.exclusive(dom, cmd.execute, this.defaultTimeoutMs(cmd), (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: true }), opts);
-    return this.parseReply(cmd, raw, { domain: dom.name, command: cmd.execute });
+    // The reply is read inside the call, so that the metrics see an agent's error or a bad reply as the call's outcome.
+    return this.exclusive(
+      dom,
+      cmd.execute,
+      this.defaultTimeoutMs(cmd),
+      async (run) => this.parseReply(cmd, await this.transportFor(dom).command(dom, payload, { ...run, expectReply: true }), { domain: dom.name, command: cmd.execute }),
+      opts,
+    );
   }
 
   /** The one path every call to a domain's agent takes: its FIFO queue, under one deadline for wait and call. */
@@ -224,6 +230,12 @@ export class AgentService {
       json = JSON.parse(raw);
     } catch {
       throw new GatewayError('agent_reply_invalid', `the reply to ${cmd.execute} is not JSON`, context);
+    }
+    // libvirt folds an {"error": ...} reply into its own error (error-mapping.ts); a transport without libvirt
+    // hands it over as it came.
+    if (json && typeof json === 'object' && 'error' in json) {
+      const { class: agentClass, desc } = (json.error ?? {}) as { class?: unknown; desc?: unknown };
+      throw agentError(cmd.execute, typeof desc === 'string' ? desc : '', typeof agentClass === 'string' ? agentClass : 'GenericError', context);
     }
     if (!json || typeof json !== 'object' || !('return' in json)) {
       throw new GatewayError('agent_reply_invalid', `the reply to ${cmd.execute} has no "return" member`, context);

@@ -29,7 +29,10 @@ export interface AgentTransport {
   readonly backend: AgentBackend;
   /** The sync commands this transport can send, its default first. */
   readonly syncCommands: readonly SyncReport['command'][];
-  /** Sends one command (JSON text) and answers the agent's reply text ({"return": ...}), or null when none is expected. */
+  /**
+   * Sends one command (JSON text) and answers the agent's reply text, or null when none is expected: {"return": ...},
+   * or {"error": ...} from a transport that does not turn it into an error itself (libvirt does).
+   */
   command(dom: DomainRef, json: string, run: TransportRun & { expectReply: boolean }): Promise<string | null>;
   sync(dom: DomainRef, command: SyncReport['command'], run: TransportRun): Promise<SyncReport>;
 }

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentSocketChannel, type AgentChannelOptions } from '../../src/agent-socket/channel.js';
 import { GatewayError } from '../../src/errors.js';
 import { BLOCKED_RPCS, rawExchange, startHostQga, type HostQga } from '../support/host-qga.js';
+import { connectRaw, leaveCleanly } from '../support/raw-unix-client.js';
 
 const log = pino({ level: 'silent' });
 const STALE_SYNCS =
@@ -59,22 +60,6 @@ async function eventually(ch: AgentSocketChannel, cmd: object, withinMs = 10_000
   }
 }
 
-function connectRaw(): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ path: qga.path }, () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-/** Half-close and read to the end: the agent sees EOF, never a reset. */
-function leaveCleanly(s: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    s.once('close', () => resolve());
-    s.resume();
-    s.end();
-  });
-}
-
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -117,7 +102,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
 
   it('works after a client that gave up before the answer (the agent stays up)', async () => {
     const pid = qga.pid;
-    const quitter = await connectRaw();
+    const quitter = await connectRaw(qga.path);
     quitter.write('{"execute":"guest-info"}\n');
     quitter.end(); // gone before the answer exists: the agent's write fails with EPIPE, its read sees EOF
     await new Promise((r) => setTimeout(r, 100));
@@ -131,7 +116,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
     const ch = open();
     expect(await run(ch, { execute: 'guest-ping' })).toEqual({ return: {} });
     await ch.close();
-    const quitter = await connectRaw();
+    const quitter = await connectRaw(qga.path);
     // Paused, Node still reads up to its 16 KiB high-water mark: ask for about 130 KB of answers so that most of them
     // stay in the socket's receive queue, then close with them unread: the agent's next read gets ECONNRESET.
     quitter.pause();
@@ -151,7 +136,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
     // no answer and stays in qemu-ga's parser after this client leaves: only the 0xFF clears it.
     const errors = await rawExchange(qga.path, 'garbage \x01\x02 {"execute":"guest-ping"}\n', 2);
     expect(errors.some((e) => e.includes('JSON parse error'))).toBe(true);
-    const previous = await connectRaw();
+    const previous = await connectRaw(qga.path);
     previous.write('{"execute":"guest-info","arguments":{');
     await leaveCleanly(previous);
     const ch = open();
@@ -161,7 +146,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
   });
 
   it("sync() gets its answer through a parser left inside an unfinished command, and leaves the channel in step", async () => {
-    const previous = await connectRaw();
+    const previous = await connectRaw(qga.path);
     previous.write('{"execute":"guest-info","arguments":{');
     await leaveCleanly(previous);
     const ch = open();
@@ -255,7 +240,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
   });
 
   it('answers agent_busy while another client holds the socket, then works once it leaves', async () => {
-    const holder = await connectRaw();
+    const holder = await connectRaw(qga.path);
     await new Promise((r) => setTimeout(r, 50)); // accepted: qemu-ga now ignores later connections
     const ch = open();
     const started = Date.now();
@@ -299,7 +284,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
     }
     await ch.close();
 
-    const raw = await connectRaw();
+    const raw = await connectRaw(qga.path);
     const lines = lineReader(raw);
     raw.write(Buffer.from('\xff{"execute":"guest-sync-delimited","arguments":{"id":9}}\n', 'latin1'));
     await lines.next(); // the 0xFF's error reply

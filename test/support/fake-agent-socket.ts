@@ -21,6 +21,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { trackedSleep } from './tracked-sleep.js';
 
 export interface FakeCommand {
   execute: string;
@@ -265,7 +266,7 @@ export class FakeAgentSocket {
       answer = work.reply;
     } else {
       const delay = typeof this.delayMs === 'function' ? this.delayMs(work.cmd) : this.delayMs;
-      if (delay > 0) await this.sleep(delay);
+      if (delay > 0) await trackedSleep(this.timers, delay);
       if (gen !== this.generation) return;
       answer = await this.handler(work.cmd, this);
     }
@@ -300,15 +301,5 @@ export class FakeAgentSocket {
       return;
     }
     client.socket.write(bytes);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        resolve();
-      }, ms);
-      this.timers.add(t);
-    });
   }
 }

@@ -69,6 +69,7 @@ import {
   type Header,
   type WireDomain,
 } from '../../src/libvirt/protocol.js';
+import { trackedSleep } from './tracked-sleep.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Public types
@@ -846,7 +847,7 @@ export class FakeLibvirtd {
       });
     }
     const delay = Math.max(this.delays.get(key(call.program, call.procedure)) ?? 0, this.replyDelay?.(call) ?? 0);
-    if (delay > 0) await this.sleep(delay);
+    if (delay > 0) await trackedSleep(this.timers, delay);
     for (const gate of [...this.holds]) {
       if (gate.active && gate.match(call)) await new Promise<void>((resolve) => gate.queue.push(resolve));
     }
@@ -856,16 +857,6 @@ export class FakeLibvirtd {
     client.running--;
     const next = client.waiting.shift();
     if (next) void this.runCall(client, next);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        resolve();
-      }, ms);
-      this.timers.add(t);
-    });
   }
 
   /** Writes one packet to a client, honouring splitWrites and coalesce; packets to one client stay in order. */

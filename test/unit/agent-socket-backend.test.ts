@@ -54,6 +54,15 @@ async function get(url: string, method = 'GET', payload?: object) {
   return { status: res.statusCode, body: res.json() };
 }
 
+/** qga_gateway_agent_command_duration_seconds_count for one command and outcome, from GET /metrics (0 when absent). */
+async function commandCount(command: string, outcome: string): Promise<number> {
+  const text = (await gw!.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('qga_gateway_agent_command_duration_seconds_count{') && l.includes(`command="${command}"`) && l.includes(`outcome="${outcome}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 /** A gateway with a fake libvirtd (domain web1) and agents: vm100 from a directory of *.qga, web2 listed by path. */
 async function setup(extra: Record<string, unknown> = {}) {
   const [a100, web2] = [await agent(), await agent()];
@@ -101,6 +110,18 @@ describe('agent-socket domains beside libvirt', () => {
     expect(r.status).toBe(404);
     expect(r.body).toMatchObject({ code: 'file_not_found' });
     expect(r.body.detail).toMatch(/No such file/);
+    // The agent service reads the reply inside the call, so the metrics count it as the agent's error.
+    expect(await commandCount('guest-file-open', 'agent_error')).toBe(1);
+  });
+
+  it('a reply with neither "return" nor "error" is 502 agent_reply_invalid, counted as an error', async () => {
+    const { a100 } = await setup();
+    a100.handler = (cmd, a) => (cmd.execute === 'guest-get-host-name' ? JSON.stringify({ oops: 1 }) : handler(cmd, a));
+    const r = await get('/domains/vm100/hostname');
+    expect(r.status).toBe(502);
+    expect(r.body).toMatchObject({ code: 'agent_reply_invalid' });
+    expect(await commandCount('guest-get-host-name', 'error')).toBe(1);
+    expect(await commandCount('guest-get-host-name', 'ok')).toBe(0);
   });
 
   it('sends shutdown and suspend without waiting for a reply, and resynchronises before the next command', async () => {

@@ -10,6 +10,7 @@ import { Backoff, BACKOFF_MAX_MS, backoffDelayMs } from '../../src/agent-socket/
 import { ReplySplitter, type Frame } from '../../src/agent-socket/reply-splitter.js';
 import { GatewayError } from '../../src/errors.js';
 import { defaultFakeHandler, FakeAgentSocket } from '../support/fake-agent-socket.js';
+import { connectRaw, leaveCleanly } from '../support/raw-unix-client.js';
 
 const log = pino({ level: 'silent' });
 const SYNC_MS = 300;
@@ -48,22 +49,6 @@ const echo = (args: Record<string, unknown>) => JSON.stringify({ execute: 'test-
 const parse = (text: string | null) => JSON.parse(text ?? 'null') as { return?: unknown; error?: unknown };
 /** The resynchronisation the channel writes: the sentinel, then guest-sync-delimited. */
 const RESYNC = ['FF', 'guest-sync-delimited'];
-
-/** A raw client, for taking the fake's one slot. */
-function rawClient(p: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ path: p }, () => resolve(s));
-    s.on('error', reject);
-  });
-}
-
-function endClient(s: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    s.once('close', () => resolve());
-    s.resume();
-    s.end();
-  });
-}
 
 describe('ReplySplitter', () => {
   function split(max: number, chunks: (string | Buffer)[]): Frame[] {
@@ -208,10 +193,10 @@ describe('AgentSocketChannel against a fake agent', () => {
 
   it("ignores a previous client's late answers, stale sync ids included (chardev: they reach the next client)", async () => {
     agent.delayMs = (cmd) => (cmd.client === 1 ? 150 : 0);
-    const previous = await rawClient(agent.path);
+    const previous = await connectRaw(agent.path);
     previous.write('{"execute":"guest-sync-delimited","arguments":{"id":777}}\n{"execute":"guest-info"}\n');
     await agent.waitFor(() => agent.received.length === 2, 2000, 'the previous client\'s commands');
-    await endClient(previous);
+    await leaveCleanly(previous);
     const reply = parse(await channel.command(echo({ mine: true }), { signal: live() }));
     expect(reply).toEqual({ return: { mine: true } });
     // {"return": 777} (delimited, wrong id) and guest-info's answer were read and thrown away.
@@ -337,9 +322,9 @@ describe('AgentSocketChannel against a fake agent', () => {
   });
 
   it('sync() gets through a parser left inside an unfinished command by resynchronising', async () => {
-    const previous = await rawClient(agent.path);
+    const previous = await connectRaw(agent.path);
     previous.write('{"execute":"guest-pi');
-    await endClient(previous);
+    await leaveCleanly(previous);
     const report = await channel.sync('guest-sync-delimited', { signal: live() });
     expect(report.inStep).toBe(false);
     expect(report.staleReplies).toBeGreaterThanOrEqual(1);
@@ -348,7 +333,7 @@ describe('AgentSocketChannel against a fake agent', () => {
   });
 
   it('answers agent_busy within syncTimeoutMs while another client holds the socket, then works once it leaves', async () => {
-    const holder = await rawClient(agent.path);
+    const holder = await connectRaw(agent.path);
     await agent.waitFor(() => agent.servedClients === 1);
     const started = Date.now();
     const err = await expectCode(channel.command('{"execute":"guest-ping"}', { signal: live() }), 'agent_busy');
@@ -360,7 +345,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     expect(err.extras.retryAfter).toBe(5);
     expect(agent.waitingClients).toBe(1);
     expect(channel.state).toBe('disconnected');
-    await endClient(holder);
+    await leaveCleanly(holder);
     expect(parse(await channel.command('{"execute":"guest-ping"}', { signal: live() }))).toEqual({ return: {} });
     expect(channel.state).toBe('connected');
   });

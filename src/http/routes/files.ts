@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { GuestFileReadStream } from '../../agent/file-read-stream.js';
 import { writeStream } from '../../agent/file-upload.js';
-import type { GuestFile, OpenOptions } from '../../agent/files.js';
+import type { GuestFile, OpenOptions } from '../../agent/guest-file.js';
 import { checkFilePath } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
