@@ -1,29 +1,19 @@
-// Finds domains by name or UUID, on one libvirt host or across several, and describes them. Lookups are cached
-// briefly; libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
+// Finds domains by name or UUID, on one host or across several, and describes them. Lookups are cached briefly;
+// libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
 //
 // A domain id in a URL is a name or a UUID, optionally qualified by its host as host:name (host:uuid). An
-// unqualified id is looked up on every host (libvirt's, and the agent-socket domains' own): found on one, that is the domain; on several, 409 domain_ambiguous
-// with the qualified candidates; on none while a host is unreachable, 503 host_unavailable (it may be there).
+// unqualified id is looked up on every host (libvirt's, and the agent sockets' own): found on one, that is the
+// domain; on several, 409 domain_ambiguous with the qualified candidates; on none while a host is unreachable,
+// 503 host_unavailable (it may be there).
 import type { AgentSocketHost } from '../agent-socket/host.js';
 import { mapLibvirtError } from '../agent/error-mapping.js';
-import type { AgentBackend } from '../agent/transport.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { domainKey, type LibvirtHost, type LibvirtHosts } from '../libvirt/hosts.js';
-import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
-import { agentStatusFromXml, type AgentStateTracker, type AgentStatus } from './agent-state.js';
-
-export interface DomainInfo {
-  host: string;
-  backend: AgentBackend;
-  name: string;
-  uuid: string;
-  /** libvirt's domain id; null while not running. */
-  id: number | null;
-  state: DomainStateName;
-  agent: AgentStatus;
-}
+import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
+import { VirErrorCode, isUuid } from '../libvirt/protocol.js';
+import type { AgentStateTracker } from './agent-state.js';
+import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
 
 /** A host that could not be listed, and why. */
 export interface HostFailure {
@@ -48,15 +38,15 @@ export class DomainDirectory {
   private readonly cache = new Map<string, CacheEntry>();
 
   /** Every host a domain may be on: the libvirt hosts, then the agent sockets' host. */
-  private readonly sources: Source[];
+  private readonly sources: DomainSource[];
 
   constructor(
-    private readonly hosts: LibvirtHosts,
-    private readonly agents: AgentStateTracker,
+    hosts: LibvirtHosts,
+    agents: AgentStateTracker,
     private readonly cacheTtlMs: number,
-    private readonly sockets: AgentSocketHost | null = null,
+    sockets: AgentSocketHost | null = null,
   ) {
-    this.sources = [...hosts.list.map((h): Source => ({ name: h.name, libvirt: h })), ...(sockets ? [{ name: sockets.name, sockets }] : [])];
+    this.sources = [...hosts.list.map((h) => new LibvirtSource(h, agents)), ...(sockets ? [new AgentSocketSource(sockets)] : [])];
     hosts.on('lifecycle', ({ key, dom }) => this.forget(key, dom.name));
     hosts.on('eventsLost', () => this.cache.clear());
   }
@@ -76,10 +66,6 @@ export class DomainDirectory {
     return this.sources.length > 1;
   }
 
-  private backendOf(ref: Pick<DomainRef, 'host'>): AgentBackend {
-    return this.sockets && ref.host === this.sockets.name ? 'agent-socket' : 'libvirt';
-  }
-
   /** A domain id split into its host (when qualified as host:rest) and the name or UUID. */
   splitId(id: string): { host: string | undefined; rest: string } {
     const { host, rest } = this.parse(id);
@@ -87,7 +73,7 @@ export class DomainDirectory {
   }
 
   /** host:rest when the part before the first ':' names a configured host; a plain name or UUID otherwise. */
-  private parse(id: string): { host: Source | undefined; rest: string } {
+  private parse(id: string): { host: DomainSource | undefined; rest: string } {
     const colon = id.indexOf(':');
     if (colon > 0) {
       const host = this.sources.find((s) => s.name === id.slice(0, colon));
@@ -108,16 +94,16 @@ export class DomainDirectory {
     return ref;
   }
 
-  private async resolveOn(host: Source, rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
+  private async resolveOn(host: DomainSource, rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
     try {
-      return await this.lookup(host, rest, signal);
+      return await host.lookup(rest, signal);
     } catch (err) {
       throw this.lookupError(err, host, id);
     }
   }
 
   private async resolveAcross(rest: string, id: string, signal?: AbortSignal): Promise<DomainRef> {
-    const results = await Promise.allSettled(this.sources.map((h) => this.lookup(h, rest, signal)));
+    const results = await Promise.allSettled(this.sources.map((h) => h.lookup(rest, signal)));
     const found: DomainRef[] = [];
     const failures: GatewayError[] = [];
     for (const [i, r] of results.entries()) {
@@ -133,7 +119,7 @@ export class DomainDirectory {
     throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}' on any host`, { domain: id, libvirtCode: VirErrorCode.NO_DOMAIN });
   }
 
-  private lookupError(err: unknown, host: Source, id: string): GatewayError {
+  private lookupError(err: unknown, host: DomainSource, id: string): GatewayError {
     if (isNotFound(err)) {
       const where = this.several ? ` on host ${host.name}` : '';
       return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, ...(err instanceof LibvirtError ? { libvirtCode: err.code } : {}) });
@@ -146,45 +132,10 @@ export class DomainDirectory {
     return mapped;
   }
 
-  private async lookup(source: Source, nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
-    if (source.sockets) return source.sockets.lookup(nameOrUuid);
-    const { client } = source.libvirt!;
-    if (!isUuid(nameOrUuid)) return client.lookupByName(nameOrUuid, signal);
-    try {
-      return await client.lookupByUuid(nameOrUuid, signal);
-    } catch (err) {
-      // A domain may be named like a UUID.
-      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) return client.lookupByName(nameOrUuid, signal);
-      throw err;
-    }
-  }
-
-  async describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
-    if (this.backendOf(ref) === 'agent-socket') {
-      const { state, agent } = await this.sockets!.describe(ref);
-      return { host: ref.host, backend: 'agent-socket', name: ref.name, uuid: ref.uuid, id: null, state, agent };
-    }
-    try {
-      const client = this.hosts.client(ref);
-      const { state } = await client.getState(ref, signal);
-      const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
-      const agent = await this.agentStatus(ref, running, signal);
-      return { host: ref.host, backend: 'libvirt', name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
-    } catch (err) {
-      throw mapLibvirtError(err, { domain: ref.name });
-    }
-  }
-
-  private async agentStatus(ref: DomainRef, running: boolean, signal?: AbortSignal): Promise<AgentStatus> {
-    const key = domainKey(ref);
-    const known = this.agents.get(key);
-    // Kept until an event says otherwise: STARTED, DEFINED and UNDEFINED drop it, agent events update it.
-    if (known && known.channel !== null) return running ? known : { state: 'disconnected', channel: known.channel };
-    const fromXml = agentStatusFromXml(await this.hosts.client(ref).getXmlDesc(ref, signal));
-    // An inactive domain's XML carries no channel state: its agent cannot be connected.
-    const status: AgentStatus = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
-    this.agents.set(key, status);
-    return status;
+  describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
+    const source = this.sources.find((s) => s.name === ref.host);
+    if (!source) return Promise.reject(new GatewayError('host_not_found', `no host named '${ref.host}'`, { domain: ref.name, host: ref.host }));
+    return source.describe(ref, signal);
   }
 
   /**
@@ -192,7 +143,7 @@ export class DomainDirectory {
    * others are answered; with a single host, its failure is the answer's (503).
    */
   async listRefs(signal?: AbortSignal): Promise<{ refs: DomainRef[]; failed: (HostFailure & { error: GatewayError })[] }> {
-    const perHost = await Promise.allSettled(this.sources.map((s) => (s.sockets ? s.sockets.list() : s.libvirt!.client.listAllDomains(signal))));
+    const perHost = await Promise.allSettled(this.sources.map((s) => s.list(signal)));
     const refs: DomainRef[] = [];
     const failed: (HostFailure & { error: GatewayError })[] = [];
     for (const [i, r] of perHost.entries()) {
@@ -221,13 +172,6 @@ export class DomainDirectory {
       failed: failed.map(({ host, code, detail }) => ({ host, code, detail })),
     };
   }
-}
-
-/** A host domains are looked up on: a libvirt daemon, or the agent sockets. */
-interface Source {
-  name: string;
-  libvirt?: LibvirtHost;
-  sockets?: AgentSocketHost;
 }
 
 function isNotFound(err: unknown): boolean {

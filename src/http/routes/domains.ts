@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { visibleTo } from '../../auth/authenticate.js';
-import type { DomainInfo } from '../../domains/directory.js';
+import type { DomainInfo } from '../../domains/sources.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';
 import { domainParams, domainSchema, type DomainBody } from '../schemas.js';

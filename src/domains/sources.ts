@@ -1,0 +1,105 @@
+// Where domains live: a libvirt daemon, or the agent sockets (one host of their own). The directory finds, lists
+// and describes domains through this one interface, whatever the backend.
+import type { AgentSocketHost } from '../agent-socket/host.js';
+import { mapLibvirtError } from '../agent/error-mapping.js';
+import type { AgentBackend } from '../agent/transport.js';
+import type { DomainRef } from '../libvirt/client.js';
+import { LibvirtError } from '../libvirt/errors.js';
+import { domainKey, type LibvirtHost } from '../libvirt/hosts.js';
+import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
+import { agentStatusFromXml, type AgentStateTracker, type AgentStatus } from './agent-state.js';
+
+export interface DomainInfo {
+  host: string;
+  backend: AgentBackend;
+  name: string;
+  uuid: string;
+  /** libvirt's domain id; null while not running. */
+  id: number | null;
+  state: DomainStateName;
+  agent: AgentStatus;
+}
+
+export interface DomainSource {
+  readonly name: string;
+  readonly backend: AgentBackend;
+  /** By name or UUID; rejects with libvirt's NO_DOMAIN or domain_not_found when there is none. */
+  lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef>;
+  list(signal?: AbortSignal): Promise<DomainRef[]>;
+  describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo>;
+}
+
+export class LibvirtSource implements DomainSource {
+  readonly backend = 'libvirt' as const;
+
+  constructor(
+    private readonly host: LibvirtHost,
+    private readonly agents: AgentStateTracker,
+  ) {}
+
+  get name(): string {
+    return this.host.name;
+  }
+
+  async lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef> {
+    const { client } = this.host;
+    if (!isUuid(nameOrUuid)) return client.lookupByName(nameOrUuid, signal);
+    try {
+      return await client.lookupByUuid(nameOrUuid, signal);
+    } catch (err) {
+      // A domain may be named like a UUID.
+      if (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) return client.lookupByName(nameOrUuid, signal);
+      throw err;
+    }
+  }
+
+  list(signal?: AbortSignal): Promise<DomainRef[]> {
+    return this.host.client.listAllDomains(signal);
+  }
+
+  async describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
+    try {
+      const { state } = await this.host.client.getState(ref, signal);
+      const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
+      const agent = await this.agentStatus(ref, running, signal);
+      return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
+    } catch (err) {
+      throw mapLibvirtError(err, { domain: ref.name });
+    }
+  }
+
+  private async agentStatus(ref: DomainRef, running: boolean, signal?: AbortSignal): Promise<AgentStatus> {
+    const key = domainKey(ref);
+    const known = this.agents.get(key);
+    // Kept until an event says otherwise: STARTED, DEFINED and UNDEFINED drop it, agent events update it.
+    if (known && known.channel !== null) return running ? known : { state: 'disconnected', channel: known.channel };
+    const fromXml = agentStatusFromXml(await this.host.client.getXmlDesc(ref, signal));
+    // An inactive domain's XML carries no channel state: its agent cannot be connected.
+    const status: AgentStatus = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
+    this.agents.set(key, status);
+    return status;
+  }
+}
+
+export class AgentSocketSource implements DomainSource {
+  readonly backend = 'agent-socket' as const;
+
+  constructor(private readonly sockets: AgentSocketHost) {}
+
+  get name(): string {
+    return this.sockets.name;
+  }
+
+  lookup(nameOrUuid: string): Promise<DomainRef> {
+    return this.sockets.lookup(nameOrUuid);
+  }
+
+  list(): Promise<DomainRef[]> {
+    return this.sockets.list();
+  }
+
+  async describe(ref: DomainRef): Promise<DomainInfo> {
+    const { state, agent } = await this.sockets.describe(ref);
+    return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: null, state, agent };
+  }
+}
