@@ -16,9 +16,12 @@ export const ERROR_STATUS = {
   state_conflict: 409,
   /** A name found on several hosts: the caller must qualify it as host:name. */
   domain_ambiguous: 409,
+  /** The request line, headers or body did not arrive within limits.headersTimeoutMs / requestTimeoutMs. */
+  request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
+  headers_too_large: 431,
   /** Too many requests from one identity (or one address, on public routes) in the window. */
   rate_limited: 429,
   /** nginx's convention: nobody receives this answer, but the request log says what happened. */
@@ -60,9 +63,11 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   domain_not_running: 'Domain is not running',
   state_conflict: 'The guest is not in a state that allows this',
   domain_ambiguous: 'Several hosts have a domain by that name: qualify it as host:name',
+  request_timeout: 'The request did not arrive in time',
   payload_too_large: 'Request body too large',
   unsupported_media_type: 'Unsupported media type',
   range_not_satisfiable: 'Range not satisfiable',
+  headers_too_large: 'Request headers too large',
   client_gone: 'The client closed the connection before the answer',
   command_not_supported: "The guest agent does not offer this command",
   suspend_not_supported: 'The guest cannot suspend in this mode',

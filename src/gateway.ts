@@ -1,9 +1,11 @@
 // The composition root: the libvirt connections, the agent sockets and the services built on them, started and
 // stopped together.
 import type { Logger } from 'pino';
+import { ExecService } from './agent/exec-service.js';
 import { GuestFileService } from './agent/files.js';
 import { FreezeService } from './agent/freeze.js';
 import { FreezeRegistry } from './agent/freeze-registry.js';
+import { RawCommandService } from './agent/raw-command.js';
 import { AgentService } from './agent/service.js';
 import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
 import { AgentSocketHost } from './agent-socket/host.js';
@@ -25,6 +27,10 @@ export class Gateway {
   readonly freeze: FreezeService;
   /** Open guest file handles; closed on every path, shutdown included. */
   readonly files: GuestFileService;
+  /** Programs in the guests, their results and who started them. */
+  readonly exec: ExecService;
+  /** POST /domains/{domain}/agent/commands, and the handles it opened for whom. */
+  readonly raw: RawCommandService;
   /** GET /metrics: this gateway's own registry, fed by the services above. */
   readonly metrics: GatewayMetrics;
 
@@ -47,6 +53,8 @@ export class Gateway {
     this.agent.addGuard(freezes);
     this.freeze = new FreezeService(this.agent, freezes, config.freeze, this.hosts, log.child({ component: 'freeze' }));
     this.files = new GuestFileService(this.agent, config.files, log.child({ component: 'files' }));
+    this.exec = new ExecService(this.agent, config.exec);
+    this.raw = new RawCommandService(this.agent, config.rawCommands, this.files, this.exec);
     const libvirtHosts = this.hosts.list.map((h) => ({ host: h.name, pool: h.pool }));
     // Agents connected: libvirt's (from its events) and the agent sockets' channels in step.
     const connected = () => this.agentStates.connectedCount + (this.agentSockets?.connectedCount ?? 0);
@@ -60,6 +68,14 @@ export class Gateway {
     const caps = this.agent.capabilityCache;
     this.agentStates.onChange((key, status) => caps.onAgentChange(key, status));
     this.hosts.on('lifecycle', ({ key }) => caps.invalidate(key));
+    // A domain's (or its agent's) restart starts its pids and handles afresh: what the gateway kept of them
+    // would describe other processes and files.
+    const restarted = ({ key }: { key: string }) => {
+      this.exec.forgetDomain(key);
+      this.raw.forgetDomain(key);
+    };
+    this.hosts.on('lifecycle', restarted);
+    this.hosts.on('agentLifecycle', restarted);
     this.hosts.on('eventsLost', () => caps.clear());
   }
 

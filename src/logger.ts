@@ -1,5 +1,12 @@
-// pino, with the fields that could carry secrets redacted wherever they appear.
+// pino, with the fields that could carry secrets redacted wherever they appear. No level may print a token, a
+// password, or file or stdin content: nothing logs a body, and these paths are the second guard.
 import pino, { type Logger } from 'pino';
+
+/**
+ * rawPacket: Node's HTTP parse errors carry the bytes read so far (a bearer token, a password body); the client
+ * error handler (src/http/client-error.ts) logs only the code, this catches any other err that has one.
+ */
+export const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.content', '*.data', 'rawPacket', '*.rawPacket'];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -8,7 +15,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'qga-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.content', '*.data'],
+        paths: REDACTED_PATHS,
         censor: '[redacted]',
       },
     },

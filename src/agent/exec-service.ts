@@ -14,7 +14,7 @@ import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from './command-limits.js';
 import { guestExec, guestExecStatus, type GuestExecArgs, type GuestExecStatus } from './exec-commands.js';
-import { ExecResultCache } from './exec-results.js';
+import { PerDomainCache } from './per-domain-cache.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
 export interface ExecOutput {
@@ -111,18 +111,41 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
+/** Who started which process: remembered for this many processes (all domains together) and this long. */
+const OWNERS_MAX = 100_000;
+const OWNER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
 export class ExecService {
   /** Exited processes' results, or the error that lost one (asking again answers the same error, not 404). */
-  readonly results: ExecResultCache<ExecStatus | GatewayError>;
+  readonly results: PerDomainCache<ExecStatus | GatewayError>;
+  /** The identity that started each process through the gateway: its results are that identity's. */
+  private readonly owners = new PerDomainCache<string>({ maxEntries: OWNERS_MAX, ttlMs: OWNER_TTL_MS });
 
   constructor(
     private readonly agent: AgentService,
     private readonly config: Config['exec'],
   ) {
-    this.results = new ExecResultCache({ maxEntries: config.resultCacheSize, ttlMs: config.resultCacheTtlMs });
+    this.results = new PerDomainCache({ maxEntries: config.resultCacheSize, ttlMs: config.resultCacheTtlMs });
   }
 
-  async start(dom: DomainRef, req: ExecStart, opts: AgentCallOptions): Promise<number> {
+  /** A process started (here or by a raw guest-exec) on behalf of `owner`: a result cached under its pid is stale. */
+  started(dom: DomainRef, pid: number, owner: string): void {
+    this.results.forget(domainKey(dom), pid);
+    this.owners.set(domainKey(dom), pid, owner);
+  }
+
+  /** The identity that started the process through this gateway; undefined for one it did not start (or forgot). */
+  ownerOf(dom: DomainRef, pid: number): string | undefined {
+    return this.owners.get(domainKey(dom), pid);
+  }
+
+  /** The domain or its agent restarted: its pids now name other processes. */
+  forgetDomain(key: string): void {
+    this.results.forgetDomain(key);
+    this.owners.forgetDomain(key);
+  }
+
+  async start(dom: DomainRef, req: ExecStart, opts: AgentCallOptions, owner: string): Promise<number> {
     const context = { domain: dom.name, command: 'guest-exec' };
     if (req.input && req.input.length > this.config.maxInputBytes) {
       throw new GatewayError('payload_too_large', `stdin of ${req.input.length} bytes is over the ${this.config.maxInputBytes} bytes the gateway sends with guest-exec (exec.maxInputBytes); write larger input to a file in the guest first`, context);
@@ -140,8 +163,7 @@ export class ExecService {
     }
     try {
       const { pid } = await this.agent.execute(dom, guestExec, args, opts);
-      // A new process under a pid the cache still remembers (reused after a restart): the old result is stale.
-      this.results.forget(domainKey(dom), pid);
+      this.started(dom, pid, owner);
       return pid;
     } catch (err) {
       throw mapStartError(err, req.path);

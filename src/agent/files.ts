@@ -70,6 +70,11 @@ export class GuestFileService {
     return [...this.open.values()].flatMap((s) => [...s].map((f) => ({ domain: f.dom.name, handle: f.handle, path: f.path })));
   }
 
+  /** Whether one of this gateway's transfers holds the handle: nobody else may touch it. */
+  holds(dom: DomainRef, handle: number): boolean {
+    return [...(this.open.get(domainKey(dom)) ?? [])].some((f) => f.handle === handle);
+  }
+
   forget(file: GuestFile): void {
     const set = this.open.get(domainKey(file.dom));
     set?.delete(file);

@@ -5,8 +5,13 @@ import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import { domainKey } from '../libvirt/hosts.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from './command-limits.js';
 import { command } from './commands.js';
+import { openModeAccess } from './file-commands.js';
+import type { ExecService } from './exec-service.js';
+import type { GuestFileService } from './files.js';
+import { RawFileHandles, type RawHandle } from './raw-file-handles.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
 /** guest-file-read's count, in bytes, that keeps its base64 reply well inside libvirt's 4 MiB RPC string. */
@@ -29,10 +34,18 @@ export interface RawCommandRequest {
 
 const rawCommand = (execute: string) => command(execute, 'query', z.unknown(), z.unknown());
 
+/** Who holds a guest file handle, as far as this gateway knows. */
+export type HandleHolder = 'gateway' | RawHandle | undefined;
+
 export class RawCommandService {
+  /** Handles opened through this endpoint, and by whom. */
+  private readonly handles = new RawFileHandles();
+
   constructor(
     private readonly agent: AgentService,
     private readonly config: Config['rawCommands'],
+    private readonly files: GuestFileService,
+    private readonly exec: ExecService,
   ) {}
 
   /** Throws when the gateway will not send this; the checks that need no guest first. */
@@ -41,7 +54,7 @@ export class RawCommandService {
     if (!this.config.enabled) {
       throw new GatewayError('command_forbidden', 'raw agent commands are turned off; set rawCommands.enabled to true in the gateway config to allow them', context);
     }
-    const why = REFUSED[req.execute];
+    const why = Object.hasOwn(REFUSED, req.execute) ? REFUSED[req.execute] : undefined;
     if (why) throw new GatewayError('command_forbidden', `${req.execute} is refused here: ${why}`, context);
     if (this.config.deny.includes(req.execute)) throw new GatewayError('command_forbidden', `${req.execute} is denied by the gateway config (rawCommands.deny)`, context);
     if (req.execute === 'guest-file-read') {
@@ -60,8 +73,21 @@ export class RawCommandService {
     }
   }
 
-  /** Sends the command and answers the agent's "return" as is. */
-  async run(dom: DomainRef, req: RawCommandRequest, opts: AgentCallOptions): Promise<unknown> {
+  /** Who holds this handle of the domain's agent: a transfer of the file routes, a raw caller, or nobody known. */
+  handleHolder(dom: DomainRef, handle: number): HandleHolder {
+    return this.files.holds(dom, handle) ? 'gateway' : this.handles.get(domainKey(dom), handle);
+  }
+
+  /** The domain or its agent restarted: the handles it had are gone. */
+  forgetDomain(key: string): void {
+    this.handles.forgetDomain(key);
+  }
+
+  /**
+   * Sends the command on behalf of `identity` and answers the agent's "return" as is. What it opens or starts is
+   * recorded as that identity's: a handle for its later raw file commands, a process for GET /exec/{pid}.
+   */
+  async run(dom: DomainRef, req: RawCommandRequest, opts: AgentCallOptions, identity: string): Promise<unknown> {
     this.check(req, dom);
     // A command the agent sends no reply for on success (guest-shutdown, guest-suspend-*) would hold the
     // domain's queue until the deadline and then look like a failure: the typed power resources handle them.
@@ -69,6 +95,19 @@ export class RawCommandService {
     if (caps.commands.get(req.execute)?.successResponse === false) {
       throw new GatewayError('command_forbidden', `${req.execute} sends no reply on success, which this endpoint cannot tell from a hang; use the power resources`, { domain: dom.name, command: req.execute });
     }
-    return this.agent.execute(dom, rawCommand(req.execute), req.arguments, opts);
+    const key = domainKey(dom);
+    const handle = req.arguments?.handle;
+    try {
+      const result = await this.agent.execute(dom, rawCommand(req.execute), req.arguments, opts);
+      if (req.execute === 'guest-file-open' && Number.isSafeInteger(result)) {
+        this.handles.add(key, result as number, { identity, ...openModeAccess(req.arguments?.mode) });
+      }
+      const pid = (result as { pid?: unknown } | null)?.pid;
+      if (req.execute === 'guest-exec' && Number.isSafeInteger(pid)) this.exec.started(dom, pid as number, identity);
+      return result;
+    } finally {
+      // Closed, or the agent refused to close it (already closed, or unknown to it): not this caller's any more.
+      if (req.execute === 'guest-file-close' && typeof handle === 'number') this.handles.remove(key, handle);
+    }
   }
 }

@@ -1,11 +1,40 @@
 // The audit trail: one structured line for every state-changing call and every refusal (401/403), to its own
 // destination, apart from the request log. It names who, which domain, what action and on what (guest path,
-// program, user, command), and the outcome; never a body's content (passwords, file data, tokens).
+// program, user, command), and the outcome; never a body's content (passwords, file data, tokens). Every field
+// is bounded, so that a line has a bounded size whatever the request: the fields come from the URL and the body.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { RefusalsLimited } from '../http/refusal-limit.js';
 
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Longest string kept in an audit field, and most items kept of a list; the cut says how much there was. */
+export const MAX_AUDIT_STRING = 512;
+export const MAX_AUDIT_ITEMS = 32;
+
+function boundedString(text: string): string {
+  return text.length > MAX_AUDIT_STRING ? `${text.slice(0, MAX_AUDIT_STRING)}…(${text.length} chars)` : text;
+}
+
+/** A copy of `value` with every string cut to MAX_AUDIT_STRING and every list to MAX_AUDIT_ITEMS (plus a marker). */
+export function bounded(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return boundedString(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= 3) return '…(nested)';
+  if (Array.isArray(value)) {
+    const kept = value.slice(0, MAX_AUDIT_ITEMS).map((v) => bounded(v, depth + 1));
+    return value.length > MAX_AUDIT_ITEMS ? [...kept, `…(+${value.length - MAX_AUDIT_ITEMS} more)`] : kept;
+  }
+  const entries = Object.entries(value);
+  const kept = entries.slice(0, MAX_AUDIT_ITEMS).map(([k, v]) => [boundedString(k), bounded(v, depth + 1)]);
+  return Object.fromEntries(entries.length > MAX_AUDIT_ITEMS ? [...kept, ['…', `+${entries.length - MAX_AUDIT_ITEMS} more`]] : kept);
+}
+
+/** The one line that stands for every refusal from an address past limits.unauthenticated in this window. */
+function limitedNote(limited: RefusalsLimited): string {
+  return `more than ${limited.max} refused requests from this address within ${limited.timeWindowMs} ms: answering 429, and its further refusals are not audited until ${limited.until.toISOString()}`;
+}
 
 export function createAuditLog(config: Config['audit']): Logger | null {
   if (config.destination === 'off') return null;
@@ -32,25 +61,26 @@ function targetOf(request: FastifyRequest): Record<string, unknown> {
 export function registerAudit(app: FastifyInstance, audit: Logger | null): void {
   if (!audit) return;
   app.addHook('onResponse', async (request, reply) => {
+    const limited = request.refusalsLimited;
+    if (limited && !limited.first) return;
     const refused = reply.statusCode === 401 || reply.statusCode === 403;
-    if (READ_ONLY_METHODS.has(request.method) && !refused) return;
+    if (READ_ONLY_METHODS.has(request.method) && !refused && !limited) return;
     if (!request.routeOptions.config?.permission) return; // unknown routes change nothing
-    audit.info(
-      {
-        requestId: request.id,
-        identity: request.identity?.name ?? null,
-        remote: request.ip,
-        method: request.method,
-        route: request.routeOptions.url,
-        permission: request.routeOptions.config.permission,
-        domain: request.domainName ?? (request.params as { domain?: string } | undefined)?.domain,
-        ...targetOf(request),
-        event: refused ? 'denied' : 'change',
-        outcome: reply.statusCode < 400 ? 'ok' : refused ? 'denied' : 'failed',
-        status: reply.statusCode,
-      },
-      'audit',
-    );
+    const record = limited
+      ? { event: 'refusals_limited', outcome: 'limited', status: reply.statusCode, note: limitedNote(limited) }
+      : { event: refused ? 'denied' : 'change', outcome: reply.statusCode < 400 ? 'ok' : refused ? 'denied' : 'failed', status: reply.statusCode };
+    const line = {
+      requestId: request.id,
+      identity: request.identity?.name ?? null,
+      remote: request.ip,
+      method: request.method,
+      route: request.routeOptions.url,
+      permission: request.routeOptions.config.permission,
+      domain: request.domainName ?? (request.params as { domain?: string } | undefined)?.domain,
+      ...targetOf(request),
+      ...record,
+    };
+    audit.info(bounded(line) as Record<string, unknown>, 'audit');
   });
   app.addHook('onClose', async () => {
     audit.flush();

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
+import { authorizationHeader } from '../http/authorization-header.js';
 import { clientCertificate, type ClientCertificate } from './client-certificate.js';
 import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
 import { matchToken } from './tokens.js';
@@ -62,10 +63,10 @@ export function registerAuthentication(app: FastifyInstance, gateway: Gateway, a
     const permission = request.routeOptions.config?.permission;
     if (!permission) return; // no such route: the not-found handler answers
     if (permission === 'public') {
-      if (gateway.config.auth.protectPublic) request.identity = auth.identify(request.headers.authorization, clientCertificate(request.raw.socket));
+      if (gateway.config.auth.protectPublic) request.identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
       return;
     }
-    const identity = auth.identify(request.headers.authorization, clientCertificate(request.raw.socket));
+    const identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
     request.identity = identity;
     if (!identity.scopes.has(permission)) {
       throw new GatewayError('forbidden', `identity '${identity.name}' lacks the scope '${permission}' this route needs`);

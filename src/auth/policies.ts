@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { Identity } from './identity.js';
+import { isLoaderVariable } from './loader-env.js';
 
 /** Absolute (or starting with a wildcard): a relative pattern would never match the absolute paths compared. */
 const glob = z
@@ -26,8 +27,25 @@ const pathRulesSchema = z.strictObject({
 export const policiesConfigSchema = z.strictObject({
   /** Guest path globs for the file routes: '*' within one path segment, '**' across segments, '?' one character. */
   files: z.strictObject({ read: pathRulesSchema.optional(), write: pathRulesSchema.optional() }).optional(),
-  /** Programs POST /domains/{domain}/exec may start: absolute paths or globs of them. */
-  exec: z.strictObject({ allow: globs }).optional(),
+  exec: z
+    .strictObject({
+      /** Programs POST /domains/{domain}/exec (and a raw guest-exec) may start: absolute paths or globs of them. */
+      allow: globs,
+      /**
+       * Environment variable names a request may set (exactly as written); absent: no `env` at all. Loader and
+       * interpreter variables (src/auth/loader-env.ts) are refused even when listed.
+       */
+      env: z
+        .array(
+          z
+            .string()
+            .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name')
+            .refine((n) => !isLoaderVariable(n), 'loads code into the program (a loader or interpreter variable): never allowed under an exec policy'),
+        )
+        .max(256)
+        .optional(),
+    })
+    .optional(),
   /** Agent command names the raw endpoint may send (on top of rawCommands' own rules). */
   raw: z.strictObject({ allow: z.array(z.string().min(1).max(64)).max(1024) }).optional(),
 });
@@ -41,7 +59,7 @@ interface PathRules {
 export interface Policies {
   read: PathRules | null;
   write: PathRules | null;
-  exec: RegExp[] | null;
+  exec: { programs: RegExp[]; env: ReadonlySet<string> } | null;
   raw: ReadonlySet<string> | null;
 }
 
@@ -77,7 +95,8 @@ export function pathGlob(glob: string): RegExp {
     else if (c === '?') body += '[^/]';
     else body += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
   }
-  return new RegExp(`^${body}$`, WINDOWS_DRIVE.test(g) ? 'i' : '');
+  // dotAll: a wildcard matches a line break too, so no control character in a path escapes a deny rule.
+  return new RegExp(`^${body}$`, WINDOWS_DRIVE.test(g) ? 'is' : 's');
 }
 
 function compileRules(r: { allow?: string[] | undefined; deny: string[] } | undefined): PathRules | null {
@@ -90,7 +109,7 @@ export function compilePolicies(p: PoliciesConfig | undefined): Policies {
   return {
     read: compileRules(p.files?.read),
     write: compileRules(p.files?.write),
-    exec: p.exec ? p.exec.allow.map(pathGlob) : null,
+    exec: p.exec ? { programs: p.exec.allow.map(pathGlob), env: new Set(p.exec.env ?? []) } : null,
     raw: p.raw ? new Set(p.raw.allow) : null,
   };
 }
@@ -116,29 +135,30 @@ export function checkFilePath(identity: Identity | null, access: 'read' | 'write
  * name through the guest's PATH, and '..' would climb out of an allowed directory.
  */
 export function checkExec(identity: Identity | null, program: string): void {
-  const allow = policiesOf(identity).exec;
-  if (!allow) return;
+  const exec = policiesOf(identity).exec;
+  if (!exec) return;
   const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity!.name}' may not run '${program}': ${why} (auth policies.exec)`);
+  if (/[\u0000-\u001f\u007f]/.test(program)) throw refuse('the program path contains a control character');
   if (!(program.startsWith('/') || /^[A-Za-z]:[/\\]/.test(program))) throw refuse('only absolute program paths are allowed, the agent would look a bare name up in PATH');
   if (program.split(/[/\\]/).some((s) => s === '.' || s === '..')) throw refuse("'.' and '..' segments are not allowed");
   const p = normalise(program);
-  if (!allow.some((re) => re.test(p))) throw refuse('not in its allow list');
+  if (!exec.programs.some((re) => re.test(p))) throw refuse('not in its allow list');
 }
 
-/** Raw commands that write guest files without guest-file-*: keys in ~/.ssh/authorized_keys. */
-const FILE_WRITING = new Set(['guest-ssh-add-authorized-keys', 'guest-ssh-remove-authorized-keys']);
-
 /**
- * The raw endpoint must not get around the other policies. A raw guest-file-read/-write acts on a handle
- * opened earlier, whose path the gateway cannot know: so with any file policy every raw guest-file-* command
- * is refused, and with an exec policy guest-exec is.
+ * env: NAME=value entries as guest-exec takes them. Under an exec policy each name must be on the policy's env
+ * list, exactly, and never a loader or interpreter variable (policies.exec.env cannot list one, and a name that
+ * differs from one only in case is refused too, for Windows guests).
  */
-export function checkRaw(identity: Identity | null, execute: string): void {
-  const p = policiesOf(identity);
-  const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity!.name}' may not send ${execute}: ${why}`, { command: execute });
-  if (p.raw && !p.raw.has(execute)) throw refuse('not in its raw allow list (auth policies.raw)');
-  if ((p.read || p.write) && (execute.startsWith('guest-file-') || FILE_WRITING.has(execute))) {
-    throw refuse('it has file policies (auth policies.files), which the raw endpoint cannot enforce; use the file resources');
+export function checkExecEnv(identity: Identity | null, env: readonly string[]): void {
+  const exec = policiesOf(identity).exec;
+  if (!exec || env.length === 0) return;
+  for (const entry of env) {
+    const eq = entry.indexOf('=');
+    const name = eq > 0 ? entry.slice(0, eq) : entry;
+    const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity!.name}' may not set the environment variable '${name.slice(0, 128)}': ${why} (auth policies.exec.env)`);
+    if (eq <= 0) throw refuse('an env entry must be NAME=value');
+    if (isLoaderVariable(name)) throw refuse('it makes the program load other code');
+    if (!exec.env.has(name)) throw refuse(exec.env.size ? 'not in its env list' : 'its exec policy lists no environment variables');
   }
-  if (p.exec && execute === 'guest-exec') throw refuse('it has an exec policy (auth policies.exec), which the raw endpoint cannot enforce; use POST /domains/{domain}/exec');
 }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { policiesConfigSchema } from '../auth/policies.js';
 import { agentSocketsConfigSchema } from '../agent-socket/config.js';
+import { domainPatternProblem } from '../auth/domain-patterns.js';
 import { SCOPES } from '../auth/scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 
@@ -162,8 +163,23 @@ export const configSchema = z.strictObject({
             /** SHA-256 (hex) of the token: `npm run token` prints a new token and this hash. The token itself is never stored. */
             tokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of a SHA-256'),
             scopes: z.array(z.enum(SCOPES)).min(1),
-            /** Glob patterns ('*', '?') of the domain names or UUIDs this identity may touch. */
-            domains: z.array(z.string().min(1).max(1024)).min(1).default(['*']),
+            /**
+             * The domains this identity may touch (src/auth/domain-patterns.ts): name globs ('*', '?', case-sensitive),
+             * full UUIDs, 'uuid:' UUID patterns, 'host:' followed by either.
+             */
+            domains: z
+              .array(
+                z
+                  .string()
+                  .min(1)
+                  .max(1024)
+                  .superRefine((p, ctx) => {
+                    const problem = domainPatternProblem(p);
+                    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+                  }),
+              )
+              .min(1)
+              .default(['*']),
             /** Guest path (files read/write), exec and raw-command allow/deny lists; absent: scopes alone decide. */
             policies: policiesConfigSchema.optional(),
             /** SHA-256 fingerprints (hex, colons allowed: `openssl x509 -noout -fingerprint -sha256`) of client certificates that prove this identity (listen.tls.clientCerts). */
@@ -202,18 +218,33 @@ export const configSchema = z.strictObject({
           timeWindowMs: ms(86_400_000).default(60_000),
         })
         .prefault({}),
+      /**
+       * Refusals of requests without a valid identity (401, or two Authorization headers) per client address per
+       * window; past it 429 rate_limited, and one audit line instead of one per refusal. A valid token is never
+       * refused for its address's refusals. Counted in memory, for at most 10,000 addresses at once.
+       */
+      unauthenticated: z
+        .strictObject({
+          /** 0 turns this limit off. */
+          max: z.number().int().min(0).max(1_000_000).default(30),
+          timeWindowMs: ms(86_400_000).default(60_000),
+        })
+        .prefault({}),
       /** Largest JSON body; 256 KiB because exec's stdin (exec.maxInputBytes, 128 KiB) arrives base64 in JSON. Uploads have files.maxUploadBytes. */
       bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
       /** Idle socket (no bytes either way) closed after this; above the longest wait for the agent (agent.maxTimeoutMs, exec.maxWaitMs). 0: never. */
       connectionTimeoutMs: z.number().int().min(0).max(86_400_000).default(600_000),
       /** Whole request (headers and body) must arrive within this; an hour lets a 1 GiB upload through at 300 KiB/s. Downloads are not counted. 0: no limit. */
       requestTimeoutMs: z.number().int().min(0).max(86_400_000).default(3_600_000),
+      /** The request line and headers must arrive within this (at most requestTimeoutMs): a client trickling headers holds a socket for nothing. */
+      headersTimeoutMs: ms(3_600_000).default(30_000),
       /** Idle keep-alive connection closed after this. */
       keepAliveTimeoutMs: ms(3_600_000).default(72_000),
     })
     .prefault({}),
   log: z
     .strictObject({
+      /** No level prints a token, a password, or file or stdin content (src/logger.ts, src/http/client-error.ts). */
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),

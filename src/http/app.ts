@@ -9,11 +9,17 @@ import { createAuditLog, registerAudit } from '../auth/audit.js';
 import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
 import type { Gateway } from '../gateway.js';
 import { registerHttpMetrics } from '../metrics/http-metrics.js';
+import { clientErrorHandler } from './client-error.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { PERMISSIONS } from './permissions.js';
 import { problemForFrameworkError, registerProblemHandlers } from './problem.js';
+import { registerQueryTokenRefusal } from './query-secrets.js';
 import { registerRateLimit } from './rate-limit.js';
+import { registerRefusalLimit } from './refusal-limit.js';
+import { requestId } from './request-id.js';
 import { httpsOptions } from './tls.js';
 import { registerRequestContext } from './request-context.js';
+import { applyServerTimeouts } from './server-timeouts.js';
 import { ROUTE_MODULES, ROUTE_TAGS } from './routes/index.js';
 
 export const API_VERSION = '0.1.0';
@@ -58,8 +64,11 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request comes from request-context.ts instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // A client's X-Request-Id only when short and plain (request-id.ts): it is in every log and audit line.
+    requestIdHeader: false,
+    genReqId: requestId,
+    // Unparseable or late requests: Fastify's handler logged the raw bytes (a token) at trace.
+    clientErrorHandler: clientErrorHandler(logger as FastifyBaseLogger),
     routerOptions: { maxParamLength: 2048 },
     // Bad percent-encoding and over-long path parameters, refused by the router, answer problem+json too.
     frameworkErrors: problemForFrameworkError,
@@ -71,6 +80,8 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
     // HTTPS when listen.tls is set, its files read now so that a bad path stops start-up.
     https: tls ? httpsOptions(tls) : null,
   }) as unknown as FastifyInstance; // an https.Server is an http.Server to everything the app does with it
+  applyServerTimeouts(app.server, gateway.config.limits);
+  registerJsonBodyParser(app);
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -81,7 +92,10 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (closing) reply.header('connection', 'close');
+    // Answered before its body arrived (a 401, 403 or 413 decided first): Node would otherwise read and drop the
+    // rest of the body, however slowly it comes, on a connection the client may keep. (light-my-request's
+    // requests have no `complete`.)
+    if (closing || request.raw.complete === false) reply.header('connection', 'close');
   });
 
   // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later.
@@ -95,9 +109,10 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
 
   registerRequestContext(app);
   registerHttpMetrics(app, gateway.metrics);
+  registerQueryTokenRefusal(app);
   registerAuthentication(app, gateway, new Authenticator(gateway.config.auth));
   registerAudit(app, audit);
-  registerProblemHandlers(app);
+  registerProblemHandlers(app, registerRefusalLimit(app, gateway.config.limits.unauthenticated));
   await registerRateLimit(app, gateway.config);
 
   await app.register(fastifySwagger, {

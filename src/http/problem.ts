@@ -97,7 +97,10 @@ export function problemForFrameworkError(error: FastifyError, request: FastifyRe
   void sendProblem(request, reply, new GatewayError('invalid_request', detail));
 }
 
-export function registerProblemHandlers(app: FastifyInstance): void {
+/** Replaces an error before it is answered: the refusal limit (refusal-limit.ts) turns a 401 into a 429. */
+export type ErrorRewrite = (request: FastifyRequest, err: GatewayError) => GatewayError;
+
+export function registerProblemHandlers(app: FastifyInstance, rewrite: ErrorRewrite = (_request, err) => err): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
       const issues = error.validation.map((v) => ({
@@ -109,7 +112,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     }
     if (error instanceof GatewayError) {
       if (error.status >= 500 && error.code === 'internal_error') request.log.error({ err: error }, 'internal error');
-      return sendProblem(request, reply, error);
+      return sendProblem(request, reply, rewrite(request, error));
     }
     const mapped = fromFastifyError(error);
     if (mapped.code === 'internal_error') request.log.error({ err: error }, 'unhandled error');

@@ -1,6 +1,6 @@
 // Per-identity request rates (@fastify/rate-limit). Counted in preHandler, after the onRequest authentication
 // hook has set request.identity, so a limit follows the token and not the address it comes from. Requests
-// refused by authentication are not counted: they never reach preHandler and cost no agent command.
+// refused by authentication never reach preHandler: refusal-limit.ts counts those, per client address.
 import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';

@@ -2,7 +2,7 @@
 // commands), and the one log line per request that says so.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AgentCallOptions } from '../agent/service.js';
-import { truncate } from './problem.js';
+import { loggableUrl } from './query-secrets.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,7 +33,8 @@ export function registerRequestContext(app: FastifyInstance): void {
     request.log.info(
       {
         method: request.method,
-        url: truncate(request.url),
+        // Never the raw query: a value there may be a secret the client should not have put in a URL.
+        url: loggableUrl(request),
         route: request.routeOptions.url,
         statusCode: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 100) / 100,

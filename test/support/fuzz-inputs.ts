@@ -1,7 +1,7 @@
 // Bad inputs for the fuzz test (test/unit/fuzz.test.ts), derived from the OpenAPI document: for each operation,
 // requests whose path parameters, query parameters or JSON body properties are replaced, one at a time, by values
 // the schema refuses or that are known traps (wrong types, 1 MiB strings, odd Unicode, path tricks, enormous
-// numbers), plus malformed JSON and wrong content types. A seeded generator adds random strings so that a failing
+// numbers, JSON nested 100,000 deep), plus malformed JSON and wrong content types. A seeded generator adds random strings so that a failing
 // run can be reproduced exactly.
 
 export interface FuzzRequest {
@@ -190,6 +190,17 @@ const MALFORMED_BODIES = [
   '{"a":"\\u0000"}',
 ];
 
+/**
+ * JSON nested far deeper than any route needs, 1,000 and 100,000 levels: arrays, objects, and an object holding
+ * arrays (which record-typed properties, such as a raw command's arguments, accept at the first level). Whatever
+ * recurses over a parsed body (zod, JSON.stringify, the audit) overflowed the stack on these: a 500.
+ */
+export const NESTED_JSON: { what: string; text: string }[] = [1_000, 100_000].flatMap((depth) => [
+  { what: `arrays ${depth} deep`, text: '['.repeat(depth) + ']'.repeat(depth) },
+  { what: `objects ${depth} deep`, text: '{"a":'.repeat(depth) + '0' + '}'.repeat(depth) },
+  { what: `an object holding arrays ${depth} deep`, text: `{"a":${'['.repeat(depth)}${']'.repeat(depth)}}` },
+]);
+
 const WRONG_CONTENT_TYPES = [
   'text/plain',
   'application/xml',
@@ -286,7 +297,9 @@ export function fuzzRequests(doc: OpenApiDoc, seed: number, randomPerOperation =
           for (const v of [...JSON_VALUES, HUGE, randomOddString(rand), [HUGE], Array.from({ length: 70_000 }, () => 'x')])
             add(`body ${prop}=${short(v)}`, { payload: JSON.stringify({ ...base, [prop]: v }) });
           for (const raw of RAW_JSON_VALUES) add(`body ${prop}=${raw}`, { payload: withRaw(base, prop, raw) });
+          for (const n of NESTED_JSON) add(`body ${prop}=nested ${n.what}`, { payload: withRaw(base, prop, n.text) });
         }
+        for (const n of NESTED_JSON) add(`body nested ${n.what}`, { payload: n.text });
         for (const b of branches)
           for (const req of b.required ?? []) {
             const missing = { ...base };

@@ -22,8 +22,9 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
   const config = parseConfig({
     // Development mode unless a test asks for tokens: most tests are about what happens past authentication.
     auth: { mode: 'none' },
-    // No rate limit either, unless asked: fuzzing and load tests send thousands of requests a minute.
-    limits: { rateLimit: { max: 0 } },
+    // No rate limits either, unless asked: fuzzing and load tests send thousands of requests a minute, and the
+    // auth tests thousands of refusals.
+    limits: { rateLimit: { max: 0 }, unauthenticated: { max: 0 } },
     ...overrides,
     libvirt: { uri, connections: 2, keepaliveIntervalMs: 0, backoffInitialMs: 20, backoffMaxMs: 200, ...overrides.libvirt },
   });

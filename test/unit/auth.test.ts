@@ -3,6 +3,7 @@
 // receives nothing.
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KNOWN_RAW_COMMANDS, rawCommandScopes } from '../../src/auth/raw-scopes.js';
 import { SCOPES, type Scope } from '../../src/auth/scopes.js';
 import { matchToken, newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
@@ -106,6 +107,83 @@ describe('every guarded route', () => {
       }
     }
     expect(fake.agentCommandCount).toBe(0);
+  });
+});
+
+describe('every scope but the one needed', () => {
+  /** The guest-agent commands an operation's description names ("Agent command(s): ..." up to its first full stop). */
+  const commandsOf = (template: string, method: string) => {
+    const desc = (doc.paths[template]![method] as unknown as { description?: string }).description ?? '';
+    const m = /^Agent commands?: ([^.]*)/.exec(desc);
+    return m ? [...m[1]!.matchAll(/guest-[a-z-]+/g)].map((x) => x[0]) : [];
+  };
+  const allBut = (...needed: Scope[]) => SCOPES.filter((s) => !needed.includes(s));
+  /** Arguments that would pass every check but the scope. */
+  const sample: Record<string, Record<string, unknown>> = {
+    'guest-file-open': { path: '/tmp/x', mode: 'r' },
+    'guest-exec': { path: '/bin/true' },
+    'guest-set-user-password': { username: 'root', password: 'eA==', crypted: false },
+  };
+
+  it('refuses every route to an identity holding every other scope, before any agent command', async () => {
+    const tokensByRoute = new Map(guarded.map((o) => [o, newToken()]));
+    await start({ mode: 'tokens', identities: guarded.map((o, i) => ({ name: `all-but-${i}`, tokenSha256: tokenSha256(tokensByRoute.get(o)!), scopes: allBut(o.permission as Scope) })) });
+    for (const o of guarded) {
+      const r = await call(o, tokensByRoute.get(o));
+      expect(r.statusCode, `${o.method} ${o.url}`).toBe(403);
+      expect(r.json().detail).toContain(`'${o.permission}'`);
+    }
+    expect(fake.agentCommandCount).toBe(0);
+  });
+
+  it('refuses, through the raw endpoint, every command a route sends to an identity with admin and every scope but that route’s', async () => {
+    const cases = Object.entries(doc.paths).flatMap(([template, item]) =>
+      Object.entries(item)
+        .filter(([, op]) => !['public', 'admin', 'metrics'].includes(op['x-permission']))
+        .flatMap(([method, op]) => commandsOf(template, method).map((execute) => ({ execute, permission: op['x-permission'] as Scope, route: `${method.toUpperCase()} ${template}` }))),
+    );
+    expect(cases.length).toBeGreaterThanOrEqual(30);
+    const tokenOf = Object.fromEntries(SCOPES.map((s) => [s, newToken()]));
+    gw = await startTestGateway(fake.uri, {
+      rawCommands: { enabled: true },
+      auth: { mode: 'tokens', identities: SCOPES.filter((s) => s !== 'admin').map((s) => ({ name: `all-but-${s}`, tokenSha256: tokenSha256(tokenOf[s]!), scopes: allBut(s) })) } as never,
+    });
+    // A write route also sends reads (PATCH /vcpus reads them first): its own effect is the command of its scope.
+    const effects = cases.flatMap((c) => {
+      // The file route reads with mode r and writes with w: open in the mode of the route's own scope.
+      const args = c.execute === 'guest-file-open' ? { path: '/tmp/x', mode: c.permission === 'files:write' ? 'w' : 'r' } : sample[c.execute];
+      const need = rawCommandScopes(c.execute, args);
+      return need.all.includes(c.permission) ? [{ ...c, args }] : [];
+    });
+    expect(new Set(effects.map((c) => c.route)).size).toBe(new Set(cases.map((c) => c.route)).size);
+    for (const { args, ...c } of effects) {
+      const r = await gw.app.inject({
+        method: 'POST',
+        url: '/domains/web1/agent/commands',
+        headers: { authorization: `Bearer ${tokenOf[c.permission]}` },
+        payload: { execute: c.execute, ...(args ? { arguments: args } : {}) },
+      });
+      expect(r.statusCode, `${c.route}: raw ${c.execute} without '${c.permission}'`).toBe(403);
+    }
+    expect(fake.agentCommandCount).toBe(0);
+  });
+
+  it('knows, for every command a route sends, a raw scope among those routes’ permissions', () => {
+    const permissionsOf = new Map<string, Set<string>>();
+    for (const [template, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const c of commandsOf(template, method)) permissionsOf.set(c, (permissionsOf.get(c) ?? new Set()).add(op['x-permission']));
+      }
+    }
+    for (const [execute, permissions] of permissionsOf) {
+      if (/^guest-sync/.test(execute)) continue; // the transport's own, refused raw whatever the scopes
+      expect(KNOWN_RAW_COMMANDS, execute).toContain(execute);
+      const args = execute === 'guest-file-open' ? { mode: 'r' } : undefined;
+      const need = rawCommandScopes(execute, args);
+      const scopes = [...need.all, ...(need.any ?? [])];
+      expect(scopes.length, execute).toBeGreaterThan(0);
+      for (const s of scopes) expect([...permissions], `${execute} needs ${s}`).toContain(s);
+    }
   });
 });
 

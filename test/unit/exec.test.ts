@@ -1,7 +1,7 @@
 // POST /domains/{domain}/exec and GET /domains/{domain}/exec/{pid} against the fake libvirtd: what reaches
 // the agent, output decoding, waiting, the result cache after the agent reaps, and error mapping.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExecResultCache } from '../../src/agent/exec-results.js';
+import { PerDomainCache } from '../../src/agent/per-domain-cache.js';
 import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
@@ -230,10 +230,10 @@ describe('GET /domains/{domain}/exec/{pid}', () => {
   });
 });
 
-describe('ExecResultCache', () => {
+describe('PerDomainCache', () => {
   it('is bounded by count (oldest out first) and by age', () => {
     let now = 0;
-    const cache = new ExecResultCache<string>({ maxEntries: 2, ttlMs: 100 }, () => now);
+    const cache = new PerDomainCache<string>({ maxEntries: 2, ttlMs: 100 }, () => now);
     cache.set('a', 1, 'one');
     cache.set('a', 2, 'two');
     cache.set('b', 1, 'three');
@@ -248,13 +248,13 @@ describe('ExecResultCache', () => {
   });
 
   it('forgets one domain at a time, and keeps nothing when sized 0', () => {
-    const cache = new ExecResultCache<string>({ maxEntries: 10, ttlMs: 1000 });
+    const cache = new PerDomainCache<string>({ maxEntries: 10, ttlMs: 1000 });
     cache.set('a', 1, 'x');
     cache.set('ab', 1, 'y');
     cache.forgetDomain('a');
     expect(cache.get('a', 1)).toBeUndefined();
     expect(cache.get('ab', 1)).toBe('y');
-    const none = new ExecResultCache<string>({ maxEntries: 0, ttlMs: 1000 });
+    const none = new PerDomainCache<string>({ maxEntries: 0, ttlMs: 1000 });
     none.set('a', 1, 'x');
     expect(none.get('a', 1)).toBeUndefined();
   });

@@ -1,9 +1,10 @@
 // Generated bad input for every route of the OpenAPI document (issue 4): wrong types, 1 MiB strings, odd Unicode,
-// path tricks, enormous numbers, missing and extra properties, malformed JSON, wrong content types. Every answer
-// must be below 500; every 4xx a problem+json with a code of the error table; and input the gateway refuses
-// (invalid_request, payload_too_large, unsupported_media_type) must not have sent the agent anything, not even
-// the guest-info capability probe: validation comes before any guest traffic. Inputs valid by chance may reach the
-// agent, which answers them plausibly. 416 is left out of that check: whether a range fits needs the file's size.
+// path tricks, enormous numbers, missing and extra properties, malformed and deeply nested JSON, wrong content
+// types. Every answer must be below 500; every 4xx a problem+json with a code of the error table; and input the
+// gateway refuses (invalid_request, payload_too_large, unsupported_media_type) must not have sent the agent
+// anything, not even the guest-info capability probe: validation comes before any guest traffic. Inputs valid by
+// chance may reach the agent, which answers them plausibly. 416 is left out of that check: whether a range fits
+// needs the file's size.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/auth/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
@@ -69,9 +70,9 @@ afterAll(async () => {
 const seen = new Map<string, number>();
 let reachedAgent = 0;
 
-async function fuzz(gw: TestGateway, headers: Record<string, string>): Promise<string[]> {
+async function fuzz(gw: TestGateway, headers: Record<string, string>, list = requests, { refuseAll = false } = {}): Promise<string[]> {
   const failures: string[] = [];
-  for (const r of requests) {
+  for (const r of list) {
     const before = fake.agentLog.length;
     const res = await gw.app.inject({ method: r.method as 'GET', url: r.url, headers: { ...r.headers, ...headers }, payload: r.payload });
     total++;
@@ -81,7 +82,10 @@ async function fuzz(gw: TestGateway, headers: Record<string, string>): Promise<s
     seen.set(key, (seen.get(key) ?? 0) + 1);
     const fail = (why: string) => failures.push(`${r.what} -> ${res.statusCode} ${res.body.slice(0, 200)}: ${why}`);
     if (res.statusCode >= 500) fail('5xx');
-    if (res.statusCode < 400) continue;
+    if (res.statusCode < 400) {
+      if (refuseAll) fail('not refused');
+      continue;
+    }
     if (!String(res.headers['content-type']).startsWith('application/problem+json')) {
       fail(`content-type ${res.headers['content-type']}`);
       continue;
@@ -104,6 +108,19 @@ describe('generated bad input on every route', () => {
     const gw = await startTestGateway(fake.uri);
     try {
       expect(await fuzz(gw, {})).toEqual([]);
+    } finally {
+      await gw.close();
+    }
+  }, 120_000);
+
+  it('refuses JSON nested 1,000 and 100,000 deep with a 4xx problem+json on every JSON-body route, raw commands on', async () => {
+    // Raw commands on, so that a raw command's arguments (a record of anything) get past validation to the
+    // code that serialises them: where 100,000 nested arrays were a RangeError and a 500.
+    const nested = requests.filter((r) => r.what.includes(': body nested') || r.what.includes('=nested '));
+    expect(nested.some((r) => r.what.startsWith('POST /domains/{domain}/agent/commands: body arguments=nested'))).toBe(true);
+    const gw = await startTestGateway(fake.uri, { rawCommands: { enabled: true } });
+    try {
+      expect(await fuzz(gw, {}, nested, { refuseAll: true })).toEqual([]);
     } finally {
       await gw.close();
     }

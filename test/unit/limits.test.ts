@@ -1,5 +1,5 @@
 // Guard rails (limits.*): per-identity request rates, the JSON body limit beside the upload route's own,
-// and the timeouts handed to the HTTP server.
+// and the timeouts handed to the HTTP server (enforced on real sockets in http-hardening.test.ts).
 import { afterEach, describe, expect, it } from 'vitest';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -116,5 +116,14 @@ describe('timeouts', () => {
     expect(server.timeout).toBe(123_000);
     expect(server.requestTimeout).toBe(456_000);
     expect(server.keepAliveTimeout).toBe(7_000);
+    // Node's default headersTimeout (60 s) and check interval (30 s) would let a slow client outstay both.
+    expect(server.headersTimeout).toBe(30_000);
+    expect((server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval).toBeLessThanOrEqual(1_000);
+  });
+
+  it('keeps the headers deadline within the request deadline', async () => {
+    await start({ limits: { requestTimeoutMs: 10_000, headersTimeoutMs: 20_000 } });
+    expect(gw!.app.server.headersTimeout).toBe(10_000);
+    expect(gw!.app.server.requestTimeout).toBe(10_000);
   });
 });

@@ -4,8 +4,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
-import { ExecService, type ExecStatus } from '../../agent/exec-service.js';
-import { checkExec } from '../../auth/policies.js';
+import type { ExecStatus } from '../../agent/exec-service.js';
+import { requireIdentity } from '../../auth/identity.js';
+import { checkExec, checkExecEnv } from '../../auth/policies.js';
+import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
@@ -56,7 +58,9 @@ function execStartBody(maxWaitMs: number) {
       env: z
         .record(z.string().regex(envName, 'an environment variable name has no "=" or NUL'), z.string())
         .default({})
-        .describe("Environment variables. Note: qemu-ga then runs the program with ONLY these (not the agent's own environment)"),
+        .describe(
+          "Environment variables. Note: qemu-ga then runs the program with ONLY these (not the agent's own environment). Under an exec policy only the names its env list allows, and never a loader or interpreter variable (LD_*, DYLD_*, PATH, BASH_ENV, PYTHON*...): else 403",
+        ),
       input: z
         .union([z.strictObject({ text: z.string() }), z.strictObject({ base64: z.base64() })])
         .optional()
@@ -79,21 +83,11 @@ const OUTPUT_NOTE =
   'The gateway cannot see the size beforehand: redirect large output to a file in the guest and read it with the file resources.';
 
 export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const exec = new ExecService(gateway.agent, gateway.config.exec);
+  const exec = gateway.exec;
   const { maxWaitMs, maxInputBytes } = gateway.config.exec;
   const inputNote = `stdin up to ${maxInputBytes} bytes (exec.maxInputBytes), and the whole guest-exec command up to ${MAX_COMMAND_JSON_BYTES} bytes of JSON (qemu-ga 7.2 misreads larger commands): past either, 413.`;
-  // A domain's (or its guest's) restart starts its pids afresh: its kept results would describe other
-  // processes. Domain lifecycle events and the agent reconnecting are the signs the gateway gets.
-  const forget = ({ key }: { key: string }) => exec.results.forgetDomain(key);
 
   return async (app) => {
-    gateway.hosts.on('lifecycle', forget);
-    gateway.hosts.on('agentLifecycle', forget);
-    app.addHook('onClose', async () => {
-      gateway.hosts.off('lifecycle', forget);
-      gateway.hosts.off('agentLifecycle', forget);
-    });
-
     const answer = (dom: DomainRef, s: ExecStatus) => ({ domain: domainRef(dom), ...s });
 
     app.post(
@@ -110,15 +104,14 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        checkExec(request.identity, request.body.path);
-        const { dom, opts } = await agentTarget(gateway, request);
+        const identity = requireIdentity(request.identity);
         const body = request.body;
+        const env = Object.entries(body.env).map(([k, v]) => `${k}=${v}`);
+        checkExec(identity, body.path);
+        checkExecEnv(identity, env);
+        const { dom, opts } = await agentTarget(gateway, request);
         const input = body.input ? ('text' in body.input ? Buffer.from(body.input.text, 'utf8') : Buffer.from(body.input.base64, 'base64')) : undefined;
-        const pid = await exec.start(
-          dom,
-          { path: body.path, args: body.args, env: Object.entries(body.env).map(([k, v]) => `${k}=${v}`), input, captureOutput: body.captureOutput },
-          opts,
-        );
+        const pid = await exec.start(dom, { path: body.path, args: body.args, env, input, captureOutput: body.captureOutput }, opts, identity.name);
         request.log.info({ pid, path: body.path, argCount: body.args.length }, 'guest process started');
         const status: ExecStatus = body.wait
           ? await exec.wait(dom, pid, body.wait.timeoutMs, opts)
@@ -136,7 +129,7 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         schema: {
           tags: ['exec'],
           summary: "A guest process's status and output",
-          description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. ${OUTPUT_NOTE}`,
+          description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. A process's status is visible only to the identity that started it (through this route or a raw guest-exec) and to identities with scope admin: any other pid answers 404 process_not_found, without asking the agent. ${OUTPUT_NOTE}`,
           params: routeSchema.params.extend({ pid: z.coerce.number().int().min(0).max(2 ** 31 - 1).describe('The pid POST /domains/{domain}/exec answered') }),
           querystring: routeSchema.querystring.extend({
             waitMs: z.coerce
@@ -151,8 +144,14 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
+        const identity = requireIdentity(request.identity);
         const { dom, opts } = await agentTarget(gateway, request);
         const { pid } = request.params;
+        // Another identity's process answers as one that does not exist: no probing of others' pids. An
+        // identity with 'admin' sees every process, those started outside the gateway or before it restarted too.
+        if (!identity.scopes.has('admin') && exec.ownerOf(dom, pid) !== identity.name) {
+          throw new GatewayError('process_not_found', `no process ${pid} started by identity '${identity.name}' is known in this domain (a process's status is visible only to the identity that started it, and to 'admin')`, { domain: dom.name });
+        }
         const { waitMs } = request.query;
         return answer(dom, waitMs ? await exec.wait(dom, pid, waitMs, opts) : await exec.status(dom, pid, opts));
       },

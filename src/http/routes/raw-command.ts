@@ -3,8 +3,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
-import { MAX_RAW_FILE_READ_BYTES, RawCommandService } from '../../agent/raw-command.js';
-import { checkRaw } from '../../auth/policies.js';
+import { MAX_RAW_FILE_READ_BYTES } from '../../agent/raw-command.js';
+import { requireIdentity } from '../../auth/identity.js';
+import { authorizeRawCommand } from '../../auth/raw-authorization.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
@@ -32,7 +33,7 @@ const rawCommandReply = z
   });
 
 export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const raw = new RawCommandService(gateway.agent, gateway.config.rawCommands);
+  const raw = gateway.raw;
   return async (app) => {
     app.post(
       '/domains/:domain/agent/commands',
@@ -43,6 +44,7 @@ export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           summary: 'Run any guest-agent command (raw)',
           description:
             'Agent command: the one named in `execute`, with `arguments`. Off unless rawCommands.enabled is true (else 403 command_forbidden). Still gated on what the agent offers (501), queued per domain and under the deadline. ' +
+            "Beside `admin`, the token needs the scope of the resource the command stands for (guest-exec: exec; guest-file-open: files:read and/or files:write by its mode; guest-file-read: files:read; guest-file-write and -flush: files:write; guest-set-user-password and guest-ssh-*: accounts; guest-set-time, -vcpus, -memory-blocks: power; guest-fsfreeze-*, guest-fstrim: freeze; guest-get-* and other queries: read), and the identity's policies apply as on the resource routes: a guest-file-open's path and mode against policies.files, a guest-exec's program and env against policies.exec. A file handle belongs to whoever opened it through this endpoint; one a file transfer holds is refused to all. Else 403 forbidden. " +
             `Always refused (403 command_forbidden): guest-sync and guest-sync-delimited (the transport's), guest-exec-status (its reply can break the agent channel; use GET /domains/{domain}/exec/{pid}), guest-fsfreeze-freeze(-list) (use the freeze resource), commands without a success reply (guest-shutdown, guest-suspend-*), guest-file-read with a count over ${MAX_RAW_FILE_READ_BYTES}, and whatever rawCommands.deny lists. A command over ${MAX_COMMAND_JSON_BYTES} bytes of JSON: 413 (qemu-ga 7.2 misreads larger ones). Agent errors: 502 agent_error with agentClass and agentDesc.`,
           ...agentRouteSchema(gateway),
           body: rawCommandBody,
@@ -52,10 +54,11 @@ export function rawCommandRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         // Refused before the domain is looked up: a disabled endpoint says so whatever the domain.
         raw.check(request.body);
-        checkRaw(request.identity, request.body.execute);
         const { dom, opts } = await agentTarget(gateway, request);
+        const identity = requireIdentity(request.identity);
+        authorizeRawCommand(identity, request.body, (handle) => raw.handleHolder(dom, handle));
         request.log.info({ execute: request.body.execute }, 'raw agent command');
-        const result = await raw.run(dom, request.body, opts);
+        const result = await raw.run(dom, request.body, opts, identity.name);
         return { domain: domainRef(dom), execute: request.body.execute, return: result };
       },
     );

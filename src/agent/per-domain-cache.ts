@@ -1,7 +1,8 @@
-// Finished processes' results, kept after guest-exec-status has made the agent forget them (it reaps the
-// process on the reply that says it exited), so that asking twice works. Bounded by count and age; keyed by
-// domain (domainKey: host and UUID) and pid, because pids repeat across domains and across a domain's restarts.
-export interface ExecResultCacheOptions {
+// A bounded map of (domain, number) to a value, with an age limit: what the gateway remembers about a domain's
+// processes and handles (exec results after the agent reaped the process, who started a process, who opened a
+// raw handle). Keyed by domain (domainKey: host and UUID) and number, because pids and handles repeat across
+// domains and across a domain's restarts. Lazy: no timers to clean up.
+export interface PerDomainCacheOptions {
   maxEntries: number;
   ttlMs: number;
 }
@@ -11,12 +12,12 @@ interface Entry<T> {
   expiresAt: number;
 }
 
-export class ExecResultCache<T> {
+export class PerDomainCache<T> {
   // A Map iterates in insertion order: the first key is the oldest, which is the one to evict.
   private readonly entries = new Map<string, Entry<T>>();
 
   constructor(
-    private readonly options: ExecResultCacheOptions,
+    private readonly options: PerDomainCacheOptions,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -25,7 +26,7 @@ export class ExecResultCache<T> {
   }
 
   get(domain: string, pid: number): T | undefined {
-    const key = ExecResultCache.key(domain, pid);
+    const key = PerDomainCache.key(domain, pid);
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
@@ -37,14 +38,14 @@ export class ExecResultCache<T> {
 
   set(domain: string, pid: number, value: T): void {
     if (this.options.maxEntries === 0 || this.options.ttlMs === 0) return;
-    const key = ExecResultCache.key(domain, pid);
+    const key = PerDomainCache.key(domain, pid);
     this.entries.delete(key);
     this.entries.set(key, { value, expiresAt: this.now() + this.options.ttlMs });
     this.prune();
   }
 
   forget(domain: string, pid: number): void {
-    this.entries.delete(ExecResultCache.key(domain, pid));
+    this.entries.delete(PerDomainCache.key(domain, pid));
   }
 
   /** Forgets one domain's results: after it restarts its pids mean other processes. */

@@ -1,0 +1,70 @@
+// Secrets in the URL. A URL is written to logs (ours, a proxy's, the shell history), so a token there is a token
+// leaked: one sent as access_token= (RFC 6750's query form), or any value shaped like one of ours (qgw_…), is
+// refused before authentication, and the request log shows a query only as names the route knows with values
+// that do not look like a token; everything else is [redacted].
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { TOKEN_PREFIX } from '../auth/tokens.js';
+import { GatewayError } from '../errors.js';
+import { truncate } from './problem.js';
+
+/** A token's prefix and most of its 43 base64url characters: the shape, not a word that happens to contain qgw_. */
+const TOKEN_LIKE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}`);
+
+export function looksLikeToken(text: string): boolean {
+  return TOKEN_LIKE.test(text);
+}
+const TOKEN_PARAMETER = /^access_token$/i;
+const PLAIN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const REDACTED = '[redacted]';
+/** The request log shows at most this many parameters, each value at most this long. */
+const MAX_LOGGED_PARAMETERS = 16;
+const MAX_LOGGED_VALUE = 256;
+
+function splitUrl(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+/** Whether any parameter is named access_token or holds (in its name or value, percent-decoded) a token-shaped string. */
+export function queryCarriesToken(query: string): boolean {
+  if (!query) return false;
+  for (const [name, value] of new URLSearchParams(query)) {
+    if (TOKEN_PARAMETER.test(name) || looksLikeToken(name) || looksLikeToken(value)) return true;
+  }
+  return false;
+}
+
+/** The names of the query parameters the request's route declares (its zod querystring schema). */
+function declaredParameters(request: FastifyRequest): Set<string> {
+  const schema = request.routeOptions.schema?.querystring;
+  return new Set(schema instanceof z.ZodObject ? Object.keys(schema.shape) : []);
+}
+
+/** The URL for the request log: the path, and the query with undeclared or token-shaped parts redacted. */
+export function loggableUrl(request: FastifyRequest): string {
+  const { path, query } = splitUrl(request.url);
+  if (!query) return truncate(path);
+  const declared = declaredParameters(request);
+  const parts: string[] = [];
+  let n = 0;
+  for (const [name, value] of new URLSearchParams(query)) {
+    if (n++ === MAX_LOGGED_PARAMETERS) {
+      parts.push('…');
+      break;
+    }
+    const shownName = PLAIN_NAME.test(name) && !looksLikeToken(name) ? name : REDACTED;
+    const shownValue = declared.has(name) && !looksLikeToken(value) ? encodeURIComponent(truncate(value, MAX_LOGGED_VALUE)) : REDACTED;
+    parts.push(`${shownName}=${shownValue}`);
+  }
+  return `${truncate(path)}?${parts.join('&')}`;
+}
+
+/** Refuses a token in the URL, first of all the request hooks that could act on it. */
+export function registerQueryTokenRefusal(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    if (queryCarriesToken(splitUrl(request.url).query)) {
+      throw new GatewayError('invalid_request', 'a token in the URL is refused (URLs end up in logs): send it in the Authorization header as Bearer <token>');
+    }
+  });
+}
