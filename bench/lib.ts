@@ -88,12 +88,14 @@ export interface GatewayOptions {
   config?: Record<string, unknown>;
   logLevel?: string;
   readyTimeoutMs?: number;
+  /** Another build's dist/server.js (an older checkout, to compare in the same run); this repo's by default. */
+  server?: string;
 }
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGateway> {
-  const server = join(REPO, 'dist/server.js');
+  const server = opts.server ?? join(REPO, 'dist/server.js');
   check(existsSync(server), `${server} is missing: build first (node_modules/.bin/tsc -p tsconfig.build.json)`);
-  if (statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs) process.stderr.write('bench: warning: dist/ looks older than src/\n');
+  if (!opts.server && statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs) process.stderr.write('bench: warning: dist/ looks older than src/\n');
   const args = [server];
   // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) and no rate limit
   // (the RSS run sends 20,000 requests in a minute) unless a config says otherwise.
@@ -164,10 +166,10 @@ export function keepAliveAgent(maxSockets = 16): http.Agent {
 }
 
 /** One GET on 127.0.0.1; rejects only on a network error or timeout, never on an HTTP status. */
-export function get(agent: http.Agent, port: number, path: string, timeoutMs = 60_000): Promise<HttpResult> {
+export function get(agent: http.Agent, port: number, path: string, timeoutMs = 60_000, headers: Record<string, string> = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const req = http.request({ host: '127.0.0.1', port, path, agent, headers: { accept: 'application/json' } }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, agent, headers: { accept: 'application/json', ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -188,8 +190,8 @@ export function get(agent: http.Agent, port: number, path: string, timeoutMs = 6
 }
 
 /** GET that must answer 200. */
-export async function get200(agent: http.Agent, port: number, path: string): Promise<HttpResult> {
-  const r = await get(agent, port, path);
+export async function get200(agent: http.Agent, port: number, path: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+  const r = await get(agent, port, path, 60_000, headers);
   check(r.status === 200, `GET ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
   return r;
 }

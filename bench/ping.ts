@@ -2,10 +2,16 @@
 // guest-ping time the gateway's own libvirt client reports in the body) against libvirt-python over one
 // open connection, same guest, same run, alternating one sample of each (the order flips every round).
 //
-//   npx tsx bench/ping.ts [--domain guest1] [--n 500] [--warmup 50] [--log-level warn]
+//   npx tsx bench/ping.ts [--domain guest1] [--n 500] [--warmup 50] [--log-level warn] [--auth] [--compare DIR]
+//
+// --auth: the gateway checks a bearer token, a domain pattern and policies on every request, as in production
+// (the default is development mode, no token). --compare DIR: a second gateway built from another checkout
+// (DIR/dist/server.js, e.g. the commit before a change) joins the alternation, so both are measured in one run.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { arg, check, f2, formatSummary, get200, keepAliveAgent, main, onCleanup, startGateway, summarize } from './lib.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { arg, check, f2, formatSummary, get200, keepAliveAgent, main, onCleanup, startGateway, summarize, type RunningGateway } from './lib.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, which has python3-libvirt; not a pyenv shim on PATH
 const PY_PINGER = `
@@ -57,63 +63,93 @@ async function startPythonPinger(uri: string, domain: string) {
   };
 }
 
+/** One token, a domain pattern and policies, so that every request pays for authentication and authorisation. */
+function authConfig(token: string) {
+  return {
+    auth: {
+      mode: 'tokens',
+      identities: [
+        {
+          name: 'bench',
+          tokenSha256: createHash('sha256').update(token).digest('hex'),
+          scopes: ['read', 'files:read', 'exec'],
+          domains: ['guest*', 'web*'],
+          policies: { files: { read: { allow: ['/srv/**'], deny: ['/srv/secret/**'] } }, exec: { allow: ['/bin/true'] } },
+        },
+      ],
+    },
+    limits: { rateLimit: { max: 0 } },
+  };
+}
+
+interface GatewaySampler {
+  label: string;
+  gw: RunningGateway;
+  http: number[];
+  ping: number[];
+}
+
 main(async () => {
   const domain = arg('domain', 'guest1');
   const n = Number(arg('n', '500'));
   const warmup = Number(arg('warmup', '50'));
   const logLevel = arg('log-level', 'warn');
+  const auth = process.argv.includes('--auth');
+  const compare = arg('compare', '');
   const uri = process.env.LIBVIRT_URI ?? 'qemu:///system';
 
-  const gw = await startGateway({ logLevel });
-  const agent = keepAliveAgent(1);
+  const token = `qgw_${randomBytes(32).toString('base64url')}`;
+  const config = auth ? authConfig(token) : undefined;
+  const headers: Record<string, string> = auth ? { authorization: `Bearer ${token}` } : {};
+  const gateways: GatewaySampler[] = [{ label: 'gateway', gw: await startGateway({ logLevel, config }), http: [], ping: [] }];
+  if (compare) gateways.push({ label: `gateway from ${compare}`, gw: await startGateway({ logLevel, config, server: join(compare, 'dist/server.js') }), http: [], ping: [] });
+  const agent = keepAliveAgent(gateways.length);
   const py = await startPythonPinger(uri, domain);
   const path = `/domains/${encodeURIComponent(domain)}/agent/ping`;
-  console.log(`ping: ${domain}, gateway pid ${gw.pid} on :${gw.port} (LOG_LEVEL=${logLevel}), python ${PYTHON}; ${warmup} warm-up + ${n} samples each, alternating`);
+  console.log(
+    `ping: ${domain}, ${gateways.map((g) => `${g.label} pid ${g.gw.pid} on :${g.gw.port}`).join(', ')} (LOG_LEVEL=${logLevel}, ${auth ? 'bearer token, domain pattern and policies' : 'development mode'}), python ${PYTHON}; ${warmup} warm-up + ${n} samples each, in turn`,
+  );
 
-  const gwPing: number[] = [];
-  const gwHttp: number[] = [];
   const pyPing: number[] = [];
-  const diffs: number[] = []; // per round: gateway's ping minus python's
-  const viaGateway = async (keep: boolean) => {
-    const r = await get200(agent, gw.port, path);
+  const diffs: number[] = []; // per round: the first gateway's HTTP time minus python's
+  const viaGateway = (g: GatewaySampler) => async (keep: boolean) => {
+    const r = await get200(agent, g.gw.port, path, headers);
     const rt = r.body?.roundTripMs;
     check(typeof rt === 'number' && r.body.ok === true, `unexpected body: ${JSON.stringify(r.body).slice(0, 200)}`);
     if (keep) {
-      gwPing.push(rt);
-      gwHttp.push(r.ms);
+      g.ping.push(rt);
+      g.http.push(r.ms);
     }
   };
   const viaPython = async (keep: boolean) => {
     const ms = await py.ping();
     if (keep) pyPing.push(ms);
   };
+  // Each round takes one sample of each, starting with a different one every round.
+  const samplers = [viaPython, ...gateways.map(viaGateway)];
   const t0 = Date.now();
   for (let i = 0; i < warmup + n; i++) {
     const keep = i >= warmup;
-    if (i % 2 === 0) {
-      await viaGateway(keep);
-      await viaPython(keep);
-    } else {
-      await viaPython(keep);
-      await viaGateway(keep);
-    }
-    if (keep) diffs.push(gwHttp[gwHttp.length - 1]! - pyPing[pyPing.length - 1]!);
+    for (let j = 0; j < samplers.length; j++) await samplers[(i + j) % samplers.length]!(keep);
+    if (keep) diffs.push(gateways[0]!.http.at(-1)! - pyPing.at(-1)!);
   }
   const seconds = (Date.now() - t0) / 1000;
   py.stop();
-  const code = await gw.stop();
+  const codes = await Promise.all(gateways.map((g) => g.gw.stop()));
 
-  const g = summarize(gwPing);
   const p = summarize(pyPing);
-  const h = summarize(gwHttp);
   console.log(formatSummary('python libvirt_qemu.qemuAgentCommand', p));
-  console.log(formatSummary('gateway HTTP GET .../agent/ping (whole request)', h));
-  console.log(formatSummary('gateway roundTripMs in the body (its libvirt client)', g));
-  const added = h.median - p.median;
-  console.log(`added by the gateway, whole HTTP request vs python (median - median): ${f2(added)} ms; p90 difference ${f2(h.p90 - p.p90)} ms`);
-  console.log(`added inside the gateway's libvirt client and queue (median - median): ${f2(g.median - p.median)} ms`);
-  console.log(formatSummary('paired difference per round (HTTP - python)', summarize(diffs)));
+  for (const g of gateways) {
+    const h = summarize(g.http);
+    const rt = summarize(g.ping);
+    console.log(formatSummary(`${g.label}: HTTP GET .../agent/ping (whole request)`, h));
+    console.log(formatSummary(`${g.label}: roundTripMs in the body (its libvirt client)`, rt));
+    console.log(`${g.label}: added, whole HTTP request vs python (median - median): ${f2(h.median - p.median)} ms; p90 difference ${f2(h.p90 - p.p90)} ms`);
+    console.log(`${g.label}: added inside its libvirt client and queue (median - median): ${f2(rt.median - p.median)} ms`);
+  }
+  const added = summarize(gateways[0]!.http).median - p.median;
+  console.log(formatSummary('paired difference per round (gateway HTTP - python)', summarize(diffs)));
   console.log(`target: at most 1 ms added at the median: ${added <= 1 ? 'met' : 'NOT met'}`);
-  console.log(`run took ${seconds.toFixed(1)} s; gateway exited with ${code}`);
-  check(code === 0, `gateway exit code ${code}:\n${gw.tail()}`);
+  console.log(`run took ${seconds.toFixed(1)} s; gateways exited with ${codes.join(', ')}`);
+  for (const [i, code] of codes.entries()) check(code === 0, `gateway exit code ${code}:\n${gateways[i]!.gw.tail()}`);
 });
