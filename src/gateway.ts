@@ -43,11 +43,21 @@ export class Gateway {
     this.agentSockets = sockets.sockets.length || sockets.directories.length ? new AgentSocketHost(sockets, log.child({ component: 'agent-socket' })) : null;
     this.agentStates = new AgentStateTracker(this.hosts);
     this.domains = new DomainDirectory(this.hosts, this.agentStates, config.domains.cacheTtlMs, this.agentSockets);
+    const restarted = ({ key }: { key: string }) => {
+      this.exec.forgetDomain(key);
+      this.raw.forgetDomain(key);
+    };
     // Commands to a domain whose file systems the gateway froze are refused (409) before they queue.
     const freezes = new FreezeRegistry();
     const viaLibvirt = new LibvirtAgentTransport(this.hosts);
-    // A socket domain has no agent events: its channel going away is the sign that the agent may have changed.
-    const viaSocket = this.agentSockets ? new AgentSocketTransport(this.agentSockets, (dom) => this.agent.capabilityCache.invalidate(domainKey(dom))) : null;
+    // A socket domain has no lifecycle events: its channel going away is the sign that the guest or its agent
+    // may have restarted, so what the gateway kept of its pids and handles is dropped as for libvirt's events.
+    const viaSocket = this.agentSockets
+      ? new AgentSocketTransport(this.agentSockets, (dom) => {
+          this.agent.capabilityCache.invalidate(domainKey(dom));
+          restarted({ key: domainKey(dom) });
+        })
+      : null;
     const transportFor = (dom: { host: string }): AgentTransport => (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
     this.agent = new AgentService(transportFor, config.agent);
     this.agent.addGuard(freezes);
@@ -70,10 +80,6 @@ export class Gateway {
     this.hosts.on('lifecycle', ({ key }) => caps.invalidate(key));
     // A domain's (or its agent's) restart starts its pids and handles afresh: what the gateway kept of them
     // would describe other processes and files.
-    const restarted = ({ key }: { key: string }) => {
-      this.exec.forgetDomain(key);
-      this.raw.forgetDomain(key);
-    };
     this.hosts.on('lifecycle', restarted);
     this.hosts.on('agentLifecycle', restarted);
     this.hosts.on('eventsLost', () => caps.clear());

@@ -20,6 +20,11 @@ export function guestPath(path: string): string {
   if (!windows && !path.startsWith('/')) throw new GatewayError('invalid_request', `the file path '${path}' is not absolute`);
   // '.' and '..' would make the path relative to something the caller did not name; the agent would resolve them.
   if (path.split(/[/\\]/).some((s) => s === '.' || s === '..')) throw new GatewayError('invalid_request', `the file path '${path}' has '.' or '..' segments: give an absolute path without them`);
+  // Other spellings Windows resolves to the same file, which a policy pattern would not see as such: a device or
+  // UNC prefix (//?/C:/x, \\server\x), an NTFS stream (x::$DATA), a segment ending in '.' or ' ' (Win32 drops them).
+  if (/^[/\\]{2,}[?.][/\\]/.test(path) || path.startsWith('\\\\')) throw new GatewayError('invalid_request', `the file path '${path}' is a device or UNC path: give a drive path`);
+  if (windows && path.slice(2).includes(':')) throw new GatewayError('invalid_request', `the file path '${path}' names an alternate data stream (':' after the drive)`);
+  if (windows && path.split(/[/\\]/).some((s) => /[. ]$/.test(s))) throw new GatewayError('invalid_request', `the file path '${path}' has a segment ending in '.' or ' ', which Windows drops`);
   if (path.endsWith('/') || path.endsWith('\\')) throw new GatewayError('invalid_request', `the file path '${path}' ends with a separator: name a file`);
   if (Buffer.byteLength(path) > GUEST_PATH_MAX) throw new GatewayError('invalid_request', `the file path is longer than ${GUEST_PATH_MAX} bytes`);
   return path;

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import { withoutTokens } from '../http/query-secrets.js';
 import type { RefusalsLimited } from '../http/refusal-limit.js';
 
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -13,7 +14,9 @@ const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const MAX_AUDIT_STRING = 512;
 export const MAX_AUDIT_ITEMS = 32;
 
-function boundedString(text: string): string {
+function boundedString(raw: string): string {
+  // A token pasted into a URL must not be kept in the audit either.
+  const text = withoutTokens(raw);
   return text.length > MAX_AUDIT_STRING ? `${text.slice(0, MAX_AUDIT_STRING)}…(${text.length} chars)` : text;
 }
 
@@ -53,7 +56,16 @@ function targetOf(request: FastifyRequest): Record<string, unknown> {
   if (typeof params.pid === 'string') target.pid = params.pid;
   if (typeof body.path === 'string') target.program = body.path;
   if (typeof body.action === 'string') target.action = body.action;
-  if (typeof body.execute === 'string') target.command = body.execute;
+  if (typeof body.execute === 'string') {
+    target.command = body.execute;
+    // A raw command reaching a resource's effect is audited with the same target the resource route records.
+    const args = (body.arguments && typeof body.arguments === 'object' ? body.arguments : {}) as Record<string, unknown>;
+    if (body.execute === 'guest-exec' && typeof args.path === 'string') target.program = args.path;
+    if (body.execute === 'guest-file-open' && typeof args.path === 'string') target.path = args.path;
+    if (typeof args.mode === 'string') target.mode = args.mode;
+    if (typeof args.handle === 'number') target.handle = args.handle;
+    if (typeof args.username === 'string') target.user = args.username;
+  }
   if (Array.isArray(body.mountpoints)) target.mountpoints = body.mountpoints.filter((m) => typeof m === 'string');
   return target;
 }

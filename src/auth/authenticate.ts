@@ -57,7 +57,8 @@ export class Authenticator {
   }
 }
 
-export function registerAuthentication(app: FastifyInstance, gateway: Gateway, auth: Authenticator): void {
+/** beforeAuthorise: runs once the identity is known, before its scope and domain are checked (the refusal limit). */
+export function registerAuthentication(app: FastifyInstance, gateway: Gateway, auth: Authenticator, beforeAuthorise: (request: FastifyRequest) => void = () => {}): void {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request) => {
     const permission = request.routeOptions.config?.permission;
@@ -68,6 +69,7 @@ export function registerAuthentication(app: FastifyInstance, gateway: Gateway, a
     }
     const identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
     request.identity = identity;
+    beforeAuthorise(request);
     if (!identity.scopes.has(permission)) {
       throw new GatewayError('forbidden', `identity '${identity.name}' lacks the scope '${permission}' this route needs`);
     }

@@ -66,6 +66,7 @@ export interface Policies {
 export const NO_POLICIES: Policies = { read: null, write: null, exec: null, raw: null };
 
 const WINDOWS_DRIVE = /^[A-Za-z]:/;
+const DRIVES = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZ'];
 
 /**
  * The form paths and patterns are compared in: '\' as '/' on a Windows path (Windows takes both), repeated
@@ -119,6 +120,9 @@ export function pathAllowed(rules: PathRules | null, path: string): boolean {
   if (!rules) return true;
   const p = normalise(path);
   if (rules.deny.some((re) => re.test(p))) return false;
+  // A Windows agent takes a path without a drive (/Secrets/x) on its current drive: a Windows deny rule on any
+  // drive covers it. (An allow rule on a drive does not: the caller can name the drive.)
+  if (p.startsWith('/') && rules.deny.some((re) => re.flags.includes('i') && DRIVES.some((d) => re.test(`${d}:${p}`)))) return false;
   return rules.allow === null || rules.allow.some((re) => re.test(p));
 }
 

@@ -100,7 +100,9 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
 
   // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith(DOCS_PREFIX) || route.url === '/openapi.json') return;
+    // Swagger UI's routes (its page, assets and its own copy of the document) are public like /openapi.json,
+    // so that auth.protectPublic covers them too.
+    if (route.url.startsWith(DOCS_PREFIX)) route.config = { ...route.config, permission: 'public' };
     const permission = route.config?.permission;
     if (!permission || !PERMISSIONS.includes(permission)) {
       throw new Error(`route ${route.method} ${route.url} declares no permission in its config`);
@@ -110,9 +112,10 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
   registerRequestContext(app);
   registerHttpMetrics(app, gateway.metrics);
   registerQueryTokenRefusal(app);
-  registerAuthentication(app, gateway, new Authenticator(gateway.config.auth));
+  const refusals = registerRefusalLimit(app, gateway.config.limits.unauthenticated);
+  registerAuthentication(app, gateway, new Authenticator(gateway.config.auth), refusals.checkIdentity);
   registerAudit(app, audit);
-  registerProblemHandlers(app, registerRefusalLimit(app, gateway.config.limits.unauthenticated));
+  registerProblemHandlers(app, refusals.rewrite);
   await registerRateLimit(app, gateway.config);
 
   await app.register(fastifySwagger, {

@@ -5,14 +5,14 @@
 import type { FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 
-/** A refusal of the Authorization header itself, counted with the 401s per address (refusal-limit.ts). */
-export class AuthorizationHeaderError extends GatewayError {}
+/** A refusal before any identity is decided (two Authorization headers, a token in the URL), counted with the 401s per address (refusal-limit.ts). */
+export class PreAuthenticationRefusal extends GatewayError {}
 
 /** request.headers.authorization, once it is known to be the only one; throws 400 invalid_request otherwise. */
 export function authorizationHeader(request: FastifyRequest): string | undefined {
   const raw = request.raw.rawHeaders ?? [];
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') count++;
-  if (count > 1) throw new AuthorizationHeaderError('invalid_request', `send one Authorization header, not ${count}`);
+  if (count > 1) throw new PreAuthenticationRefusal('invalid_request', `send one Authorization header, not ${count}`);
   return request.headers.authorization;
 }

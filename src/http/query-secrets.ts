@@ -5,11 +5,17 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { TOKEN_PREFIX } from '../auth/tokens.js';
-import { GatewayError } from '../errors.js';
+import { PreAuthenticationRefusal } from './authorization-header.js';
 import { truncate } from './problem.js';
 
 /** A token's prefix and most of its 43 base64url characters: the shape, not a word that happens to contain qgw_. */
 const TOKEN_LIKE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}`);
+const TOKENS_LIKE = new RegExp(TOKEN_LIKE.source, 'g');
+
+/** The text with every token-shaped part replaced: for log and audit fields that come from the URL. */
+export function withoutTokens(text: string): string {
+  return text.replace(TOKENS_LIKE, '[redacted]');
+}
 
 export function looksLikeToken(text: string): boolean {
   return TOKEN_LIKE.test(text);
@@ -43,7 +49,9 @@ function declaredParameters(request: FastifyRequest): Set<string> {
 
 /** The URL for the request log: the path, and the query with undeclared or token-shaped parts redacted. */
 export function loggableUrl(request: FastifyRequest): string {
-  const { path, query } = splitUrl(request.url);
+  const url = splitUrl(request.url);
+  const path = pathCarriesToken(url.path) ? REDACTED : url.path;
+  const { query } = url;
   if (!query) return truncate(path);
   const declared = declaredParameters(request);
   const parts: string[] = [];
@@ -60,11 +68,25 @@ export function loggableUrl(request: FastifyRequest): string {
   return `${truncate(path)}?${parts.join('&')}`;
 }
 
-/** Refuses a token in the URL, first of all the request hooks that could act on it. */
+/** Whether the path, as sent or percent-decoded, holds a token-shaped string. */
+function pathCarriesToken(path: string): boolean {
+  if (looksLikeToken(path)) return true;
+  try {
+    return looksLikeToken(decodeURIComponent(path));
+  } catch {
+    return false; // not valid percent-encoding: the router refuses it
+  }
+}
+
+/**
+ * Refuses a token anywhere in the URL, first of all the request hooks that could act on it; counted with the
+ * address's other refusals before authentication (refusal-limit.ts), so it is no free way to fill the audit.
+ */
 export function registerQueryTokenRefusal(app: FastifyInstance): void {
   app.addHook('onRequest', async (request) => {
-    if (queryCarriesToken(splitUrl(request.url).query)) {
-      throw new GatewayError('invalid_request', 'a token in the URL is refused (URLs end up in logs): send it in the Authorization header as Bearer <token>');
+    const { path, query } = splitUrl(request.url);
+    if (queryCarriesToken(query) || pathCarriesToken(path)) {
+      throw new PreAuthenticationRefusal('invalid_request', 'a token in the URL is refused (URLs end up in logs): send it in the Authorization header as Bearer <token>');
     }
   });
 }

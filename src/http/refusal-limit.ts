@@ -1,12 +1,13 @@
-// Refusals of requests that prove no identity (401, or two Authorization headers), counted per client address.
-// The per-identity rate limit (rate-limit.ts) runs after authentication, so without this a refusal cost the
-// caller nothing and the gateway an audit line: thousands a second from one address. Past the limit the refusal
-// becomes 429 with Retry-After, and only the first excess of a window is audited. A valid token is never
-// refused for its address's refusals: nothing is counted or checked until authentication has failed.
+// Refusals counted: per client address those that prove no identity (401, two Authorization headers, a token in the URL), per
+// identity those of a valid token (403). The per-identity rate limit (rate-limit.ts) runs after authorisation, so
+// without this a refusal cost the caller nothing and the gateway an audit line (and, for a 403, a domain lookup):
+// thousands a second. Past the limit the refusal becomes 429 with Retry-After, and only the first excess of a
+// window is audited. An address's refusals never refuse a valid token; an identity past its own limit is
+// answered 429 for every guarded request until its window ends, before any domain is looked up.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import { AuthorizationHeaderError } from './authorization-header.js';
+import { PreAuthenticationRefusal } from './authorization-header.js';
 import type { ErrorRewrite } from './problem.js';
 
 /** Addresses counted at once; past it the oldest window goes. Bounds memory whatever the number of clients. */
@@ -53,6 +54,12 @@ export class RefusalCounter {
     return this.windows.size;
   }
 
+  /** Whether this key is past the limit in its current window, without counting. */
+  over(key: string): boolean {
+    const w = this.windows.get(key);
+    return w !== undefined && this.now() - w.start < this.windowMs && w.count > this.max;
+  }
+
   count(address: string): RefusalVerdict {
     const now = this.now();
     let w = this.windows.get(address);
@@ -79,22 +86,46 @@ export class RefusalCounter {
   }
 }
 
-function isRefusal(err: GatewayError): boolean {
-  return err.code === 'unauthenticated' || err instanceof AuthorizationHeaderError;
+/**
+ * What a refusal is counted against: the client address when no identity was proved (401, two Authorization
+ * headers), the identity when it was and was refused (403 forbidden: a scope it lacks, a domain it may not
+ * touch). A 403 costs a domain lookup and an audit line, and the per-identity rate limit counts only requests
+ * that got past authorisation, so without this a valid low-privilege token could make refusals without end.
+ */
+function refusalKey(request: FastifyRequest, err: GatewayError): string | null {
+  if (err.code === 'unauthenticated' || err instanceof PreAuthenticationRefusal) return `address:${request.ip}`;
+  if (err.code === 'forbidden' && request.identity) return `identity:${request.identity.name}`;
+  return null;
 }
 
-/** Decorates requests with refusalsLimited, and returns the problem handler's rewrite that applies the limit. */
-export function registerRefusalLimit(app: FastifyInstance, limits: Config['limits']['unauthenticated']): ErrorRewrite {
+export interface RefusalLimit {
+  /** The problem handler's rewrite that applies the limit. */
+  rewrite: ErrorRewrite;
+  /** Throws 429 when the identity is past its refusals of this window: checked before its domain is looked up. */
+  checkIdentity(request: FastifyRequest): void;
+}
+
+/** Decorates requests with refusalsLimited; answers the rewrite and the early check. */
+export function registerRefusalLimit(app: FastifyInstance, limits: Config['limits']['unauthenticated']): RefusalLimit {
   app.decorateRequest('refusalsLimited', null);
   const { max, timeWindowMs } = limits;
-  if (max === 0) return (_request, err) => err;
+  if (max === 0) return { rewrite: (_request, err) => err, checkIdentity: () => {} };
   const counter = new RefusalCounter(max, timeWindowMs);
-  return (request: FastifyRequest, err: GatewayError) => {
-    if (!isRefusal(err)) return err;
-    const verdict = counter.count(request.ip);
+  const rewrite = (request: FastifyRequest, err: GatewayError) => {
+    const key = refusalKey(request, err);
+    if (key === null) return err;
+    const verdict = counter.count(key);
     if (!verdict.limited) return err;
     const retryAfter = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
     request.refusalsLimited = { first: verdict.first, max, timeWindowMs, until: new Date(Date.now() + verdict.retryAfterMs) };
-    return new GatewayError('rate_limited', `more than ${max} refused requests from this address in ${timeWindowMs / 1000} s; retry in ${retryAfter} s with a valid token`, { retryAfter });
+    const who = key.startsWith('identity:') ? 'by this identity' : 'from this address';
+    return new GatewayError('rate_limited', `more than ${max} refused requests ${who} in ${timeWindowMs / 1000} s; retry in ${retryAfter} s`, { retryAfter });
   };
+  const checkIdentity = (request: FastifyRequest) => {
+    // Counted like the refusal it stands for, so the audit still writes one line for the window.
+    if (request.identity && counter.over(`identity:${request.identity.name}`)) {
+      throw new GatewayError('forbidden', `identity '${request.identity.name}' has been refused too often`);
+    }
+  };
+  return { rewrite, checkIdentity };
 }

@@ -2,60 +2,43 @@
 // the raw endpoint instead of the resource route, the environment instead of the program, someone else's pid, a
 // control character in a path. Each refusal happens before any agent command is sent.
 import { afterEach, describe, expect, it } from 'vitest';
-import { SCOPES, type Scope } from '../../src/auth/scopes.js';
-import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
-import { FakeGuestFiles } from '../support/fake-guest-files.js';
-import { FakeLibvirtd, type AgentHandler } from '../support/fake-libvirtd.js';
-import { GuestControlAgent } from '../support/guest-control-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { SCOPES } from '../../src/auth/scopes.js';
+import type { FakeGuestFiles } from '../support/fake-guest-files.js';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { startEnv, type Env, type IdentitySpec } from '../support/guard-rail-env.js';
+import type { GuestControlAgent } from '../support/guest-control-agent.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
-let fake: FakeLibvirtd | null = null;
-let gw: TestGateway | null = null;
+let env: Env | null = null;
+let fake: FakeLibvirtd;
+let gw: TestGateway;
 let files: FakeGuestFiles;
 let control: GuestControlAgent;
 
 afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
+  await env?.close();
+  env = null;
 });
-
-interface IdentitySpec {
-  scopes: readonly Scope[];
-  domains?: string[];
-  policies?: object;
-}
 
 /** A gateway with one token per identity; files and exec both answered by fakes built on real agents' replies. */
 async function start(specs: Record<string, IdentitySpec>, domains: { name: string; uuid?: string }[] = [{ name: 'web1' }]) {
-  fake = await FakeLibvirtd.start();
-  for (const d of domains) fake.addDomain(d);
-  files = new FakeGuestFiles();
+  env = await startEnv(specs, domains);
+  ({ fake, gw, files, control } = env);
   files.files.set('/srv/ok/a.txt', Buffer.from('hello'));
   files.files.set('/srv/secret/key', Buffer.from('k'));
   files.files.set('/etc/shadow', Buffer.from('root:$6$secret'));
-  control = new GuestControlAgent();
-  const handler: AgentHandler = (dom, cmd, t) => (cmd.execute.startsWith('guest-file-') || cmd.execute === 'guest-info' ? files.handler(dom, cmd, t) : control.handler(dom, cmd, t));
-  fake.agentHandler = handler;
-  const tokens: Record<string, string> = {};
-  const identities = Object.entries(specs).map(([name, s]) => {
-    tokens[name] = newToken();
-    return { name, tokenSha256: tokenSha256(tokens[name]!), scopes: [...s.scopes], domains: s.domains ?? ['*'], ...(s.policies ? { policies: s.policies } : {}) };
-  });
-  gw = await startTestGateway(fake.uri, { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true } });
-  return tokens;
+  return env.tokens;
 }
 
 async function call(token: string, method: 'GET' | 'PUT' | 'POST', url: string, payload?: unknown) {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (method === 'PUT') headers['content-type'] = 'application/octet-stream';
-  const res = await gw!.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
+  const res = await gw.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
   return { status: res.statusCode, body: res.body, json: () => res.json() as { code: string; detail: string; pid?: number; return?: unknown } };
 }
 
 const raw = (token: string, execute: string, args?: object) => call(token, 'POST', '/domains/web1/agent/commands', { execute, ...(args ? { arguments: args } : {}) });
-const sent = () => fake!.agentLog.map((e) => e.execute).filter((c) => c !== 'guest-info');
+const sent = () => fake.agentLog.map((e) => e.execute).filter((c) => c !== 'guest-info');
 
 describe('domain patterns match only what they name', () => {
   it("a name glob never matches a UUID, another case, or the host part of host:name", async () => {
