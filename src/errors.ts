@@ -16,6 +16,8 @@ export const ERROR_STATUS = {
   state_conflict: 409,
   /** A name found on several hosts: the caller must qualify it as host:name. */
   domain_ambiguous: 409,
+  /** An atomic upload's target is a directory or a symbolic link: replacing it would not write the file meant. */
+  not_a_regular_file: 409,
   /** The request line, headers or body did not arrive within limits.headersTimeoutMs / requestTimeoutMs. */
   request_timeout: 408,
   payload_too_large: 413,
@@ -29,6 +31,8 @@ export const ERROR_STATUS = {
   command_not_supported: 501,
   suspend_not_supported: 501,
   guest_program_missing: 501,
+  /** The agent cannot run the gateway's rename (guest-exec blocked or disabled): ?atomic=false writes in place. */
+  atomic_replace_unavailable: 501,
   agent_error: 502,
   agent_reply_invalid: 502,
   agent_reply_too_large: 502,
@@ -42,6 +46,8 @@ export const ERROR_STATUS = {
   /** The host a domain is (or may be) on is not reachable; other hosts' domains still answer. */
   host_unavailable: 503,
   shutting_down: 503,
+  /** state.dir cannot be written: a freeze is not taken unrecorded. */
+  state_unavailable: 503,
   deadline_exceeded: 504,
   internal_error: 500,
 } as const;
@@ -63,6 +69,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   domain_not_running: 'Domain is not running',
   state_conflict: 'The guest is not in a state that allows this',
   domain_ambiguous: 'Several hosts have a domain by that name: qualify it as host:name',
+  not_a_regular_file: 'The target is not a regular file',
   request_timeout: 'The request did not arrive in time',
   payload_too_large: 'Request body too large',
   unsupported_media_type: 'Unsupported media type',
@@ -72,6 +79,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   command_not_supported: "The guest agent does not offer this command",
   suspend_not_supported: 'The guest cannot suspend in this mode',
   guest_program_missing: 'The guest lacks a program the agent needs for this',
+  atomic_replace_unavailable: 'The guest agent cannot replace a file in one step',
   rate_limited: 'Too many requests',
   agent_error: 'The guest agent reported an error',
   agent_reply_invalid: 'The guest agent sent a reply the gateway does not understand',
@@ -85,6 +93,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   libvirt_unavailable: 'libvirt is not reachable',
   host_unavailable: "The domain's libvirt host is not reachable",
   shutting_down: 'The gateway is shutting down',
+  state_unavailable: 'The gateway cannot record what it must keep across a restart',
   deadline_exceeded: 'The deadline passed before the guest agent answered',
   internal_error: 'Internal error',
 };
@@ -105,6 +114,10 @@ export interface ErrorExtras {
   command?: string;
   /** qemu-ga's version, for command_not_supported. */
   agentVersion?: string;
+  /** A failed upload: bytes the guest agent wrote before it stopped (atomic: into the temporary file, since removed). */
+  bytesWritten?: number;
+  /** A failed atomic upload whose temporary file could not be removed: its guest path. */
+  leftBehind?: string;
   /** For unauthenticated: a token was sent (and refused); goes into WWW-Authenticate, not the body. */
   tokenSent?: boolean;
 }

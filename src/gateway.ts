@@ -4,15 +4,19 @@ import type { Logger } from 'pino';
 import { ExecService } from './agent/exec-service.js';
 import { GuestFileService } from './agent/files.js';
 import { FreezeService } from './agent/freeze.js';
+import { freezeJournal } from './agent/freeze-journal.js';
 import { FreezeRegistry } from './agent/freeze-registry.js';
 import { RawCommandService } from './agent/raw-command.js';
 import { AgentService } from './agent/service.js';
 import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
+import { uploadJournal } from './agent/upload-temp.js';
+import { UploadService } from './agent/uploads.js';
 import { AgentSocketHost } from './agent-socket/host.js';
 import { AgentSocketTransport } from './agent-socket/transport.js';
 import type { Config } from './config/schema.js';
 import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';
+import type { DomainRef } from './libvirt/client.js';
 import { domainKey, LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 
@@ -29,6 +33,8 @@ export class Gateway {
   readonly files: GuestFileService;
   /** Programs in the guests, their results and who started them. */
   readonly exec: ExecService;
+  /** PUT of a guest file: atomic replace (temporary file and rename) or in place. */
+  readonly uploads: UploadService;
   /** POST /domains/{domain}/agent/commands, and the handles it opened for whom. */
   readonly raw: RawCommandService;
   /** GET /metrics: this gateway's own registry, fed by the services above. */
@@ -48,7 +54,7 @@ export class Gateway {
       this.raw.forgetDomain(key);
     };
     // Commands to a domain whose file systems the gateway froze are refused (409) before they queue.
-    const freezes = new FreezeRegistry();
+    const freezes = new FreezeRegistry((key) => this.freeze.forgetRecord(key));
     const viaLibvirt = new LibvirtAgentTransport(this.hosts);
     // A socket domain has no lifecycle events: its channel going away is the sign that the guest or its agent
     // may have restarted, so what the gateway kept of its pids and handles is dropped as for libvirt's events.
@@ -61,9 +67,10 @@ export class Gateway {
     const transportFor = (dom: { host: string }): AgentTransport => (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
     this.agent = new AgentService(transportFor, config.agent);
     this.agent.addGuard(freezes);
-    this.freeze = new FreezeService(this.agent, freezes, config.freeze, this.hosts, log.child({ component: 'freeze' }));
+    this.freeze = new FreezeService(this.agent, freezes, freezeJournal(config.state.dir), config.freeze, this.hosts, log.child({ component: 'freeze' }));
     this.files = new GuestFileService(this.agent, config.files, log.child({ component: 'files' }));
     this.exec = new ExecService(this.agent, config.exec);
+    this.uploads = new UploadService(this.agent, this.files, this.exec, uploadJournal(config.state.dir), { ...config.files, maxWaitMs: config.exec.maxWaitMs }, log.child({ component: 'uploads' }));
     this.raw = new RawCommandService(this.agent, config.rawCommands, this.files, this.exec);
     const libvirtHosts = this.hosts.list.map((h) => ({ host: h.name, pool: h.pool }));
     // Agents connected: libvirt's (from its events) and the agent sockets' channels in step.
@@ -90,6 +97,18 @@ export class Gateway {
     for (const h of this.hosts.list) this.log.info({ host: h.name, uri: h.uri, connections: h.pool.size }, 'connecting to libvirt');
     if (this.agentSockets) this.log.info({ host: this.agentSockets.name, sockets: this.config.agentSockets.sockets.length, directories: this.config.agentSockets.directories.map((d) => d.glob) }, 'serving agent sockets');
     this.hosts.start();
+    this.recovered = this.recoverState();
+  }
+
+  /** Settles once the records a previous run left in state.dir have all been looked at (tests wait for it). */
+  recovered: Promise<void> = Promise.resolve();
+
+  /** What a previous run held when it died: its freezes (thawed at their deadline) and its uploads' temporary files. */
+  private async recoverState(): Promise<void> {
+    const lookup = (host: string, uuid: string): Promise<DomainRef> => this.domains.resolve(`${host}:${uuid}`);
+    await Promise.all([this.freeze.recover(lookup), this.uploads.recover(lookup)]).catch((err: unknown) => {
+      this.log.error({ err: (err as Error).message }, 'recovering state from state.dir failed');
+    });
   }
 
   /** Lets in-flight agent commands finish or reach their deadline, then closes the libvirt connections. */
@@ -98,6 +117,8 @@ export class Gateway {
     await this.freeze.thawAll(Math.min(graceMs, 10_000));
     // Guest file handles first, while the agent queue still takes their guest-file-close.
     if (!(await this.files.close(graceMs))) this.log.warn({ graceMs }, 'guest file handles still open at shutdown');
+    // Uploads cut off by the above remove their temporary files (guest-exec) before the queue closes.
+    await this.uploads.settle(Math.min(graceMs, 10_000));
     const drained = await this.agent.close(graceMs);
     if (!drained) this.log.warn({ graceMs }, 'agent commands still running at shutdown; closing anyway');
     await Promise.all([this.hosts.close(), this.agentSockets?.close()]);

@@ -11,15 +11,19 @@ export interface UploadLimits {
   maxBytes: number;
 }
 
+/** Bytes the guest agent confirmed written so far: still true after a failure. */
+export interface WriteProgress {
+  bytesWritten: number;
+}
+
 /** Agent writes queued at once: the one running and the next. */
 const WRITES_IN_FLIGHT = 2;
 
-/** Answers the bytes written. Flushes at the end; closing the handle is the caller's (on every path). */
-export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | string>, limits: UploadLimits): Promise<number> {
+/** Answers the bytes written (also counted in `progress`). Flushes at the end; closing the handle is the caller's (on every path). */
+export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | string>, limits: UploadLimits, progress: WriteProgress = { bytesWritten: 0 }): Promise<number> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let received = 0;
-  let written = 0;
   const inFlight: Promise<void>[] = [];
 
   const writeChunk = async (chunk: Buffer) => {
@@ -27,7 +31,7 @@ export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | 
     // qemu-ga writes a whole buffer or fails (fwrite); a short write cannot be retried in order behind the
     // next queued chunk, so it ends the upload.
     if (n !== chunk.length) throw new GatewayError('agent_error', `the guest agent wrote ${n} of ${chunk.length} bytes to ${file.path}`);
-    written += n;
+    progress.bytesWritten += n;
   };
   const startWrite = async (chunk: Buffer) => {
     while (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
@@ -42,7 +46,7 @@ export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | 
       const buf = typeof piece === 'string' ? Buffer.from(piece) : piece;
       received += buf.length;
       if (received > limits.maxBytes) {
-        throw new GatewayError('payload_too_large', `the upload is larger than the limit of ${limits.maxBytes} bytes; it stopped after ${written} bytes were written`);
+        throw new GatewayError('payload_too_large', `the upload is larger than the limit of ${limits.maxBytes} bytes; it stopped after ${progress.bytesWritten} bytes were written`);
       }
       pending.push(buf);
       pendingBytes += buf.length;
@@ -62,5 +66,5 @@ export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | 
     throw err;
   }
   await file.flush();
-  return written;
+  return progress.bytesWritten;
 }

@@ -29,6 +29,9 @@ export interface HeldFreeze {
 export class FreezeRegistry implements CommandGuard {
   private readonly held = new Map<string, HeldFreeze>();
 
+  /** onRelease: told of every freeze forgotten, whoever ended it (the journal drops its record). */
+  constructor(private readonly onRelease: (key: string) => void = () => {}) {}
+
   /** key: domainKey() of the domain. */
   get(key: string): HeldFreeze | undefined {
     return this.held.get(key);
@@ -47,6 +50,29 @@ export class FreezeRegistry implements CommandGuard {
 
   /** Records a freeze about to be sent and arms its deadline; 409 when the gateway already holds one. */
   hold(dom: DomainRef, timeoutMs: number, mountpoints: string[] | null, onDeadline: (dom: DomainRef) => void): HeldFreeze {
+    this.refuseSecond(dom);
+    const now = Date.now();
+    return this.put({ dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false }, onDeadline);
+  }
+
+  /**
+   * A freeze a previous run of the gateway took (its journal): held as frozen, since the guest may well be,
+   * with its deadline armed again (at once when it has passed).
+   */
+  restore(entry: Omit<HeldFreeze, 'timer' | 'frozen'>, onDeadline: (dom: DomainRef) => void): HeldFreeze {
+    this.refuseSecond(entry.dom);
+    return this.put({ ...entry, frozen: true }, onDeadline);
+  }
+
+  private put(entry: Omit<HeldFreeze, 'timer'>, onDeadline: (dom: DomainRef) => void): HeldFreeze {
+    const timer = setTimeout(() => onDeadline(entry.dom), Math.max(0, entry.thawAt.getTime() - Date.now()));
+    // Not blocking until the freeze has been sent (it must pass the guard itself); see setFrozen.
+    const held: HeldFreeze = { ...entry, timer };
+    this.held.set(domainKey(entry.dom), held);
+    return held;
+  }
+
+  private refuseSecond(dom: DomainRef): void {
     const existing = this.held.get(domainKey(dom));
     if (existing) {
       throw new GatewayError('state_conflict', `the gateway already holds ${dom.name}'s file systems frozen until ${existing.thawAt.toISOString()}; thaw first`, {
@@ -54,12 +80,6 @@ export class FreezeRegistry implements CommandGuard {
         command: 'guest-fsfreeze-freeze',
       });
     }
-    const now = Date.now();
-    const timer = setTimeout(() => onDeadline(dom), timeoutMs);
-    // Not blocking until the freeze has been sent (it must pass the guard itself); see setFrozen.
-    const entry: HeldFreeze = { dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false, timer };
-    this.held.set(domainKey(dom), entry);
-    return entry;
   }
 
   setFrozen(key: string, frozen: boolean): void {
@@ -73,6 +93,13 @@ export class FreezeRegistry implements CommandGuard {
     if (!entry) return;
     clearTimeout(entry.timer);
     this.held.delete(key);
+    this.onRelease(key);
+  }
+
+  /** Shutdown: stops every deadline timer without releasing (a freeze still held stays in the journal for the next start). */
+  close(): void {
+    for (const entry of this.held.values()) clearTimeout(entry.timer);
+    this.held.clear();
   }
 
   /** A thaw from anywhere (the raw command endpoint too) ends the gateway's hold on the domain. */

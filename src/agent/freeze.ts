@@ -9,7 +9,9 @@ import type { DomainRef } from '../libvirt/client.js';
 import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
 import { LifecycleEvent } from '../libvirt/protocol.js';
 import { command, noArgs } from './commands.js';
+import { recoveryVerdict, toFreezeRecord, type FreezeRecord } from './freeze-journal.js';
 import type { FreezeRegistry, HeldFreeze } from './freeze-registry.js';
+import type { StateJournal } from '../state/journal.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
 // qga/qapi-schema.json: GuestFsfreezeStatus is 'thawed' | 'frozen'; freeze and thaw answer a count.
@@ -31,8 +33,12 @@ export const guestFstrim = command(
 /** Freeze outcomes that prove nothing was frozen: the gateway need not thaw later. */
 const DEFINITE_FAILURES = new Set(['agent_error', 'command_not_supported', 'domain_not_running', 'agent_not_configured', 'agent_not_connected', 'invalid_request', 'agent_queue_full', 'shutting_down', 'domain_not_found']);
 
-const DEADLINE_THAW_ATTEMPTS = 5;
+/** A deadline thaw that fails is retried soon a few times, then every 30 s for as long as the freeze is held. */
+const DEADLINE_THAW_QUICK_ATTEMPTS = 5;
 const DEADLINE_THAW_RETRY_MS = 2_000;
+const DEADLINE_THAW_SLOW_RETRY_MS = 30_000;
+/** Outcomes of a thaw that prove the domain has no freeze left: the domain is gone or not running. */
+const FREEZE_GONE = new Set(['domain_not_found', 'domain_not_running']);
 
 export interface FreezeStatus {
   status: string;
@@ -48,10 +54,13 @@ export interface TrimResult {
 
 export class FreezeService {
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private closing = false;
 
+  /** registry must have been built to call forgetRecord() on release. */
   constructor(
     private readonly agent: AgentService,
     readonly registry: FreezeRegistry,
+    private readonly journal: StateJournal<FreezeRecord>,
     private readonly config: Config['freeze'],
     hosts: LibvirtHosts,
     private readonly log: Logger,
@@ -79,7 +88,15 @@ export class FreezeService {
       throw new GatewayError('invalid_request', `thawAfterMs ${thawAfterMs} is above the configured maximum of ${this.config.maxTimeoutMs} ms`, { domain: dom.name });
     }
     // Held before sending: a freeze whose reply is lost (deadline) may have happened and must still be thawed.
-    this.registry.hold(dom, thawAfterMs, mountpoints, (d) => this.thawOnDeadline(d, 1));
+    const held = this.registry.hold(dom, thawAfterMs, mountpoints, (d) => this.thawOnDeadline(d, 1));
+    // And recorded durably before sending, so that a gateway that dies now still thaws it when it starts again.
+    try {
+      await this.journal.put(toFreezeRecord(held));
+    } catch (err) {
+      this.registry.release(domainKey(dom));
+      this.log.error({ domain: dom.name, err: (err as Error).message }, 'freeze refused: its record could not be written');
+      throw err instanceof GatewayError ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: 'guest-fsfreeze-freeze' }) : err;
+    }
     let count: number;
     try {
       count = mountpoints
@@ -112,29 +129,91 @@ export class FreezeService {
     return count;
   }
 
-  /** The deadline passed: thaw, retrying a few times (the agent may be busy or reconnecting). */
+  /** Drops a freeze's durable record once the freeze is over (the registry calls this on every release). */
+  forgetRecord(key: string): void {
+    this.journal.remove(key).catch((err: unknown) => {
+      this.log.error({ key, err: (err as Error).message }, 'a thawed freeze is still in the journal: the next start will look at its domain again');
+    });
+  }
+
+  /**
+   * The deadline passed: thaw. A failure is retried (the agent may be busy or reconnecting, libvirt restarting)
+   * for as long as the freeze is held: a guest left frozen blocks its writers, so the gateway never gives up
+   * while the domain runs. A domain gone or stopped has nothing left to thaw.
+   */
   private thawOnDeadline(dom: DomainRef, attempt: number): void {
+    if (this.closing || !this.registry.get(domainKey(dom))) return;
     this.thaw(dom, { timeoutMs: 10_000 }).then(
       (count) => this.log.info({ domain: dom.name, count, attempt }, 'freeze deadline passed: thawed'),
       (err: unknown) => {
         const message = err instanceof Error ? err.message : String(err);
-        if (attempt >= DEADLINE_THAW_ATTEMPTS || (err instanceof GatewayError && err.code === 'domain_not_found')) {
-          this.log.error({ domain: dom.name, attempt, err: message }, 'freeze deadline passed: thaw failed; giving up');
+        if (err instanceof GatewayError && FREEZE_GONE.has(err.code)) {
+          this.log.warn({ domain: dom.name, attempt, err: message }, 'freeze deadline passed: the domain is gone or stopped, so is its freeze');
           this.registry.release(domainKey(dom));
           return;
         }
-        this.log.warn({ domain: dom.name, attempt, err: message }, 'freeze deadline passed: thaw failed; retrying');
+        const delay = attempt < DEADLINE_THAW_QUICK_ATTEMPTS ? DEADLINE_THAW_RETRY_MS : DEADLINE_THAW_SLOW_RETRY_MS;
+        this.log.error({ domain: dom.name, attempt, retryInMs: delay, err: message }, 'freeze deadline passed: thaw failed; retrying');
         const timer = setTimeout(() => {
           this.retryTimers.delete(timer);
           this.thawOnDeadline(dom, attempt + 1);
-        }, DEADLINE_THAW_RETRY_MS);
+        }, delay);
         this.retryTimers.add(timer);
       },
     );
   }
 
+  /**
+   * At start-up: takes back the freezes a previous run recorded. Each domain is looked up by host and UUID
+   * (again every few seconds while its host does not answer); one that is gone, stopped or restarted since is
+   * dropped with a log line; otherwise the freeze is held again and thawed at its deadline, or at once when it
+   * passed while the gateway was down. Resolves when every record has been looked at.
+   */
+  async recover(lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs = DEADLINE_THAW_RETRY_MS): Promise<void> {
+    const { entries, corrupt } = await this.journal.read().catch((err: unknown) => {
+      this.log.error({ dir: this.journal.dir, err: (err as Error).message }, 'freeze journal unreadable: freezes an earlier run held cannot be thawed by this one');
+      return { entries: [], corrupt: [] };
+    });
+    for (const c of corrupt) {
+      this.log.error({ file: c.file, keptAs: c.keptAs, reason: c.reason }, 'freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand');
+    }
+    await Promise.all(entries.map(({ entry }) => this.recoverOne(entry, lookup, retryMs)));
+  }
+
+  private async recoverOne(record: FreezeRecord, lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs: number): Promise<void> {
+    const where = { host: record.host, domain: record.name, uuid: record.uuid, thawAt: record.thawAt };
+    for (let attempt = 1; !this.closing; attempt++) {
+      const verdict = recoveryVerdict(record, await lookup(record.host, record.uuid).then((dom) => ({ dom }), (error: unknown) => ({ error })));
+      if (verdict.action === 'drop') {
+        this.log.warn({ ...where, why: verdict.why }, 'freeze journal: record dropped');
+        this.forgetRecord(record.id);
+        return;
+      }
+      if (verdict.action === 'hold') {
+        const dom = verdict.dom;
+        this.registry.restore({ dom, mountpoints: record.mountpoints, frozenAt: new Date(record.frozenAt), thawAt: new Date(record.thawAt) }, (d) => this.thawOnDeadline(d, 1));
+        this.log.info({ ...where, domain: dom.name, overdue: verdict.overdue }, verdict.overdue ? 'freeze journal: deadline passed while the gateway was down; thawing now' : 'freeze journal: freeze held again until its deadline');
+        return;
+      }
+      if (attempt === 1) this.log.warn({ ...where, err: verdict.why }, 'freeze journal: domain not reachable yet; asking again until it is');
+      await this.pause(retryMs);
+    }
+  }
+
+  /** A wait that shutdown cancels (thawAll clears it; the waiter is then never resumed). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.retryTimers.delete(timer);
+        resolve();
+      }, ms);
+      this.retryTimers.add(timer);
+    });
+  }
+
   /** At shutdown: thaws every domain the gateway froze, each under timeoutMs. */
   async thawAll(timeoutMs: number): Promise<void> {
+    this.closing = true;
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     await Promise.allSettled(
@@ -143,11 +222,12 @@ export class FreezeService {
           const count = await this.thaw(dom, { timeoutMs });
           this.log.info({ domain: dom.name, count }, 'shutting down: thawed');
         } catch (err) {
-          this.log.error({ domain: dom.name, err: (err as Error).message }, 'shutting down: thaw failed');
-          this.registry.release(domainKey(dom));
+          this.log.error({ domain: dom.name, err: (err as Error).message }, 'shutting down: thaw failed; its record stays in the journal for the next start');
         }
       }),
     );
+    this.registry.close();
+    await this.journal.settled();
   }
 
   async fstrim(dom: DomainRef, minimumBytes: number | undefined, opts: AgentCallOptions): Promise<TrimResult[]> {

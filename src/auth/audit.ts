@@ -90,6 +90,7 @@ export function registerAudit(app: FastifyInstance, audit: Logger | null): void 
       permission: request.routeOptions.config.permission,
       domain: request.domainName ?? (request.params as { domain?: string } | undefined)?.domain,
       ...targetOf(request),
+      ...(request.guestEffect ? { effect: request.guestEffect } : {}),
       ...record,
     };
     audit.info(bounded(line) as Record<string, unknown>, 'audit');

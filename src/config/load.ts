@@ -62,6 +62,7 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   if (env.LIBVIRT_URI) setIn(raw, ['libvirt', 'uri'], env.LIBVIRT_URI);
   if (env.LIBVIRT_SOCKET) setIn(raw, ['libvirt', 'socketPath'], env.LIBVIRT_SOCKET);
   if (env.LOG_LEVEL) setIn(raw, ['log', 'level'], env.LOG_LEVEL);
+  if (env.STATE_DIRECTORY) setIn(raw, ['state', 'dir'], env.STATE_DIRECTORY);
 }
 
 export function formatZodError(err: z.ZodError, where: string): string {

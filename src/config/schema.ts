@@ -142,6 +142,16 @@ export const configSchema = z.strictObject({
       maxTimeoutMs: ms(3_600_000).default(300_000),
     })
     .prefault({}),
+  /**
+   * What the gateway must remember across its own death: the freezes it holds (thawed at start-up when their
+   * deadline passed, re-armed otherwise) and the temporary files of uploads in flight (removed at start-up).
+   */
+  state: z
+    .strictObject({
+      /** Created (mode 0700) when missing; a freeze is refused (503) when its record cannot be written here. */
+      dir: z.string().min(1).default('/var/lib/qga-gateway'),
+    })
+    .prefault({}),
   /** GET /addresses: every running domain's guest IPs in one call. */
   addresses: z
     .strictObject({

@@ -26,6 +26,8 @@ export const problemSchema = z
     libvirtCode: z.number().int().optional().describe("libvirt's virErrorNumber"),
     retryAfter: z.number().int().optional().describe('Seconds; also sent as the Retry-After header'),
     agentVersion: z.string().optional().describe("qemu-ga's version (command_not_supported)"),
+    bytesWritten: z.number().int().optional().describe('A failed upload: bytes written before it stopped: in place, they are in the file; atomic, they were in the temporary file, since removed'),
+    leftBehind: z.string().optional().describe("A failed atomic upload: the temporary file the gateway could not remove (the target is unchanged)"),
     issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('What is wrong with the request (invalid_request)'),
   })
   .meta({ id: 'Problem' });

@@ -12,6 +12,8 @@ declare module 'fastify' {
     domainName: string | undefined;
     /** Agent commands sent on behalf of this request. */
     agentCommands: string[];
+    /** What the request did or left in the guest beyond its route and status (an upload's bytes, a file left behind): logged and audited. */
+    guestEffect: Record<string, unknown> | undefined;
   }
 }
 
@@ -19,6 +21,7 @@ export function registerRequestContext(app: FastifyInstance): void {
   app.decorateRequest('clientGone', null as unknown as AbortSignal);
   app.decorateRequest('domainName', undefined);
   app.decorateRequest('agentCommands', null as unknown as string[]);
+  app.decorateRequest('guestEffect', undefined);
 
   app.addHook('onRequest', async (request, reply) => {
     const controller = new AbortController();
@@ -40,6 +43,7 @@ export function registerRequestContext(app: FastifyInstance): void {
         durationMs: Math.round(reply.elapsedTime * 100) / 100,
         domain: request.domainName,
         agentCommands: request.agentCommands.length ? request.agentCommands : undefined,
+        effect: request.guestEffect,
       },
       'request',
     );

@@ -1,9 +1,13 @@
 // An in-memory guest file system for the fake libvirtd's agent: guest-file-open/-read/-write/-seek/-flush/-close
 // with qemu-ga's error wording, and a record of every handle opened and closed, so that tests can assert that
 // none is left open. Everything else goes to defaultAgentHandler (guest-info lists the file commands).
+// guest-exec runs the two programs an atomic upload needs (src/agent/replace-commands.ts, seen run for real by
+// test/e2e/files.test.ts): the replace script (rename over the target; exit 3 for a link, 4 for a directory) and
+// rm -f; guest-exec-status answers as qemu-ga does once a process has exited (output base64-encoded).
 import { defaultAgentHandler, type AgentCommand, type AgentHandler, type AgentReply, type FakeDomain } from './fake-libvirtd.js';
 
 const FILE_COMMANDS = ['guest-file-open', 'guest-file-read', 'guest-file-write', 'guest-file-seek', 'guest-file-flush', 'guest-file-close'];
+const EXEC_COMMANDS = ['guest-exec', 'guest-exec-status', 'guest-get-osinfo'];
 
 interface OpenFile {
   path: string;
@@ -16,6 +20,15 @@ export class FakeGuestFiles {
   readonly files = new Map<string, Buffer>();
   /** Paths whose open is refused with EACCES. */
   readonly denied = new Set<string>();
+  /** Paths that are symbolic links or directories, as the replace script sees them. */
+  readonly symlinks = new Set<string>();
+  readonly directories = new Set<string>();
+  /** false: guest-info lists guest-exec as disabled (RHEL's default qemu-ga configuration). */
+  execEnabled = true;
+  /** Every program run: path and arguments. */
+  readonly programs: { path: string; args: string[] }[] = [];
+  private readonly exited = new Map<number, { exitcode: number; out: string; err: string }>();
+  private nextPid = 4000;
   readonly handles = new Map<number, OpenFile>();
   readonly opened: number[] = [];
   readonly closed: number[] = [];
@@ -36,8 +49,15 @@ export class FakeGuestFiles {
     if (cmd.execute === 'guest-info') {
       const info = (await defaultAgentHandler(dom, cmd, timeout)) as { return: { version: string; supported_commands: { name: string }[] } };
       const have = new Set(info.return.supported_commands.map((c) => c.name));
-      const extra = FILE_COMMANDS.filter((c) => !have.has(c)).map((name) => ({ name, enabled: true, 'success-response': true }));
-      return { return: { ...info.return, supported_commands: [...info.return.supported_commands, ...extra] } };
+      const extra = [...FILE_COMMANDS, ...EXEC_COMMANDS].filter((c) => !have.has(c)).map((name) => ({ name, enabled: true, 'success-response': true }));
+      const all = [...info.return.supported_commands, ...extra].map((c) => (c.name === 'guest-exec' ? { ...c, enabled: this.execEnabled } : c));
+      return { return: { ...info.return, supported_commands: all } };
+    }
+    if (EXEC_COMMANDS.includes(cmd.execute)) {
+      this.counts.set(cmd.execute, (this.counts.get(cmd.execute) ?? 0) + 1);
+      const override = await this.intercept?.(cmd);
+      if (override) return override;
+      return this.runExec(cmd);
     }
     if (!FILE_COMMANDS.includes(cmd.execute)) return defaultAgentHandler(dom, cmd, timeout);
     this.counts.set(cmd.execute, (this.counts.get(cmd.execute) ?? 0) + 1);
@@ -45,6 +65,57 @@ export class FakeGuestFiles {
     if (override) return override;
     return this.run(cmd);
   };
+
+  /** Whether this fake answers the command when it shares a domain with another fake agent: file commands, the gateway's own programs and their status. */
+  owns(cmd: AgentCommand): boolean {
+    const a = (cmd.arguments ?? {}) as Record<string, unknown>;
+    if (FILE_COMMANDS.includes(cmd.execute)) return true;
+    if (cmd.execute === 'guest-exec-status') return this.exited.has(Number(a.pid));
+    if (cmd.execute !== 'guest-exec') return false;
+    const args = (a.arg ?? []) as string[];
+    return (a.path === '/bin/rm' && args[0] === '-f' && args[1] === '--') || (a.path === '/bin/sh' && args[2] === 'qga-gateway-replace');
+  }
+
+  private runExec(cmd: AgentCommand): AgentReply {
+    const a = (cmd.arguments ?? {}) as Record<string, unknown>;
+    if (cmd.execute === 'guest-get-osinfo') return { return: { id: 'debian', name: 'Debian GNU/Linux', 'kernel-release': '6.1.0' } };
+    if (cmd.execute === 'guest-exec-status') {
+      const r = this.exited.get(Number(a.pid));
+      if (!r) return { error: { class: 'GenericError', desc: "Invalid parameter 'pid'" } };
+      this.exited.delete(Number(a.pid));
+      return { return: { exited: true, exitcode: r.exitcode, 'out-data': Buffer.from(r.out).toString('base64'), 'err-data': Buffer.from(r.err).toString('base64') } };
+    }
+    const path = String(a.path);
+    const args = (a.arg ?? []) as string[];
+    this.programs.push({ path, args });
+    const result = this.program(path, args);
+    // qemu-ga 7.2 passes GLib's spawn message on when the program cannot be started.
+    if (!result) return { error: { class: 'GenericError', desc: `Guest agent command failed, error was 'Failed to execute child process \u201c${path}\u201d (No such file or directory)'` } };
+    const pid = this.nextPid++;
+    this.exited.set(pid, result);
+    return { return: { pid } };
+  }
+
+  /** The gateway's two programs; null for anything else (a program the fake guest does not have). */
+  private program(path: string, args: string[]): { exitcode: number; out: string; err: string } | null {
+    if (path === '/bin/rm' && args[0] === '-f' && args[1] === '--') {
+      this.files.delete(args[2]!);
+      return { exitcode: 0, out: '', err: '' };
+    }
+    if (path === '/bin/sh' && args[0] === '-c' && args[2] === 'qga-gateway-replace') {
+      const [temp, target] = [args[3]!, args[4]!];
+      const refuse = this.symlinks.has(target) ? 3 : this.directories.has(target) ? 4 : 0;
+      if (refuse || !this.files.has(temp)) {
+        this.files.delete(temp);
+        return { exitcode: refuse || 5, out: '', err: refuse ? '' : `mv: can't rename '${temp}': No such file or directory\n` };
+      }
+      const existed = this.files.has(target);
+      this.files.set(target, this.files.get(temp)!);
+      this.files.delete(temp);
+      return { exitcode: 0, out: existed ? 'owner\nmode\n' : 'new\n', err: '' };
+    }
+    return null;
+  }
 
   private run(cmd: AgentCommand): AgentReply {
     const a = (cmd.arguments ?? {}) as Record<string, unknown>;

@@ -1,4 +1,7 @@
 // The whole gateway (config, libvirt pool, services, Fastify app) in process, against a fake libvirtd.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.js';
@@ -25,6 +28,8 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
     // No rate limits either, unless asked: fuzzing and load tests send thousands of requests a minute, and the
     // auth tests thousands of refusals.
     limits: { rateLimit: { max: 0 }, unauthenticated: { max: 0 } },
+    // Each gateway its own state directory: never the host's /var/lib/qga-gateway, never another test's.
+    state: { dir: mkdtempSync(join(tmpdir(), 'qga-state-')) },
     ...overrides,
     libvirt: { uri, connections: 2, keepaliveIntervalMs: 0, backoffInitialMs: 20, backoffMaxMs: 200, ...overrides.libvirt },
   });

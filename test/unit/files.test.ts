@@ -351,7 +351,7 @@ describe('PUT /domains/{domain}/files/{path}', () => {
     await setup({ maxUploadBytes: 2 * CHUNK + 10 });
     const port = await listen();
     const result = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/tmp/chunked', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/tmp/chunked?atomic=false', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode!, body }));

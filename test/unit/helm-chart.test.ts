@@ -297,6 +297,13 @@ describe('Helm chart: pod defaults', () => {
     expect(ds).toMatch(/supplementalGroups:\s+- \{\{ \.Values\.libvirt\.socketGroupId \| int64 \}\}/);
     expect(ds).toMatch(/checksum\/config: \{\{ include \(print \$\.Template\.BasePath "\/configmap\.yaml"\) \. \| sha256sum \}\}/);
   });
+
+  it('mounts a writable volume at config.state.dir (the root file system is read-only): emptyDir, or the node directory asked for', () => {
+    const ds = templates.get('daemonset.yaml')!;
+    expect(ds).toMatch(/- name: state\s+mountPath: \{\{ \.Values\.config\.state\.dir \}\}\n/);
+    expect(ds).toMatch(/- name: state\s+\{\{- if \.Values\.stateVolume\.hostPath \}\}\s+hostPath:\s+path: \{\{ \.Values\.stateVolume\.hostPath \}\}[\s\S]*?\{\{- else \}\}\s+emptyDir: \{\}/);
+    expect(values.config.state.dir).toBe(parseConfig({}).state.dir);
+  });
 });
 
 describe('Helm chart: templates', () => {

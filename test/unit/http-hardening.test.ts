@@ -3,6 +3,9 @@
 // level, JSON nested deeper than any route needs, and two Authorization headers on one request. The slow and
 // malformed requests go over a raw TCP socket to a listening server: light-my-request has no socket to time
 // out, and it may merge duplicate headers.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -248,13 +251,14 @@ describe('no log level prints a secret', () => {
         const names = new Set([...a.return.supported_commands, ...b.return.supported_commands].map((c) => c.name));
         return { return: { version: '7.2.22', supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': true })) } };
       }
-      return cmd.execute.startsWith('guest-file-') ? files.handler(dom, cmd, timeout) : control.handler(dom, cmd, timeout);
+      return files.owns(cmd) ? files.handler(dom, cmd, timeout) : control.handler(dom, cmd, timeout);
     };
     let out = '';
     const capture = { write: (line: string) => void (out += line) };
     const config = parseConfig({
       auth: { mode: 'tokens', identities },
       log: { level: 'trace' },
+      state: { dir: mkdtempSync(join(tmpdir(), 'qga-state-')) },
       libvirt: { uri: fake.uri, connections: 1, keepaliveIntervalMs: 0 },
     } satisfies ConfigInput);
     const log = createLogger(config.log.level, capture);

@@ -3,12 +3,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { GuestFileReadStream } from '../../agent/file-read-stream.js';
-import { writeStream } from '../../agent/file-upload.js';
 import type { GuestFile, OpenOptions } from '../../agent/guest-file.js';
+import type { UploadProgress } from '../../agent/uploads.js';
 import { checkFilePath } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { guestPathFromUrl } from '../file-path.js';
 import { problemResponses } from '../problem.js';
@@ -37,6 +36,12 @@ const uploadQuery = z.object({
     .max(Number.MAX_SAFE_INTEGER)
     .optional()
     .describe('Write at this byte offset, keeping the rest of the file (created when missing)'),
+  atomic: z
+    .enum(['true', 'false'])
+    .optional()
+    .describe(
+      'Replacing (mode truncate): true (default) writes a temporary file beside the target and renames it over the target at the end, so that the file is replaced whole or not at all; false writes the target in place. Append and offset writes are always in place',
+    ),
 });
 
 const fileWrittenSchema = z
@@ -46,10 +51,24 @@ const fileWrittenSchema = z
     mode: z.enum(['truncate', 'append', 'offset']),
     offset: z.number().int().nullable().describe('Where the write began, for mode offset'),
     bytesWritten: z.number().int(),
+    atomic: z.boolean().describe('true: written to a temporary file and renamed over the target in one step; false: written in place'),
+    created: z.boolean().nullable().describe('Atomic: whether the target did not exist before; null when written in place'),
+    keptOwner: z.boolean().nullable().describe("Atomic: whether the replaced file's owner was given to the new one (needs the agent to run as root); null when new or in place"),
+    keptMode: z.boolean().nullable().describe("Atomic: whether the replaced file's permission bits were given to the new one; null when new or in place"),
   })
   .meta({
     id: 'FileWritten',
-    example: { domain: { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' }, path: '/tmp/hello.txt', mode: 'truncate', offset: null, bytesWritten: 12 },
+    example: {
+      domain: { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' },
+      path: '/etc/app.conf',
+      mode: 'truncate',
+      offset: null,
+      bytesWritten: 12,
+      atomic: true,
+      created: false,
+      keptOwner: true,
+      keptMode: true,
+    },
   });
 
 /** The request log names each command once: a 1 GiB download is a thousand guest-file-reads. */
@@ -199,46 +218,60 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request, reply) => {
         const path = guestPathFromUrl(request.params['*']);
         checkFilePath(request.identity, 'write', path);
-        const { mode = 'truncate', offset } = request.query;
+        const { offset } = request.query;
         if (offset !== undefined && request.query.mode === 'append') throw new GatewayError('invalid_request', 'offset and mode=append exclude each other');
+        const mode = offset !== undefined ? 'offset' : (request.query.mode ?? 'truncate');
+        if (mode !== 'truncate' && request.query.atomic === 'true') throw new GatewayError('invalid_request', `atomic=true is for replacing a whole file; ${mode === 'append' ? 'mode=append' : 'offset'} writes in place`);
+        const atomic = mode === 'truncate' && request.query.atomic !== 'false';
         const declared = request.headers['content-length'] === undefined ? null : Number(request.headers['content-length']);
         if (declared !== null && declared > cfg.maxUploadBytes) {
           // Refused before anything is opened; the connection closes so the unread body does not linger.
           reply.header('connection', 'close');
-          throw new GatewayError('payload_too_large', `the body of ${declared} bytes is larger than the upload limit of ${cfg.maxUploadBytes} bytes`);
+          throw new GatewayError('payload_too_large', `the body of ${declared} bytes is larger than the upload limit of ${cfg.maxUploadBytes} bytes; nothing was written`);
         }
         const { dom, opts } = await agentTarget(gateway, request);
-        const file = await openForWrite(gateway, dom, path, offset === undefined ? (mode === 'append' ? 'a' : 'w') : 'r+', onceEach(opts));
-        let bytesWritten: number;
+        const progress: UploadProgress = { bytesWritten: 0, temp: null, leftBehind: null };
+        const body = (request.body ?? []) as AsyncIterable<Buffer>;
         try {
-          if (offset !== undefined) await file.seek(offset, 'set');
-          const body = (request.body ?? []) as AsyncIterable<Buffer>;
-          bytesWritten = await writeStream(file, body, { chunkBytes: cfg.writeChunkBytes, maxBytes: cfg.maxUploadBytes });
+          const result = await gateway.uploads.upload(dom, path, { mode, offset, atomic }, body, onceEach(opts), progress);
+          request.guestEffect = { bytesWritten: result.bytesWritten, atomic };
+          request.log.debug({ path, bytesWritten: result.bytesWritten, atomic }, 'upload');
+          return reply.send({
+            domain: domainRef(dom),
+            path,
+            mode,
+            offset: offset ?? null,
+            bytesWritten: result.bytesWritten,
+            atomic,
+            created: result.kept?.created ?? null,
+            keptOwner: result.kept && !result.kept.created ? result.kept.owner : null,
+            keptMode: result.kept && !result.kept.created ? result.kept.mode : null,
+          });
         } catch (err) {
+          // What a failed upload left: nothing (atomic: the temporary file removed), or the bytes written in place.
+          request.guestEffect = { atomic, bytesWritten: progress.bytesWritten, ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}) };
+          if (!atomic && progress.bytesWritten > 0) request.log.warn({ path, mode, bytesWritten: progress.bytesWritten }, 'in-place upload stopped part way: the bytes written so far stay in the file');
           if (err instanceof GatewayError && err.code === 'payload_too_large') reply.header('connection', 'close');
           // The body stream fails with 'aborted' when the client leaves mid-upload: not a gateway fault.
-          if (!(err instanceof GatewayError) && (request.clientGone.aborted || request.raw.errored)) {
-            throw new GatewayError('client_gone', 'the client went away before the whole body arrived', { domain: dom.name });
-          }
-          throw err;
-        } finally {
-          await file.close();
+          const failure =
+            !(err instanceof GatewayError) && (request.clientGone.aborted || request.raw.errored) ? new GatewayError('client_gone', 'the client went away before the whole body arrived', { domain: dom.name }) : err;
+          throw failure instanceof GatewayError ? withUploadOutcome(failure, path, atomic, progress) : failure;
         }
-        request.log.debug({ path, bytesWritten }, 'upload');
-        return reply.send({ domain: domainRef(dom), path, mode: offset === undefined ? mode : 'offset', offset: offset ?? null, bytesWritten });
       },
     );
   };
 }
 
-/** r+ keeps the file's bytes but needs the file; a missing one is created with w. */
-async function openForWrite(gateway: Gateway, dom: DomainRef, path: string, mode: 'w' | 'a' | 'r+', opts: OpenOptions): Promise<GuestFile> {
-  if (mode !== 'r+') return gateway.files.openFile(dom, path, mode, opts);
-  try {
-    return await gateway.files.openFile(dom, path, 'r+', opts);
-  } catch (err) {
-    if (err instanceof GatewayError && err.code === 'file_not_found') return gateway.files.openFile(dom, path, 'w', opts);
-    throw err;
-  }
+/** A failed upload's problem says what it left behind in the guest. */
+function withUploadOutcome(err: GatewayError, path: string, atomic: boolean, progress: UploadProgress): GatewayError {
+  const left = progress.leftBehind
+    ? `; ${path} is unchanged, but the temporary file ${progress.leftBehind} could not be removed`
+    : atomic
+      ? progress.temp
+        ? `; ${path} is unchanged`
+        : ''
+      : progress.bytesWritten > 0
+        ? `; written in place: the first ${progress.bytesWritten} bytes of the upload are in ${path}`
+        : '';
+  return new GatewayError(err.code, err.message + left, { ...err.extras, bytesWritten: progress.bytesWritten, ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}) });
 }
-
