@@ -4,6 +4,7 @@
 #   podman run -d --name qga-gateway --network host \
 #     -v /run/libvirt:/run/libvirt \
 #     -v /etc/qga-gateway/config.yaml:/etc/qga-gateway/config.yaml:ro \
+#     -v qga-gateway-state:/var/lib/qga-gateway \
 #     --group-add "$(stat -c %g /run/libvirt/libvirt-sock)" \
 #     qga-gateway
 #
@@ -29,6 +30,10 @@
 #   /docs) answers 401 until you do.
 #   The environment wins over the file: HOST (0.0.0.0 here) and PORT (8080) set the listener, LIBVIRT_URI,
 #   LIBVIRT_SOCKET and LOG_LEVEL the rest. Development mode (auth.mode: none) is refused on 0.0.0.0.
+# - State: /var/lib/qga-gateway (config state.dir, env STATE_DIRECTORY) holds a record of every freeze the gateway
+#   holds and of every upload's temporary file, so that a gateway killed outright (SIGKILL, OOM, crash) thaws the
+#   guest and removes the file when it starts again. Keep it on a volume (writable by uid 10001) that outlives the
+#   container; without one, a new container forgets them (a restart of the same container keeps them).
 # - Stop: SIGTERM goes to node itself (PID 1; the base image's entrypoint execs it), which stops accepting,
 #   finishes in-flight requests for up to shutdownGraceMs (30 s) and exits 0: give `docker stop -t` /
 #   terminationGracePeriodSeconds a little more than that.
@@ -71,6 +76,7 @@ RUN groupadd --gid "${APP_GID}" qga-gateway \
  && { getent group "${LIBVIRT_GID}" >/dev/null || groupadd --gid "${LIBVIRT_GID}" libvirt; } \
  && usermod --append --groups "$(getent group "${LIBVIRT_GID}" | cut -d: -f1)" qga-gateway \
  && mkdir -p /etc/qga-gateway \
+ && install -d -o "${APP_UID}" -g "${APP_GID}" -m 0700 /var/lib/qga-gateway \
  && printf '%s\n' \
       '# Default configuration of the qga-gateway image: mount your own file over this one.' \
       '# Token auth is on and no identity exists yet: create one with `npm run token -- NAME SCOPE...`.' \
@@ -90,6 +96,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --no-update-notifier
 # The OpenAPI document is generated from the routes at run time (/openapi.json): openapi/ is not needed.
 COPY --from=build /src/dist ./dist
 
+# What a gateway killed mid-freeze or mid-upload needs when it starts again (see State above).
+VOLUME /var/lib/qga-gateway
 # Numeric, so that Kubernetes' runAsNonRoot can check it; the supplementary libvirt group comes from /etc/group.
 USER ${APP_UID}
 EXPOSE 8080

@@ -109,7 +109,6 @@ export class UploadService {
     await this.ensureCanRename(dom, path, callOpts);
     const os = await this.osOf(dom, path, callOpts);
     const temp = tempPathFor(path);
-    progress.temp = temp;
     const record = uploadRecord(dom, os, temp, path);
     await this.journal.put(record).catch((err: unknown) => this.journalFailed(err));
 
@@ -121,6 +120,7 @@ export class UploadService {
       await this.forget(record);
       throw openError(err, path, temp);
     }
+    progress.temp = temp;
     try {
       await writeStream(file, body, this.limits, progress);
     } catch (err) {
@@ -182,10 +182,11 @@ export class UploadService {
     }
     await this.removeTemp(dom, record, progress);
     if (outcome.exitCode === REPLACE_EXIT.symlink || outcome.exitCode === REPLACE_EXIT.directory) {
-      const what = outcome.exitCode === REPLACE_EXIT.symlink ? 'a symbolic link' : 'a directory';
-      throw new GatewayError('not_a_regular_file', `${record.target} is ${what}: an atomic upload would replace it rather than write the file it leads to; nothing was changed. PUT the link's target, or add ?atomic=false to write through it`, {
-        domain: dom.name,
-      });
+      const why =
+        outcome.exitCode === REPLACE_EXIT.symlink
+          ? `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, or add ?atomic=false to write through the link`
+          : `${record.target} is a directory: an upload names a file`;
+      throw new GatewayError('not_a_regular_file', why, { domain: dom.name });
     }
     throw new GatewayError('agent_error', `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}; the target is unchanged`, {
       domain: dom.name,

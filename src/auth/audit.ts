@@ -7,6 +7,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { withoutTokens } from '../http/query-secrets.js';
 import type { RefusalsLimited } from '../http/refusal-limit.js';
+import type { RequestDone } from '../http/request-context.js';
 
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -70,9 +71,9 @@ function targetOf(request: FastifyRequest): Record<string, unknown> {
   return target;
 }
 
-export function registerAudit(app: FastifyInstance, audit: Logger | null): void {
+export function registerAudit(app: FastifyInstance, audit: Logger | null, requestDone: RequestDone): void {
   if (!audit) return;
-  app.addHook('onResponse', async (request, reply) => {
+  requestDone.add((request, reply) => {
     const limited = request.refusalsLimited;
     if (limited && !limited.first) return;
     const refused = reply.statusCode === 401 || reply.statusCode === 403;

@@ -109,12 +109,12 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
     }
   });
 
-  registerRequestContext(app);
-  registerHttpMetrics(app, gateway.metrics);
+  const requestDone = registerRequestContext(app);
+  registerHttpMetrics(requestDone, gateway.metrics);
   registerQueryTokenRefusal(app);
   const refusals = registerRefusalLimit(app, gateway.config.limits.unauthenticated);
   registerAuthentication(app, gateway, new Authenticator(gateway.config.auth), refusals.checkIdentity);
-  registerAudit(app, audit);
+  registerAudit(app, audit, requestDone);
   registerProblemHandlers(app, refusals.rewrite);
   await registerRateLimit(app, gateway.config);
 

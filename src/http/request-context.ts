@@ -1,6 +1,6 @@
 // Per-request state: an abort signal for when the client goes away, what the request did (domain, agent
 // commands), and the one log line per request that says so.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AgentCallOptions } from '../agent/service.js';
 import { loggableUrl } from './query-secrets.js';
 
@@ -17,7 +17,36 @@ declare module 'fastify' {
   }
 }
 
-export function registerRequestContext(app: FastifyInstance): void {
+/** Runs once per request when it is over: answered, or its client gone (see registerRequestContext). */
+export type RequestDoneHook = (request: FastifyRequest, reply: FastifyReply) => void;
+
+export interface RequestDone {
+  add(hook: RequestDoneHook): void;
+}
+
+const doneRan = new WeakSet<FastifyRequest>();
+const sending = new WeakSet<FastifyRequest>();
+
+/**
+ * Fastify runs onResponse only when the answer has been written out ('finish'): a request whose client went
+ * away first (an upload cut off half-way, a download abandoned) would leave no request log line and no audit
+ * line, though it may have changed the guest. Here "done" is onResponse, or, once the client has gone, the
+ * moment the handler has finished (its answer reached onSend) or the socket closed after that, whichever is last.
+ */
+export function registerRequestContext(app: FastifyInstance): RequestDone {
+  const hooks: RequestDoneHook[] = [];
+  const done = (request: FastifyRequest, reply: FastifyReply) => {
+    if (doneRan.has(request)) return;
+    doneRan.add(request);
+    for (const hook of hooks) {
+      try {
+        hook(request, reply);
+      } catch (err) {
+        request.log.error({ err }, 'request-done hook failed');
+      }
+    }
+  };
+
   app.decorateRequest('clientGone', null as unknown as AbortSignal);
   app.decorateRequest('domainName', undefined);
   app.decorateRequest('agentCommands', null as unknown as string[]);
@@ -28,11 +57,22 @@ export function registerRequestContext(app: FastifyInstance): void {
     request.clientGone = controller.signal;
     request.agentCommands = [];
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort(new DOMException('the client went away', 'AbortError'));
+      if (reply.raw.writableFinished) return;
+      controller.abort(new DOMException('the client went away', 'AbortError'));
+      // The handler already answered (a download cut off): nothing more will happen to this request.
+      if (sending.has(request)) done(request, reply);
     });
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onSend', async (request, reply) => {
+    sending.add(request);
+    // Answered after the client left (an upload's clean-up finished): 'finish' will never come.
+    if (request.clientGone?.aborted) setImmediate(() => done(request, reply));
+  });
+
+  app.addHook('onResponse', async (request, reply) => done(request, reply));
+
+  hooks.push((request, reply) => {
     request.log.info(
       {
         method: request.method,
@@ -44,10 +84,12 @@ export function registerRequestContext(app: FastifyInstance): void {
         domain: request.domainName,
         agentCommands: request.agentCommands.length ? request.agentCommands : undefined,
         effect: request.guestEffect,
+        clientGone: request.clientGone?.aborted || undefined,
       },
       'request',
     );
   });
+  return { add: (hook) => hooks.push(hook) };
 }
 
 /** What the agent layer needs from a request: its deadline, its abort signal, and where to note its commands. */

@@ -9,6 +9,8 @@ export interface GatewayProcess {
   child: ChildProcess;
   /** Every log line so far. */
   logs: string[];
+  /** Its state.dir: a fresh directory unless the config named one (a restart that must find the same state does). */
+  stateDir: string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -16,9 +18,12 @@ export async function startGateway(config: object = {}, timeoutMs = 20_000): Pro
   const dir = mkdtempSync(join(tmpdir(), 'qga-e2e-'));
   const configFile = join(dir, 'gateway.json');
   // Development mode (no tokens) and no rate limit unless the test's config names its own auth or limits section.
-  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, ...config }));
+  // Never the host's /var/lib/qga-gateway: a freeze one test's gateway left there would be thawed by another's.
+  const state = { dir: join(dir, 'state') };
+  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, state, ...config }));
+  const stateDir = (config as { state?: { dir?: string } }).state?.dir ?? state.dir;
   const child = spawn(process.execPath, ['dist/server.js', '--config', configFile], {
-    env: { ...process.env, PORT: '', HOST: '', LIBVIRT_URI: '', LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: '', HOST: '', LIBVIRT_URI: '', LOG_LEVEL: 'info', STATE_DIRECTORY: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
@@ -65,6 +70,7 @@ export async function startGateway(config: object = {}, timeoutMs = 20_000): Pro
     url,
     child,
     logs,
+    stateDir,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
