@@ -16,21 +16,64 @@ export interface WriteProgress {
   bytesWritten: number;
 }
 
+/**
+ * The body's pieces until the signal aborts, which ends the wait for the next piece at once: a client that
+ * stalls mid-body must not hold a shutdown (or a gone transfer) until it sends again.
+ */
+async function* untilAborted<T>(body: AsyncIterable<T> | Iterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it: AsyncIterator<T> | Iterator<T> = Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]();
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    for (;;) {
+      const next = await Promise.race([Promise.resolve(it.next()), aborted]);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    // Ends the body's iteration (an unread request body is then discarded with its connection).
+    void Promise.resolve(it.return?.()).catch(() => {});
+  }
+}
+
 /** Agent writes queued at once: the one running and the next. */
 const WRITES_IN_FLIGHT = 2;
 
 /** Answers the bytes written (also counted in `progress`). Flushes at the end; closing the handle is the caller's (on every path). */
-export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | string>, limits: UploadLimits, progress: WriteProgress = { bytesWritten: 0 }): Promise<number> {
+export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, limits: UploadLimits, progress: WriteProgress = { bytesWritten: 0 }): Promise<number> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let received = 0;
   const inFlight: Promise<void>[] = [];
 
+  // A write queued behind one that failed must not be sent: in place, it would land after the gap.
+  let failed = false;
+  const order = {
+    proceed: () => !failed,
+    onOutcome: (ok: boolean) => {
+      if (!ok) failed = true;
+    },
+  };
   const writeChunk = async (chunk: Buffer) => {
-    const n = await file.write(chunk);
+    let n: number;
+    try {
+      n = await file.write(chunk, order);
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
     // qemu-ga writes a whole buffer or fails (fwrite); a short write cannot be retried in order behind the
     // next queued chunk, so it ends the upload.
-    if (n !== chunk.length) throw new GatewayError('agent_error', `the guest agent wrote ${n} of ${chunk.length} bytes to ${file.path}`);
+    if (n !== chunk.length) {
+      failed = true;
+      throw new GatewayError('agent_error', `the guest agent wrote ${n} of ${chunk.length} bytes to ${file.path}`);
+    }
     progress.bytesWritten += n;
   };
   const startWrite = async (chunk: Buffer) => {
@@ -41,8 +84,7 @@ export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | 
   };
 
   try {
-    for await (const piece of body) {
-      if (file.signal.aborted) throw file.signal.reason;
+    for await (const piece of untilAborted(body, file.signal)) {
       const buf = typeof piece === 'string' ? Buffer.from(piece) : piece;
       received += buf.length;
       if (received > limits.maxBytes) {

@@ -112,12 +112,12 @@ export class GuestFile {
    * here: qemu-ga 7.2 misparses a command of about 256 KiB (a 196,000-byte write failed with "JSON parse error", and
    * the rest of it was read as the start of the next command, so that the handle's close failed and it stayed open).
    */
-  write(data: Buffer): Promise<number> {
+  write(data: Buffer, order: Pick<AgentCallOptions, 'proceed' | 'onOutcome'> = {}): Promise<number> {
     if (data.length > this.service.config.writeChunkBytes || base64Length(data.length) > WRITE_BASE64_MAX) {
       throw new GatewayError('internal_error', `a write of ${data.length} bytes is larger than one write chunk`);
     }
     return this.call(async () => {
-      const reply = await this.service.agent.execute(this.dom, guestFileWrite, { handle: this.handle, 'buf-b64': data.toString('base64'), count: data.length }, this.callOpts);
+      const reply = await this.service.agent.execute(this.dom, guestFileWrite, { handle: this.handle, 'buf-b64': data.toString('base64'), count: data.length }, { ...this.callOpts, ...order });
       this.service.transfers?.written(reply.count);
       return reply.count;
     });

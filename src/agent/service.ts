@@ -18,6 +18,13 @@ export interface AgentCallOptions {
   signal?: AbortSignal;
   /** Told the name of each command sent, for the request log. */
   onCommand?: (execute: string) => void;
+  /**
+   * Checked when the command's turn in the domain's queue comes: false drops it unsent. With onOutcome, which
+   * runs before the next command in the queue starts, a write queued behind a failed write of the same file
+   * is never sent (it would land after a gap).
+   */
+  proceed?: () => boolean;
+  onOutcome?: (ok: boolean) => void;
 }
 
 class DeadlineError extends Error {
@@ -205,9 +212,18 @@ export class AgentService {
       const result = await this.queue.run(
         domainKey(dom),
         () => {
+          if (opts.proceed && !opts.proceed()) return Promise.reject(new GatewayError('agent_error', `${execute} not sent: an earlier command it depends on failed`, context));
           startedAt = Date.now();
           opts.onCommand?.(execute);
-          return call({ signal: abort.signal, deadlineAt });
+          const result = call({ signal: abort.signal, deadlineAt });
+          if (!opts.onOutcome) return result;
+          return result.then(
+            (value) => (opts.onOutcome!(true), value),
+            (err: unknown) => {
+              opts.onOutcome!(false);
+              throw err;
+            },
+          );
         },
         abort.signal,
       );

@@ -36,7 +36,11 @@ export const uploadRecordSchema = z.strictObject({
   host: z.string().min(1),
   uuid: z.string().min(1),
   name: z.string(),
+  /** libvirt's id of the running domain: another one at recovery means it restarted, and the handle is gone. */
+  domId: z.number().int(),
   os: z.enum(['posix', 'windows']),
+  /** The temporary file's handle in qemu-ga, once open: closed at recovery, or it stays open in the agent. */
+  handle: z.number().int().optional(),
   temp: z.string().min(1),
   target: z.string().min(1),
   startedAt: z.iso.datetime(),
@@ -48,5 +52,5 @@ export function uploadJournal(stateDir: string): StateJournal<UploadRecord> {
 }
 
 export function uploadRecord(dom: DomainRef, os: UploadRecord['os'], temp: string, target: string): UploadRecord {
-  return { id: `${dom.host}/${dom.uuid}/${temp}`, host: dom.host, uuid: dom.uuid, name: dom.name, os, temp, target, startedAt: new Date().toISOString() };
+  return { id: `${dom.host}/${dom.uuid}/${temp}`, host: dom.host, uuid: dom.uuid, name: dom.name, domId: dom.id, os, temp, target, startedAt: new Date().toISOString() };
 }

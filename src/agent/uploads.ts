@@ -15,6 +15,7 @@ import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';
 import type { StateJournal } from '../state/journal.js';
 import type { ExecService } from './exec-service.js';
+import { guestFileClose } from './file-commands.js';
 import { writeStream, type WriteProgress } from './file-upload.js';
 import type { GuestFileService } from './files.js';
 import type { GuestFile, OpenOptions } from './guest-file.js';
@@ -121,6 +122,8 @@ export class UploadService {
       throw openError(err, path, temp);
     }
     progress.temp = temp;
+    // The handle too: a gateway killed now would leave it open in qemu-ga, and only this record names it.
+    await this.journal.put({ ...record, handle: file.handle }).catch((err: unknown) => this.journalFailed(err));
     try {
       await writeStream(file, body, this.limits, progress);
     } catch (err) {
@@ -140,6 +143,8 @@ export class UploadService {
 
   /** 501 before anything is written when the agent cannot run the rename. */
   private async ensureCanRename(dom: DomainRef, path: string, opts: AgentCallOptions): Promise<void> {
+    // An agent that cannot write at all says so first (501 command_not_supported, as for an in-place write).
+    await this.agent.ensureSupported(dom, 'guest-file-write', opts);
     try {
       await this.agent.ensureSupported(dom, 'guest-exec', opts);
       await this.agent.ensureSupported(dom, 'guest-exec-status', opts);
@@ -227,6 +232,16 @@ export class UploadService {
     this.log.warn({ err: (err as Error).message }, 'uploads: state.dir cannot be written; a gateway killed mid-upload will leave its temporary file (.*.qga-gateway-*.tmp) behind');
   }
 
+  /** A handle a killed gateway left open: closed so that qemu-ga lets go of the file (an error means it is gone already). */
+  private async closeStale(dom: DomainRef, handle: number): Promise<void> {
+    try {
+      await this.agent.execute(dom, guestFileClose, { handle }, { timeoutMs: this.config.closeTimeoutMs });
+      this.log.info({ domain: dom.name, handle }, 'upload journal: closed a guest file handle an earlier run left open');
+    } catch (err) {
+      this.log.info({ domain: dom.name, handle, err: (err as Error).message }, 'upload journal: the handle an earlier run left is no longer open');
+    }
+  }
+
   /**
    * At start-up: removes the temporary files of uploads a previous run left (it was killed mid-upload, or could
    * not remove them). One whose domain does not answer keeps its record for the next start.
@@ -241,6 +256,7 @@ export class UploadService {
       entries.map(async ({ entry }) => {
         try {
           const dom = await lookupWhenAnswering(lookup, entry.host, entry.uuid);
+          if (entry.handle !== undefined && (entry.domId <= 0 || dom.id === entry.domId)) await this.closeStale(dom, entry.handle);
           const outcome = await this.runProgram(dom, removeProgram(entry.os, entry.temp));
           if (outcome.exitCode !== 0) throw new Error(`exit ${outcome.exitCode}: ${outcome.stderr.trim()}`);
           this.log.info({ domain: dom.name, temp: entry.temp, target: entry.target }, 'upload journal: removed the temporary file of an upload an earlier run did not finish');

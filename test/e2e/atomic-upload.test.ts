@@ -182,7 +182,7 @@ describe('in place', () => {
 });
 
 describe('a gateway killed mid-upload', () => {
-  it('leaves the target whole, and its next start removes the temporary file', async () => {
+  it('leaves the target whole, and its next start closes the handle and removes the temporary file', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'qga-e2e-state-'));
     const p = `${dir}/killed.bin`;
     const old = randomBytes(512 * 1024);
@@ -196,11 +196,16 @@ describe('a gateway killed mid-upload', () => {
     await first.stop('SIGKILL');
     req.destroy();
     expect(await strays()).toHaveLength(1);
+    expect((await agentFds(dom, dir)).matching).toHaveLength(1);
     expect(await guestSha256(dom, p)).toBe(sha256(old));
     const second = await startGateway({ state: { dir: stateDir } });
     try {
-      await waitFor('the next start to remove the temporary file', async () => (await strays()).length === 0, 60_000, 1000);
+      const removedLine = () => second.logs.some((l) => l.includes('removed the temporary file of an upload an earlier run did not finish'));
+      await waitFor('the next start to remove the temporary file', async () => removedLine() && (await strays()).length === 0, 60_000, 1000);
       expect(second.logs.some((l) => l.includes('removed the temporary file of an upload an earlier run did not finish'))).toBe(true);
+      // The handle the killed gateway held is closed too: qemu-ga no longer holds the (deleted) file open.
+      expect(second.logs.some((l) => l.includes('closed a guest file handle an earlier run left open'))).toBe(true);
+      expect((await agentFds(dom, dir)).matching).toEqual([]);
       expect(await guestSha256(dom, p)).toBe(sha256(old));
     } finally {
       await second.stop();

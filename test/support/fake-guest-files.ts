@@ -25,6 +25,8 @@ export class FakeGuestFiles {
   readonly directories = new Set<string>();
   /** false: guest-info lists guest-exec as disabled (RHEL's default qemu-ga configuration). */
   execEnabled = true;
+  /** guest-get-osinfo's id: 'mswindows' for a Windows guest (qga/commands-win32.c). */
+  osId = 'debian';
   /** Every program run: path and arguments. */
   readonly programs: { path: string; args: string[] }[] = [];
   private readonly exited = new Map<number, { exitcode: number; out: string; err: string }>();
@@ -78,7 +80,7 @@ export class FakeGuestFiles {
 
   private runExec(cmd: AgentCommand): AgentReply {
     const a = (cmd.arguments ?? {}) as Record<string, unknown>;
-    if (cmd.execute === 'guest-get-osinfo') return { return: { id: 'debian', name: 'Debian GNU/Linux', 'kernel-release': '6.1.0' } };
+    if (cmd.execute === 'guest-get-osinfo') return { return: { id: this.osId, name: this.osId === 'mswindows' ? 'Microsoft Windows' : 'Debian GNU/Linux', 'kernel-release': '6.1.0' } };
     if (cmd.execute === 'guest-exec-status') {
       const r = this.exited.get(Number(a.pid));
       if (!r) return { error: { class: 'GenericError', desc: "Invalid parameter 'pid'" } };

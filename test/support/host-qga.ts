@@ -61,7 +61,12 @@ export function findQemuGa(): string {
   return found;
 }
 
-export async function startHostQga(opts: { restartOnExit?: boolean } = {}): Promise<HostQga> {
+/**
+ * allow: commands of BLOCKED_RPCS to leave enabled for one test (guest-file-write, to write into a test directory
+ * of the host). Everything else stays blocked.
+ */
+export async function startHostQga(opts: { restartOnExit?: boolean; allow?: (typeof BLOCKED_RPCS)[number][] } = {}): Promise<HostQga> {
+  const blocked = BLOCKED_RPCS.filter((c) => !opts.allow?.includes(c));
   const bin = findQemuGa();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'host-qga-'));
   const stateDir = path.join(dir, 'state');
@@ -72,7 +77,7 @@ export async function startHostQga(opts: { restartOnExit?: boolean } = {}): Prom
     '-p', socketPath,
     '-t', stateDir,
     '-f', path.join(dir, 'qga.pid'),
-    '-b', BLOCKED_RPCS.join(','),
+    '-b', blocked.join(','),
   ];
 
   let child: ChildProcess | null = null;
@@ -105,7 +110,7 @@ export async function startHostQga(opts: { restartOnExit?: boolean } = {}): Prom
   };
 
   await launch();
-  const version = await checkBlocked(socketPath);
+  const version = await checkBlocked(socketPath, blocked);
   return {
     path: socketPath,
     dir,
@@ -164,13 +169,13 @@ function probe(socketPath: string): Promise<boolean> {
 }
 
 /** guest-info on a raw connection: every blocked command must show as disabled, or the tests stop here. */
-async function checkBlocked(socketPath: string): Promise<string> {
+async function checkBlocked(socketPath: string, blocked: readonly string[]): Promise<string> {
   const reply = await rawExchange(socketPath, '\xff{"execute":"guest-sync-delimited","arguments":{"id":1}}\n{"execute":"guest-info"}\n', 3);
   const info = JSON.parse(reply[2]!) as {
     return: { version: string; supported_commands: { name: string; enabled: boolean }[] };
   };
   const enabled = new Map(info.return.supported_commands.map((c) => [c.name, c.enabled]));
-  const notBlocked = BLOCKED_RPCS.filter((name) => enabled.get(name) === true);
+  const notBlocked = blocked.filter((name) => enabled.get(name) === true);
   if (notBlocked.length) throw new Error(`qemu-ga did not block ${notBlocked.join(', ')}: refusing to test against it`);
   return info.return.version;
 }
