@@ -99,8 +99,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   const args = [server];
   // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) and no rate limit
   // (the RSS run sends 20,000 requests in a minute) unless a config says otherwise.
-  const config = { auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, ...opts.config };
   const dir = mkdtempSync(join(tmpdir(), 'qga-bench-'));
+  // Its own state.dir, never the host's; not for another checkout's build (--compare), whose config may predate it.
+  const config = { auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, ...(opts.server ? {} : { state: { dir: join(dir, 'state') } }), ...opts.config };
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'gateway.yaml');
   writeFileSync(file, toYaml(config));

@@ -22,7 +22,7 @@ echo "== build (tsc -p tsconfig.build.json)"
 "$BIN/tsc" -p tsconfig.build.json || { echo "run-all: build failed" >&2; exit 1; }
 
 failed=()
-for b in ping concurrency rss files addresses hosts container direct; do
+for b in ping concurrency rss files upload addresses hosts container direct; do
     echo
     echo "== bench/$b.ts $*"
     # Each script bounds its own run time (BENCH_MAX_SECONDS, default 900) and stops its children.
