@@ -147,6 +147,30 @@ describe('the running container', () => {
     expect(await res.text()).toBe(`hello from ${guest1.name}\n`);
   });
 
+  it('keeps its state (freeze records) in the /var/lib/qga-gateway volume, which uid 10001 may write', async () => {
+    const config = JSON.parse(await inspectImage('{{json .Config}}')) as { Volumes: Record<string, unknown> };
+    expect(Object.keys(config.Volumes ?? {})).toEqual(['/var/lib/qga-gateway']);
+    expect((await podman(['exec', gw.name, 'stat', '-c', '%u %a', '/var/lib/qga-gateway'])).trim()).toBe('10001 700');
+    const freezer = await startContainer({ scopes: ['read', 'freeze'] });
+    try {
+      await waitFor200(`${freezer.url}/readyz`, 60_000);
+      const call = (method: string) =>
+        fetch(`${freezer.url}/domains/${guest1.name}/fsfreeze`, {
+          method,
+          headers: { authorization: `Bearer ${freezer.token}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+          body: method === 'POST' ? '{"thawAfterMs":60000}' : undefined,
+        });
+      // guest1's root is an initramfs: nothing to freeze (0 file systems), but the gateway records and holds it all the same.
+      const frozen = await call('POST');
+      expect(frozen.status, await frozen.clone().text()).toBe(200);
+      expect((await podman(['exec', freezer.name, 'ls', '/var/lib/qga-gateway/freezes'])).trim()).toMatch(/^[0-9a-f]{32}\.json$/);
+      expect((await call('DELETE')).status).toBe(200);
+      expect((await podman(['exec', freezer.name, 'ls', '-A', '/var/lib/qga-gateway/freezes'])).trim()).toBe('');
+    } finally {
+      await freezer.remove();
+    }
+  });
+
   it("reaches libvirtd only through the socket's group: as nobody without it EACCES, with --group-add ready", async () => {
     // Precondition: a socket anyone may open would make this test prove nothing.
     expect(statSync(LIBVIRT_SOCKET).mode & 0o007).toBe(0);
