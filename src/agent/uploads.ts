@@ -22,6 +22,7 @@ import type { GuestFile, OpenOptions } from './guest-file.js';
 import { guestGetOsinfo } from './guest-facts-commands.js';
 import { keptFromOutput, removeProgram, replaceProgram, REPLACE_EXIT, type GuestOsFamily, type GuestProgram } from './replace-commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
+import { recoverUploads } from './upload-recovery.js';
 import { tempPathFor, uploadRecord, type UploadRecord } from './upload-temp.js';
 
 export type UploadMode = 'truncate' | 'append' | 'offset';
@@ -225,6 +226,23 @@ export class UploadService {
     await this.journal.remove(record.id).catch((err: unknown) => this.journalFailed(err));
   }
 
+  /**
+   * At start-up: closes the handles and removes the temporary files of uploads a previous run left (killed
+   * mid-upload, or unable to remove them). upload-recovery.ts.
+   */
+  recover(lookup: (host: string, uuid: string) => Promise<DomainRef>): Promise<void> {
+    return recoverUploads(
+      {
+        journal: this.journal,
+        log: this.log,
+        run: (dom, program) => this.runProgram(dom, program),
+        closeHandle: (dom, handle) => this.agent.execute(dom, guestFileClose, { handle }, { timeoutMs: this.config.closeTimeoutMs }),
+        forget: (record) => this.forget(record),
+      },
+      lookup,
+    );
+  }
+
   /** Uploads go on without their record (the temporary name is recognisable); said once, not per upload. */
   private journalFailed(err: unknown): void {
     if (this.journalWarned) return;
@@ -232,58 +250,6 @@ export class UploadService {
     this.log.warn({ err: (err as Error).message }, 'uploads: state.dir cannot be written; a gateway killed mid-upload will leave its temporary file (.*.qga-gateway-*.tmp) behind');
   }
 
-  /** A handle a killed gateway left open: closed so that qemu-ga lets go of the file (an error means it is gone already). */
-  private async closeStale(dom: DomainRef, handle: number): Promise<void> {
-    try {
-      await this.agent.execute(dom, guestFileClose, { handle }, { timeoutMs: this.config.closeTimeoutMs });
-      this.log.info({ domain: dom.name, handle }, 'upload journal: closed a guest file handle an earlier run left open');
-    } catch (err) {
-      this.log.info({ domain: dom.name, handle, err: (err as Error).message }, 'upload journal: the handle an earlier run left is no longer open');
-    }
-  }
-
-  /**
-   * At start-up: removes the temporary files of uploads a previous run left (it was killed mid-upload, or could
-   * not remove them). One whose domain does not answer keeps its record for the next start.
-   */
-  async recover(lookup: (host: string, uuid: string) => Promise<DomainRef>): Promise<void> {
-    const { entries, corrupt } = await this.journal.read().catch((err: unknown) => {
-      this.log.error({ err: (err as Error).message }, 'upload journal unreadable');
-      return { entries: [], corrupt: [] };
-    });
-    for (const c of corrupt) this.log.error({ file: c.file, keptAs: c.keptAs, reason: c.reason }, 'upload journal: unreadable record set aside');
-    await Promise.all(
-      entries.map(async ({ entry }) => {
-        try {
-          const dom = await lookupWhenAnswering(lookup, entry.host, entry.uuid);
-          if (entry.handle !== undefined && (entry.domId <= 0 || dom.id === entry.domId)) await this.closeStale(dom, entry.handle);
-          const outcome = await this.runProgram(dom, removeProgram(entry.os, entry.temp));
-          if (outcome.exitCode !== 0) throw new Error(`exit ${outcome.exitCode}: ${outcome.stderr.trim()}`);
-          this.log.info({ domain: dom.name, temp: entry.temp, target: entry.target }, 'upload journal: removed the temporary file of an upload an earlier run did not finish');
-          await this.forget(entry);
-        } catch (err) {
-          if (err instanceof GatewayError && err.code === 'domain_not_found') {
-            this.log.warn({ host: entry.host, uuid: entry.uuid, temp: entry.temp }, 'upload journal: the domain no longer exists; record dropped');
-            await this.forget(entry);
-            return;
-          }
-          this.log.warn({ host: entry.host, domain: entry.name, temp: entry.temp, err: (err as Error).message }, 'upload journal: temporary file not removed yet; the next start tries again');
-        }
-      }),
-    );
-  }
-}
-
-/** A host still connecting at start-up answers libvirt_unavailable for a while: ask again, for up to a minute. */
-async function lookupWhenAnswering(lookup: (host: string, uuid: string) => Promise<DomainRef>, host: string, uuid: string, attempts = 30, retryMs = 2_000): Promise<DomainRef> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await lookup(host, uuid);
-    } catch (err) {
-      if (attempt >= attempts || (err instanceof GatewayError && err.code === 'domain_not_found')) throw err;
-      await new Promise((r) => setTimeout(r, retryMs).unref());
-    }
-  }
 }
 
 function unavailable(dom: DomainRef, path: string, why: string, agentVersion?: string): GatewayError {
