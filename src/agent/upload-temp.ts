@@ -30,6 +30,12 @@ export function tempPathFor(target: string, random: () => string = () => randomB
   return `${dir}.${cutToBytes(name, NAME_BYTES_KEPT)}${TEMP_MARKER}${random()}.tmp`;
 }
 
+/** Whether `path` is a name tempPathFor() makes: recovery removes nothing else, whatever a record says. */
+export function isTempPath(path: string): boolean {
+  const cut = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
+  return cut >= 0 && /^\..*\.qga-gateway-[0-9a-f]{24}\.tmp$/s.test(path.slice(cut + 1));
+}
+
 export const uploadRecordSchema = z.strictObject({
   /** The temporary path's domain key and path: unique (random). */
   id: z.string().min(1),
@@ -44,7 +50,7 @@ export const uploadRecordSchema = z.strictObject({
   temp: z.string().min(1),
   target: z.string().min(1),
   startedAt: z.iso.datetime(),
-});
+}).refine((r) => isTempPath(r.temp), { message: "temp is not a name the gateway makes (.NAME.qga-gateway-<24 hex>.tmp): a record that could make the gateway remove another file is refused", path: ['temp'] });
 export type UploadRecord = z.infer<typeof uploadRecordSchema>;
 
 export function uploadJournal(stateDir: string): StateJournal<UploadRecord> {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { powershellLiteral } from '../../src/agent/replace-commands.js';
-import { TEMP_MARKER, tempPathFor } from '../../src/agent/upload-temp.js';
+import { TEMP_MARKER, tempPathFor, uploadJournal } from '../../src/agent/upload-temp.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
 import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
@@ -266,6 +266,22 @@ describe('PUT: atomic replace', () => {
     await gw!.gateway.recovered;
     expect(guest.files.has(left)).toBe(false);
     expect(guest.files.get('/etc/app.conf')).toEqual(OLD);
+    expect(readdirSync(join(stateDir, 'uploads')).filter((f) => f.endsWith('.json'))).toEqual([]);
+  });
+
+  it('removes nothing at start-up but its own temporary files, whatever a record in state.dir says', async () => {
+    fresh();
+    const stateDir = mkdtempSync(join(tmpdir(), 'qga-state-'));
+    const forged = { host: 'local', uuid: '00000000-0000-4000-8000-000000000000', name: 'web1', domId: 1, os: 'posix' as const, target: '/etc/app.conf', startedAt: new Date().toISOString() };
+    await uploadJournal(stateDir).put({ ...forged, id: 'a', temp: '/etc/app.conf' });
+    await uploadJournal(stateDir).put({ ...forged, id: 'b', temp: '/etc/.app.conf.qga-gateway-0123456789abcdef01234567.tmp; rm -rf /' });
+    await setup({ stateDir });
+    await gw!.gateway.recovered;
+    expect(guest.programs).toEqual([]);
+    expect(guest.files.get('/etc/app.conf')).toEqual(OLD);
+    const setAside = gw!.logs.filter((l) => l.msg === 'upload journal: unreadable record set aside');
+    expect(setAside).toHaveLength(2);
+    expect(String(setAside[0]!.reason)).toContain('not a name the gateway makes');
     expect(readdirSync(join(stateDir, 'uploads')).filter((f) => f.endsWith('.json'))).toEqual([]);
   });
 
