@@ -106,13 +106,19 @@ export class Gateway {
   /** What a previous run held when it died: its freezes (thawed at their deadline) and its uploads' temporary files. */
   private async recoverState(): Promise<void> {
     const lookup = (host: string, uuid: string): Promise<DomainRef> => this.domains.resolve(`${host}:${uuid}`);
+    // Libvirt connects in a few ms: asking before that would only wait for the first retry (2 s).
+    await Promise.all(this.hosts.list.map((h) => h.pool.waitUntilUp(5_000).catch(() => {})));
+    if (this.closing) return;
     await Promise.all([this.freeze.recover(lookup), this.uploads.recover(lookup)]).catch((err: unknown) => {
       this.log.error({ err: (err as Error).message }, 'recovering state from state.dir failed');
     });
   }
 
   /** Lets in-flight agent commands finish or reach their deadline, then closes the libvirt connections. */
+  private closing = false;
+
   async close(graceMs: number): Promise<void> {
+    this.closing = true;
     // A freeze left in place hangs the guest's writers: thaw before the queue closes.
     await this.freeze.thawAll(Math.min(graceMs, 10_000));
     // Guest file handles first, while the agent queue still takes their guest-file-close.

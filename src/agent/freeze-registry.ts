@@ -23,7 +23,10 @@ export interface HeldFreeze {
   thawAt: Date;
   /** Whether the agent says it is frozen (false when nothing freezable was found: commands still pass). */
   frozen: boolean;
-  timer: NodeJS.Timeout;
+  /** The deadline; undefined until armed. */
+  timer: NodeJS.Timeout | undefined;
+  /** The freeze command in flight: the deadline thaw waits for it, or the thaw could overtake the freeze. */
+  sending?: Promise<unknown>;
 }
 
 export class FreezeRegistry implements CommandGuard {
@@ -48,11 +51,24 @@ export class FreezeRegistry implements CommandGuard {
     return n;
   }
 
-  /** Records a freeze about to be sent and arms its deadline; 409 when the gateway already holds one. */
-  hold(dom: DomainRef, timeoutMs: number, mountpoints: string[] | null, onDeadline: (dom: DomainRef) => void): HeldFreeze {
+  /**
+   * Records a freeze about to be sent; 409 when the gateway already holds one. Its deadline is armed by arm(),
+   * once the freeze's durable record is written: a deadline passing before that would thaw first and leave the
+   * freeze sent after it with no deadline at all.
+   */
+  hold(dom: DomainRef, timeoutMs: number, mountpoints: string[] | null): HeldFreeze {
     this.refuseSecond(dom);
     const now = Date.now();
-    return this.put({ dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false }, onDeadline);
+    const held: HeldFreeze = { dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false, timer: undefined };
+    this.held.set(domainKey(dom), held);
+    return held;
+  }
+
+  /** Arms the deadline of a hold (at once when it has passed); false when the hold has ended meanwhile. */
+  arm(held: HeldFreeze, onDeadline: (dom: DomainRef) => void): boolean {
+    if (this.held.get(domainKey(held.dom)) !== held) return false;
+    held.timer = setTimeout(() => onDeadline(held.dom), Math.max(0, held.thawAt.getTime() - Date.now()));
+    return true;
   }
 
   /**
@@ -65,10 +81,9 @@ export class FreezeRegistry implements CommandGuard {
   }
 
   private put(entry: Omit<HeldFreeze, 'timer'>, onDeadline: (dom: DomainRef) => void): HeldFreeze {
-    const timer = setTimeout(() => onDeadline(entry.dom), Math.max(0, entry.thawAt.getTime() - Date.now()));
-    // Not blocking until the freeze has been sent (it must pass the guard itself); see setFrozen.
-    const held: HeldFreeze = { ...entry, timer };
+    const held: HeldFreeze = { ...entry, timer: undefined };
     this.held.set(domainKey(entry.dom), held);
+    this.arm(held, onDeadline);
     return held;
   }
 
@@ -87,13 +102,13 @@ export class FreezeRegistry implements CommandGuard {
     if (entry) entry.frozen = frozen;
   }
 
-  /** Forgets a freeze (thawed, or the domain stopped) and its timer. */
-  release(key: string): void {
+  /** Forgets a freeze (thawed, or the domain stopped) and its timer; notify false: its record was never written. */
+  release(key: string, notify = true): void {
     const entry = this.held.get(key);
     if (!entry) return;
     clearTimeout(entry.timer);
     this.held.delete(key);
-    this.onRelease(key);
+    if (notify) this.onRelease(key);
   }
 
   /** Shutdown: stops every deadline timer without releasing (a freeze still held stays in the journal for the next start). */

@@ -88,20 +88,25 @@ export class FreezeService {
       throw new GatewayError('invalid_request', `thawAfterMs ${thawAfterMs} is above the configured maximum of ${this.config.maxTimeoutMs} ms`, { domain: dom.name });
     }
     // Held before sending: a freeze whose reply is lost (deadline) may have happened and must still be thawed.
-    const held = this.registry.hold(dom, thawAfterMs, mountpoints, (d) => this.thawOnDeadline(d, 1));
+    const held = this.registry.hold(dom, thawAfterMs, mountpoints);
     // And recorded durably before sending, so that a gateway that dies now still thaws it when it starts again.
     try {
       await this.journal.put(toFreezeRecord(held));
     } catch (err) {
-      this.registry.release(domainKey(dom));
+      this.registry.release(domainKey(dom), false);
       this.log.error({ domain: dom.name, err: (err as Error).message }, 'freeze refused: its record could not be written');
       throw err instanceof GatewayError ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: 'guest-fsfreeze-freeze' }) : err;
     }
+    // The deadline runs from the hold, but is armed only now (freeze-registry.ts says why).
+    if (!this.registry.arm(held, (d) => this.thawOnDeadline(d, 1))) {
+      this.forgetRecord(domainKey(dom));
+      throw new GatewayError('state_conflict', `${dom.name} stopped or restarted before its freeze was sent: not frozen`, { domain: dom.name, command: 'guest-fsfreeze-freeze' });
+    }
     let count: number;
     try {
-      count = mountpoints
-        ? await this.agent.execute(dom, guestFsfreezeFreezeList, { mountpoints }, opts)
-        : await this.agent.execute(dom, guestFsfreezeFreeze, undefined, opts);
+      const sending = mountpoints ? this.agent.execute(dom, guestFsfreezeFreezeList, { mountpoints }, opts) : this.agent.execute(dom, guestFsfreezeFreeze, undefined, opts);
+      held.sending = sending.catch(() => {});
+      count = await sending;
     } catch (err) {
       // qemu-ga thaws by itself when a freeze fails part way, so a definite failure leaves nothing frozen.
       if (err instanceof GatewayError && (DEFINITE_FAILURES.has(err.code) || /waiting in the queue/.test(err.message))) this.registry.release(domainKey(dom));
@@ -142,6 +147,13 @@ export class FreezeService {
    * while the domain runs. A domain gone or stopped has nothing left to thaw.
    */
   private thawOnDeadline(dom: DomainRef, attempt: number): void {
+    const held = this.registry.get(domainKey(dom));
+    if (this.closing || !held) return;
+    // A deadline shorter than the freeze's own round trip: thaw after the freeze, never before it.
+    void (held.sending ?? Promise.resolve()).then(() => this.deadlineThaw(dom, attempt));
+  }
+
+  private deadlineThaw(dom: DomainRef, attempt: number): void {
     if (this.closing || !this.registry.get(domainKey(dom))) return;
     this.thaw(dom, { timeoutMs: 10_000 }).then(
       (count) => this.log.info({ domain: dom.name, count, attempt }, 'freeze deadline passed: thawed'),

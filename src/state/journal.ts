@@ -63,6 +63,8 @@ export class StateJournal<T extends { id: string }> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return result;
       throw unavailable(`could not read ${this.dir}`, err);
     }
+    // A write cut off by the gateway's death leaves its temporary file: its entry was never recorded.
+    for (const name of names.filter((n) => n.startsWith('.') && n.endsWith('.tmp'))) await rm(join(this.dir, name), { force: true }).catch(() => {});
     for (const name of names.filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'))) {
       const file = join(this.dir, name);
       let reason: string;

@@ -206,7 +206,8 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['files'],
           summary: 'Upload a guest file (streamed; replaced whole or not at all)',
           description:
-            'Agent commands: guest-file-open, guest-file-write (chunks of files.writeChunkBytes, at most 128 KiB: qemu-ga misparses larger commands), guest-file-flush, guest-file-close; for an atomic replace also guest-get-osinfo (once per domain) and guest-exec/guest-exec-status. ' +
+            'Agent commands: guest-file-open, guest-file-seek (offset), guest-file-write (at most 128 KiB each, the writeChunkBytes setting: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
+            "Replacing also runs guest-get-osinfo (once per domain) and the gateway's own rename program through guest-exec and guest-exec-status (that program only: this route runs nothing else). " +
             'Replacing (the default mode) is atomic: the body goes into a temporary file beside the target (.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, giving it the old file\'s owner and mode and syncing it first; PowerShell File.Replace on Windows). ' +
             'Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused (409). An agent that cannot run guest-exec (disabled, as in RHEL\'s default qemu-ga configuration) gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. ' +
             'mode=append and offset write in place: an interrupted one leaves the bytes written so far (bytesWritten in the problem, the request log and the audit line). ' +
