@@ -4,12 +4,12 @@ import type { Logger } from 'pino';
 import { ExecService } from './agent/exec-service.js';
 import { GuestFileService } from './agent/files.js';
 import { FreezeService } from './agent/freeze.js';
-import { freezeJournal } from './agent/freeze-journal.js';
+import { freezeJournal, type FreezeRecord } from './agent/freeze-journal.js';
 import { FreezeRegistry } from './agent/freeze-registry.js';
 import { RawCommandService } from './agent/raw-command.js';
 import { AgentService } from './agent/service.js';
 import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
-import { uploadJournal } from './agent/upload-temp.js';
+import { uploadJournal, type UploadRecord } from './agent/upload-temp.js';
 import { UploadService } from './agent/uploads.js';
 import { AgentSocketHost } from './agent-socket/host.js';
 import { AgentSocketTransport } from './agent-socket/transport.js';
@@ -19,6 +19,7 @@ import { DomainDirectory } from './domains/directory.js';
 import type { DomainRef } from './libvirt/client.js';
 import { domainKey, LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
+import { lockStateDir, StateDirInUse } from './state/lock.js';
 
 export class Gateway {
   /** Every libvirt daemon served, each with its own connections and events. */
@@ -70,7 +71,7 @@ export class Gateway {
     this.freeze = new FreezeService(this.agent, freezes, freezeJournal(config.state.dir), config.freeze, this.hosts, log.child({ component: 'freeze' }));
     this.files = new GuestFileService(this.agent, config.files, log.child({ component: 'files' }));
     this.exec = new ExecService(this.agent, config.exec);
-    this.uploads = new UploadService(this.agent, this.files, this.exec, uploadJournal(config.state.dir), { ...config.files, maxWaitMs: config.exec.maxWaitMs }, log.child({ component: 'uploads' }));
+    this.uploads = new UploadService(this.agent, this.files, uploadJournal(config.state.dir), { ...config.files, maxWaitMs: config.exec.maxWaitMs }, log.child({ component: 'uploads' }));
     this.raw = new RawCommandService(this.agent, config.rawCommands, this.files, this.exec);
     const libvirtHosts = this.hosts.list.map((h) => ({ host: h.name, pool: h.pool }));
     // Agents connected: libvirt's (from its events) and the agent sockets' channels in step.
@@ -92,29 +93,41 @@ export class Gateway {
     this.hosts.on('eventsLost', () => caps.clear());
   }
 
-  /** Starts connecting; the gateway serves (and /readyz says not ready) until libvirt answers. */
-  start(): void {
+  /**
+   * Starts connecting, and takes what a previous run left in state.dir: its lock first (another live gateway
+   * there stops this one: StateDirInUse), then its records, read before this gateway serves (so that they
+   * are surely a dead run's, never this one's). Acting on them goes on in the background (`recovered`).
+   */
+  async start(): Promise<void> {
+    try {
+      this.unlockState = lockStateDir(this.config.state.dir);
+    } catch (err) {
+      if (err instanceof StateDirInUse) throw err;
+      this.log.error({ dir: this.config.state.dir, err: (err as Error).message }, 'state.dir cannot be written: freezes will be refused (503) and uploads cannot be cleaned up after a crash');
+    }
     for (const h of this.hosts.list) this.log.info({ host: h.name, uri: h.uri, connections: h.pool.size }, 'connecting to libvirt');
     if (this.agentSockets) this.log.info({ host: this.agentSockets.name, sockets: this.config.agentSockets.sockets.length, directories: this.config.agentSockets.directories.map((d) => d.glob) }, 'serving agent sockets');
     this.hosts.start();
-    this.recovered = this.recoverState();
+    const [freezes, uploads] = await Promise.all([this.freeze.readRecords(), this.uploads.readRecords()]);
+    this.recovered = this.recoverState(freezes, uploads);
   }
 
-  /** Settles once the records a previous run left in state.dir have all been looked at (tests wait for it). */
+  /** Settles once the records a previous run left in state.dir have all been acted on (tests wait for it). */
   recovered: Promise<void> = Promise.resolve();
+  private unlockState: (() => void) | null = null;
 
   /** What a previous run held when it died: its freezes (thawed at their deadline) and its uploads' temporary files. */
-  private async recoverState(): Promise<void> {
+  private async recoverState(freezes: FreezeRecord[], uploads: UploadRecord[]): Promise<void> {
+    if (freezes.length === 0 && uploads.length === 0) return;
     const lookup = (host: string, uuid: string): Promise<DomainRef> => this.domains.resolve(`${host}:${uuid}`);
     // Libvirt connects in a few ms: asking before that would only wait for the first retry (2 s).
     await Promise.all(this.hosts.list.map((h) => h.pool.waitUntilUp(5_000).catch(() => {})));
     if (this.closing) return;
-    await Promise.all([this.freeze.recover(lookup), this.uploads.recover(lookup)]).catch((err: unknown) => {
+    await Promise.all([this.freeze.recover(freezes, lookup), this.uploads.recover(uploads, lookup)]).catch((err: unknown) => {
       this.log.error({ err: (err as Error).message }, 'recovering state from state.dir failed');
     });
   }
 
-  /** Lets in-flight agent commands finish or reach their deadline, then closes the libvirt connections. */
   private closing = false;
 
   async close(graceMs: number): Promise<void> {
@@ -128,5 +141,6 @@ export class Gateway {
     const drained = await this.agent.close(graceMs);
     if (!drained) this.log.warn({ graceMs }, 'agent commands still running at shutdown; closing anyway');
     await Promise.all([this.hosts.close(), this.agentSockets?.close()]);
+    this.unlockState?.();
   }
 }

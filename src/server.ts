@@ -28,7 +28,8 @@ async function main(): Promise<void> {
   } else if (config.auth.identities.length === 0) {
     log.warn('auth.identities is empty: every route but the public ones answers 401 (create one with `npm run token`)');
   }
-  gateway.start();
+  // Before listening: state.dir's lock and the records a previous run left (a dead run's, never this one's).
+  await gateway.start();
   await app.listen({ host: config.listen.host, port: config.listen.port });
 
   let stopping = false;

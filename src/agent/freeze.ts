@@ -98,8 +98,8 @@ export class FreezeService {
       throw err instanceof GatewayError ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: 'guest-fsfreeze-freeze' }) : err;
     }
     // The deadline runs from the hold, but is armed only now (freeze-registry.ts says why).
+    // Released meanwhile (the domain stopped or restarted): the release dropped the record already.
     if (!this.registry.arm(held, (d) => this.thawOnDeadline(d, 1))) {
-      this.forgetRecord(domainKey(dom));
       throw new GatewayError('state_conflict', `${dom.name} stopped or restarted before its freeze was sent: not frozen`, { domain: dom.name, command: 'guest-fsfreeze-freeze' });
     }
     let count: number;
@@ -175,13 +175,8 @@ export class FreezeService {
     );
   }
 
-  /**
-   * At start-up: takes back the freezes a previous run recorded. Each domain is looked up by host and UUID
-   * (again every few seconds while its host does not answer); one that is gone, stopped or restarted since is
-   * dropped with a log line; otherwise the freeze is held again and thawed at its deadline, or at once when it
-   * passed while the gateway was down. Resolves when every record has been looked at.
-   */
-  async recover(lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs = DEADLINE_THAW_RETRY_MS): Promise<void> {
+  /** At start-up, before the gateway serves: the freezes a previous run recorded (unreadable ones set aside and logged). */
+  async readRecords(): Promise<FreezeRecord[]> {
     const { entries, corrupt } = await this.journal.read().catch((err: unknown) => {
       this.log.error({ dir: this.journal.dir, err: (err as Error).message }, 'freeze journal unreadable: freezes an earlier run held cannot be thawed by this one');
       return { entries: [], corrupt: [] };
@@ -189,7 +184,18 @@ export class FreezeService {
     for (const c of corrupt) {
       this.log.error({ file: c.file, keptAs: c.keptAs, reason: c.reason }, 'freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand');
     }
-    await Promise.all(entries.map(({ entry }) => this.recoverOne(entry, lookup, retryMs)));
+    return entries.map((e) => e.entry);
+  }
+
+  /**
+   * Takes back the freezes a previous run recorded. Each domain is looked up by host and UUID (again every few
+   * seconds while its host does not answer); one that is gone, stopped or restarted since, or whose agent says
+   * it is thawed already (by hand, say), is dropped with a log line; otherwise the freeze is held again and
+   * thawed at its deadline, or at once when it passed while the gateway was down. Resolves when every record
+   * has been looked at.
+   */
+  async recover(records: FreezeRecord[], lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs = DEADLINE_THAW_RETRY_MS): Promise<void> {
+    await Promise.all(records.map((record) => this.recoverOne(record, lookup, retryMs)));
   }
 
   private async recoverOne(record: FreezeRecord, lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs: number): Promise<void> {
@@ -203,6 +209,13 @@ export class FreezeService {
       }
       if (verdict.action === 'hold') {
         const dom = verdict.dom;
+        // Not knowing (the agent not answering yet) holds it: a frozen guest would refuse other commands anyway.
+        const status = await this.agent.execute(dom, guestFsfreezeStatus, undefined, { timeoutMs: 10_000 }).catch(() => 'unknown');
+        if (status === 'thawed') {
+          this.log.warn({ ...where, domain: dom.name }, 'freeze journal: the guest is thawed already (by hand, or by a restart of its agent); record dropped');
+          this.forgetRecord(record.id);
+          return;
+        }
         this.registry.restore({ dom, mountpoints: record.mountpoints, frozenAt: new Date(record.frozenAt), thawAt: new Date(record.thawAt) }, (d) => this.thawOnDeadline(d, 1));
         this.log.info({ ...where, domain: dom.name, overdue: verdict.overdue }, verdict.overdue ? 'freeze journal: deadline passed while the gateway was down; thawing now' : 'freeze journal: freeze held again until its deadline');
         return;

@@ -12,24 +12,35 @@ export interface GuestProgram {
 }
 
 /** Exit statuses of the replace program (both families). */
-export const REPLACE_EXIT = { ok: 0, symlink: 3, directory: 4, moveFailed: 5 } as const;
+export const REPLACE_EXIT = { ok: 0, symlink: 3, notRegular: 4, moveFailed: 5, tempReplaced: 6 } as const;
 
 /**
- * POSIX: refuse a target that is a symbolic link or a directory (mv would replace the link, or move the file
- * into the directory); give the temporary file the target's owner and mode; push its data to disk (a rename
- * is only as durable as the bytes it points at); rename it over the target. Prints what it kept: 'owner',
- * 'mode', or 'new' for a target that did not exist. Every failure removes the temporary file. Works with
- * GNU coreutils and busybox alike (stat -c, chown/chmod, sync FILE).
+ * POSIX, as root in a directory others may write:
+ * - refuse a target that is a symbolic link (mv would replace the link), a directory (mv would move the file
+ *   into it) or any other non-regular file (a device, FIFO or socket would become a plain file);
+ * - open the temporary file once (fd 3) and make sure it is still the file qemu-ga wrote: the inode now at
+ *   its name, one link, owned by this user, of the size written. Someone who swapped it for a link (to
+ *   /etc/shadow, say) or another file is refused (exit 6);
+ * - through that descriptor only (/proc/self/fd/3), never the name again: give it the target's owner and mode
+ *   (when the target is a regular file) and push its data to disk (a rename is only as durable as the data);
+ * - rename it over the target. Prints what it kept: 'owner', 'mode', or 'new' for a target that did not
+ *   exist. Every refusal removes the temporary file. GNU coreutils and busybox alike (stat -c, sync FILE).
  */
 const POSIX_REPLACE = [
-  't=$1; f=$2',
+  't=$1; f=$2; n=$3',
   'if [ -L "$f" ]; then rm -f -- "$t"; exit 3; fi',
-  'if [ -d "$f" ]; then rm -f -- "$t"; exit 4; fi',
-  'if [ -e "$f" ]; then',
-  '  o=$(stat -c %u:%g -- "$f" 2>/dev/null) && chown -- "$o" "$t" 2>/dev/null && echo owner',
-  '  m=$(stat -c %a -- "$f" 2>/dev/null) && chmod -- "$m" "$t" 2>/dev/null && echo mode',
-  'else echo new; fi',
-  'sync -- "$t" 2>/dev/null',
+  'if [ -e "$f" ] && [ ! -f "$f" ]; then stat -c %F -- "$f" >&2; rm -f -- "$t"; exit 4; fi',
+  'exec 3< "$t" || exit 6',
+  'me=$(stat -c %d:%i -- "$t"):1:$(id -u):$n',
+  'if [ "$(stat -L -c %d:%i:%h:%u:%s /proc/self/fd/3)" != "$me" ]; then rm -f -- "$t"; exit 6; fi',
+  's=$(stat -c \'%F|%u:%g|%a\' -- "$f" 2>/dev/null)',
+  'case "$s" in',
+  '  regular*) o=${s#*|}; o=${o%|*}; m=${s##*|}',
+  '    chown -- "$o" /proc/self/fd/3 2>/dev/null && echo owner',
+  '    chmod -- "$m" /proc/self/fd/3 2>/dev/null && echo mode ;;',
+  '  *) echo new ;;',
+  'esac',
+  'sync -- /proc/self/fd/3 2>/dev/null',
   'mv -f -- "$t" "$f" || { rm -f -- "$t"; exit 5; }',
 ].join('\n');
 
@@ -51,22 +62,26 @@ function powershell(script: string): GuestProgram {
  * Windows: File.Replace keeps the target's ACL, attributes and creation time; a reparse point (link) or a
  * directory is refused as on POSIX. Not run by this project's tests: no Windows guest runs here.
  */
-function windowsReplace(temp: string, target: string): GuestProgram {
+function windowsReplace(temp: string, target: string, bytes: number): GuestProgram {
   return powershell(
     [
       `$ErrorActionPreference = 'Stop'; $t = ${powershellLiteral(temp)}; $f = ${powershellLiteral(target)}`,
       'if (Test-Path -LiteralPath $f -PathType Container) { Remove-Item -LiteralPath $t -Force; exit 4 }',
       '$i = Get-Item -LiteralPath $f -Force -ErrorAction SilentlyContinue',
       'if ($i -and ($i.Attributes -band [IO.FileAttributes]::ReparsePoint)) { Remove-Item -LiteralPath $t -Force; exit 3 }',
+      // The temporary file as written: not swapped for a link (reparse point) or another file meanwhile.
+      '$n = Get-Item -LiteralPath $t -Force',
+      `if (($n.Attributes -band [IO.FileAttributes]::ReparsePoint) -or $n.PSIsContainer -or $n.Length -ne ${bytes}) { Remove-Item -LiteralPath $t -Force; exit 6 }`,
       "try { if ($i) { [IO.File]::Replace($t, $f, $null); 'owner'; 'mode' } else { [IO.File]::Move($t, $f); 'new' } }",
       'catch { Remove-Item -LiteralPath $t -Force -ErrorAction SilentlyContinue; [Console]::Error.WriteLine($_.Exception.Message); exit 5 }',
     ].join('\n'),
   );
 }
 
-export function replaceProgram(os: GuestOsFamily, temp: string, target: string): GuestProgram {
-  if (os === 'windows') return windowsReplace(temp, target);
-  return { path: '/bin/sh', args: ['-c', POSIX_REPLACE, SCRIPT_NAME, temp, target] };
+/** bytes: what the upload wrote, which the temporary file must still hold. */
+export function replaceProgram(os: GuestOsFamily, temp: string, target: string, bytes: number): GuestProgram {
+  if (os === 'windows') return windowsReplace(temp, target, bytes);
+  return { path: '/bin/sh', args: ['-c', POSIX_REPLACE, SCRIPT_NAME, temp, target, String(bytes)] };
 }
 
 /** Removes a temporary file; succeeds when it is absent. */

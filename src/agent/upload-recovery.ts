@@ -10,7 +10,6 @@ import { removeProgram, type GuestProgram } from './replace-commands.js';
 import type { UploadRecord } from './upload-temp.js';
 
 export interface UploadRecoveryDeps {
-  journal: StateJournal<UploadRecord>;
   log: Logger;
   run(dom: DomainRef, program: GuestProgram): Promise<{ exitCode: number | null; stderr: string }>;
   closeHandle(dom: DomainRef, handle: number): Promise<unknown>;
@@ -19,14 +18,18 @@ export interface UploadRecoveryDeps {
 
 type Lookup = (host: string, uuid: string) => Promise<DomainRef>;
 
-export async function recoverUploads(deps: UploadRecoveryDeps, lookup: Lookup): Promise<void> {
-  const { journal, log } = deps;
+/** At start-up, before the gateway serves: the records a previous run left (unreadable ones set aside and logged). */
+export async function readUploadRecords(journal: StateJournal<UploadRecord>, log: Logger): Promise<UploadRecord[]> {
   const { entries, corrupt } = await journal.read().catch((err: unknown) => {
     log.error({ err: (err as Error).message }, 'upload journal unreadable');
     return { entries: [], corrupt: [] };
   });
   for (const c of corrupt) log.error({ file: c.file, keptAs: c.keptAs, reason: c.reason }, 'upload journal: unreadable record set aside');
-  await Promise.all(entries.map(({ entry }) => recoverOne(deps, lookup, entry)));
+  return entries.map((e) => e.entry);
+}
+
+export async function recoverUploads(deps: UploadRecoveryDeps, records: UploadRecord[], lookup: Lookup): Promise<void> {
+  await Promise.all(records.map((entry) => recoverOne(deps, lookup, entry)));
 }
 
 async function recoverOne(deps: UploadRecoveryDeps, lookup: Lookup, entry: UploadRecord): Promise<void> {

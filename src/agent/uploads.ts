@@ -14,15 +14,15 @@ import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';
 import type { StateJournal } from '../state/journal.js';
-import type { ExecService } from './exec-service.js';
 import { guestFileClose } from './file-commands.js';
 import { writeStream, type WriteProgress } from './file-upload.js';
 import type { GuestFileService } from './files.js';
 import type { GuestFile, OpenOptions } from './guest-file.js';
 import { guestGetOsinfo } from './guest-facts-commands.js';
+import { runGuestProgram, type ProgramOutcome } from './guest-program.js';
 import { keptFromOutput, removeProgram, replaceProgram, REPLACE_EXIT, type GuestOsFamily, type GuestProgram } from './replace-commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
-import { recoverUploads } from './upload-recovery.js';
+import { readUploadRecords, recoverUploads } from './upload-recovery.js';
 import { tempPathFor, uploadRecord, type UploadRecord } from './upload-temp.js';
 
 export type UploadMode = 'truncate' | 'append' | 'offset';
@@ -50,9 +50,9 @@ export interface UploadProgress extends WriteProgress {
   leftBehind: string | null;
 }
 
-/** The identity the gateway's own guest programs are recorded under: no caller's name can be this. */
-const GATEWAY_OWNER = '(gateway)';
 const OS_CACHE_MS = 10 * 60_000;
+/** An open that failed with these created no file: the agent refused it, or it was never sent. */
+const NOTHING_OPENED = new Set(['file_not_found', 'permission_denied', 'invalid_request', 'command_not_supported', 'state_conflict', 'domain_not_running', 'agent_not_configured', 'agent_not_connected', 'agent_queue_full', 'agent_busy']);
 
 export class UploadService {
   private readonly osCache = new Map<string, { os: GuestOsFamily; expires: number }>();
@@ -62,7 +62,6 @@ export class UploadService {
   constructor(
     private readonly agent: AgentService,
     private readonly files: GuestFileService,
-    private readonly exec: ExecService,
     private readonly journal: StateJournal<UploadRecord>,
     private readonly config: Config['files'] & { maxWaitMs: number },
     private readonly log: Logger,
@@ -118,8 +117,10 @@ export class UploadService {
     try {
       file = await this.files.openFile(dom, temp, 'w', opts);
     } catch (err) {
-      // Nothing was created (qemu-ga's open either creates the file and answers its handle, or fails).
-      await this.forget(record);
+      // A refusal created nothing. Otherwise (client gone or shutdown after the open, a lost reply) the file
+      // may well exist: remove it, keeping the record if that fails, for the next start.
+      if (err instanceof GatewayError && NOTHING_OPENED.has(err.code)) await this.forget(record);
+      else await this.removeTemp(dom, record, progress);
       throw openError(err, path, temp);
     }
     progress.temp = temp;
@@ -174,9 +175,9 @@ export class UploadService {
 
   /** Runs the rename; the script refuses a link or a directory and removes the temporary file itself then. */
   private async rename(dom: DomainRef, record: UploadRecord, progress: UploadProgress, onCommand?: (execute: string) => void): Promise<UploadResult['kept']> {
-    let outcome: { exitCode: number | null; stdout: string; stderr: string };
+    let outcome: ProgramOutcome;
     try {
-      outcome = await this.runProgram(dom, replaceProgram(record.os, record.temp, record.target), onCommand);
+      outcome = await this.runProgram(dom, replaceProgram(record.os, record.temp, record.target, progress.bytesWritten), onCommand);
     } catch (err) {
       // Unknown whether the rename ran: removing the temporary file is right either way (absent once renamed).
       await this.removeTemp(dom, record, progress);
@@ -187,12 +188,15 @@ export class UploadService {
       return keptFromOutput(outcome.stdout);
     }
     await this.removeTemp(dom, record, progress);
-    if (outcome.exitCode === REPLACE_EXIT.symlink || outcome.exitCode === REPLACE_EXIT.directory) {
-      const why =
-        outcome.exitCode === REPLACE_EXIT.symlink
-          ? `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, or add ?atomic=false to write through the link`
-          : `${record.target} is a directory: an upload names a file`;
-      throw new GatewayError('not_a_regular_file', why, { domain: dom.name });
+    if (outcome.exitCode === REPLACE_EXIT.symlink) {
+      throw new GatewayError('not_a_regular_file', `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, or add ?atomic=false to write through the link`, { domain: dom.name });
+    }
+    if (outcome.exitCode === REPLACE_EXIT.notRegular) {
+      const type = outcome.stderr.trim() || 'not a regular file';
+      throw new GatewayError('not_a_regular_file', `${record.target} is a ${type}: an atomic upload would put a plain file in its place. An upload names a file; to write to a device or FIFO, add ?atomic=false`, { domain: dom.name });
+    }
+    if (outcome.exitCode === REPLACE_EXIT.tempReplaced) {
+      throw new GatewayError('state_conflict', `the temporary file ${record.temp} was replaced or changed by someone in the guest before the rename: ${record.target} is unchanged`, { domain: dom.name });
     }
     throw new GatewayError('agent_error', `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}; the target is unchanged`, {
       domain: dom.name,
@@ -213,32 +217,29 @@ export class UploadService {
   }
 
   /** A fixed program of the gateway's, run to its end (never tied to the client: it finishes or undoes an upload). */
-  async runProgram(dom: DomainRef, program: GuestProgram, onCommand?: (execute: string) => void): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
-    const opts: AgentCallOptions = { timeoutMs: this.config.chunkTimeoutMs, onCommand };
-    const pid = await this.exec.start(dom, { path: program.path, args: program.args, captureOutput: true }, opts, GATEWAY_OWNER);
-    const status = await this.exec.wait(dom, pid, this.config.maxWaitMs, opts);
-    if (!status.exited) throw new GatewayError('deadline_exceeded', `the guest program ${program.path} (pid ${pid}) did not finish within ${this.config.maxWaitMs} ms`, { domain: dom.name });
-    const text = (o: typeof status.stdout) => (o ? (o.encoding === 'text' ? o.data : Buffer.from(o.data, 'base64').toString('utf8')) : '');
-    return { exitCode: status.exitCode, stdout: text(status.stdout), stderr: text(status.stderr) };
+  runProgram(dom: DomainRef, program: GuestProgram, onCommand?: (execute: string) => void): Promise<ProgramOutcome> {
+    return runGuestProgram(this.agent, dom, program, this.config.maxWaitMs, { timeoutMs: this.config.chunkTimeoutMs, onCommand });
   }
 
   private async forget(record: UploadRecord): Promise<void> {
     await this.journal.remove(record.id).catch((err: unknown) => this.journalFailed(err));
   }
 
-  /**
-   * At start-up: closes the handles and removes the temporary files of uploads a previous run left (killed
-   * mid-upload, or unable to remove them). upload-recovery.ts.
-   */
-  recover(lookup: (host: string, uuid: string) => Promise<DomainRef>): Promise<void> {
+  /** At start-up, before the gateway serves: the uploads a previous run left unfinished. */
+  readRecords(): Promise<UploadRecord[]> {
+    return readUploadRecords(this.journal, this.log);
+  }
+
+  /** Closes their handles and removes their temporary files (upload-recovery.ts). */
+  recover(records: UploadRecord[], lookup: (host: string, uuid: string) => Promise<DomainRef>): Promise<void> {
     return recoverUploads(
       {
-        journal: this.journal,
         log: this.log,
         run: (dom, program) => this.runProgram(dom, program),
         closeHandle: (dom, handle) => this.agent.execute(dom, guestFileClose, { handle }, { timeoutMs: this.config.closeTimeoutMs }),
         forget: (record) => this.forget(record),
       },
+      records,
       lookup,
     );
   }
@@ -264,7 +265,9 @@ function unavailable(dom: DomainRef, path: string, why: string, agentVersion?: s
 function openError(err: unknown, target: string, temp: string): unknown {
   if (!(err instanceof GatewayError)) return err;
   const dir = target.slice(0, Math.max(target.lastIndexOf('/'), target.lastIndexOf('\\')) + 1);
-  if (err.code === 'file_not_found') return new GatewayError('file_not_found', `the directory ${dir} does not exist in the guest`, err.extras);
+  if (err.code === 'file_not_found') {
+    return new GatewayError('file_not_found', `the guest cannot create ${temp} (an atomic upload writes a new file beside the target): the directory ${dir} does not exist, or its file system takes no new files (procfs, sysfs: add ?atomic=false)`, err.extras);
+  }
   if (err.code === 'permission_denied') {
     return new GatewayError('permission_denied', `the guest refused to create ${temp} in ${dir} (an atomic upload writes a new file beside the target; ?atomic=false writes the target in place): ${err.message}`, err.extras);
   }

@@ -46,6 +46,8 @@ export class StateJournal<T extends { id: string }> {
     return this.queue(id, async () => {
       try {
         await unlink(join(this.dir, fileNameOf(id)));
+        // Durable like the write: a removal lost to a host crash would bring the entry back.
+        await this.syncDir();
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw unavailable(`could not remove ${this.kind} entry in ${this.dir}`, err);

@@ -157,6 +157,48 @@ describe('atomic replace (the default)', () => {
     expect(await guestRun(dom, `readlink ${dir}/link; cat ${real}`)).toBe('real.txt\nvia link\n');
   });
 
+  it('refuses a FIFO or a device as target (409), which stays what it was', async () => {
+    await guestRun(dom, `mknod ${dir}/fifo p`);
+    const r = await put(gw, `${dir}/fifo`, Buffer.from('x'));
+    expect(r.status).toBe(409);
+    expect(r.body.code).toBe('not_a_regular_file');
+    expect(r.body.detail).toContain('fifo');
+    expect((await put(gw, '/dev/null', Buffer.from('x'))).status).toBe(409);
+    expect((await guestRun(dom, `stat -c %F ${dir}/fifo /dev/null`)).trim().split('\n')).toEqual(['fifo', 'character special file']);
+    expect(await strays()).toEqual([]);
+  });
+
+  it('refuses to finish when someone in the guest swapped the temporary file for a link, touching neither file', async () => {
+    // The attack: a guest user who may write the directory replaces the temporary file with a link to a file
+    // only root may change, hoping the gateway's root-run rename gives that file the target's owner and mode.
+    const p = `${dir}/swap.conf`;
+    const victim = `${dir}/victim`;
+    await guestRun(dom, `echo old > ${p} && chown 1:2 ${p} && chmod 666 ${p} && echo secret > ${victim} && chmod 600 ${victim}`);
+    const { port, hostname } = new URL(gw.url);
+    const body = randomBytes(2 * 1024 * 1024);
+    const answer = new Promise<Answer>((resolve, reject) => {
+      const req = http.request({ host: hostname, port, method: 'PUT', path: fileUrl(p), agent: false, headers: { 'content-length': String(body.length) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString()) }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 1024 * 1024));
+      void (async () => {
+        await waitFor('the temporary file', async () => (await strays()).length === 1, 30_000, 250);
+        const [temp] = await strays();
+        await guestRun(dom, `mv ${dir}/${temp} ${dir}/moved-away && ln -s ${victim} ${dir}/${temp}`);
+        req.end(body.subarray(1024 * 1024));
+      })().catch(reject);
+    });
+    const r = await answer;
+    expect(r.status).toBe(409);
+    expect(r.body.code).toBe('state_conflict');
+    expect(await modeAndOwner(victim)).toBe('600 0:0');
+    expect(await guestRun(dom, `cat ${victim} ${p}; [ -L ${p} ] || echo regular`)).toBe('secret\nold\nregular\n');
+    expect(await strays()).toEqual([]);
+  });
+
   it('answers 404 naming the directory when it does not exist, creating nothing', async () => {
     const r = await put(gw, `${dir}/missing/x.txt`, Buffer.from('x'));
     expect(r.status).toBe(404);

@@ -2,7 +2,8 @@
 // with qemu-ga's error wording, and a record of every handle opened and closed, so that tests can assert that
 // none is left open. Everything else goes to defaultAgentHandler (guest-info lists the file commands).
 // guest-exec runs the two programs an atomic upload needs (src/agent/replace-commands.ts, seen run for real by
-// test/e2e/files.test.ts): the replace script (rename over the target; exit 3 for a link, 4 for a directory) and
+// test/e2e/atomic-upload.test.ts): the replace script (rename over the target; exit 3 for a link, 4 for a
+// directory, 6 when the temporary file is gone or not the size written) and
 // rm -f; guest-exec-status answers as qemu-ga does once a process has exited (output base64-encoded).
 import { defaultAgentHandler, type AgentCommand, type AgentHandler, type AgentReply, type FakeDomain } from './fake-libvirtd.js';
 
@@ -105,11 +106,11 @@ export class FakeGuestFiles {
       return { exitcode: 0, out: '', err: '' };
     }
     if (path === '/bin/sh' && args[0] === '-c' && args[2] === 'qga-gateway-replace') {
-      const [temp, target] = [args[3]!, args[4]!];
-      const refuse = this.symlinks.has(target) ? 3 : this.directories.has(target) ? 4 : 0;
-      if (refuse || !this.files.has(temp)) {
+      const [temp, target, bytes] = [args[3]!, args[4]!, Number(args[5])];
+      const refuse = this.symlinks.has(target) ? 3 : this.directories.has(target) ? 4 : !this.files.has(temp) ? 6 : this.files.get(temp)!.length !== bytes ? 6 : 0;
+      if (refuse) {
         this.files.delete(temp);
-        return { exitcode: refuse || 5, out: '', err: refuse ? '' : `mv: can't rename '${temp}': No such file or directory\n` };
+        return { exitcode: refuse, out: '', err: refuse === 4 ? 'directory\n' : '' };
       }
       const existed = this.files.has(target);
       this.files.set(target, this.files.get(temp)!);

@@ -40,7 +40,7 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
   const auditLog = pino({ level: 'info' }, { write: (line: string) => void audit.push(JSON.parse(line) as Record<string, unknown>) });
   const app = await buildApp(gateway, log, auditLog);
   app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
-  gateway.start();
+  await gateway.start();
   if (waitForLibvirt) await Promise.all(gateway.hosts.list.map((h) => h.pool.waitUntilUp(5000)));
   await app.ready();
   return { app, gateway, logs, audit, close: () => app.close() };

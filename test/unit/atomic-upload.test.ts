@@ -97,7 +97,7 @@ describe('PUT: atomic replace', () => {
     const [prog] = guest.programs;
     expect(prog!.args[0]).toBe('-c');
     expect(prog!.args[1]).not.toContain('/etc/app.conf');
-    expect(prog!.args.slice(2)).toEqual(['qga-gateway-replace', expect.stringMatching(/^\/etc\/\.app\.conf\.qga-gateway-[0-9a-f]{24}\.tmp$/), '/etc/app.conf']);
+    expect(prog!.args.slice(2)).toEqual(['qga-gateway-replace', expect.stringMatching(/^\/etc\/\.app\.conf\.qga-gateway-[0-9a-f]{24}\.tmp$/), '/etc/app.conf', '12']);
     expect(guest.leaked).toEqual([]);
     expect(gw!.audit.at(-1)).toMatchObject({ event: 'change', status: 200, effect: { atomic: true, bytesWritten: 12 } });
   });
@@ -208,19 +208,57 @@ describe('PUT: atomic replace', () => {
     expect(guest.files.has('/etc/link.conf')).toBe(false);
   });
 
-  it('answers 502 when the rename fails in the guest, the target unchanged', async () => {
+  it('answers 409 when someone in the guest swapped the temporary file before the rename, the target unchanged', async () => {
     fresh();
     await setup();
     guest.intercept = (cmd) => {
       const args = (cmd.arguments as { arg?: string[] } | undefined)?.arg ?? [];
-      // The rename's temporary file vanished under it (mv fails): the script exits 5.
-      if (cmd.execute === 'guest-exec' && args[2] === 'qga-gateway-replace') guest.files.delete(args[3]!);
+      // Replaced by other content (a link to another file, in a real guest): the script exits 6.
+      if (cmd.execute === 'guest-exec' && args[2] === 'qga-gateway-replace') guest.files.set(args[3]!, Buffer.from('planted'));
+      return undefined;
+    };
+    const res = await put('/domains/web1/files/etc/app.conf', 'new');
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: 'state_conflict' });
+    expect(res.json().detail).toMatch(/was replaced or changed by someone in the guest/);
+    expectUntouched();
+  });
+
+  it('answers 502 when the rename itself fails in the guest, the target unchanged', async () => {
+    fresh();
+    await setup();
+    guest.intercept = (cmd) => {
+      const a = (cmd.arguments ?? {}) as { arg?: string[]; pid?: number };
+      if (cmd.execute === 'guest-exec' && a.arg?.[2] === 'qga-gateway-replace') {
+        guest.files.delete(a.arg[3]!);
+        return { return: { pid: 99 } };
+      }
+      if (cmd.execute === 'guest-exec-status' && a.pid === 99) return { return: { exited: true, exitcode: 5, 'err-data': Buffer.from("mv: can't rename: Read-only file system\n").toString('base64') } };
       return undefined;
     };
     const res = await put('/domains/web1/files/etc/app.conf', 'new');
     expect(res.statusCode).toBe(502);
-    expect(res.json().detail).toMatch(/exit 5.*the target is unchanged/);
+    expect(res.json().detail).toMatch(/exit 5\): mv: can't rename: Read-only file system; the target is unchanged/);
     expectUntouched();
+  });
+
+  it('removes the temporary file when the client leaves while it is being opened (the open went through)', async () => {
+    fresh();
+    await setup();
+    const port = await listen();
+    let release: () => void = () => {};
+    guest.intercept = (cmd) => (cmd.execute === 'guest-file-open' ? new Promise((r) => (release = () => r(undefined))) : undefined);
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/etc/app.conf', headers: { 'content-length': '100' } });
+    req.on('error', () => {});
+    req.write('x');
+    await waitFor(() => (guest.counts.get('guest-file-open') ?? 0) === 1, 3000, 'the open');
+    req.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await waitFor(() => requestLines().length === 1, 5000, 'the request line');
+    expect(requestLines()[0]).toMatchObject({ statusCode: 499 });
+    expectUntouched();
+    expect(programs()).toEqual(['rm']);
   });
 
   it('refuses (501) before writing anything when guest-exec is disabled, and writes in place with ?atomic=false', async () => {

@@ -250,6 +250,21 @@ describe('recovering freezes at start-up', () => {
     expect(agent.frozen.get('vm1')).toBe(false);
   });
 
+  it('drops a record whose guest its agent says is thawed already (thawed by hand while the gateway was down)', async () => {
+    await startFake();
+    agent.frozen.set('vm1', false);
+    const stateDir = tempDir();
+    const record = recordFor('vm1', 60_000);
+    await freezeJournal(stateDir).put(record);
+    await startGateway(stateDir);
+    expect(logged('freeze journal: the guest is thawed already (by hand, or by a restart of its agent); record dropped')).toHaveLength(1);
+    expect(held()).toBe(0);
+    expect(thawsSent()).toBe(0);
+    await waitFor(() => !existsSync(recordFile(stateDir, record.uuid)), 3000, 'the record removed');
+    // Nothing blocks the domain's other commands.
+    expect((await call('GET', '/domains/vm1/hostname')).status).not.toBe(409);
+  });
+
   // Recovery waits for libvirt's first connection: a look-up before it would fail and wait for the next try
   // (2 s), leaving an overdue freeze frozen that much longer. Here libvirt is made a little slow to connect.
   it('thaws an overdue recorded freeze as soon as libvirt is connected, not 2 s later', async () => {

@@ -265,7 +265,7 @@ describe('no log level prints a secret', () => {
     const gateway = new Gateway(config, log);
     const app = await buildApp(gateway, log, pino({ level: 'trace' }, capture));
     app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
-    gateway.start();
+    await gateway.start();
     await Promise.all(gateway.hosts.list.map((h) => h.pool.waitUntilUp(5000)));
     gw = { app, gateway, logs: [], audit: [], close: () => app.close() };
     const port = await listen();
