@@ -41,7 +41,8 @@ const POSIX_REPLACE = [
   '  *) echo new ;;',
   'esac',
   'sync -- /proc/self/fd/3 2>/dev/null',
-  'mv -f -- "$t" "$f" || { rm -f -- "$t"; exit 5; }',
+  // -T: a target made a directory since the check above fails the rename instead of receiving the file.
+  'mv -f -T -- "$t" "$f" || { rm -f -- "$t"; exit 5; }',
 ].join('\n');
 
 /** $0 of the script: the name ps shows in the guest. */
