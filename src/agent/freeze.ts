@@ -55,6 +55,8 @@ export interface TrimResult {
 export class FreezeService {
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private closing = false;
+  /** Domains with a previous run's record not yet taken back: a new freeze there waits (409) until it is. */
+  private readonly recovering = new Set<string>();
 
   /** registry must have been built to call forgetRecord() on release. */
   constructor(
@@ -86,6 +88,9 @@ export class FreezeService {
   async freeze(dom: DomainRef, mountpoints: string[] | null, thawAfterMs: number, opts: AgentCallOptions): Promise<FreezeStatus & { count: number }> {
     if (thawAfterMs > this.config.maxTimeoutMs) {
       throw new GatewayError('invalid_request', `thawAfterMs ${thawAfterMs} is above the configured maximum of ${this.config.maxTimeoutMs} ms`, { domain: dom.name });
+    }
+    if (this.recovering.has(domainKey(dom))) {
+      throw new GatewayError('state_conflict', `the gateway is taking back a freeze of ${dom.name} it held before it restarted: try again in a few seconds`, { domain: dom.name, command: 'guest-fsfreeze-freeze', retryAfter: 2 });
     }
     // Held before sending: a freeze whose reply is lost (deadline) may have happened and must still be thawed.
     const held = this.registry.hold(dom, thawAfterMs, mountpoints);
@@ -184,6 +189,7 @@ export class FreezeService {
     for (const c of corrupt) {
       this.log.error({ file: c.file, keptAs: c.keptAs, reason: c.reason }, 'freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand');
     }
+    for (const { entry } of entries) this.recovering.add(entry.id);
     return entries.map((e) => e.entry);
   }
 
@@ -195,7 +201,7 @@ export class FreezeService {
    * has been looked at.
    */
   async recover(records: FreezeRecord[], lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs = DEADLINE_THAW_RETRY_MS): Promise<void> {
-    await Promise.all(records.map((record) => this.recoverOne(record, lookup, retryMs)));
+    await Promise.all(records.map((record) => this.recoverOne(record, lookup, retryMs).finally(() => this.recovering.delete(record.id))));
   }
 
   private async recoverOne(record: FreezeRecord, lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs: number): Promise<void> {

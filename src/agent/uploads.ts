@@ -44,7 +44,7 @@ export interface UploadResult {
 
 /** What an upload had done when it failed: the caller's log and audit line say it. */
 export interface UploadProgress extends WriteProgress {
-  /** The temporary file of an atomic upload, once chosen. */
+  /** The temporary file of an atomic upload, once created. */
   temp: string | null;
   /** A temporary file the gateway could not remove (also kept in state.dir for the next start). */
   leftBehind: string | null;

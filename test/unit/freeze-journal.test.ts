@@ -265,6 +265,27 @@ describe('recovering freezes at start-up', () => {
     expect((await call('GET', '/domains/vm1/hostname')).status).not.toBe(409);
   });
 
+  it('answers 409 to a new freeze of a domain whose recorded freeze is still being taken back', async () => {
+    await startFake();
+    agent.frozen.set('vm1', true);
+    const inner = fake!.agentHandler!;
+    fake!.agentHandler = async (dom, cmd, timeout) => {
+      if (cmd.execute === 'guest-fsfreeze-status') await new Promise((r) => setTimeout(r, 500));
+      return inner(dom, cmd, timeout);
+    };
+    const stateDir = tempDir();
+    const record = recordFor('vm1', 60_000);
+    await freezeJournal(stateDir).put(record);
+    gw = await startTestGateway(fake!.uri, { state: { dir: stateDir } });
+    const r = await call('POST', '/domains/vm1/fsfreeze', { thawAfterMs: 5_000 });
+    expect(r.status).toBe(409);
+    expect(r.body.detail).toContain('taking back a freeze');
+    await gw.gateway.recovered;
+    // The recorded freeze is the one held, with its own deadline, and its record is intact.
+    expect(gw.gateway.freeze.registry.all().map((h) => h.thawAt.toISOString())).toEqual([record.thawAt]);
+    expect(readRecord(recordFile(stateDir, record.uuid))).toEqual(record);
+  });
+
   // Recovery waits for libvirt's first connection: a look-up before it would fail and wait for the next try
   // (2 s), leaving an overdue freeze frozen that much longer. Here libvirt is made a little slow to connect.
   it('thaws an overdue recorded freeze as soon as libvirt is connected, not 2 s later', async () => {
