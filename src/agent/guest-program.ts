@@ -17,7 +17,16 @@ const text = (b64: string | undefined) => Buffer.from(b64 ?? '', 'base64').toStr
 
 /** Polls quickly at first (these programs take a few ms), then at most twice a second, until maxWaitMs. */
 export async function runGuestProgram(agent: AgentService, dom: DomainRef, program: GuestProgram, maxWaitMs: number, opts: AgentCallOptions): Promise<ProgramOutcome> {
-  const { pid } = await agent.execute(dom, guestExec, { path: program.path, arg: program.args, 'capture-output': true }, opts);
+  let pid: number;
+  try {
+    ({ pid } = await agent.execute(dom, guestExec, { path: program.path, arg: program.args, 'capture-output': true }, opts));
+  } catch (err) {
+    // GLib's spawn message, which qemu-ga passes on: the guest has no such program (or may not run it).
+    if (err instanceof GatewayError && err.code === 'agent_error' && /Failed to execute child process/.test(err.extras.agentDesc ?? '')) {
+      throw new GatewayError('guest_program_missing', `the guest cannot run ${program.path}: ${err.extras.agentDesc}`, err.extras);
+    }
+    throw err;
+  }
   const until = Date.now() + maxWaitMs;
   for (let interval = 10; ; interval = Math.min(interval * 2, 500)) {
     const s = await agent.execute(dom, guestExecStatus, { pid }, opts);

@@ -276,7 +276,7 @@ function openError(err: unknown, target: string, temp: string): unknown {
 
 function renameError(err: unknown, dom: DomainRef, record: UploadRecord): unknown {
   if (!(err instanceof GatewayError)) return err;
-  if (err.code === 'file_not_found' || err.code === 'permission_denied') {
+  if (err.code === 'guest_program_missing') {
     return unavailable(dom, record.target, `the guest cannot run the gateway's rename program (${err.message})`);
   }
   return new GatewayError(err.code, `${err.message}; the rename of the upload over ${record.target} may not have run: the target holds either its old or its new content, whole`, err.extras);

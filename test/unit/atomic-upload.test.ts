@@ -277,6 +277,22 @@ describe('PUT: atomic replace', () => {
     expect(guest.programs).toEqual([]);
   });
 
+  it('answers 501 with the hint when the guest has no /bin/sh to rename with, the target unchanged', async () => {
+    fresh();
+    await setup();
+    const missing = (path: string) => ({ error: { class: 'GenericError', desc: `Guest agent command failed, error was 'Failed to execute child process \u201c${path}\u201d (No such file or directory)'` } });
+    guest.intercept = (cmd) => {
+      const a = (cmd.arguments ?? {}) as { path?: string };
+      return cmd.execute === 'guest-exec' && a.path === '/bin/sh' ? missing('/bin/sh') : undefined;
+    };
+    const res = await put('/domains/web1/files/etc/app.conf', 'new');
+    expect(res.statusCode).toBe(501);
+    expect(res.json()).toMatchObject({ code: 'atomic_replace_unavailable' });
+    expect(res.json().detail).toContain('/bin/sh');
+    expect(res.json().detail).toContain('?atomic=false');
+    expectUntouched();
+  });
+
   it('says which temporary file it could not remove (problem, log, audit), keeps its record, and the next start removes it', async () => {
     fresh();
     const stateDir = mkdtempSync(join(tmpdir(), 'qga-state-'));
