@@ -119,7 +119,8 @@ export const guestGetCpustatsReply = z.array(
 export const guestGetCpustats = command('guest-get-cpustats', 'query', noArgs, guestGetCpustatsReply);
 
 /** Since qemu-ga 10.0. */
-export const guestGetLoad = command('guest-get-load', 'query', noArgs, z.looseObject({ load1: z.number(), load5: z.number(), load15: z.number() }));
+// qga/qapi-schema.json GuestLoadAverage (10.0): load1m, load5m, load15m; as qemu-ga 10.0.13 answers here.
+export const guestGetLoad = command('guest-get-load', 'query', noArgs, z.looseObject({ load1m: z.number(), load5m: z.number(), load15m: z.number() }));
 
 /** Since qemu-ga 9.1. */
 export const guestNetworkGetRouteReply = z.array(

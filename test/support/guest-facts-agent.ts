@@ -148,7 +148,8 @@ export function guestFactsAgent(state: FakeGuestState): AgentHandler {
           ],
         };
       case 'guest-get-load':
-        return { return: { load1: 0.5, load5: 0.25, load15: 0.125 } };
+        // Field names as qemu-ga 10.0.13 sends them (recorded on the host: scripts/qemu-ga-10.sh).
+        return { return: { load15m: 0.125, load5m: 0.25, load1m: 0.5 } };
       case 'guest-network-get-route':
         return {
           return: [

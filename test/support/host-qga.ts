@@ -33,7 +33,6 @@ export const BLOCKED_RPCS = [
   'guest-ssh-add-authorized-keys',
   'guest-ssh-remove-authorized-keys',
   'guest-fstrim',
-  'guest-network-get-route',
 ] as const;
 
 export interface HostQga {
@@ -50,7 +49,17 @@ export interface HostQga {
   stop(): Promise<void>;
 }
 
-export function findQemuGa(): string {
+/** The agent versions the host can run: Debian 12's own (7.2), and Debian 13's (10.0) from scripts/qemu-ga-10.sh. */
+export type HostQgaVersion = '7.2' | '10.0';
+export const HOST_QGA_VERSIONS: HostQgaVersion[] = ['7.2', '10.0'];
+const QEMU_GA_10 = '/var/cache/qga-gateway/qemu-ga-10/qemu-ga';
+
+export function findQemuGa(version: HostQgaVersion = '7.2'): string {
+  if (version === '10.0') {
+    const wrapper = process.env['QEMU_GA_10'] || QEMU_GA_10;
+    if (!existsSync(wrapper)) throw new Error(`qemu-ga 10.0 not found at ${wrapper}: run scripts/qemu-ga-10.sh (scripts/test-all.sh does)`);
+    return wrapper;
+  }
   const candidates = [process.env['QEMU_GA'], '/usr/bin/qemu-ga', '/usr/sbin/qemu-ga'].filter((p): p is string => !!p);
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
@@ -65,9 +74,9 @@ export function findQemuGa(): string {
  * allow: commands of BLOCKED_RPCS to leave enabled for one test (guest-file-write, to write into a test directory
  * of the host). Everything else stays blocked.
  */
-export async function startHostQga(opts: { restartOnExit?: boolean; allow?: (typeof BLOCKED_RPCS)[number][] } = {}): Promise<HostQga> {
+export async function startHostQga(opts: { restartOnExit?: boolean; allow?: (typeof BLOCKED_RPCS)[number][]; version?: HostQgaVersion } = {}): Promise<HostQga> {
   const blocked = BLOCKED_RPCS.filter((c) => !opts.allow?.includes(c));
-  const bin = findQemuGa();
+  const bin = findQemuGa(opts.version);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'host-qga-'));
   const stateDir = path.join(dir, 'state');
   await mkdir(stateDir);

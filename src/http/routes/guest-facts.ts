@@ -149,7 +149,7 @@ export function guestFactRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
         const r = await gateway.agent.execute(dom, guestGetLoad, undefined, opts);
-        return { domain: ref(dom), load1: r.load1, load5: r.load5, load15: r.load15 };
+        return { domain: ref(dom), load1: r.load1m, load5: r.load5m, load15: r.load15m };
       },
     );
 
