@@ -3,7 +3,6 @@
 // failing, the clean-up impossible) leaves the target as it was, no temporary file and no open handle, and
 // the request log and audit line say what happened. test/e2e/atomic-upload.test.ts runs the same against a
 // real qemu-ga and busybox.
-import http from 'node:http';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { powershellLiteral } from '../../src/agent/replace-commands.js';
 import { TEMP_MARKER, tempPathFor, uploadJournal } from '../../src/agent/upload-temp.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
 import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import { putChunked, startUpload } from '../support/http-upload.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 
 const CHUNK = 64 * 1024;
@@ -115,9 +115,7 @@ describe('PUT: atomic replace', () => {
     fresh();
     await setup();
     const port = await listen();
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/etc/app.conf', headers: { 'content-length': String(10 * CHUNK) } });
-    req.on('error', () => {});
-    req.write(Buffer.alloc(3 * CHUNK, 2));
+    const req = startUpload(port, '/domains/web1/files/etc/app.conf', 10 * CHUNK, Buffer.alloc(3 * CHUNK, 2));
     await waitFor(() => (guest.counts.get('guest-file-write') ?? 0) >= 2, 3000, 'writes to start');
     req.destroy();
     await waitFor(() => requestLines().length === 1, 5000, 'the request line');
@@ -134,22 +132,7 @@ describe('PUT: atomic replace', () => {
     fresh();
     await setup({ files: { maxUploadBytes: 2 * CHUNK + 10 } });
     const port = await listen();
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/etc/app.conf', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
-      req.on('error', reject);
-      let sent = 0;
-      const pump = () => {
-        while (sent < 4 * CHUNK) {
-          sent += 8192;
-          if (!req.write(Buffer.alloc(8192, 1))) return void req.once('drain', pump);
-        }
-        req.end();
-      };
-      pump();
-    });
+    const { status } = await putChunked(port, '/domains/web1/files/etc/app.conf', 4 * CHUNK);
     expect(status).toBe(413);
     await waitFor(() => requestLines().length === 1, 3000, 'the request line');
     expectUntouched();
@@ -182,9 +165,7 @@ describe('PUT: atomic replace', () => {
     fresh();
     await setup();
     const port = await listen();
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/etc/app.conf', headers: { 'content-length': String(10 * CHUNK) } });
-    req.on('error', () => {});
-    req.write(Buffer.alloc(3 * CHUNK, 2));
+    const req = startUpload(port, '/domains/web1/files/etc/app.conf', 10 * CHUNK, Buffer.alloc(3 * CHUNK, 2));
     await waitFor(() => (guest.counts.get('guest-file-write') ?? 0) >= 2, 3000, 'writes to start');
     await gw!.close();
     gw = null;
@@ -248,9 +229,7 @@ describe('PUT: atomic replace', () => {
     const port = await listen();
     let release: () => void = () => {};
     guest.intercept = (cmd) => (cmd.execute === 'guest-file-open' ? new Promise((r) => (release = () => r(undefined))) : undefined);
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/etc/app.conf', headers: { 'content-length': '100' } });
-    req.on('error', () => {});
-    req.write('x');
+    const req = startUpload(port, '/domains/web1/files/etc/app.conf', 100, 'x');
     await waitFor(() => (guest.counts.get('guest-file-open') ?? 0) === 1, 3000, 'the open');
     req.destroy();
     await new Promise((r) => setTimeout(r, 50));

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
+import { putChunked, startUpload } from '../support/http-upload.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 
 const CHUNK = 64 * 1024;
@@ -350,23 +351,7 @@ describe('PUT /domains/{domain}/files/{path}', () => {
   it('answers 413 for a chunked body that grows past the limit, writing nothing past it', async () => {
     await setup({ maxUploadBytes: 2 * CHUNK + 10 });
     const port = await listen();
-    const result = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/tmp/chunked?atomic=false', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
-      req.on('error', reject);
-      let sent = 0;
-      const pump = () => {
-        while (sent < 4 * CHUNK) {
-          sent += 8192;
-          if (!req.write(Buffer.alloc(8192, 1))) return void req.once('drain', pump);
-        }
-        req.end();
-      };
-      pump();
-    });
+    const result = await putChunked(port, '/domains/web1/files/tmp/chunked?atomic=false', 4 * CHUNK);
     expect(result.status).toBe(413);
     expect(JSON.parse(result.body).code).toBe('payload_too_large');
     expect(guest.files.get('/tmp/chunked')!.length).toBeLessThanOrEqual(2 * CHUNK + 10);
@@ -376,9 +361,7 @@ describe('PUT /domains/{domain}/files/{path}', () => {
   it('closes the handle when the client disconnects mid-upload', async () => {
     await setup();
     const port = await listen();
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/domains/web1/files/tmp/partial', headers: { 'content-length': String(10 * CHUNK) } });
-    req.on('error', () => {});
-    req.write(Buffer.alloc(3 * CHUNK, 2));
+    const req = startUpload(port, '/domains/web1/files/tmp/partial', 10 * CHUNK, Buffer.alloc(3 * CHUNK, 2));
     await waitFor(() => (guest.counts.get('guest-file-write') ?? 0) >= 2, 3000, 'writes to start');
     req.destroy();
     await waitFor(() => guest.closed.length === 1, 3000, 'the handle to close');
