@@ -37,8 +37,8 @@ TLS_URI="qemu+tls://127.0.0.1/system?pkipath=$PKI/client"
 URI=qemu:///system
 PY=/usr/bin/python3            # Debian's, with python3-libvirt; not a pyenv shim from PATH
 TIMEOUT=${QGA_GUESTS_TIMEOUT:-120}
-PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-guest-agent
-          busybox-static python3-libvirt cpio procps xz-utils e2fsprogs)
+PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-guest-agent qemu-utils
+          busybox-static python3-libvirt cpio procps xz-utils e2fsprogs mmdebstrap)
 
 now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 QGA_PROVISION_T0_US=$(now_us); export QGA_PROVISION_T0_US   # guests.py logs relative to it too
@@ -115,6 +115,19 @@ domain_names() {
     sed '/^$/d' <<<"$out" | sort
 }
 
+# Without udev (containers, this CI) /dev/kvm stays root:root 0600. libvirtd probes QEMU's capabilities
+# as root and finds KVM, then checks the cached answer against what its QEMU user (libvirt-qemu, group
+# kvm) may open, finds KVM "not available now" and throws the cache away: every define and start probed
+# QEMU again (~4 s here, ~50 s on a fresh machine) and /var/cache/libvirt/qemu/capabilities stayed
+# empty. udev's own rule on a Debian host gives the device to group kvm, 0660: do what it would.
+kvm_device_access() {
+    [[ -c /dev/kvm ]] && getent group kvm >/dev/null || return 0
+    if [[ $(stat -c '%G %a' /dev/kvm) != "kvm 660" ]]; then
+        log "/dev/kvm: root:kvm 0660 as udev would set it (libvirtd's capabilities cache depends on it)"
+        chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+    fi
+}
+
 ensure_daemons() {
     mkdir -p "$LOG_DIR" "$(dirname "$LIBVIRTD_STAMP")"
     # 9>&-: the daemons must not inherit our lock (they outlive us and would hold it).
@@ -123,6 +136,7 @@ ensure_daemons() {
         virtlogd -d 9>&-
     fi
     getent group libvirt >/dev/null || groupadd -r libvirt   # libvirt-daemon-system makes it; just in case
+    kvm_device_access
     bash "$SCRIPTS/libvirt-pki.sh" "$PKI"
     write_libvirtd_conf
     local want pid i
@@ -220,11 +234,41 @@ ensure_image() {
     KERNEL_DEB=$deb
 }
 
+# The Debian 13 guest (scripts/debian13/): built with mmdebstrap from trixie, cached by a hash of
+# that directory and the trixie versions of what goes in (from scripts/trixie-apt.sh's own lists,
+# fetched once; the answer is remembered until those lists change).
+ensure_debian13_image() {
+    local key stamp versions resolved=$CACHE/debian13/resolved
+    . "$SCRIPTS/trixie-apt.sh"
+    mkdir -p -m 755 "$CACHE/debian13"
+    trixie_lists
+    stamp=$(stat -c '%n %Y %s' "$trixie_state"/lists/*Packages* | sha256sum | cut -c1-16)
+    if [[ -s $resolved && $(head -1 "$resolved") == "$stamp" ]]; then
+        versions=$(tail -n +2 "$resolved")
+    else
+        versions=$("${TRIXIE_APT_CACHE[@]}" show --no-all-versions linux-image-amd64 qemu-guest-agent systemd |
+            sed -n 's/^Package: //p; s/^Version: //p; s/^Depends:.*\(linux-image-[0-9][^ ,]*\) (= .*/\1/p' | paste -sd' ')
+        [[ $versions == *qemu-guest-agent* ]] || die "trixie's package lists do not know qemu-guest-agent"
+        printf '%s\n%s\n' "$stamp" "$versions" > "$resolved"
+    fi
+    key=$({ for f in "$SCRIPTS"/debian13/*; do echo "== ${f##*/}"; cat "$f"; done; echo "$versions"; } |
+        sha256sum | cut -c1-16)
+    DEBIAN13_DIR=$CACHE/debian13/$key
+    if [[ ! -s $DEBIAN13_DIR/root.img || ! -s $DEBIAN13_DIR/initrd.img || ! -s $DEBIAN13_DIR/vmlinuz ]]; then
+        log "building the Debian 13 guest image $key ($versions)"
+        rm -rf "$DEBIAN13_DIR.tmp"
+        bash "$SCRIPTS/debian13/build-image.sh" "$DEBIAN13_DIR.tmp"
+        mv "$DEBIAN13_DIR.tmp" "$DEBIAN13_DIR"
+    else
+        log "Debian 13 guest image $key cached ($(cat "$DEBIAN13_DIR/qemu-ga-version"))"
+    fi
+}
+
 # Old images and kernels: only once no domain points at them any more.
 prune_cache() {
     local d
-    for d in "$CACHE"/guest/* "$CACHE"/kernel/*; do
-        [[ $d == "$IMAGE_DIR" || $d == "$KERNEL_DEB" || $d == */resolved ]] && continue
+    for d in "$CACHE"/guest/* "$CACHE"/kernel/* "$CACHE"/debian13/*; do
+        [[ $d == "$IMAGE_DIR" || $d == "$KERNEL_DEB" || $d == "$DEBIAN13_DIR" || $d == */resolved ]] && continue
         [[ -e $d ]] || continue
         log "removing old cache entry $d"
         rm -rf "$d"
@@ -255,8 +299,9 @@ if [[ $mode == down ]]; then
     exit 0
 fi
 ensure_image
+ensure_debian13_image
 # Define/redefine, start/stop, then wait for the agents (see scripts/guest/guests.py).
-guests up "$GUESTS_JSON" "$IMAGE_DIR" "$LOG_DIR" "$TIMEOUT"
+guests up "$GUESTS_JSON" "$LOG_DIR" "$TIMEOUT" busybox="$IMAGE_DIR" debian13="$DEBIAN13_DIR"
 prune_cache
 # Guests booted by qemu-system-x86_64 itself, agents on socket chardevs (test/e2e/direct-guests.json).
 bash "$SCRIPTS/direct-guests.sh" up "$IMAGE_DIR"

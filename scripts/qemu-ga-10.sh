@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian 13's qemu-ga (10.0) on this Debian 12 host, for the tests against a real agent on the host
 # (test/support/host-qga.ts): trixie's qemu-guest-agent and the libraries it needs, fetched from the Debian
-# mirror with a separate apt state (the host stays bookworm), unpacked with dpkg -x, run through trixie's own
+# mirror with a separate apt state (scripts/trixie-apt.sh: the host stays bookworm), unpacked with dpkg -x, run through trixie's own
 # dynamic loader. Cached in /var/cache/qga-gateway/qemu-ga-10/; a second run is instant and uses no network.
 # Prints the path of a wrapper that runs it like the qemu-ga binary.
 set -euo pipefail
@@ -11,14 +11,13 @@ if [[ -x $wrapper ]] && "$wrapper" --version >/dev/null 2>&1; then
     echo "$wrapper"
     exit 0
 fi
+. "$(dirname "${BASH_SOURCE[0]}")/trixie-apt.sh"
+trixie_lists
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo 'deb http://deb.debian.org/debian trixie main' >"$work/sources.list"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
-apt=(apt-get -q -o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache")
-"${apt[@]}" update >&2
-(cd "$work/debs" && "${apt[@]}" download qemu-guest-agent libc6 libglib2.0-0t64 libffi8 libpcre2-8-0 libmount1 libblkid1 \
-    libselinux1 libudev1 libnuma1 liburing2 zlib1g libcap2 >&2 2>/dev/null)
+mkdir -p "$work/debs"
+(cd "$work/debs" && "${TRIXIE_APT[@]}" download qemu-guest-agent libc6 libglib2.0-0t64 libffi8 libpcre2-8-0 libmount1 \
+    libblkid1 libselinux1 libudev1 libnuma1 liburing2 zlib1g libcap2 >&2 2>/dev/null)
 rm -rf "$cache.new"
 mkdir -p "$cache.new/root"
 for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$cache.new/root"; done

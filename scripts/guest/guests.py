@@ -1,15 +1,23 @@
 #!/usr/bin/python3
 """Defines, starts and checks the qga-gateway test guests of test/e2e/guests.json.
 
-  guests.py up GUESTS_JSON IMAGE_DIR LOG_DIR TIMEOUT   define/redefine, start/stop, wait
-  guests.py down GUESTS_JSON                           destroy and undefine
-  guests.py xml GUESTS_JSON IMAGE_DIR LOG_DIR NAME     print one domain's XML
+  guests.py up GUESTS_JSON LOG_DIR TIMEOUT KIND=DIR...   define/redefine, start/stop, wait
+  guests.py down GUESTS_JSON                             destroy and undefine
+  guests.py xml GUESTS_JSON LOG_DIR NAME KIND=DIR...     print one domain's XML
+
+KIND=DIR: where each image kind is ("busybox=/var/cache/...", "debian13=/var/cache/...").
 
 Called by scripts/provision-guests.sh. Uses libvirt-python over one connection to
 qemu:///system (a virsh process per question made a no-op run take seconds).
 
 A guest with "dataDisk": true gets a virtio disk, a raw file holding ext4 that is made
 once in /var/lib/qga-gateway/disks/ and kept (the guest's init mounts it at /data).
+
+"image" says what the guest boots: "busybox" (the default: Debian 12's kernel and an initramfs
+with busybox and the host's qemu-ga 7.2, scripts/guest/) or "debian13" (a real Debian 13 system
+with systemd and qemu-ga 10.0, scripts/debian13/: its kernel and initrd, and an ext4 root on a
+virtio disk that is a qcow2 overlay of the cached image, made anew each time this script starts
+the domain, so each provisioned boot starts from the image as built).
 
 Each domain XML carries "config=<hash of the rest of the XML>" in its <description>, so
 an out-of-date definition is recognised without comparing against libvirt's
@@ -30,6 +38,7 @@ URI = "qemu:///system"
 READY_MARK = "qga-init: ready"   # printed on the console by scripts/guest/init
 DISK_DIR = "/var/lib/qga-gateway/disks"   # data disks ("dataDisk": true), kept across runs
 DATA_DISK_MIB = 16
+IMAGE_KINDS = ("busybox", "debian13")
 T0 = int(os.environ.get("QGA_PROVISION_T0_US") or time.time() * 1e6) / 1e6
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -60,6 +69,14 @@ def load(path):
                 die(f"{path}: {key!r} must be true or false in {g!r}")
         if not isinstance(g.setdefault("dataDisk", False), bool):
             die(f"{path}: 'dataDisk' must be true or false (or absent) in {g!r}")
+        if g.setdefault("image", "busybox") not in IMAGE_KINDS:
+            die(f"{path}: 'image' must be one of {', '.join(IMAGE_KINDS)} (or absent) in {g!r}")
+        for key, default in (("vcpus", 1), ("memoryMiB", 256)):
+            v = g.setdefault(key, default)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65536:
+                die(f"{path}: {key!r} must be a positive integer (or absent) in {g!r}")
+        if g["image"] == "debian13" and g["dataDisk"]:
+            die(f"{path}: a debian13 guest has its root on vda, no 'dataDisk': {g!r}")
         if g["name"] in names:
             die(f"{path}: duplicate name {g['name']}")
         names.add(g["name"])
@@ -72,6 +89,25 @@ def console_log(log_dir, name):
 
 def data_disk(name):
     return os.path.join(DISK_DIR, name + "-data.ext4.img")
+
+
+def root_overlay(name):
+    return os.path.join(DISK_DIR, name + "-root.qcow2")
+
+
+def make_root_overlay(g, image_dir):
+    """A fresh qcow2 overlay over the image's root.img: the guest writes there, the cached image
+    stays as built. Made anew before each start by this script, so a provisioned boot never sees
+    what an earlier run (or a killed test) left in the guest."""
+    path = root_overlay(g["name"])
+    os.makedirs(DISK_DIR, mode=0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    try:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                        "-b", os.path.join(image_dir, "root.img"), tmp], check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        die(f"qemu-img create of {path} failed: {e}")
+    os.rename(tmp, path)
 
 
 def ensure_data_disk(g):
@@ -96,12 +132,13 @@ def ensure_data_disk(g):
     os.rename(tmp, path)   # atomic: a half-made disk is never attached
 
 
-def domain_xml(g, image_dir, log_dir):
+def domain_xml(g, images, log_dir):
     """The kernel command line: no_timer_check because under TCG on a loaded host the
     kernel's IO-APIC timer check fails and panics ("IO-APIC + timer doesn't work!", seen
     here with 3 guests booting while the host was busy); panic=5 so that any other early
     panic reboots the guest (on_reboot=restart) instead of leaving a dead VM."""
     name = g["name"]   # validated: no XML escaping needed for any field
+    image_dir = images[g["image"]]
     agent = ""
     if g["agent"]:
         # libvirt chooses the host-side socket path and connects to it itself.
@@ -118,26 +155,48 @@ def domain_xml(g, image_dir, log_dir):
       <source file='{data_disk(name)}'/>
       <target dev='vda' bus='virtio'/>
     </disk>"""
+    boot = f"""
+    <kernel>{image_dir}/vmlinuz</kernel>
+    <initrd>{image_dir}/initrd.gz</initrd>
+    <cmdline>console=ttyS0 no_timer_check panic=5 qga.ip={g['ip']}</cmdline>"""
+    cpu = tcg = ""
+    if g["image"] == "debian13":
+        # The root: a qcow2 overlay (see make_root_overlay), discard='unmap' so fstrim reaches it.
+        disk = f"""
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' discard='unmap'/>
+      <source file='{root_overlay(name)}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>"""
+        boot = f"""
+    <kernel>{image_dir}/vmlinuz</kernel>
+    <initrd>{image_dir}/initrd.img</initrd>
+    <cmdline>root=/dev/vda rw console=ttyS0 no_timer_check panic=5</cmdline>"""
+        # TCG's translation buffer defaults to 1 GiB here: 128 MiB keeps QEMU at ~530 MB instead of
+        # ~1.2 GB and boots as fast (measured, ../shared/FACTS.md). The 'max' CPU: a modern x86-64.
+        tcg = """
+    <tcg>
+      <tb-cache unit='MiB'>128</tb-cache>
+    </tcg>"""
+        cpu = """
+  <cpu mode='maximum' check='none'/>"""
     body = f"""
   <name>{name}</name>
   <uuid>{g['uuid']}</uuid>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
+  <memory unit='MiB'>{g['memoryMiB']}</memory>
+  <vcpu>{g['vcpus']}</vcpu>
   <sysinfo type='smbios'>
     <system>
       <entry name='serial'>{name}</entry>
     </system>
   </sysinfo>
   <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{image_dir}/vmlinuz</kernel>
-    <initrd>{image_dir}/initrd.gz</initrd>
-    <cmdline>console=ttyS0 no_timer_check panic=5 qga.ip={g['ip']}</cmdline>
+    <type arch='x86_64' machine='pc'>hvm</type>{boot}
     <smbios mode='sysinfo'/>
   </os>
   <features>
-    <acpi/>
-  </features>
+    <acpi/>{tcg}
+  </features>{cpu}
   <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
@@ -188,20 +247,22 @@ def state_name(dom):
             libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended"}.get(s, f"state {s}")
 
 
-def start(dom, log_dir):
+def start(dom, g, images, log_dir):
     # append='off' truncates the log at start anyway; emptying it first means a stale
     # "ready" line of the previous boot can never count.
     open(console_log(log_dir, dom.name()), "w").close()
+    if g["image"] == "debian13":
+        make_root_overlay(g, images["debian13"])
     dom.create()
 
 
-def converge(conn, g, image_dir, log_dir):
+def converge(conn, g, images, log_dir):
     """Makes one domain defined as in guests.json and running or shut off. Returns
     True if it was (re)started."""
     name = g["name"]
     if g["dataDisk"]:
         ensure_data_disk(g)
-    xml, digest = domain_xml(g, image_dir, log_dir)
+    xml, digest = domain_xml(g, images, log_dir)
     other = lookup(conn, uuid=g["uuid"])
     if other is not None and other.name() != name:
         log(f"domain {other.name()} holds the uuid of {name}: removing it")
@@ -231,7 +292,7 @@ def converge(conn, g, image_dir, log_dir):
         if dom.isActive():
             dom.destroy()
         log(f"starting {name} (was {st})")
-        start(dom, log_dir)
+        start(dom, g, images, log_dir)
         return True
     if dom.isActive():
         log(f"stopping {name} (must be shut off, was {st})")
@@ -269,10 +330,10 @@ def check(conn, g, log_dir):
     return f"agent does not report {ip} yet"
 
 
-def up(path, image_dir, log_dir, timeout):
+def up(path, images, log_dir, timeout):
     guests = load(path)
     conn = libvirt.open(URI)
-    started = {g["name"] for g in guests if converge(conn, g, image_dir, log_dir)}
+    started = {g["name"] for g in guests if converge(conn, g, images, log_dir)}
     want = [g for g in guests if g["running"]]
     # A guest left running by an earlier run that does not answer (agent stopped or put
     # in libvirt's error state by a test) is restarted once instead of failing CI.
@@ -283,7 +344,7 @@ def up(path, image_dir, log_dir, timeout):
                 log(f"{g['name']} is running but not healthy ({why}): restarting it")
                 dom = lookup(conn, name=g["name"])
                 dom.destroy()
-                start(dom, log_dir)
+                start(dom, g, images, log_dir)
     deadline = time.time() + timeout
     note = time.time() + 15
     while True:
@@ -323,17 +384,28 @@ def down(path):
     print("qga-gateway guests removed")
 
 
+def images(args):
+    """KIND=DIR arguments: the image directory of each kind."""
+    out = {}
+    for a in args:
+        kind, sep, path = a.partition("=")
+        if not sep or kind not in IMAGE_KINDS or not os.path.isabs(path):
+            sys.exit(f"bad image argument {a!r}: want KIND=/ABSOLUTE/DIR, KIND one of {', '.join(IMAGE_KINDS)}")
+        out[kind] = path
+    return out
+
+
 def main(argv):
     # libvirt-python prints every error to stderr by default; we report them ourselves.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
-        if len(argv) == 6 and argv[1] == "up":
-            up(argv[2], argv[3], argv[4], int(argv[5]))
+        if len(argv) >= 5 and argv[1] == "up":
+            up(argv[2], images(argv[5:]), argv[3], int(argv[4]))
         elif len(argv) == 3 and argv[1] == "down":
             down(argv[2])
-        elif len(argv) == 6 and argv[1] == "xml":
-            g = next((g for g in load(argv[2]) if g["name"] == argv[5]), None) or die(f"no guest {argv[5]}")
-            sys.stdout.write(domain_xml(g, argv[3], argv[4])[0])
+        elif len(argv) >= 5 and argv[1] == "xml":
+            g = next((g for g in load(argv[2]) if g["name"] == argv[4]), None) or die(f"no guest {argv[4]}")
+            sys.stdout.write(domain_xml(g, images(argv[5:]), argv[3])[0])
         else:
             sys.exit(__doc__)
     except libvirt.libvirtError as e:
