@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the gateway and runs the benchmarks in order (ping, concurrency, rss, files, addresses, hosts, container, direct), without npm.
+# Builds the gateway and runs the benchmarks in order (ping, concurrency, rss, files, upload, addresses, hosts, container,
+# direct; ping, files and upload again against debian13; boot), without npm.
 # Needs the provisioned guests (bash scripts/provision-guests.sh). Extra arguments go to every script
 # (e.g. --log-level info). Exits non-zero if the build or any benchmark failed.
 set -uo pipefail
@@ -28,6 +29,16 @@ for b in ping concurrency rss files upload addresses hosts container direct; do
     # Each script bounds its own run time (BENCH_MAX_SECONDS, default 900) and stops its children.
     "$BIN/tsx" "bench/$b.ts" "$@" || failed+=("$b")
 done
+# The same round trips and transfers against the Debian 13 guest (qemu-ga 10.0, systemd), then boot to agent,
+# which destroys and restarts guest-power and debian13: last.
+for b in ping files upload; do
+    echo
+    echo "== bench/$b.ts --domain debian13 $*"
+    "$BIN/tsx" "bench/$b.ts" --domain debian13 "$@" || failed+=("$b@debian13")
+done
+echo
+echo "== bench/boot.ts $*"
+"$BIN/tsx" bench/boot.ts "$@" || failed+=(boot)
 echo
 if ((${#failed[@]})); then
     echo "run-all: FAILED: ${failed[*]}" >&2

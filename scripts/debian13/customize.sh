@@ -9,6 +9,8 @@ printf '127.0.0.1 localhost\n127.0.1.1 debian13\n' > "$root/etc/hosts"
 # discard: deleted blocks go back to the qcow2 overlay at once; guest-fstrim still has work after a
 # large delete made before the mount option applied (it is checked by the tests either way).
 echo '/dev/vda / ext4 defaults,discard 0 1' > "$root/etc/fstab"
+# As Debian's installer leaves them (mmdebstrap had made /etc/hostname executable).
+chmod 644 "$root/etc/hostname" "$root/etc/hosts" "$root/etc/fstab"
 # The first boot makes one (systemd's firstboot); an image with a fixed id would give every copy the same.
 : > "$root/etc/machine-id"
 

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import { isAgentError } from './agent-errors.js';
 import { command } from './commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 import { describeKeyLine, type AuthorizedKey } from './ssh-keys.js';
@@ -33,14 +34,14 @@ export const guestSshRemoveAuthorizedKeys = command(
   z.looseObject({}),
 );
 
-/** The agent's answers that mean something precise, from qemu-ga's commands-posix.c and commands-posix-ssh.c. */
+/** The agent's answers that mean something precise (agent-errors.ts has each version's wording). */
 function mapAccountError(err: unknown, dom: DomainRef, user: string): unknown {
   if (!(err instanceof GatewayError) || err.code !== 'agent_error') return err;
   const desc = err.extras.agentDesc ?? '';
   const extras = { ...err.extras, domain: dom.name };
-  if (/failed to lookup user/.test(desc)) return new GatewayError('user_not_found', `the guest has no user ${JSON.stringify(user)}`, extras);
-  // Linux qemu-ga runs chpasswd for guest-set-user-password; its message names "passwd" whatever it looked for.
-  if (/cannot find '[^']+' program in PATH/.test(desc)) {
+  if (isAgentError(err, 'userNotFound')) return new GatewayError('user_not_found', `the guest has no user ${JSON.stringify(user)}`, extras);
+  // Linux qemu-ga runs chpasswd for guest-set-user-password; 7.2's message names "passwd" whatever it looked for.
+  if (isAgentError(err, 'passwordProgramMissing')) {
     return new GatewayError('guest_program_missing', `the guest agent cannot set passwords in this guest: ${desc} (it runs chpasswd)`, extras);
   }
   return err;
@@ -54,7 +55,25 @@ export class AccountService {
     try {
       await this.agent.execute(dom, guestSetUserPassword, { username: user, password: encoded, crypted }, opts);
     } catch (err) {
-      throw mapAccountError(err, dom, user);
+      const mapped = mapAccountError(err, dom, user);
+      if (isAgentError(mapped, 'passwordChangeFailed') && (await this.userMissing(dom, user, opts))) {
+        throw new GatewayError('user_not_found', `the guest has no user ${JSON.stringify(user)}`, { ...mapped.extras, domain: dom.name });
+      }
+      throw mapped;
+    }
+  }
+
+  /**
+   * Whether the guest lacks the user, asked the one way the agent looks a user up (getpwnam in
+   * guest-ssh-get-authorized-keys). Linux qemu-ga runs chpasswd without looking the user up, and chpasswd's
+   * failure for an unknown user is worded like any other PAM failure; false when the agent cannot tell.
+   */
+  private async userMissing(dom: DomainRef, user: string, opts: AgentCallOptions): Promise<boolean> {
+    try {
+      await this.agent.execute(dom, guestSshGetAuthorizedKeys, { username: user }, opts);
+      return false;
+    } catch (err) {
+      return isAgentError(err, 'userNotFound');
     }
   }
 
@@ -64,8 +83,7 @@ export class AccountService {
       const { keys } = await this.agent.execute(dom, guestSshGetAuthorizedKeys, { username: user }, opts);
       return keys.map(describeKeyLine);
     } catch (err) {
-      const desc = err instanceof GatewayError && err.code === 'agent_error' ? (err.extras.agentDesc ?? '') : '';
-      if (/failed to read .*No such file or directory/.test(desc)) return [];
+      if (isAgentError(err, 'noAuthorizedKeysFile')) return [];
       throw mapAccountError(err, dom, user);
     }
   }

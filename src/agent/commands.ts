@@ -2,6 +2,7 @@
 // of the reply. Replies are loose objects: newer agents add fields, and that must not break us.
 import { z } from 'zod';
 import type { CommandKind } from '../config/schema.js';
+import { agentUint64 } from './reply-integers.js';
 
 export interface AgentCommand<Args, Reply> {
   execute: string;
@@ -35,15 +36,16 @@ const ipAddress = z.looseObject({
   'ip-address': z.string(),
   prefix: z.number().int(),
 });
+// GuestNetworkInterfaceStat (since 2.11): uint64 counters, which a busy interface takes past 2^53 bytes.
 const interfaceStats = z.looseObject({
-  'rx-bytes': z.number(),
-  'rx-packets': z.number(),
-  'rx-errs': z.number(),
-  'rx-dropped': z.number(),
-  'tx-bytes': z.number(),
-  'tx-packets': z.number(),
-  'tx-errs': z.number(),
-  'tx-dropped': z.number(),
+  'rx-bytes': agentUint64(),
+  'rx-packets': agentUint64(),
+  'rx-errs': agentUint64(),
+  'rx-dropped': agentUint64(),
+  'tx-bytes': agentUint64(),
+  'tx-packets': agentUint64(),
+  'tx-errs': agentUint64(),
+  'tx-dropped': agentUint64(),
 });
 export const guestNetworkInterfacesReply = z.array(
   z.looseObject({

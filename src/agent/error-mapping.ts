@@ -2,15 +2,10 @@
 import { GatewayError, type ErrorExtras } from '../errors.js';
 import { ConnectionError, LibvirtError } from '../libvirt/errors.js';
 import { VirErrorCode } from '../libvirt/protocol.js';
+import { agentClassFromDesc } from './agent-errors.js';
 
 // libvirt folds the agent's {"error":{"class","desc"}} into this message (qemuAgentCheckError), losing the class.
 const AGENT_ERROR_RE = /unable to execute QEMU agent command '([^']*)'(?::\s*([\s\S]*))?$/;
-
-/** The agent's error class is not passed through by libvirt; these are the descriptions qemu-ga uses for it. */
-function agentClassFromDesc(desc: string): string {
-  if (/^The command \S+ has not been found/.test(desc) || /^Command \S+ has been disabled/.test(desc)) return 'CommandNotFound';
-  return 'GenericError';
-}
 
 /** The agent's own {"error": {class, desc}} for a command, however it arrived (libvirt's message, or the socket). */
 export function agentError(execute: string, desc: string, agentClass: string, context: ErrorExtras = {}): GatewayError {

@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';
+import { AGENT_ERROR_TEXT, isAgentError } from './agent-errors.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from './command-limits.js';
 import { guestExec, guestExecStatus, type GuestExecArgs, type GuestExecStatus } from './exec-commands.js';
 import { PerDomainCache } from './per-domain-cache.js';
@@ -67,14 +68,11 @@ export function toExecStatus(pid: number, s: GuestExecStatus): ExecStatus {
   };
 }
 
-// GLib's g_spawn message, which qemu-ga 7.2 passes on: Failed to execute child process “/x” (No such file or directory)
-const SPAWN_FAILED_RE = /Failed to execute child process .*\((.+)\)\s*'?$/;
-
 /** guest-exec's spawn failures are the caller's mistake (wrong path, not executable): 4xx with the agent's message. */
 function mapStartError(err: unknown, path: string): unknown {
   if (!(err instanceof GatewayError) || err.code !== 'agent_error') return err;
   const desc = err.extras.agentDesc ?? '';
-  const m = SPAWN_FAILED_RE.exec(desc);
+  const m = AGENT_ERROR_TEXT.spawnFailed.exec(desc);
   if (!m) return err;
   const reason = m[1]!;
   const code = /No such file or directory/.test(reason) ? 'file_not_found' : /Permission denied/.test(reason) ? 'permission_denied' : 'invalid_request';
@@ -91,7 +89,7 @@ function mapStatusError(err: unknown, dom: DomainRef, pid: number): unknown {
       { ...err.extras, domain: dom.name },
     );
   }
-  if (err instanceof GatewayError && err.code === 'agent_error' && /Invalid parameter 'pid'/.test(err.extras.agentDesc ?? '')) {
+  if (isAgentError(err, 'unknownPid')) {
     return new GatewayError('process_not_found', `the guest agent knows no process ${pid}, and the gateway kept no result for it (started elsewhere, never started, or read longer ago than the result cache keeps)`, {
       ...err.extras,
       domain: dom.name,

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { command } from './commands.js';
+import { agentInt64 } from './reply-integers.js';
 
 const handle = z.number().int();
 
@@ -46,12 +47,15 @@ export const guestFileWrite = command(
   z.looseObject({ count: z.number().int().min(0), eof: z.boolean() }),
 );
 
-/** whence is GuestFileWhence: the QGASeek enum ('set' | 'cur' | 'end') or an integer; the names are portable. */
+/**
+ * whence is GuestFileWhence: the QGASeek enum ('set' | 'cur' | 'end') or an integer; the names are portable.
+ * position can pass 2^53: an ext4 directory answers 9223372036854775807 to a seek to its end (qemu-ga 7.2 and 10.0).
+ */
 export const guestFileSeek = command(
   'guest-file-seek',
   'query',
   z.object({ handle, offset: z.number().int(), whence: z.enum(['set', 'cur', 'end']) }),
-  z.looseObject({ position: z.number().int(), eof: z.boolean() }),
+  z.looseObject({ position: agentInt64(), eof: z.boolean() }),
 );
 
 export const guestFileFlush = command('guest-file-flush', 'query', z.object({ handle }), z.looseObject({}));

@@ -8,10 +8,12 @@ import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
 import { LifecycleEvent } from '../libvirt/protocol.js';
+import type { ExactInteger } from './agent-json.js';
 import { command, noArgs } from './commands.js';
 import { recoveryVerdict, toFreezeRecord, type FreezeRecord } from './freeze-journal.js';
 import type { FreezeRegistry, HeldFreeze } from './freeze-registry.js';
 import type { StateJournal } from '../state/journal.js';
+import { agentUint64 } from './reply-integers.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
 // qga/qapi-schema.json: GuestFsfreezeStatus is 'thawed' | 'frozen'; freeze and thaw answer a count.
@@ -25,7 +27,8 @@ export const guestFstrim = command(
   z.object({ minimum: z.number().int().min(0).optional() }).optional(),
   z.looseObject({
     paths: z.array(
-      z.looseObject({ path: z.string(), trimmed: z.number().int().optional(), minimum: z.number().int().optional(), error: z.string().optional() }),
+      // trimmed and minimum: int64 bytes, exact (a large file system's trimmed bytes are not bounded by 2^53).
+      z.looseObject({ path: z.string(), trimmed: agentUint64().optional(), minimum: agentUint64().optional(), error: z.string().optional() }),
     ),
   }),
 );
@@ -47,8 +50,8 @@ export interface FreezeStatus {
 
 export interface TrimResult {
   path: string;
-  trimmedBytes: number | null;
-  minimumBytes: number | null;
+  trimmedBytes: ExactInteger | null;
+  minimumBytes: ExactInteger | null;
   error: string | null;
 }
 

@@ -3,6 +3,7 @@
 // Replies are loose objects: newer agents add fields (total-bytes-privileged, smart, ...).
 import { z } from 'zod';
 import { command, noArgs } from './commands.js';
+import { agentInt64, agentUint64 } from './reply-integers.js';
 
 export const guestGetOsinfo = command(
   'guest-get-osinfo',
@@ -53,10 +54,11 @@ export const guestGetFsinfoReply = z.array(
     name: z.string(),
     mountpoint: z.string(),
     type: z.string(),
-    'used-bytes': z.number().optional(),
-    'total-bytes': z.number().optional(),
-    // Since 8.2: the total a privileged user sees (reserved blocks included).
-    'total-bytes-privileged': z.number().optional(),
+    // uint64; all three absent when statvfs fails (a mount point the agent cannot read).
+    'used-bytes': agentUint64().optional(),
+    'total-bytes': agentUint64().optional(),
+    // Since 9.1 (qemu-ga 7.2 lacks it): the total a privileged user sees (reserved blocks included).
+    'total-bytes-privileged': agentUint64().optional(),
     disk: z.array(diskAddressReply),
   }),
 );
@@ -96,46 +98,54 @@ export const DISK_STAT_KEYS = [
   'weight-ticks',
 ] as const;
 
+const optionalCounter = () => agentUint64().optional();
 export const guestGetDiskstatsReply = z.array(
   z.looseObject({
     name: z.string(),
+    // uint64 in the schema; device numbers are 32 bits in Linux.
     major: z.number().int(),
     minor: z.number().int(),
-    stats: z.looseObject(Object.fromEntries(DISK_STAT_KEYS.map((k) => [k, z.number().optional()])) as Record<(typeof DISK_STAT_KEYS)[number], z.ZodOptional<z.ZodNumber>>),
+    stats: z.looseObject(Object.fromEntries(DISK_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<(typeof DISK_STAT_KEYS)[number], ReturnType<typeof optionalCounter>>),
   }),
 );
 export const guestGetDiskstats = command('guest-get-diskstats', 'query', noArgs, guestGetDiskstatsReply);
 
-/** GuestLinuxCpuStats (type 'linux'), in milliseconds; user, nice, system and idle are always there. */
+/** GuestLinuxCpuStats (type 'linux'), uint64 milliseconds; user, nice, system and idle are always there. */
 export const CPU_STAT_KEYS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guestnice'] as const;
 
 export const guestGetCpustatsReply = z.array(
   z.looseObject({
     type: z.string(),
     cpu: z.number().int().optional(),
-    ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [k, z.number().optional()])) as Record<(typeof CPU_STAT_KEYS)[number], z.ZodOptional<z.ZodNumber>>),
+    ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<(typeof CPU_STAT_KEYS)[number], ReturnType<typeof optionalCounter>>),
   }),
 );
 export const guestGetCpustats = command('guest-get-cpustats', 'query', noArgs, guestGetCpustatsReply);
 
-/** Since qemu-ga 10.0. */
-// qga/qapi-schema.json GuestLoadAverage (10.0): load1m, load5m, load15m; as qemu-ga 10.0.13 answers here.
+/** Since qemu-ga 10.0 (Linux with getloadavg; Windows emulates it since 10.1). */
+// qga/qapi-schema.json GuestLoadAverage (10.0): load1m, load5m, load15m (doubles); as qemu-ga 10.0.13 answers here.
 export const guestGetLoad = command('guest-get-load', 'query', noArgs, z.looseObject({ load1m: z.number(), load5m: z.number(), load15m: z.number() }));
 
-/** Since qemu-ga 9.1. */
+/**
+ * Since qemu-ga 9.1 (Linux), 11.0 (Windows, without flags, refcnt, use, window, mtu, irtt). Every number is the
+ * kernel's u32, but the agent sends them as it read them into a C int: negative (-1 for an IPv6 metric of
+ * 0xffffffff) or, for IPv6 flags (uint64 in the schema), sign-extended to 64 bits (18446744071564165121 for
+ * 0x80200001, recorded from qemu-ga 10.0.13): any integer is accepted here, exactly; kernelU32() undoes both.
+ */
+const routeNumber = () => agentInt64();
 export const guestNetworkGetRouteReply = z.array(
   z.looseObject({
     iface: z.string(),
     destination: z.string(),
-    metric: z.number().int(),
+    metric: routeNumber(),
     gateway: z.string().optional(),
     mask: z.string().optional(),
-    irtt: z.number().int().optional(),
-    flags: z.number().optional(),
-    refcnt: z.number().int().optional(),
-    use: z.number().int().optional(),
-    window: z.number().int().optional(),
-    mtu: z.number().int().optional(),
+    irtt: routeNumber().optional(),
+    flags: routeNumber().optional(),
+    refcnt: routeNumber().optional(),
+    use: routeNumber().optional(),
+    window: routeNumber().optional(),
+    mtu: routeNumber().optional(),
     desprefixlen: z.string().optional(),
     source: z.string().optional(),
     srcprefixlen: z.string().optional(),

@@ -3,6 +3,8 @@
 // while the guest's file systems are frozen (qemu-ga refuses guest-file-close then).
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
+import { AGENT_ERROR_TEXT, isAgentError, isCommandDisabled } from './agent-errors.js';
+import type { ExactInteger } from './agent-json.js';
 import { guestFileClose, guestFileFlush, guestFileRead, guestFileSeek, guestFileWrite } from './file-commands.js';
 import type { GuestFileService } from './files.js';
 import type { AgentCallOptions } from './service.js';
@@ -20,9 +22,9 @@ export function mapFileError(err: unknown, path: string): unknown {
   if (!(err instanceof GatewayError) || err.code !== 'agent_error') return err;
   const desc = err.extras.agentDesc ?? err.message;
   const extras = { domain: err.extras.domain, command: err.extras.command, agentClass: err.extras.agentClass, agentDesc: err.extras.agentDesc };
-  if (/No such file or directory|Not a directory/.test(desc)) return new GatewayError('file_not_found', `${path}: ${desc}`, extras);
-  if (/Permission denied|Operation not permitted|Read-only file system/.test(desc)) return new GatewayError('permission_denied', `${path}: ${desc}`, extras);
-  if (/Is a directory/.test(desc)) return new GatewayError('invalid_request', `${path} is a directory: ${desc}`, extras);
+  if (AGENT_ERROR_TEXT.fileNotFound.test(desc)) return new GatewayError('file_not_found', `${path}: ${desc}`, extras);
+  if (AGENT_ERROR_TEXT.filePermission.test(desc)) return new GatewayError('permission_denied', `${path}: ${desc}`, extras);
+  if (AGENT_ERROR_TEXT.fileIsDirectory.test(desc)) return new GatewayError('invalid_request', `${path} is a directory: ${desc}`, extras);
   return err;
 }
 
@@ -70,8 +72,8 @@ export class GuestFile {
     }
   }
 
-  /** Moves the position; answers the new one. */
-  seek(offset: number, whence: 'set' | 'cur' | 'end'): Promise<number> {
+  /** Moves the position; answers the new one (a bigint past 2^53). */
+  seek(offset: number, whence: 'set' | 'cur' | 'end'): Promise<ExactInteger> {
     return this.call(async () => (await this.service.agent.execute(this.dom, guestFileSeek, { handle: this.handle, offset, whence }, this.callOpts)).position);
   }
 
@@ -80,15 +82,16 @@ export class GuestFile {
    * refuse SEEK_END, and some report 0 while they hold data). Leaves the position at the end.
    */
   async size(): Promise<number | null> {
-    let end: number;
+    let end: ExactInteger;
     try {
       end = await this.seek(0, 'end');
     } catch (err) {
-      if (err instanceof GatewayError && err.code === 'agent_error' && /Invalid argument|Illegal seek/.test(err.extras.agentDesc ?? '')) return null;
+      if (isAgentError(err, 'seekRefused')) return null;
       throw err;
     }
-    if (end > 0) return end;
-    // 0: an empty file, or one whose size the kernel does not know. One byte read tells them apart.
+    if (typeof end === 'number' && end > 0) return end;
+    // Past 2^53 no file is that large: an ext4 directory's end (2^63 - 1). The byte read below fails for a
+    // directory ("Is a directory": 400) and tells an empty file from one the kernel does not size.
     await this.seek(0, 'set');
     const probe = await this.read(1);
     if (probe.data.length === 0) return 0;
@@ -193,8 +196,7 @@ export class GuestFile {
 
 const CLOSE_RETRY_MS = 2_000;
 
-/** The gateway's freeze guard (409) or qemu-ga itself ("Command guest-file-close has been disabled") refused it. */
+/** The gateway's freeze guard (409) or qemu-ga itself ("Command guest-file-close has been disabled...") refused it. */
 function refusedWhileFrozen(err: unknown): boolean {
-  if (!(err instanceof GatewayError)) return false;
-  return err.code === 'state_conflict' || /has been disabled/.test(err.extras.agentDesc ?? '');
+  return (err instanceof GatewayError && err.code === 'state_conflict') || isCommandDisabled(err);
 }

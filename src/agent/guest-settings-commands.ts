@@ -2,19 +2,19 @@
 // its logical processors and its memory blocks.
 import { z } from 'zod';
 import { command, noArgs } from './commands.js';
+import { agentInt64, agentUint64 } from './reply-integers.js';
 
 /**
- * Nanoseconds since the epoch, a JSON number: above 2^53 the last bits are lost (a few hundred ns today).
- * Not z.int(): zod's integers are safe integers, and today's nanoseconds are not.
+ * Nanoseconds since the epoch (int64), a JSON number far above 2^53 today: read and sent as exact bigints
+ * (agent-json.ts). Linux agents send whole microseconds (g_get_real_time() * 1000).
  */
-const wholeNumber = () => z.number().refine(Number.isInteger, 'expected a whole number');
-export const guestGetTime = command('guest-get-time', 'quick', noArgs, wholeNumber());
+export const guestGetTime = command('guest-get-time', 'quick', noArgs, agentInt64());
 
 /**
  * With time: sets the system clock, then the RTC from it (hwclock -w). Without: sets the system clock from
  * the RTC (hwclock -s). 'slow': it runs hwclock in the guest.
  */
-export const guestSetTime = command('guest-set-time', 'slow', z.union([z.undefined(), z.strictObject({ time: wholeNumber() })]), z.looseObject({}));
+export const guestSetTime = command('guest-set-time', 'slow', z.union([z.undefined(), z.strictObject({ time: z.bigint() })]), z.looseObject({}));
 
 const logicalProcessor = z.looseObject({ 'logical-id': z.number().int(), online: z.boolean(), 'can-offline': z.boolean().optional() });
 export const guestGetVcpus = command('guest-get-vcpus', 'query', noArgs, z.array(logicalProcessor));
@@ -40,4 +40,5 @@ export const guestSetMemoryBlocks = command(
   z.array(z.looseObject({ 'phys-index': z.number().int(), response: z.string(), 'error-code': z.number().int().optional() })),
 );
 
-export const guestGetMemoryBlockInfo = command('guest-get-memory-block-info', 'query', noArgs, z.looseObject({ size: z.number().int() }));
+// size: uint64 bytes, exact. phys-index above stays a safe integer: block numbers are ids the API sorts and takes back.
+export const guestGetMemoryBlockInfo = command('guest-get-memory-block-info', 'query', noArgs, z.looseObject({ size: agentUint64() }));

@@ -10,6 +10,7 @@ import {
   guestSetTime,
   guestSetVcpus,
 } from './guest-settings-commands.js';
+import { isAgentError } from './agent-errors.js';
 import { agentTimeToNs, checkTimeRange, hostNowNs } from './guest-time.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
@@ -41,10 +42,11 @@ export async function setGuestTime(agent: AgentService, dom: DomainRef, source: 
   const ns = source.kind === 'given' ? source.ns : source.kind === 'host' ? hostNowNs() : null;
   if (ns !== null) checkTimeRange(ns);
   try {
-    await agent.execute(dom, guestSetTime, ns === null ? undefined : { time: Number(ns) }, opts);
+    // A bigint: the agent gets the exact nanoseconds (a JSON number would round them to 256 ns).
+    await agent.execute(dom, guestSetTime, ns === null ? undefined : { time: ns }, opts);
   } catch (err) {
     // settimeofday's EINVAL: the guest kernel refused the value (before boot time, past its limit).
-    if (err instanceof GatewayError && err.code === 'agent_error' && /Invalid argument|is too large|is invalid/.test(err.extras.agentDesc ?? '')) {
+    if (isAgentError(err, 'timeRefused')) {
       throw new GatewayError('invalid_request', `the guest refused that time: ${err.extras.agentDesc}`, err.extras);
     }
     throw err;
@@ -105,7 +107,7 @@ export async function setVcpus(agent: AgentService, dom: DomainRef, changes: Onl
     applied = await agent.execute(dom, guestSetVcpus, { vcpus: changes.map((c) => ({ 'logical-id': c.id, online: c.online })) }, opts);
   } catch (err) {
     // The first change failed, so nothing changed; the guest's own refusal is a conflict with its state.
-    if (err instanceof GatewayError && err.code === 'agent_error' && /can't be offlined/.test(err.extras.agentDesc ?? '')) {
+    if (isAgentError(err, 'vcpuCannotOffline')) {
       throw new GatewayError('state_conflict', `the guest refused: ${err.extras.agentDesc}`, err.extras);
     }
     throw err;

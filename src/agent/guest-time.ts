@@ -1,12 +1,13 @@
 // The guest clock in nanoseconds since the epoch, and ISO 8601 with up to nine fraction digits. Nanoseconds
 // are bigints here: today's values (~1.8e18) are far past the integers a JavaScript number holds exactly.
 import { GatewayError } from '../errors.js';
+import type { ExactInteger } from './agent-json.js';
 
 const NS_PER_SECOND = 1_000_000_000n;
 
 /**
- * The latest time the gateway sends: the agent takes an int64, and the value travels as a JSON number,
- * so the bound is the largest double below 2^63 (2262-04-11T23:47:16.854775Z).
+ * The latest time the gateway sends: the largest double below 2^63 (2262-04-11T23:47:16.854775Z), a hair under
+ * the agent's int64 limit. The value travels exactly (agent-json.ts); the bound stays where clients know it.
  */
 export const MAX_TIME_NS = 9_223_372_036_854_774_784n;
 /** Linux refuses (EINVAL) a wall clock before the time the guest booted; 1970 is the floor that can be checked here. */
@@ -58,12 +59,9 @@ export function checkTimeRange(ns: bigint): void {
   }
 }
 
-/**
- * What the agent's reply says, as a bigint. The reply is a JSON number, parsed into a double: today's
- * values are off by up to 128 ns, so they are rounded to the microsecond instead of showing false digits.
- */
-export function agentTimeToNs(value: number): bigint {
-  return BigInt(Math.round(value / 1000)) * 1000n;
+/** What the agent's reply says, exactly: parseAgentJson read the JSON number as a bigint, never as a double. */
+export function agentTimeToNs(value: ExactInteger): bigint {
+  return BigInt(value);
 }
 
 /** The host's clock now, in nanoseconds (millisecond resolution). */

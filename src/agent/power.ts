@@ -8,6 +8,7 @@ import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { SuspendTarget, type DomainStateName } from '../libvirt/protocol.js';
+import { isAgentError } from './agent-errors.js';
 import { command, noArgs } from './commands.js';
 import type { AgentCallOptions, AgentService } from './service.js';
 
@@ -153,7 +154,7 @@ function isNoReplyError(err: GatewayError): boolean {
 
 /** qemu-ga refuses a suspend mode the guest's kernel does not offer: that is a 501, not an agent failure. */
 function suspendModeError(err: unknown, action: PowerAction, dom: DomainRef): unknown {
-  if (err instanceof GatewayError && err.code === 'agent_error' && /not supported/i.test(err.extras.agentDesc ?? '')) {
+  if (isAgentError(err, 'suspendNotSupported')) {
     return new GatewayError('suspend_not_supported', `the guest cannot ${action}: ${err.extras.agentDesc}`, { ...err.extras, domain: dom.name });
   }
   return err;

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';
+import { isAgentError } from './agent-errors.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from './command-limits.js';
 import { command } from './commands.js';
 import { openModeAccess } from './file-commands.js';
@@ -98,7 +99,14 @@ export class RawCommandService {
     const key = domainKey(dom);
     const handle = req.arguments?.handle;
     try {
-      const result = await this.agent.execute(dom, rawCommand(req.execute), req.arguments, opts);
+      const result = await this.agent.execute(dom, rawCommand(req.execute), req.arguments, opts).catch((err: unknown) => {
+        // Arguments this agent's schema refuses (missing, unknown, of the wrong type: e.g. an argument only a newer
+        // agent takes) are the caller's to fix: 400, with the agent's words.
+        if (isAgentError(err, 'badArguments')) {
+          throw new GatewayError('invalid_request', `the guest agent (${req.execute}) refused the arguments: ${err.extras.agentDesc}`, err.extras);
+        }
+        throw err;
+      });
       if (req.execute === 'guest-file-open' && Number.isSafeInteger(result)) {
         this.handles.add(key, result as number, { identity, ...openModeAccess(req.arguments?.mode) });
       }

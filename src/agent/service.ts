@@ -4,6 +4,7 @@ import type { CommandKind, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';
+import { parseAgentJson, stringifyJson } from './agent-json.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import { guestInfo, type AgentCommand } from './commands.js';
@@ -162,7 +163,8 @@ export class AgentService {
 
   /** The command's JSON, refused (413) when larger than qemu-ga parses reliably. */
   private payload(dom: DomainRef, execute: string, args: unknown): string {
-    const payload = JSON.stringify(args === undefined ? { execute } : { execute, arguments: args });
+    // stringifyJson: a bigint argument (guest-set-time's nanoseconds) goes out as the exact integer it is.
+    const payload = stringifyJson(args === undefined ? { execute } : { execute, arguments: args });
     // Whatever a route allowed, nothing larger than qemu-ga parses reliably leaves here: a misread command
     // desynchronises the domain's agent channel (command-limits.ts).
     const bytes = Buffer.byteLength(payload);
@@ -243,7 +245,8 @@ export class AgentService {
     if (raw === null) throw new GatewayError('agent_reply_invalid', `the guest agent sent no reply to ${cmd.execute}`, context);
     let json: unknown;
     try {
-      json = JSON.parse(raw);
+      // Lossless: integers beyond 2^53 (u64 counters, nanoseconds, sign-extended flags) become bigints, never rounded.
+      json = parseAgentJson(raw);
     } catch {
       throw new GatewayError('agent_reply_invalid', `the reply to ${cmd.execute} is not JSON`, context);
     }

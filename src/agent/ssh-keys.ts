@@ -28,6 +28,8 @@ export interface AuthorizedKey {
 /** Why `line` is not an OpenSSH public key line, or null when it is one. */
 export function sshKeyProblem(line: string): string | null {
   if (/[\r\n\0]/.test(line)) return 'must be one line (no CR, LF or NUL)';
+  // The agent writes the line as it is into authorized_keys: no terminal escapes or other control characters (tab is whitespace).
+  if (/[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(line)) return 'must not contain control characters';
   const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: (.*))?$/.exec(line.trim());
   if (!m) return 'must be "type base64-key [comment]" (options are not accepted)';
   const [, type, blob] = m as unknown as [string, string, string];

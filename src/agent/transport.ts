@@ -4,6 +4,7 @@
 import { randomInt } from 'node:crypto';
 import type { DomainRef } from '../libvirt/client.js';
 import type { LibvirtHosts } from '../libvirt/hosts.js';
+import { parseAgentJson } from './agent-json.js';
 
 export type AgentBackend = 'libvirt' | 'agent-socket';
 
@@ -63,7 +64,7 @@ export class LibvirtAgentTransport implements AgentTransport {
     const roundTripMs = Math.round((performance.now() - started) * 100) / 100;
     let returned: unknown;
     try {
-      returned = reply === null ? undefined : (JSON.parse(reply) as { return?: unknown }).return;
+      returned = reply === null ? undefined : (parseAgentJson(reply) as { return?: unknown }).return;
     } catch {
       returned = undefined;
     }

@@ -3,7 +3,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { createAuditLog, registerAudit } from '../auth/audit.js';
 import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
@@ -19,6 +19,7 @@ import { registerRefusalLimit } from './refusal-limit.js';
 import { requestId } from './request-id.js';
 import { httpsOptions } from './tls.js';
 import { registerRequestContext } from './request-context.js';
+import { exactSerializerCompiler } from './serializer.js';
 import { applyServerTimeouts } from './server-timeouts.js';
 import { ROUTE_MODULES, ROUTE_TAGS } from './routes/index.js';
 
@@ -84,7 +85,8 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
   registerJsonBodyParser(app);
 
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  // The type provider's serializer, writing the agent's exact 64-bit integers (bigints) as JSON integers.
+  app.setSerializerCompiler(exactSerializerCompiler);
   // Once closing, answers in flight end their connection: server.close() waits for every keep-alive socket.
   let closing = false;
   app.addHook('preClose', async () => {

@@ -1,5 +1,6 @@
 // Response schemas of the guest-facts routes (OS, host name, time zone, users, CPU statistics, load, routes).
 import { z } from 'zod';
+import { exactInt64, exactUint64 } from './exact-integer.js';
 import { domainRefSchema } from './schemas.js';
 import { EXAMPLE_DOMAIN } from './routes/guest-route-common.js';
 
@@ -64,14 +65,14 @@ export const usersSchema = z
   })
   .meta({ id: 'GuestUsers', example: { domain: EXAMPLE_DOMAIN, users: [{ user: 'root', logonDomain: null, loginTime: '2026-11-28T00:01:02.500Z', loginTimeSeconds: 1795824062.5 }] } });
 
-const ms = () => z.number().nullable();
+const ms = () => exactUint64().nullable();
 export const cpuStatsSchema = z
   .object({
     domain: domainRefSchema,
     cpus: z.array(
       z.object({
         cpu: z.number().int().nullable().describe('CPU index in the guest'),
-        type: z.string().describe("Kind of statistics; 'linux' is the only one so far"),
+        type: z.string().describe("Kind of statistics; 'linux' is the only one so far. The *Ms counters: exact uint64 JSON integers, null when the guest kernel lacks one"),
         userMs: ms(),
         niceMs: ms(),
         systemMs: ms(),
@@ -97,7 +98,8 @@ export const loadSchema = z
   .object({ domain: domainRefSchema, load1: z.number(), load5: z.number(), load15: z.number() })
   .meta({ id: 'GuestLoad', example: { domain: EXAMPLE_DOMAIN, load1: 0.12, load5: 0.08, load15: 0.02 } });
 
-const int = () => z.number().int().nullable();
+/** A route member as the kernel holds it, an unsigned 32-bit value (reply-integers.ts kernelU32 undoes qemu-ga's sign extension). */
+const u32 = (description?: string) => exactInt64(description ? `${description}; the kernel's unsigned 32-bit value` : "The kernel's unsigned 32-bit value");
 export const routesSchema = z
   .object({
     domain: domainRefSchema,
@@ -112,13 +114,15 @@ export const routesSchema = z
         nextHop: str().describe('IPv6'),
         source: str().describe('IPv6'),
         sourcePrefixLength: str().describe('IPv6; as the agent reports it'),
-        metric: z.number().int(),
-        flags: z.number().nullable(),
-        refCount: int(),
-        use: int(),
-        window: int(),
-        mtu: int(),
-        initialRtt: int().describe('IPv4 initial round-trip time, as the kernel reports it'),
+        metric: u32('Route metric (IPv6 routes the kernel gives metric 0xffffffff: 4294967295, which qemu-ga sends as -1)'),
+        flags: u32(
+          'RTF_* flags (IPv6 routes with the top bit set, such as 0x80200001 = 2149580801, reach the gateway sign-extended to 64 bits from qemu-ga 9.1-10.x: 18446744071564165121; answered as the kernel has them)',
+        ).nullable(),
+        refCount: u32().nullable(),
+        use: u32().nullable(),
+        window: u32('IPv4').nullable(),
+        mtu: u32('IPv4').nullable(),
+        initialRtt: u32('IPv4 initial round-trip time, as the kernel reports it').nullable(),
       }),
     ),
   })

@@ -85,6 +85,33 @@ describe.each(HOST_QGA_VERSIONS)('qemu-ga %s on the host', (version) => {
       expect(r.body.routes.filter((x: { destination: string }) => !x.destination.includes(':')).length).toBe(kernelV4);
     });
 
+    it("GET /routes: IPv6 flags and metric as the kernel has them (qemu-ga 10.0 sends them sign-extended or negative)", async () => {
+      if (version === '7.2') return;
+      // /proc/net/ipv6_route: dest plen src plen nexthop metric refcnt use flags iface, in hex.
+      const kernel = readFileSync('/proc/net/ipv6_route', 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/));
+      const r = await get('/domains/hostqga/routes');
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      const v6 = (r.body.routes as { ipVersion: number; interface: string; destinationPrefixLength: string; metric: number; flags: number }[]).filter((x) => x.ipVersion === 6);
+      expect(v6.length).toBe(kernel.length);
+      const got = v6.map((x) => `${x.interface} /${x.destinationPrefixLength} ${x.metric} ${x.flags}`).sort();
+      const want = kernel.map((k) => `${k[9]} /${parseInt(k[1]!, 16)} ${parseInt(k[5]!, 16)} ${parseInt(k[8]!, 16)}`).sort();
+      expect(got).toEqual(want);
+    });
+
+    it('HEAD and GET of a directory: 400 (the agent seeks an ext4 directory to 2^63 - 1, then cannot read it)', async () => {
+      const head = await gw.app.inject({ method: 'HEAD', url: '/domains/hostqga/files/etc' });
+      expect(head.statusCode).toBe(400);
+      const r = await get('/domains/hostqga/files/etc');
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ code: 'invalid_request', agentDesc: 'failed to read file: Is a directory' });
+    });
+
+    it('GET /time: the nanoseconds exactly as the agent sent them (whole microseconds)', async () => {
+      const r = await get('/domains/hostqga/time');
+      expect(r.status).toBe(200);
+      expect(BigInt(r.body.time.ns) % 1000n).toBe(0n);
+    });
+
     it("downloads a host file byte for byte, with HEAD's size and a range", async () => {
       const want = readFileSync('/etc/os-release');
       const r = await get('/domains/hostqga/files/etc/os-release');

@@ -6,6 +6,7 @@
 // directory, 6 when the temporary file is gone or not the size written) and
 // rm -f; guest-exec-status answers as qemu-ga does once a process has exited (output base64-encoded).
 import { defaultAgentHandler, type AgentCommand, type AgentHandler, type AgentReply, type FakeDomain } from './fake-libvirtd.js';
+import { fixtureErrorFor, recordedHostDir, type FixtureVersion } from './qga-fixtures.js';
 
 const FILE_COMMANDS = ['guest-file-open', 'guest-file-read', 'guest-file-write', 'guest-file-seek', 'guest-file-flush', 'guest-file-close'];
 const EXEC_COMMANDS = ['guest-exec', 'guest-exec-status', 'guest-get-osinfo'];
@@ -28,6 +29,8 @@ export class FakeGuestFiles {
   execEnabled = true;
   /** guest-get-osinfo's id: 'mswindows' for a Windows guest (qga/commands-win32.c). */
   osId = 'debian';
+  /** Whose recorded error wording the agent uses (test/fixtures/qga): they differ for guest-exec and guest-exec-status. */
+  agentVersion: FixtureVersion = '7.2';
   /** Every program run: path and arguments. */
   readonly programs: { path: string; args: string[] }[] = [];
   private readonly exited = new Map<number, { exitcode: number; out: string; err: string }>();
@@ -84,7 +87,7 @@ export class FakeGuestFiles {
     if (cmd.execute === 'guest-get-osinfo') return { return: { id: this.osId, name: this.osId === 'mswindows' ? 'Microsoft Windows' : 'Debian GNU/Linux', 'kernel-release': '6.1.0' } };
     if (cmd.execute === 'guest-exec-status') {
       const r = this.exited.get(Number(a.pid));
-      if (!r) return { error: { class: 'GenericError', desc: "Invalid parameter 'pid'" } };
+      if (!r) return fixtureErrorFor(this.agentVersion, 'host.guest-exec-status.unknown-pid', {});
       this.exited.delete(Number(a.pid));
       return { return: { exited: true, exitcode: r.exitcode, 'out-data': Buffer.from(r.out).toString('base64'), 'err-data': Buffer.from(r.err).toString('base64') } };
     }
@@ -92,8 +95,8 @@ export class FakeGuestFiles {
     const args = (a.arg ?? []) as string[];
     this.programs.push({ path, args });
     const result = this.program(path, args);
-    // qemu-ga 7.2 passes GLib's spawn message on when the program cannot be started.
-    if (!result) return { error: { class: 'GenericError', desc: `Guest agent command failed, error was 'Failed to execute child process \u201c${path}\u201d (No such file or directory)'` } };
+    // GLib's spawn message when the program cannot be started (7.2 wraps it, 10.0 does not): as recorded.
+    if (!result) return fixtureErrorFor(this.agentVersion, 'host.guest-exec.missing-program', { '/nonexistent/program': path });
     const pid = this.nextPid++;
     this.exited.set(pid, result);
     return { return: { pid } };
@@ -123,12 +126,15 @@ export class FakeGuestFiles {
   private run(cmd: AgentCommand): AgentReply {
     const a = (cmd.arguments ?? {}) as Record<string, unknown>;
     const err = (desc: string): AgentReply => ({ error: { class: 'GenericError', desc } });
+    const v = this.agentVersion;
     if (cmd.execute === 'guest-file-open') {
       const path = String(a.path);
       const mode = String(a.mode ?? 'r');
-      if (this.denied.has(path)) return err(`failed to open file '${path}' (mode: '${mode}'): Permission denied`);
+      // The recorded wording, with this path and mode (EACCES was not recorded: the host agent runs as root).
+      const missing = fixtureErrorFor(v, 'host.guest-file-open.missing', { [`${recordedHostDir(v)}/no-such-file`]: path, "(mode: 'r')": `(mode: '${mode}')` });
+      if (this.denied.has(path)) return { error: { class: 'GenericError', desc: (missing as { error: { desc: string } }).error.desc.replace('No such file or directory', 'Permission denied') } };
       if (!this.files.has(path)) {
-        if (mode === 'r' || mode === 'r+') return err(`failed to open file '${path}' (mode: '${mode}'): No such file or directory`);
+        if (mode === 'r' || mode === 'r+') return missing;
         this.files.set(path, Buffer.alloc(0));
       }
       if (mode === 'w') this.files.set(path, Buffer.alloc(0));
@@ -139,7 +145,7 @@ export class FakeGuestFiles {
     }
     const h = Number(a.handle);
     const f = this.handles.get(h);
-    if (!f) return err(`handle '${h}' has not been found`);
+    if (!f) return fixtureErrorFor(v, 'host.guest-file-read.unknown-handle', { '999999': String(h) });
     const content = this.files.get(f.path)!;
     switch (cmd.execute) {
       case 'guest-file-close':

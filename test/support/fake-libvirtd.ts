@@ -44,6 +44,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setImmediate as nextLoopTurn } from 'node:timers/promises';
 import tls from 'node:tls';
+import { parseAgentJson } from '../../src/agent/agent-json.js';
 import type { ConnectionOptions, Transport } from '../../src/libvirt/connection.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
 import type { PoolOptions } from '../../src/libvirt/pool.js';
@@ -69,6 +70,7 @@ import {
   type Header,
   type WireDomain,
 } from '../../src/libvirt/protocol.js';
+import { fixtureReply } from './qga-fixtures.js';
 import { trackedSleep } from './tracked-sleep.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -101,6 +103,11 @@ export interface AgentCommand {
 export type AgentReply =
   /** The agent answered: the caller gets JSON.stringify({ return }) exactly as libvirt forwards it. */
   | { return: unknown }
+  /**
+   * The agent's reply text, as recorded from a real agent (test/fixtures/qga): a {"return": ...} reaches the caller
+   * verbatim (64-bit integers as written), an {"error": ...} is folded into libvirt's error as for { error }.
+   */
+  | { raw: string }
   /** The agent answered an error: libvirt turns it into code 1 "internal error: unable to execute QEMU agent command 'X': desc". */
   | { error: { class: string; desc?: string } }
   /** libvirt itself fails the call with this code and (full) message, e.g. 86 "Guest agent is not responding: ...". */
@@ -252,7 +259,8 @@ const SUPPORTED_AGENT_COMMANDS = [
 
 /**
  * The default agent: guest-ping, guest-sync(-delimited), guest-info (with supported_commands),
- * guest-get-host-name, guest-get-osinfo, guest-get-time, guest-get-timezone, guest-network-get-interfaces.
+ * guest-get-host-name (the domain's name), guest-get-osinfo, guest-get-time, guest-get-timezone and
+ * guest-network-get-interfaces (replies recorded from qemu-ga 10.0.13, test/fixtures/qga/10.0).
  * Anything else: CommandNotFound "The command X has not been found", as qemu-ga answers.
  */
 export const defaultAgentHandler: AgentHandler = (domain, command) => {
@@ -276,45 +284,16 @@ export const defaultAgentHandler: AgentHandler = (domain, command) => {
       };
     case 'guest-get-host-name':
       return { return: { 'host-name': domain.name } };
+    // Recorded from Debian 13's qemu-ga 10.0.13 (test/fixtures/qga/10.0/), as libvirt hands them on.
     case 'guest-get-osinfo':
-      return {
-        return: {
-          id: 'alpine',
-          name: 'Alpine Linux',
-          'pretty-name': 'Alpine Linux v3.20',
-          'version-id': '3.20.3',
-          'kernel-release': '6.6.58-0-virt',
-          'kernel-version': '#1-Alpine SMP PREEMPT_DYNAMIC',
-          machine: 'x86_64',
-        },
-      };
+      return fixtureReply('10.0', 'guest-get-osinfo');
     case 'guest-get-time':
-      return { return: Date.now() * 1_000_000 };
+      // As qemu-ga sends it (whole microseconds, a JSON number past 2^53), of the host's clock.
+      return { raw: `{"return":${BigInt(Date.now()) * 1_000_000n}}` };
     case 'guest-get-timezone':
-      return { return: { zone: 'UTC', offset: 0 } };
+      return fixtureReply('10.0', 'guest-get-timezone');
     case 'guest-network-get-interfaces':
-      return {
-        return: [
-          {
-            name: 'lo',
-            'hardware-address': '00:00:00:00:00:00',
-            'ip-addresses': [
-              { 'ip-address-type': 'ipv4', 'ip-address': '127.0.0.1', prefix: 8 },
-              { 'ip-address-type': 'ipv6', 'ip-address': '::1', prefix: 128 },
-            ],
-            statistics: { 'rx-bytes': 0, 'rx-packets': 0, 'rx-errs': 0, 'rx-dropped': 0, 'tx-bytes': 0, 'tx-packets': 0, 'tx-errs': 0, 'tx-dropped': 0 },
-          },
-          {
-            name: 'eth0',
-            'hardware-address': '52:54:00:12:34:56',
-            'ip-addresses': [
-              { 'ip-address-type': 'ipv4', 'ip-address': '192.168.122.10', prefix: 24 },
-              { 'ip-address-type': 'ipv6', 'ip-address': 'fe80::5054:ff:fe12:3456', prefix: 64 },
-            ],
-            statistics: { 'rx-bytes': 1024, 'rx-packets': 10, 'rx-errs': 0, 'rx-dropped': 0, 'tx-bytes': 2048, 'tx-packets': 20, 'tx-errs': 0, 'tx-dropped': 0 },
-          },
-        ],
-      };
+      return fixtureReply('10.0', 'guest-network-get-interfaces');
     default:
       return { error: { class: 'CommandNotFound', desc: `The command ${command.execute} has not been found` } };
   }
@@ -1087,7 +1066,8 @@ export class FakeLibvirtd {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(cmd);
+      // As libvirt's own parser: 64-bit integers exact (bigints past 2^53), so tests see what the agent would.
+      parsed = parseAgentJson(cmd);
     } catch (err) {
       throw new FakeRpcError(VirErrorCode.INTERNAL_ERROR, `internal error: cannot parse json ${cmd}: ${(err as Error).message}`);
     }
@@ -1101,6 +1081,12 @@ export class FakeLibvirtd {
       this.agentLog.push({ domain: dom.name, execute, arguments: command.arguments, timeoutSeconds: timeout, clientId: client.id });
       const seconds = timeout === -1 ? this.agentDefaultTimeoutSeconds : timeout;
       reply = await this.withAgentTimeout(() => this.agentHandler(dom, command, timeout), timeout === -2 ? null : seconds * this.agentSecondMs);
+    }
+    if ('raw' in reply) {
+      // Only its shape is read here (an error carries no large integer): the text itself goes out untouched.
+      const shape = JSON.parse(reply.raw) as { error?: { class: string; desc?: string } };
+      if (!shape.error) return reply.raw.trim();
+      reply = { error: shape.error };
     }
     if ('libvirtError' in reply) throw new FakeRpcError(reply.libvirtError.code, reply.libvirtError.message);
     if ('error' in reply) {

@@ -1,7 +1,9 @@
 // A scripted guest agent for the exec, accounts and raw-command unit tests: a process table that behaves
-// like qemu-ga's (guest-exec-status reaps an exited process; a second call fails "Invalid parameter 'pid'"),
-// and authorized_keys files per user. Everything else goes to the fake's default agent.
+// like qemu-ga's (guest-exec-status reaps an exited process; a second call fails, "Invalid parameter 'pid'" from
+// 7.2, "PID ld does not exist" from 10.0), and authorized_keys files per user. Error texts are the recorded ones
+// (test/fixtures/qga). Everything else goes to the fake's default agent.
 import { defaultAgentHandler, type AgentCommand, type AgentHandler, type AgentReply } from './fake-libvirtd.js';
+import { fixtureErrorFor, type FixtureVersion } from './qga-fixtures.js';
 
 export interface ScriptedProcess {
   /** guest-exec-status calls answered "still running" before it exits. */
@@ -15,6 +17,8 @@ export interface ScriptedProcess {
 const EXTRA_COMMANDS = ['guest-set-user-password', 'guest-ssh-get-authorized-keys', 'guest-ssh-add-authorized-keys', 'guest-ssh-remove-authorized-keys', 'guest-get-users', 'guest-suspend-ram', 'guest-fsfreeze-freeze'];
 
 export class GuestControlAgent {
+  /** Whose recorded error wording the agent uses (test/fixtures/qga): guest-exec-status's differs. */
+  agentVersion: FixtureVersion = '7.2';
   nextPid = 1000;
   readonly processes = new Map<number, ScriptedProcess & { args: unknown }>();
   /** What the next guest-exec starts; a spawn failure when it is an error. */
@@ -31,7 +35,7 @@ export class GuestControlAgent {
   private handle(cmd: AgentCommand): AgentReply | undefined {
     const args = (cmd.arguments ?? {}) as Record<string, unknown>;
     const user = args.username as string;
-    const noUser: AgentReply = { error: { class: 'GenericError', desc: `failed to lookup user '${user}': Success` } };
+    const noUser = fixtureErrorFor(this.agentVersion, 'host.guest-ssh-get-authorized-keys.unknown-user', { 'qga-no-such-user': user });
     switch (cmd.execute) {
       case 'guest-info': {
         const info = defaultAgentHandler({} as never, cmd, 0) as { return: { supported_commands: { name: string }[] } };
@@ -48,7 +52,7 @@ export class GuestControlAgent {
       case 'guest-exec-status': {
         const pid = args.pid as number;
         const p = this.processes.get(pid);
-        if (!p) return { error: { class: 'GenericError', desc: "Invalid parameter 'pid'" } };
+        if (!p) return fixtureErrorFor(this.agentVersion, 'host.guest-exec-status.unknown-pid', {});
         if (p.runningPolls > 0) {
           p.runningPolls--;
           return { return: { exited: false } };
@@ -66,7 +70,7 @@ export class GuestControlAgent {
       case 'guest-ssh-get-authorized-keys': {
         if (!this.keys.has(user)) return noUser;
         const lines = this.keys.get(user);
-        if (!lines) return { error: { class: 'GenericError', desc: `failed to read '/home/${user}/.ssh/authorized_keys': Failed to open file “/home/${user}/.ssh/authorized_keys”: No such file or directory` } };
+        if (!lines) return fixtureErrorFor(this.agentVersion, 'host.guest-ssh-get-authorized-keys.no-file', { '/nonexistent': `/home/${user}` });
         return { return: { keys: lines } };
       }
       case 'guest-ssh-add-authorized-keys': {

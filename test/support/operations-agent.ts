@@ -42,6 +42,9 @@ export function operationsAgent(): OperationsAgent {
     const override = state.overrides.get(cmd.execute);
     if (override) return override;
     const frozen = state.frozen.get(dom.name) ?? false;
+    // qemu-ga 7.2's wording while frozen (its binary's "Command %s has been disabled%s%s" and "the agent is in frozen
+    // state"; not recorded: freezing a shared VM or the host is not done here). test/fixtures/qga has 7.2's and
+    // 10.0's wording for a command blocked with -b.
     if (frozen && !ALLOWED_FROZEN.has(cmd.execute)) {
       return { error: { class: 'CommandNotFound', desc: `Command ${cmd.execute} has been disabled: the agent is in frozen state` } };
     }
@@ -58,7 +61,7 @@ export function operationsAgent(): OperationsAgent {
         return { return: frozen ? 'frozen' : 'thawed' };
       case 'guest-fsfreeze-freeze':
       case 'guest-fsfreeze-freeze-list': {
-        if (frozen) return { error: { class: 'GenericError', desc: 'Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state' } };
+        if (frozen) return { error: { class: 'CommandNotFound', desc: 'Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state' } };
         const wanted = cmd.execute === 'guest-fsfreeze-freeze' ? state.mounts : state.mounts.filter((m) => args.mountpoints?.includes(m));
         if (wanted.length > 0) state.frozen.set(dom.name, true);
         return { return: wanted.length };

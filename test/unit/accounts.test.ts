@@ -88,9 +88,24 @@ describe('PUT /domains/{domain}/users/{user}/password', () => {
     expect(r.body).toMatchObject({ code: 'guest_program_missing', command: 'guest-set-user-password' });
     expect(r.raw).not.toContain(SECRET);
     agent.passwordReply = { error: { class: 'GenericError', desc: 'child process has failed to set user password' } };
-    const r2 = await call('PUT', '/domains/web1/users/nobody/password', { password: SECRET });
+    const r2 = await call('PUT', '/domains/web1/users/root/password', { password: SECRET });
     expect(r2.status).toBe(502);
     expect(r2.body.agentDesc).toBe('child process has failed to set user password');
+  });
+
+  it('answers 404 user_not_found when chpasswd fails for a user the guest lacks (the agent never looks it up)', async () => {
+    await setup();
+    // qemu-ga 10.0 in a Debian 13 guest, for a user that does not exist (recorded wording).
+    const desc = 'child process has failed to set user password: chpasswd: (user nobody) pam_chauthtok() failed, error:\nAuthentication token manipulation error\nchpasswd: (line 1, user nobody) password not changed\n';
+    agent.passwordReply = { error: { class: 'GenericError', desc } };
+    const r = await call('PUT', '/domains/web1/users/nobody/password', { password: SECRET });
+    expect(r.status).toBe(404);
+    expect(r.body).toMatchObject({ code: 'user_not_found', command: 'guest-set-user-password' });
+    expect(r.raw).not.toContain(SECRET);
+    // The same failure for a user that exists stays the agent's error: the probe found the user.
+    const r2 = await call('PUT', '/domains/web1/users/root/password', { password: SECRET });
+    expect(r2.status).toBe(502);
+    expect(r2.body.agentDesc).toContain('(user nobody) pam_chauthtok() failed');
   });
 });
 

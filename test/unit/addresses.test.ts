@@ -44,11 +44,12 @@ describe('GET /addresses', () => {
       cached: false,
       interfaces: [
         {
-          name: 'eth0',
-          mac: '52:54:00:12:34:56',
+          name: 'ens2',
+          mac: '52:54:00:a0:00:06',
           addresses: [
-            { family: 'ipv4', address: '192.168.122.10', prefix: 24 },
-            { family: 'ipv6', address: 'fe80::5054:ff:fe12:3456', prefix: 64 },
+            { family: 'ipv4', address: '10.0.2.15', prefix: 24 },
+            { family: 'ipv6', address: 'fec0::5054:ff:fea0:6', prefix: 64 },
+            { family: 'ipv6', address: 'fe80::5054:ff:fea0:6', prefix: 64 },
           ],
         },
       ],

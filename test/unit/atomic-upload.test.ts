@@ -14,6 +14,7 @@ import { FakeGuestFiles } from '../support/fake-guest-files.js';
 import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 import { putChunked, startUpload } from '../support/http-upload.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { fixtureErrorFor } from '../support/qga-fixtures.js';
 
 const CHUNK = 64 * 1024;
 const OLD = Buffer.from('the old content\n');
@@ -259,7 +260,8 @@ describe('PUT: atomic replace', () => {
   it('answers 501 with the hint when the guest has no /bin/sh to rename with, the target unchanged', async () => {
     fresh();
     await setup();
-    const missing = (path: string) => ({ error: { class: 'GenericError', desc: `Guest agent command failed, error was 'Failed to execute child process \u201c${path}\u201d (No such file or directory)'` } });
+    // qemu-ga 7.2's recorded wording (10.0's is the same without the "Guest agent command failed" wrapping).
+    const missing = (path: string) => fixtureErrorFor('7.2', 'host.guest-exec.missing-program', { '/nonexistent/program': path });
     guest.intercept = (cmd) => {
       const a = (cmd.arguments ?? {}) as { path?: string };
       return cmd.execute === 'guest-exec' && a.path === '/bin/sh' ? missing('/bin/sh') : undefined;

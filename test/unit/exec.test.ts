@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PerDomainCache } from '../../src/agent/per-domain-cache.js';
 import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
+import { FIXTURE_VERSIONS, fixtureError, type FixtureVersion } from '../support/qga-fixtures.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
@@ -17,11 +18,12 @@ afterEach(async () => {
   fake = null;
 });
 
-async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}) {
+async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}, agentVersion: FixtureVersion = '7.2') {
   fake = await FakeLibvirtd.start();
   fake.addDomain({ name: 'web1' });
   fake.addDomain({ name: 'web2' });
   agent = new GuestControlAgent();
+  agent.agentVersion = agentVersion;
   fake.agentHandler = agent.handler;
   gw = await startTestGateway(fake.uri, overrides);
 }
@@ -76,15 +78,14 @@ describe('POST /domains/{domain}/exec', () => {
     expect(sent().filter((e) => e.execute === 'guest-exec-status').length).toBeGreaterThanOrEqual(1);
   });
 
-  it('maps a program that does not exist to 404 with the agent message, and one it cannot run to 403', async () => {
+  it.each(FIXTURE_VERSIONS)('maps a program that does not exist to 404 with the agent message, and one it cannot run to 403 (qemu-ga %s wording, recorded)', async (version) => {
     await setup();
-    const glib = (why: string) => ({ error: { class: 'GenericError', desc: `Guest agent command failed, error was 'Failed to execute child process “/nope” (${why})'` } });
-    agent.onExec = () => glib('No such file or directory');
+    agent.onExec = () => ({ error: fixtureError(version, 'host.guest-exec.missing-program') });
     const r = await call('POST', '/domains/web1/exec', { path: '/nope' });
     expect(r.status).toBe(404);
     expect(r.body).toMatchObject({ code: 'file_not_found', command: 'guest-exec', agentDesc: expect.stringContaining('No such file or directory') });
     expect(r.body.detail).toContain('Failed to execute child process');
-    agent.onExec = () => glib('Permission denied');
+    agent.onExec = () => ({ error: fixtureError(version, 'host.guest-exec.not-executable') });
     expect((await call('POST', '/domains/web1/exec', { path: '/nope' })).body.code).toBe('permission_denied');
     agent.onExec = () => ({ error: { class: 'GenericError', desc: 'something else' } });
     expect((await call('POST', '/domains/web1/exec', { path: '/nope' })).status).toBe(502);
@@ -178,9 +179,10 @@ describe('GET /domains/{domain}/exec/{pid}', () => {
     expect(r.body).toMatchObject({ exited: true, exitCode: 0, stdout: { encoding: 'text', data: 'done' } });
   });
 
-  it('answers 404 process_not_found for a pid the agent does not know', async () => {
-    await setup();
+  it.each(FIXTURE_VERSIONS)("answers 404 process_not_found for a pid the agent does not know (qemu-ga %s's wording, recorded)", async (version) => {
+    await setup({}, version);
     const r = await call('GET', '/domains/web1/exec/4242');
+    expect(r.body.agentDesc).toBe(fixtureError(version, 'host.guest-exec-status.unknown-pid').desc);
     expect(r.status).toBe(404);
     expect(r.body).toMatchObject({ code: 'process_not_found', command: 'guest-exec-status', domain: 'web1' });
   });

@@ -45,19 +45,20 @@ function gated(execute: string) {
 }
 
 describe('GET /domains/{domain}/network-interfaces', () => {
-  it('normalises the agent reply', async () => {
+  it('normalises the agent reply (recorded from qemu-ga 10.0.13)', async () => {
     await setup();
     const { status, body } = await get('/domains/web1/network-interfaces');
     expect(status).toBe(200);
     expect(body.domain.name).toBe('web1');
     expect(body.interfaces[1]).toEqual({
-      name: 'eth0',
-      mac: '52:54:00:12:34:56',
+      name: 'ens2',
+      mac: '52:54:00:a0:00:06',
       addresses: [
-        { family: 'ipv4', address: '192.168.122.10', prefix: 24 },
-        { family: 'ipv6', address: 'fe80::5054:ff:fe12:3456', prefix: 64 },
+        { family: 'ipv4', address: '10.0.2.15', prefix: 24 },
+        { family: 'ipv6', address: 'fec0::5054:ff:fea0:6', prefix: 64 },
+        { family: 'ipv6', address: 'fe80::5054:ff:fea0:6', prefix: 64 },
       ],
-      statistics: { rxBytes: 1024, rxPackets: 10, rxErrors: 0, rxDropped: 0, txBytes: 2048, txPackets: 20, txErrors: 0, txDropped: 0 },
+      statistics: { rxBytes: 1290, rxPackets: 3, rxErrors: 0, rxDropped: 0, txBytes: 1554, txPackets: 12, txErrors: 0, txDropped: 0 },
     });
     expect(sent().map((e) => e.execute)).toEqual(['guest-network-get-interfaces']);
   });

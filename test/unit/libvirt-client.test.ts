@@ -94,7 +94,7 @@ describe('LibvirtClient', () => {
     const info = JSON.parse((await client.agentCommand(ref('web'), '{"execute":"guest-info"}', 5))!);
     expect(info.return.supported_commands).toContainEqual({ name: 'guest-ping', enabled: true, 'success-response': true });
     const nics = JSON.parse((await client.agentCommand(ref('web'), '{"execute":"guest-network-get-interfaces"}', -2))!);
-    expect(nics.return.map((n: { name: string }) => n.name)).toEqual(['lo', 'eth0']);
+    expect(nics.return.map((n: { name: string }) => n.name)).toEqual(['lo', 'ens2']);
     expect(fake.agentLog.slice(-3).map((e) => [e.domain, e.execute, e.timeoutSeconds])).toEqual([
       ['web', 'guest-ping', -1],
       ['web', 'guest-info', 5],

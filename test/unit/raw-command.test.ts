@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { FIXTURE_VERSIONS, fixtureError } from '../support/qga-fixtures.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
@@ -95,10 +96,23 @@ describe('POST /domains/{domain}/agent/commands', () => {
 
   it('maps agent errors to 502 with the class and description', async () => {
     await setup();
-    agent.replies.set('guest-get-users', { error: { class: 'GenericError', desc: 'Invalid parameter type for \'x\', expected: string' } });
-    const r = await post({ execute: 'guest-get-users', arguments: { x: 1 } });
+    agent.replies.set('guest-get-users', { error: { class: 'GenericError', desc: 'failed to open file /var/run/utmp' } });
+    const r = await post({ execute: 'guest-get-users' });
     expect(r.status).toBe(502);
-    expect(r.body).toMatchObject({ code: 'agent_error', agentClass: 'GenericError', agentDesc: "Invalid parameter type for 'x', expected: string", command: 'guest-get-users' });
+    expect(r.body).toMatchObject({ code: 'agent_error', agentClass: 'GenericError', agentDesc: 'failed to open file /var/run/utmp', command: 'guest-get-users' });
+  });
+
+  it.each(
+    FIXTURE_VERSIONS.flatMap((v) =>
+      ['host.missing-argument', 'host.unexpected-argument', 'host.wrong-argument-type', ...(v === '7.2' ? ['host.guest-exec.capture-mode'] : [])].map((name) => [v, name] as const),
+    ),
+  )("answers 400 for arguments qemu-ga %s's schema refuses (%s, recorded)", async (version, name) => {
+    await setup();
+    // The recorded refusal (its command's own arguments aside: what decides is the agent's words).
+    agent.replies.set('guest-get-users', { error: fixtureError(version, name) });
+    const r = await post({ execute: 'guest-get-users', arguments: { bogus: 1 } });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'invalid_request', agentDesc: fixtureError(version, name).desc, command: 'guest-get-users' });
   });
 
   it.each([

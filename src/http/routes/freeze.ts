@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { HeldFreeze } from '../../agent/freeze-registry.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { exactUint64 } from '../exact-integer.js';
 import { problemResponses } from '../problem.js';
 import { domainRefSchema, domainRef } from '../schemas.js';
 
@@ -54,8 +55,8 @@ const trimResultSchema = z
     paths: z.array(
       z.object({
         path: z.string(),
-        trimmedBytes: z.number().int().nullable().describe('Bytes trimmed; null when the guest kernel does not say'),
-        minimumBytes: z.number().int().nullable(),
+        trimmedBytes: exactUint64('Bytes trimmed; null when the guest kernel does not say').nullable(),
+        minimumBytes: exactUint64('The minimum the guest kernel used').nullable(),
         error: z.string().nullable().describe('Why this file system was not trimmed'),
       }),
     ),

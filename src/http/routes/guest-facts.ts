@@ -1,6 +1,8 @@
 // Read-only facts about the guest: OS, host name, time zone, users, CPU statistics, load and routes.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ExactInteger } from '../../agent/agent-json.js';
 import { CPU_STAT_KEYS, guestGetCpustats, guestGetHostName, guestGetLoad, guestGetOsinfo, guestGetTimezone, guestGetUsers, guestNetworkGetRoute } from '../../agent/guest-facts-commands.js';
+import { kernelU32 } from '../../agent/reply-integers.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
 import { cpuStatsSchema, hostnameSchema, loadSchema, osSchema, routesSchema, timezoneSchema, usersSchema } from '../guest-facts-schemas.js';
@@ -128,7 +130,7 @@ export function guestFactRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           cpus: r.map((c) => ({
             cpu: c.cpu ?? null,
             type: c.type,
-            ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [camelCpuKey(k), c[k] ?? null])) as Record<ReturnType<typeof camelCpuKey>, number | null>),
+            ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [camelCpuKey(k), c[k] ?? null])) as Record<ReturnType<typeof camelCpuKey>, ExactInteger | null>),
           })),
         };
       },
@@ -160,7 +162,8 @@ export function guestFactRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         schema: {
           tags: ['network'],
           summary: "The guest's routing table",
-          description: 'Agent command: guest-network-get-route (qemu-ga 9.1+; older agents answer 501 command_not_supported).',
+          description:
+            'Agent command: guest-network-get-route (qemu-ga 9.1+; older agents answer 501 command_not_supported). The numbers are the kernel\'s (unsigned 32-bit): the negative and sign-extended values qemu-ga sends for some IPv6 routes are turned back into them.',
           ...agentRouteSchema(gateway),
           response: { 200: routesSchema, ...guestRouteErrors() },
         },
@@ -168,6 +171,7 @@ export function guestFactRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       async (request) => {
         const { dom, opts } = await agentTarget(gateway, request);
         const r = await gateway.agent.execute(dom, guestNetworkGetRoute, undefined, opts);
+        const u32 = (v: ExactInteger | undefined) => (v === undefined ? null : kernelU32(v));
         return {
           domain: ref(dom),
           routes: r.map((x) => ({
@@ -180,13 +184,13 @@ export function guestFactRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             nextHop: x.nexthop ?? null,
             source: x.source ?? null,
             sourcePrefixLength: x.srcprefixlen ?? null,
-            metric: x.metric,
-            flags: x.flags ?? null,
-            refCount: x.refcnt ?? null,
-            use: x.use ?? null,
-            window: x.window ?? null,
-            mtu: x.mtu ?? null,
-            initialRtt: x.irtt ?? null,
+            metric: kernelU32(x.metric),
+            flags: u32(x.flags),
+            refCount: u32(x.refcnt),
+            use: u32(x.use),
+            window: u32(x.window),
+            mtu: u32(x.mtu),
+            initialRtt: u32(x.irtt),
           })),
         };
       },

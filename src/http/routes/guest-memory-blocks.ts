@@ -5,6 +5,7 @@ import { guestGetMemoryBlockInfo, MEMORY_BLOCK_RESULTS } from '../../agent/guest
 import { listMemoryBlocks, setMemoryBlocks } from '../../agent/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
+import { exactUint64 } from '../exact-integer.js';
 import { domainRefSchema } from '../schemas.js';
 import { domainRef, EXAMPLE_DOMAIN, guestRouteErrors } from './guest-route-common.js';
 
@@ -33,7 +34,7 @@ const memoryBlocksSchema = z
   });
 
 const memoryBlockInfoSchema = z
-  .object({ domain: domainRefSchema, blockSizeBytes: z.number().int().describe('Size of one memory block, the unit of memory hot(un)plug') })
+  .object({ domain: domainRefSchema, blockSizeBytes: exactUint64('Size of one memory block, the unit of memory hot(un)plug') })
   .meta({ id: 'GuestMemoryBlockInfo', example: { domain: EXAMPLE_DOMAIN, blockSizeBytes: 134217728 } });
 
 const changeSchema = z.strictObject({ index: z.number().int().min(0), online: z.boolean() });

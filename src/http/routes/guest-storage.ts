@@ -1,9 +1,11 @@
 // The guest's filesystems (with used and total bytes), its disks, and their I/O statistics.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { ExactInteger } from '../../agent/agent-json.js';
 import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/guest-facts-commands.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
+import { exactUint64 } from '../exact-integer.js';
 import { domainRefSchema } from '../schemas.js';
 import { domainRef, EXAMPLE_DOMAIN, guestRouteErrors } from './guest-route-common.js';
 
@@ -50,9 +52,9 @@ const filesystemsSchema = z
         name: z.string().describe('Device name, e.g. vda1 or dm-0'),
         mountpoint: z.string(),
         type: z.string(),
-        usedBytes: z.number().int().nullable(),
-        totalBytes: z.number().int().nullable().describe('What an unprivileged user sees (reserved blocks excluded)'),
-        totalBytesPrivileged: z.number().int().nullable().describe('Reserved blocks included (qemu-ga 8.2+)'),
+        usedBytes: exactUint64('Bytes in use').nullable(),
+        totalBytes: exactUint64('What an unprivileged user sees (reserved blocks excluded)').nullable(),
+        totalBytesPrivileged: exactUint64('Reserved blocks included; null before qemu-ga 9.1').nullable(),
         disks: z.array(diskAddressSchema),
       }),
     ),
@@ -105,6 +107,7 @@ const DISK_STAT_NAMES = {
   'weight-ticks': 'weightedIoMs',
 } as const;
 type DiskStatName = (typeof DISK_STAT_NAMES)[keyof typeof DISK_STAT_NAMES];
+const diskCounter = () => exactUint64().nullable();
 
 const diskStatsSchema = z
   .object({
@@ -115,8 +118,8 @@ const diskStatsSchema = z
         major: z.number().int(),
         minor: z.number().int(),
         stats: z
-          .object(Object.fromEntries(Object.values(DISK_STAT_NAMES).map((n) => [n, z.number().nullable()])) as Record<DiskStatName, z.ZodNullable<z.ZodNumber>>)
-          .describe('Counters since boot (/proc/diskstats); *Ms in milliseconds, sectors of 512 bytes; null when the guest does not report one'),
+          .object(Object.fromEntries(Object.values(DISK_STAT_NAMES).map((n) => [n, diskCounter()])) as Record<DiskStatName, ReturnType<typeof diskCounter>>)
+          .describe('Counters since boot (/proc/diskstats); *Ms in milliseconds, sectors of 512 bytes; exact uint64 JSON integers (may exceed 2^53); null when the guest does not report one'),
       }),
     ),
   })
@@ -244,7 +247,7 @@ export function guestStorageRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             name: d.name,
             major: d.major,
             minor: d.minor,
-            stats: Object.fromEntries(Object.entries(DISK_STAT_NAMES).map(([k, n]) => [n, d.stats[k as keyof typeof DISK_STAT_NAMES] ?? null])) as Record<DiskStatName, number | null>,
+            stats: Object.fromEntries(Object.entries(DISK_STAT_NAMES).map(([k, n]) => [n, d.stats[k as keyof typeof DISK_STAT_NAMES] ?? null])) as Record<DiskStatName, ExactInteger | null>,
           })),
         };
       },

@@ -71,7 +71,7 @@ export function guestTimeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         schema: {
           tags: ['guest-settings'],
           summary: "The guest's clock",
-          description: 'Agent command: guest-get-time. The agent sends nanoseconds as a JSON number, exact only to a few hundred nanoseconds today: the answer is rounded to the microsecond.',
+          description: 'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, read without rounding); Linux agents send whole microseconds.',
           ...agentRouteSchema(gateway),
           response: { 200: guestTimeSchema, ...guestRouteErrors() },
         },

@@ -4,18 +4,23 @@ import { z } from 'zod';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { exactUint64 } from '../exact-integer.js';
 import { domainRefSchema, domainRef } from '../schemas.js';
 
-const statisticsSchema = z.object({
-  rxBytes: z.number(),
-  rxPackets: z.number(),
-  rxErrors: z.number(),
-  rxDropped: z.number(),
-  txBytes: z.number(),
-  txPackets: z.number(),
-  txErrors: z.number(),
-  txDropped: z.number(),
-});
+// The agent's uint64 counters (GuestNetworkInterfaceStat), exact: a busy interface passes 2^53 bytes.
+const counter = () => exactUint64();
+const statisticsSchema = z
+  .object({
+    rxBytes: counter(),
+    rxPackets: counter(),
+    rxErrors: counter(),
+    rxDropped: counter(),
+    txBytes: counter(),
+    txPackets: counter(),
+    txErrors: counter(),
+    txDropped: counter(),
+  })
+  .describe('Counters since the interface came up: exact uint64 JSON integers, which may exceed 2^53');
 
 const networkInterfaceSchema = z.object({
   name: z.string(),

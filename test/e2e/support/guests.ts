@@ -2,6 +2,7 @@
 // that go around the gateway: virsh, so that a test never checks the gateway with the gateway.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { isInteger, parse as losslessParse } from 'lossless-json';
 
 export interface TestGuest {
   name: string;
@@ -10,6 +11,8 @@ export interface TestGuest {
   ip: string;
   agent: boolean;
   running: boolean;
+  /** What it boots (scripts/guest/guests.py): busybox with the host's qemu-ga 7.2 (default), or Debian 13 with qemu-ga 10.0. */
+  image?: 'busybox' | 'debian13';
 }
 
 export const guests: TestGuest[] = JSON.parse(readFileSync(new URL('../guests.json', import.meta.url), 'utf8'));
@@ -27,6 +30,29 @@ export function virsh(...args: string[]): string {
 export function agentCommand(domain: string, command: object, timeoutSeconds = 10): unknown {
   const out = virsh('qemu-agent-command', '--timeout', String(timeoutSeconds), domain, JSON.stringify(command));
   return (JSON.parse(out) as { return: unknown }).return;
+}
+
+/**
+ * The agent's reply to one command exactly as it sent it: integers beyond 2^53 (qemu-ga 10's route flags, a
+ * clock in ns) become bigint instead of being rounded the way JSON.parse would, so a test compares the
+ * gateway with what the agent really said.
+ */
+export function agentCommandExact(domain: string, command: object, timeoutSeconds = 10): unknown {
+  const out = virsh('qemu-agent-command', '--timeout', String(timeoutSeconds), domain, JSON.stringify(command));
+  return (parseExactJson(out) as { return: unknown }).return;
+}
+
+/**
+ * JSON.parse, but every integer literal too large for a double to hold exactly comes back as a bigint
+ * (lossless-json, the library the gateway reads agents with, used here directly: a test does not check the gateway
+ * with the gateway's own code).
+ */
+export function parseExactJson(text: string): any {
+  return losslessParse(text, null, (digits) => {
+    if (!isInteger(digits)) return Number(digits);
+    const n = Number(digits);
+    return Number.isSafeInteger(n) ? n : BigInt(digits);
+  });
 }
 
 /** Fails loudly when the guests are not provisioned: the e2e tests never skip. */
