@@ -3,7 +3,7 @@
 // low-privilege token can therefore send any number of requests, each costing a libvirt lookup (nothing caches a
 // name that was not found) and an audit line, far past limits.rateLimit.
 import { afterEach, describe, expect, it } from 'vitest';
-import { RemoteProc } from '../../src/libvirt/protocol.js';
+import { RemoteProc } from '../../src/libvirt/procedures.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;

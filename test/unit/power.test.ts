@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { command, noArgs } from '../../src/agent/commands.js';
-import { RemoteProc } from '../../src/libvirt/protocol.js';
+import { RemoteProc } from '../../src/libvirt/procedures.js';
 import { DomainState, FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 import { operationsAgent, type OperationsAgent } from '../support/operations-agent.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
