@@ -68,6 +68,8 @@ export interface BuildOptions {
   uri?: string;
   /** Wait for the gateway's libvirt connections before answering (default true). */
   waitForLibvirt?: boolean;
+  /** Runs after the test, once the gateways are closed and the fake stopped (temp dirs, other sockets). */
+  after?: () => void | Promise<void>;
 }
 
 export interface Harness {
@@ -88,6 +90,7 @@ export async function build(opts: BuildOptions = {}): Promise<Harness> {
   onTestFinished(async () => {
     for (const g of gateways.reverse()) await g.close();
     if (!opts.fake) await fake.stop();
+    await opts.after?.();
   });
   for (const d of opts.domains ?? []) fake.addDomain(typeof d === 'string' ? { name: d } : d);
   if (opts.agent) fake.agentHandler = opts.agent;
@@ -111,6 +114,22 @@ export async function build(opts: BuildOptions = {}): Promise<Harness> {
     sent: () => sentCommands(fake.agentLog),
     startGateway,
   };
+}
+
+let thisTest: Promise<Harness> | null = null;
+
+/**
+ * build(opts) once per test: later calls within the same test answer the same harness (opts ignored), for a test
+ * that starts several gateways, one after the other, against one fake.
+ */
+export function buildOncePerTest(opts: BuildOptions = {}): Promise<Harness> {
+  if (!thisTest) {
+    thisTest = build(opts);
+    onTestFinished(() => {
+      thisTest = null;
+    });
+  }
+  return thisTest;
 }
 
 export interface MemoryBuildOptions {
