@@ -4,7 +4,7 @@ import type net from 'node:net';
 import { ConnectionError, LibvirtError } from './errors.js';
 import { FramingError, PacketDecoder, type Packet } from './framing.js';
 import { Keepalive, Remote, type CallProcedure, type MessageProcedure } from './procedures.js';
-import { AuthType, DriverFeature, MessageStatus, MessageType, PROTOCOL_VERSION, decode, encode, encodePacket, remoteErrorCodec } from './protocol.js';
+import { AuthType, DriverFeature, MessageStatus, MessageType, PROTOCOL_VERSION, Program, decode, encode, encodePacket, remoteErrorCodec } from './protocol.js';
 import { connectTransport, describeTransport, type Transport } from './transport.js';
 
 export type { TlsTransport, Transport } from './transport.js';
@@ -147,7 +147,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
   }
 
   private onPacket({ header, body }: Packet): void {
-    if (header.program === Keepalive.PING.program) {
+    if (header.program === Program.KEEPALIVE) {
       if (header.procedure === Keepalive.PING.procedure) this.sendKeepalive(Keepalive.PONG);
       return;
     }
