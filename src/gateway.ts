@@ -21,6 +21,11 @@ import { domainKey, LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import { lockStateDir, StateDirInUse } from './state/lock.js';
 
+export interface GatewayOptions {
+  /** Every domain's agent commands go through this transport instead of libvirt or the agent sockets (tests: an in-memory agent). */
+  agentTransport?: AgentTransport;
+}
+
 export class Gateway {
   /** Every libvirt daemon served, each with its own connections and events. */
   readonly hosts: LibvirtHosts;
@@ -44,6 +49,7 @@ export class Gateway {
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    options: GatewayOptions = {},
   ) {
     this.hosts = LibvirtHosts.fromConfig(config.libvirt, log);
     const sockets = config.agentSockets;
@@ -65,7 +71,7 @@ export class Gateway {
           restarted({ key: domainKey(dom) });
         })
       : null;
-    const transportFor = (dom: { host: string }): AgentTransport => (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
+    const transportFor = (dom: { host: string }): AgentTransport => options.agentTransport ?? (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
     this.agent = new AgentService(transportFor, config.agent);
     this.agent.addGuard(freezes);
     this.freeze = new FreezeService(this.agent, freezes, freezeJournal(config.state.dir), config.freeze, this.hosts, log.child({ component: 'freeze' }));

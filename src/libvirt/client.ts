@@ -1,5 +1,6 @@
 // The libvirt calls the gateway makes, typed. Everything above this file speaks in these terms, never in packets.
-import { Program, QemuProc, RebootFlag, RemoteProc, ShutdownFlag, codecs, voidCodec, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
+import { Qemu, Remote } from './procedures.js';
+import { RebootFlag, ShutdownFlag, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
 import type { LibvirtPool } from './pool.js';
 
 export interface DomainRef {
@@ -27,27 +28,27 @@ export class LibvirtClient {
   ) {}
 
   async listAllDomains(signal?: AbortSignal): Promise<DomainRef[]> {
-    const ret = await this.pool.call(Program.REMOTE, RemoteProc.CONNECT_LIST_ALL_DOMAINS, codecs.listAllDomainsArgs, { needResults: 1, flags: 0 }, codecs.listAllDomainsRet, signal);
+    const ret = await this.pool.call(Remote.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }, signal);
     return ret.domains.map((d) => toDomainRef(d, this.host));
   }
 
   async lookupByName(name: string, signal?: AbortSignal): Promise<DomainRef> {
-    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name }, codecs.domainRet, signal);
+    const ret = await this.pool.call(Remote.DOMAIN_LOOKUP_BY_NAME, { name }, signal);
     return toDomainRef(ret.dom, this.host);
   }
 
   async lookupByUuid(uuid: string, signal?: AbortSignal): Promise<DomainRef> {
-    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_UUID, codecs.lookupByUuidArgs, { uuid: uuidFromString(uuid) }, codecs.domainRet, signal);
+    const ret = await this.pool.call(Remote.DOMAIN_LOOKUP_BY_UUID, { uuid: uuidFromString(uuid) }, signal);
     return toDomainRef(ret.dom, this.host);
   }
 
   async getState(dom: DomainRef, signal?: AbortSignal): Promise<{ state: DomainStateName; reason: number }> {
-    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_GET_STATE, codecs.domainFlagsArgs, { dom: toWire(dom), flags: 0 }, codecs.getStateRet, signal);
+    const ret = await this.pool.call(Remote.DOMAIN_GET_STATE, { dom: toWire(dom), flags: 0 }, signal);
     return { state: domainStateName(ret.state), reason: ret.reason };
   }
 
   async getXmlDesc(dom: DomainRef, signal?: AbortSignal): Promise<string> {
-    const ret = await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_GET_XML_DESC, codecs.domainFlagsArgs, { dom: toWire(dom), flags: 0 }, codecs.getXmlDescRet, signal);
+    const ret = await this.pool.call(Remote.DOMAIN_GET_XML_DESC, { dom: toWire(dom), flags: 0 }, signal);
     return ret.xml;
   }
 
@@ -56,22 +57,22 @@ export class LibvirtClient {
    * timeoutSeconds: -2 blocks, -1 libvirt's default, 0 does not wait, N seconds.
    */
   async agentCommand(dom: DomainRef, command: string, timeoutSeconds: number, signal?: AbortSignal): Promise<string | null> {
-    const ret = await this.pool.call(Program.QEMU, QemuProc.DOMAIN_AGENT_COMMAND, codecs.agentCommandArgs, { dom: toWire(dom), cmd: command, timeout: timeoutSeconds, flags: 0 }, codecs.agentCommandRet, signal);
+    const ret = await this.pool.call(Qemu.DOMAIN_AGENT_COMMAND, { dom: toWire(dom), cmd: command, timeout: timeoutSeconds, flags: 0 }, signal);
     return ret.result;
   }
 
   /** virDomainShutdownFlags(VIR_DOMAIN_SHUTDOWN_GUEST_AGENT): libvirt sends guest-shutdown and knows it gets no reply. */
   async shutdownViaAgent(dom: DomainRef, signal?: AbortSignal): Promise<void> {
-    await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_SHUTDOWN_FLAGS, codecs.domainFlagsArgs, { dom: toWire(dom), flags: ShutdownFlag.GUEST_AGENT }, voidCodec, signal);
+    await this.pool.call(Remote.DOMAIN_SHUTDOWN_FLAGS, { dom: toWire(dom), flags: ShutdownFlag.GUEST_AGENT }, signal);
   }
 
   /** virDomainReboot(VIR_DOMAIN_REBOOT_GUEST_AGENT): guest-shutdown {"mode":"reboot"}, no reply awaited. */
   async rebootViaAgent(dom: DomainRef, signal?: AbortSignal): Promise<void> {
-    await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_REBOOT, codecs.domainFlagsArgs, { dom: toWire(dom), flags: RebootFlag.GUEST_AGENT }, voidCodec, signal);
+    await this.pool.call(Remote.DOMAIN_REBOOT, { dom: toWire(dom), flags: RebootFlag.GUEST_AGENT }, signal);
   }
 
   /** virDomainPMSuspendForDuration: libvirt uses the agent's guest-suspend-ram/disk/hybrid (target: SuspendTarget). */
   async pmSuspend(dom: DomainRef, target: number, signal?: AbortSignal): Promise<void> {
-    await this.pool.call(Program.REMOTE, RemoteProc.DOMAIN_PM_SUSPEND_FOR_DURATION, codecs.pmSuspendForDurationArgs, { dom: toWire(dom), target, duration: 0n, flags: 0 }, voidCodec, signal);
+    await this.pool.call(Remote.DOMAIN_PM_SUSPEND_FOR_DURATION, { dom: toWire(dom), target, duration: 0n, flags: 0 }, signal);
   }
 }

@@ -3,23 +3,8 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { ConnectionError, LibvirtError } from './errors.js';
 import { FramingError, PacketDecoder, type Packet } from './framing.js';
-import {
-  AuthType,
-  DriverFeature,
-  KeepaliveProc,
-  MessageStatus,
-  MessageType,
-  PROTOCOL_VERSION,
-  Program,
-  RemoteProc,
-  codecs,
-  decode,
-  encode,
-  encodePacket,
-  remoteErrorCodec,
-  voidCodec,
-  type Codec,
-} from './protocol.js';
+import { Keepalive, Remote, type CallProcedure, type MessageProcedure } from './procedures.js';
+import { AuthType, DriverFeature, MessageStatus, MessageType, PROTOCOL_VERSION, Program, decode, encode, encodePacket, remoteErrorCodec } from './protocol.js';
 import { connectTransport, describeTransport, type Transport } from './transport.js';
 
 export type { TlsTransport, Transport } from './transport.js';
@@ -73,9 +58,9 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
     try {
       const setupDeadline = AbortSignal.timeout(opts.connectTimeoutMs);
       await conn.authenticate(setupDeadline);
-      await conn.call(Program.REMOTE, RemoteProc.CONNECT_OPEN, codecs.connectOpenArgs, { name: opts.name, flags: 0 }, voidCodec, setupDeadline);
+      await conn.call(Remote.CONNECT_OPEN, { name: opts.name, flags: 0 }, setupDeadline);
       // Declaring keepalive support makes libvirtd ping us; an unanswered ping makes it drop us.
-      await conn.call(Program.REMOTE, RemoteProc.CONNECT_SUPPORTS_FEATURE, codecs.supportsFeatureArgs, { feature: DriverFeature.PROGRAM_KEEPALIVE }, codecs.supportsFeatureRet, setupDeadline);
+      await conn.call(Remote.CONNECT_SUPPORTS_FEATURE, { feature: DriverFeature.PROGRAM_KEEPALIVE }, setupDeadline);
     } catch (err) {
       const reason =
         err instanceof LibvirtError || err instanceof ConnectionError
@@ -89,10 +74,10 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
   }
 
   private async authenticate(signal: AbortSignal): Promise<void> {
-    const { types } = await this.call(Program.REMOTE, RemoteProc.AUTH_LIST, voidCodec, undefined, codecs.authListRet, signal);
+    const { types } = await this.call(Remote.AUTH_LIST, undefined, signal);
     if (types.length === 0 || types.includes(AuthType.NONE)) return;
     if (types.includes(AuthType.POLKIT)) {
-      await this.call(Program.REMOTE, RemoteProc.AUTH_POLKIT, voidCodec, undefined, codecs.authPolkitRet, signal);
+      await this.call(Remote.AUTH_POLKIT, undefined, signal);
       return;
     }
     throw new ConnectionError(`libvirtd asks for an authentication method this client lacks (types ${types.join(',')}); SASL is not supported`);
@@ -107,11 +92,13 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
     return this.closed === null;
   }
 
-  call<A, R>(program: number, procedure: number, argsCodec: Codec<A>, args: A, retCodec: Codec<R>, signal?: AbortSignal): Promise<R> {
+  /** Sends one call of the procedure table (procedures.ts) and answers its decoded reply. */
+  call<A, R>(proc: CallProcedure<A, R>, args: A, signal?: AbortSignal): Promise<R> {
     if (this.closed) return Promise.reject(this.closed);
     if (signal?.aborted) return Promise.reject(abortReason(signal));
+    const { program, procedure } = proc;
     const serial = this.nextSerial();
-    const body = encode(argsCodec, args);
+    const body = encode(proc.args, args);
     return new Promise<R>((resolve, reject) => {
       let settled = false;
       const onAbort = () => {
@@ -125,7 +112,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
           signal?.removeEventListener('abort', onAbort);
           if (settled) return;
           try {
-            resolve(decode(retCodec, replyBody));
+            resolve(decode(proc.ret, replyBody));
           } catch (err) {
             reject(new ConnectionError(`malformed reply to procedure ${procedure}: ${(err as Error).message}`));
           }
@@ -161,7 +148,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
 
   private onPacket({ header, body }: Packet): void {
     if (header.program === Program.KEEPALIVE) {
-      if (header.procedure === KeepaliveProc.PING) this.sendKeepalive(KeepaliveProc.PONG);
+      if (header.procedure === Keepalive.PING.procedure) this.sendKeepalive(Keepalive.PONG);
       return;
     }
     if (header.type === MessageType.MESSAGE) {
@@ -184,11 +171,9 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  private sendKeepalive(procedure: number): void {
+  private sendKeepalive({ program, procedure }: MessageProcedure<void>): void {
     if (this.closed) return;
-    this.socket.write(
-      encodePacket({ program: Program.KEEPALIVE, version: PROTOCOL_VERSION, procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK }),
-    );
+    this.socket.write(encodePacket({ program, version: PROTOCOL_VERSION, procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK }));
   }
 
   private startKeepalive(): void {
@@ -199,7 +184,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
       if (silentFor >= interval * (count + 1)) {
         this.destroy(new ConnectionError(`libvirtd did not answer keepalive for ${silentFor} ms`));
       } else if (silentFor >= interval) {
-        this.sendKeepalive(KeepaliveProc.PING);
+        this.sendKeepalive(Keepalive.PING);
       }
     }, interval);
     this.keepaliveTimer.unref();
@@ -209,7 +194,7 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
   async close(timeoutMs = 2000): Promise<void> {
     if (this.closed) return;
     try {
-      await this.call(Program.REMOTE, RemoteProc.CONNECT_CLOSE, voidCodec, undefined, voidCodec, AbortSignal.timeout(timeoutMs));
+      await this.call(Remote.CONNECT_CLOSE, undefined, AbortSignal.timeout(timeoutMs));
     } catch {
       // Closing anyway.
     }

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { LibvirtConnection, type ConnectionOptions } from './connection.js';
 import { ConnectionError } from './errors.js';
 import type { Packet } from './framing.js';
-import { DomainEventId, Program, RemoteProc, codecs, decode, type Codec, type WireDomain } from './protocol.js';
+import { Remote, type CallProcedure } from './procedures.js';
+import { DomainEventId, Program, decode, type WireDomain } from './protocol.js';
 
 export interface PoolOptions extends ConnectionOptions {
   size: number;
@@ -123,9 +124,9 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
   }
 
   /** Sends one call on the least busy open connection, waiting for room when every connection is full. */
-  call<A, R>(program: number, procedure: number, argsCodec: Codec<A>, args: A, retCodec: Codec<R>, signal?: AbortSignal): Promise<R> {
+  call<A, R>(proc: CallProcedure<A, R>, args: A, signal?: AbortSignal): Promise<R> {
     if (this.up === 0) return Promise.reject(this.notConnected());
-    const send = (conn: LibvirtConnection) => conn.call(program, procedure, argsCodec, args, retCodec, signal);
+    const send = (conn: LibvirtConnection) => conn.call(proc, args, signal);
     const free = this.waiters.length === 0 ? this.leastBusy() : null;
     if (free) return send(free);
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -225,14 +226,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     this.eventConn = conn;
     try {
       for (const eventID of [DomainEventId.LIFECYCLE, DomainEventId.AGENT_LIFECYCLE]) {
-        await conn.call(
-          Program.REMOTE,
-          RemoteProc.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-          codecs.eventRegisterAnyArgs,
-          { eventID, dom: null },
-          codecs.eventRegisterAnyRet,
-          AbortSignal.timeout(this.opts.connectTimeoutMs),
-        );
+        await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID, dom: null }, AbortSignal.timeout(this.opts.connectTimeoutMs));
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'subscribing to libvirt domain events failed');
@@ -246,11 +240,11 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
   private onEventPacket(conn: LibvirtConnection, { header, body }: Packet): void {
     if (conn !== this.eventConn || header.program !== Program.REMOTE) return;
     try {
-      if (header.procedure === RemoteProc.DOMAIN_EVENT_CALLBACK_LIFECYCLE) {
-        const m = decode(codecs.lifecycleMsg, body);
+      if (header.procedure === Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.procedure) {
+        const m = decode(Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, body);
         this.emit('lifecycle', { dom: m.dom, event: m.event, detail: m.detail });
-      } else if (header.procedure === RemoteProc.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE) {
-        const m = decode(codecs.agentLifecycleMsg, body);
+      } else if (header.procedure === Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.procedure) {
+        const m = decode(Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.body, body);
         this.emit('agentLifecycle', { dom: m.dom, state: m.state, reason: m.reason });
       }
     } catch (err) {

@@ -1,5 +1,7 @@
-// libvirt RPC protocol tables and message codecs (virnetprotocol.x, remote_protocol.x, qemu_protocol.x).
-// Each codec encodes and decodes, so the client and the fake libvirtd used in tests share one definition.
+// libvirt's RPC protocol: constants, the packet header, the shared types (remote_nonnull_domain, remote_error) and
+// the codec building blocks (virnetprotocol.x, remote_protocol.x). Each codec encodes and decodes, so the client and
+// the fake libvirtd used in tests share one definition. The procedures themselves, each with its number and the
+// codecs of its arguments and reply, are one table in procedures.ts.
 import { XdrReader, XdrWriter } from './xdr.js';
 
 export const Program = {
@@ -12,30 +14,6 @@ export const PROTOCOL_VERSION = 1;
 
 export const MessageType = { CALL: 0, REPLY: 1, MESSAGE: 2, STREAM: 3 } as const;
 export const MessageStatus = { OK: 0, ERROR: 1, CONTINUE: 2 } as const;
-
-export const RemoteProc = {
-  CONNECT_OPEN: 1,
-  CONNECT_CLOSE: 2,
-  DOMAIN_GET_XML_DESC: 14,
-  DOMAIN_LOOKUP_BY_NAME: 23,
-  DOMAIN_LOOKUP_BY_UUID: 24,
-  CONNECT_SUPPORTS_FEATURE: 60,
-  AUTH_LIST: 66,
-  AUTH_POLKIT: 70,
-  DOMAIN_GET_STATE: 212,
-  CONNECT_LIST_ALL_DOMAINS: 273,
-  CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: 316,
-  CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: 317,
-  DOMAIN_EVENT_CALLBACK_LIFECYCLE: 318,
-  DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: 348,
-  // Power actions through libvirt's agent-aware APIs (remote_protocol.x).
-  DOMAIN_REBOOT: 27,
-  DOMAIN_SHUTDOWN_FLAGS: 258,
-  DOMAIN_PM_SUSPEND_FOR_DURATION: 261,
-} as const;
-
-export const QemuProc = { DOMAIN_AGENT_COMMAND: 3 } as const;
-export const KeepaliveProc = { PING: 1, PONG: 2 } as const;
 
 export const AuthType = { NONE: 0, SASL: 1, POLKIT: 2 } as const;
 export const DriverFeature = { PROGRAM_KEEPALIVE: 10 } as const;
@@ -85,7 +63,7 @@ export const SuspendTarget = { MEM: 0, DISK: 1, HYBRID: 2 } as const;
 
 export const REMOTE_STRING_MAX = 4_194_304;
 export const REMOTE_DOMAIN_LIST_MAX = 16_384;
-const REMOTE_AUTH_TYPE_LIST_MAX = 20;
+export const REMOTE_AUTH_TYPE_LIST_MAX = 20;
 /** virnetprotocol.x: VIR_NET_MESSAGE_MAX, the largest packet either side accepts. */
 export const MESSAGE_MAX = 33_554_432;
 export const HEADER_SIZE = 24;
@@ -171,9 +149,9 @@ export const remoteErrorCodec: Codec<RemoteError> = {
   },
 };
 
-/** Builds a codec for a struct from an ordered list of typed fields. */
+/** Builds a codec for a struct from its fields, in wire order (the order of the .x file). */
 type FieldCodecs<T> = { [K in keyof T]: Codec<T[K]> };
-function struct<T extends object>(fields: FieldCodecs<T>): Codec<T> {
+export function struct<T extends object>(fields: FieldCodecs<T>): Codec<T> {
   const entries = Object.entries(fields) as [keyof T, Codec<unknown>][];
   return {
     encode(w, v) {
@@ -191,68 +169,20 @@ export const int: Codec<number> = { encode: (w, v) => void w.int(v), decode: (r)
 export const uint: Codec<number> = { encode: (w, v) => void w.uint(v), decode: (r) => r.uint() };
 export const str: Codec<string> = { encode: writeString, decode: (r) => r.string(REMOTE_STRING_MAX) };
 export const optStr: Codec<string | null> = { encode: (w, v) => void w.optional(v, writeString), decode: optString };
-const uuid: Codec<Buffer> = { encode: (w, v) => void w.fixedOpaque(v, UUID_BYTES), decode: (r) => r.fixedOpaque(UUID_BYTES) };
-const optDomain: Codec<WireDomain | null> = {
+export const uuid: Codec<Buffer> = { encode: (w, v) => void w.fixedOpaque(v, UUID_BYTES), decode: (r) => r.fixedOpaque(UUID_BYTES) };
+export const optDomain: Codec<WireDomain | null> = {
   encode: (w, v) => void w.optional(v, (x, d) => domainCodec.encode(x, d)),
   decode: (r) => r.optional((x) => domainCodec.decode(x)),
 };
-function arrayOf<T>(c: Codec<T>, max: number): Codec<T[]> {
+export function arrayOf<T>(c: Codec<T>, max: number): Codec<T[]> {
   return { encode: (w, v) => void w.array(v, (x, i) => c.encode(x, i)), decode: (r) => r.array((x) => c.decode(x), max) };
 }
 /** XDR unsigned hyper: two big-endian words. */
-const uhyper: Codec<bigint> = {
+export const uhyper: Codec<bigint> = {
   encode: (w, v) => void w.uint(Number(v >> 32n)).uint(Number(v & 0xffffffffn)),
   decode: (r) => (BigInt(r.uint()) << 32n) | BigInt(r.uint()),
 };
 export const voidCodec: Codec<void> = { encode: () => {}, decode: () => undefined };
-
-export const codecs = {
-  connectOpenArgs: struct<{ name: string | null; flags: number }>({ name: optStr, flags: uint }),
-  authListRet: struct<{ types: number[] }>({ types: arrayOf(int, REMOTE_AUTH_TYPE_LIST_MAX) }),
-  authPolkitRet: struct<{ complete: number }>({ complete: int }),
-  supportsFeatureArgs: struct<{ feature: number }>({ feature: int }),
-  supportsFeatureRet: struct<{ supported: number }>({ supported: int }),
-  lookupByNameArgs: struct<{ name: string }>({ name: str }),
-  lookupByUuidArgs: struct<{ uuid: Buffer }>({ uuid }),
-  domainRet: struct<{ dom: WireDomain }>({ dom: domainCodec }),
-  domainFlagsArgs: struct<{ dom: WireDomain; flags: number }>({ dom: domainCodec, flags: uint }),
-  getStateRet: struct<{ state: number; reason: number }>({ state: int, reason: int }),
-  getXmlDescRet: struct<{ xml: string }>({ xml: str }),
-  listAllDomainsArgs: struct<{ needResults: number; flags: number }>({ needResults: int, flags: uint }),
-  listAllDomainsRet: struct<{ domains: WireDomain[]; ret: number }>({
-    domains: arrayOf(domainCodec, REMOTE_DOMAIN_LIST_MAX),
-    ret: uint,
-  }),
-  eventRegisterAnyArgs: struct<{ eventID: number; dom: WireDomain | null }>({ eventID: int, dom: optDomain }),
-  eventRegisterAnyRet: struct<{ callbackID: number }>({ callbackID: int }),
-  eventDeregisterAnyArgs: struct<{ callbackID: number }>({ callbackID: int }),
-  lifecycleMsg: struct<{ callbackID: number; dom: WireDomain; event: number; detail: number }>({
-    callbackID: int,
-    dom: domainCodec,
-    event: int,
-    detail: int,
-  }),
-  agentLifecycleMsg: struct<{ callbackID: number; dom: WireDomain; state: number; reason: number }>({
-    callbackID: int,
-    dom: domainCodec,
-    state: int,
-    reason: int,
-  }),
-  agentCommandArgs: struct<{ dom: WireDomain; cmd: string; timeout: number; flags: number }>({
-    dom: domainCodec,
-    cmd: str,
-    timeout: int,
-    flags: uint,
-  }),
-  agentCommandRet: struct<{ result: string | null }>({ result: optStr }),
-  // remote_domain_pm_suspend_for_duration_args; shutdown_flags and reboot args are domainFlagsArgs.
-  pmSuspendForDurationArgs: struct<{ dom: WireDomain; target: number; duration: bigint; flags: number }>({
-    dom: domainCodec,
-    target: uint,
-    duration: uhyper,
-    flags: uint,
-  }),
-} as const;
 
 export function encode<T>(codec: Codec<T>, value: T): Buffer {
   const w = new XdrWriter();

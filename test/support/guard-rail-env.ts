@@ -1,11 +1,13 @@
 // Shared set-up for the guard-rails-* tests: a gateway with one token per
-// identity against the fake libvirtd, files and exec answered by the fakes.
+// identity against the fake libvirtd, files and exec answered by the fakes. Built with the harness
+// (harness.ts): closed after the test without an afterEach.
 import type { Scope } from '../../src/auth/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { FakeGuestFiles } from './fake-guest-files.js';
-import { FakeLibvirtd, type AgentHandler } from './fake-libvirtd.js';
+import type { AgentHandler, FakeLibvirtd } from './fake-libvirtd.js';
 import { GuestControlAgent } from './guest-control-agent.js';
-import { startTestGateway, type TestGateway } from './test-gateway.js';
+import { build } from './harness.js';
+import type { TestGateway } from './test-gateway.js';
 
 export interface IdentitySpec {
   scopes: readonly Scope[];
@@ -22,22 +24,20 @@ export interface Env {
   call(token: string | null, method: string, url: string, payload?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: string; headers: Record<string, unknown>; json: () => any }>;
   raw(token: string, execute: string, args?: object): ReturnType<Env['call']>;
   sent(): string[];
+  /** Closes the gateway and stops the fake; the harness does it after the test anyway. */
   close(): Promise<void>;
 }
 
 export async function startEnv(specs: Record<string, IdentitySpec>, domains: { name: string; uuid?: string }[] = [{ name: 'web1' }], overrides: Record<string, unknown> = {}): Promise<Env> {
-  const fake = await FakeLibvirtd.start();
-  for (const d of domains) fake.addDomain(d);
   const files = new FakeGuestFiles();
   const control = new GuestControlAgent();
   const handler: AgentHandler = (dom, cmd, t) => (cmd.execute.startsWith('guest-file-') || cmd.execute === 'guest-info' ? files.handler(dom, cmd, t) : control.handler(dom, cmd, t));
-  fake.agentHandler = handler;
   const tokens: Record<string, string> = {};
   const identities = Object.entries(specs).map(([name, s]) => {
     tokens[name] = newToken();
     return { name, tokenSha256: tokenSha256(tokens[name]!), scopes: [...s.scopes], domains: s.domains ?? ['*'], ...(s.policies ? { policies: s.policies } : {}) };
   });
-  const gw = await startTestGateway(fake.uri, { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true }, ...overrides });
+  const { fake, gw }: { fake: FakeLibvirtd; gw: TestGateway } = await build({ domains, agent: handler, config: { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true }, ...overrides } });
   const call: Env['call'] = async (token, method, url, payload, extra = {}) => {
     const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra };
     if (method === 'PUT' && !headers['content-type']) headers['content-type'] = 'application/octet-stream';

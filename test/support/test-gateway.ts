@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { Gateway } from '../../src/gateway.js';
+import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { buildApp } from '../../src/http/app.js';
 
 export interface TestGateway {
@@ -16,12 +16,14 @@ export interface TestGateway {
   logs: Record<string, unknown>[];
   /** Audit lines written so far. */
   audit: Record<string, unknown>[];
+  /** Closes the app (and with it the gateway); again later: the same promise. */
   close(): Promise<void>;
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+export type GatewayOverrides = DeepPartial<ConfigInput>;
 
-export async function startTestGateway(uri: string, overrides: DeepPartial<ConfigInput> = {}, waitForLibvirt = true): Promise<TestGateway> {
+export async function startTestGateway(uri: string, overrides: GatewayOverrides = {}, waitForLibvirt = true, options: GatewayOptions = {}): Promise<TestGateway> {
   const config = parseConfig({
     // Development mode unless a test asks for tokens: most tests are about what happens past authentication.
     auth: { mode: 'none' },
@@ -35,7 +37,7 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
   });
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const gateway = new Gateway(config, log);
+  const gateway = new Gateway(config, log, options);
   const audit: Record<string, unknown>[] = [];
   const auditLog = pino({ level: 'info' }, { write: (line: string) => void audit.push(JSON.parse(line) as Record<string, unknown>) });
   const app = await buildApp(gateway, log, auditLog);
@@ -43,5 +45,6 @@ export async function startTestGateway(uri: string, overrides: DeepPartial<Confi
   await gateway.start();
   if (waitForLibvirt) await Promise.all(gateway.hosts.list.map((h) => h.pool.waitUntilUp(5000)));
   await app.ready();
-  return { app, gateway, logs, audit, close: () => app.close() };
+  let closing: Promise<void> | undefined;
+  return { app, gateway, logs, audit, close: () => (closing ??= app.close()) };
 }

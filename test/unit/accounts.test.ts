@@ -1,11 +1,12 @@
 // Guest accounts against the fake libvirtd: the password (never logged, base64 to the agent), SSH authorized
 // keys (validation before the agent, add/reset/remove, a user without a file, an unknown user).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeKeyLine, sshKeyProblem } from '../../src/agent/ssh-keys.js';
 import { createLogger } from '../../src/logger.js';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request, type Method } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq alice@laptop';
 const RSA =
@@ -17,27 +18,14 @@ let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let agent: GuestControlAgent;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup() {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
   agent = new GuestControlAgent();
-  fake.agentHandler = agent.handler;
-  gw = await startTestGateway(fake.uri);
+  ({ fake, gw } = await build({ domains: ['web1'], agent: agent.handler }));
 }
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
 
-async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) {
-  const res = await gw!.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: res.statusCode, body: res.body ? res.json() : null, raw: res.body };
-}
+const call = (method: Method, url: string, payload?: unknown) => request(gw!, method, url, payload);
 
 describe('PUT /domains/{domain}/users/{user}/password', () => {
   const SECRET = 'S3cret-p4ss-ÄÖ';

@@ -1,33 +1,19 @@
 // GET /addresses against the fake libvirtd: the fan-out (concurrent, one deadline), per-domain errors, the
 // cache with its TTL and event invalidation, and the domain filter.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentLifecycleState, LifecycleEvent } from '../../src/libvirt/protocol.js';
-import { DomainState, FakeLibvirtd, defaultAgentHandler, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { DomainState, defaultAgentHandler, waitFor, type AgentHandler, type FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { build, request } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
-async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'vm1' });
-  fake.addDomain({ name: 'vm2' });
-  fake.addDomain({ name: 'vm3-noagent', agent: 'none' });
-  fake.addDomain({ name: 'vm4-off', state: DomainState.SHUTOFF });
-  gw = await startTestGateway(fake.uri, overrides);
+async function setup(config: GatewayOverrides = {}) {
+  ({ fake, gw } = await build({ domains: ['vm1', 'vm2', { name: 'vm3-noagent', agent: 'none' }, { name: 'vm4-off', state: DomainState.SHUTOFF }], config }));
 }
 
-async function addresses(query = '') {
-  const res = await gw!.app.inject({ method: 'GET', url: `/addresses${query}` });
-  return { status: res.statusCode, body: res.json() };
-}
+const addresses = (query = '') => request(gw!, 'GET', `/addresses${query}`);
 
 const nicCalls = (domain?: string) => fake!.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces' && (!domain || e.domain === domain)).length;
 const byName = (body: { domains: { name: string }[] }, name: string) => body.domains.find((d) => d.name === name) as Record<string, any> | undefined;

@@ -3,7 +3,7 @@
 // reply schema, 64-bit integers exact, and every error wording through the mapping that acts on it.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { guestSshGetAuthorizedKeys } from '../../src/agent/accounts.js';
 import { agentClassFromDesc, AGENT_ERROR_TEXT, isAgentError, isCommandDisabled } from '../../src/agent/agent-errors.js';
 import { parseAgentJson } from '../../src/agent/agent-json.js';
@@ -16,9 +16,10 @@ import * as facts from '../../src/agent/guest-facts-commands.js';
 import * as settings from '../../src/agent/guest-settings-commands.js';
 import { kernelU32 } from '../../src/agent/reply-integers.js';
 import { LibvirtError } from '../../src/libvirt/errors.js';
-import { FakeLibvirtd, type AgentHandler } from '../support/fake-libvirtd.js';
+import type { AgentHandler } from '../support/fake-libvirtd.js';
 import { FIXTURE_DIR, FIXTURE_VERSIONS, fixtureError, fixtureReply, fixtureText, libvirtErrorText, type FixtureVersion } from '../support/qga-fixtures.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 interface IndexEntry {
   file: string;
@@ -205,20 +206,12 @@ describe('error wording of every version (recorded from qemu-ga on the host unle
 });
 
 describe('through the gateway, with the recorded replies', () => {
-  let fake: FakeLibvirtd | null = null;
   let gw: TestGateway | null = null;
-  afterEach(async () => {
-    await gw?.close();
-    await fake?.stop();
-    gw = null;
-    fake = null;
-  });
 
-  async function setup(handler: AgentHandler) {
-    fake = await FakeLibvirtd.start();
-    fake.addDomain({ name: 'web1' });
-    fake.agentHandler = (dom, cmd, t) => (cmd.execute === 'guest-info' ? fixtureReply('10.0', 'guest-info') : handler(dom, cmd, t));
-    gw = await startTestGateway(fake.uri);
+  /** web1, whose agent answers guest-info as qemu-ga 10.0 did, and everything else with handler. */
+  async function setup(handler: AgentHandler, config: GatewayOverrides = {}) {
+    ({ gw } = await build({ domains: ['web1'], agent: (dom, cmd, t) => (cmd.execute === 'guest-info' ? fixtureReply('10.0', 'guest-info') : handler(dom, cmd, t)), config }));
+    return gw;
   }
 
   it('answers a counter past 2^53 as the exact JSON integer', async () => {
@@ -241,10 +234,7 @@ describe('through the gateway, with the recorded replies', () => {
   });
 
   it('passes a raw command\'s 64-bit integers on exactly', async () => {
-    fake = await FakeLibvirtd.start();
-    fake.addDomain({ name: 'web1' });
-    fake.agentHandler = (_d, cmd) => (cmd.execute === 'guest-info' ? fixtureReply('10.0', 'guest-info') : fixtureReply('10.0', cmd.execute));
-    gw = await startTestGateway(fake.uri, { rawCommands: { enabled: true }, auth: { mode: 'none' } } as never);
+    const gw = await setup((_d, cmd) => fixtureReply('10.0', cmd.execute), { rawCommands: { enabled: true }, auth: { mode: 'none' } } as never);
     const res = await gw.app.inject({ method: 'POST', url: '/domains/web1/agent/commands', payload: { execute: 'guest-network-get-route' } });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.body).toContain('"flags":18446744071564165121');

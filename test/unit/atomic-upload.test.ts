@@ -7,13 +7,14 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { powershellLiteral } from '../../src/agent/replace-commands.js';
 import { TEMP_MARKER, tempPathFor, uploadJournal } from '../../src/agent/upload-temp.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
-import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { putChunked, startUpload } from '../support/http-upload.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { buildOncePerTest } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 import { fixtureErrorFor } from '../support/qga-fixtures.js';
 
 const CHUNK = 64 * 1024;
@@ -22,20 +23,12 @@ let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let guest: FakeGuestFiles;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
+/** The test's gateway; a second call within one test starts another against the same fake libvirtd. */
 async function setup(overrides: { files?: Record<string, unknown>; stateDir?: string } = {}) {
-  if (!fake) {
-    fake = await FakeLibvirtd.start();
-    fake.addDomain({ name: 'web1' });
-  }
+  const h = await buildOncePerTest({ domains: ['web1'], gateway: false });
+  fake = h.fake;
   fake.agentHandler = guest.handler;
-  gw = await startTestGateway(fake.uri, {
+  gw = await h.startGateway({
     files: { chunkBytes: CHUNK, writeChunkBytes: CHUNK, ...overrides.files },
     agent: { abandonGraceMs: 200 },
     ...(overrides.stateDir ? { state: { dir: overrides.stateDir } } : {}),

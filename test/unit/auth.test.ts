@@ -2,13 +2,14 @@
 // no token, a wrong token, a missing scope and a forbidden domain are refused (401/403) and the agent
 // receives nothing.
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { KNOWN_RAW_COMMANDS, rawCommandScopes } from '../../src/auth/raw-scopes.js';
 import { SCOPES, type Scope } from '../../src/auth/scopes.js';
 import { matchToken, newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { build, type Harness } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 const doc = JSON.parse(readFileSync('openapi/openapi.json', 'utf8')) as {
   paths: Record<string, Record<string, { 'x-permission': string }>>;
@@ -32,22 +33,17 @@ const identities = [
   { name: 'other-domains', tokenSha256: tokenSha256(tokens.otherDomains), scopes: [...SCOPES], domains: ['db-*', '00000000-*'] },
 ];
 
+let h: Harness;
 let fake: FakeLibvirtd;
 let gw: TestGateway | null = null;
 
 beforeEach(async () => {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  fake.addDomain({ name: 'db-1' });
-});
-afterEach(async () => {
-  await gw?.close();
-  gw = null;
-  await fake.stop();
+  h = await build({ domains: ['web1', 'db-1'], gateway: false });
+  fake = h.fake;
 });
 
 async function start(auth: object = { mode: 'tokens', identities }) {
-  gw = await startTestGateway(fake.uri, { auth: auth as never });
+  gw = await h.startGateway({ auth: auth as never });
   return gw;
 }
 
@@ -144,7 +140,7 @@ describe('every scope but the one needed', () => {
     );
     expect(cases.length).toBeGreaterThanOrEqual(30);
     const tokenOf = Object.fromEntries(SCOPES.map((s) => [s, newToken()]));
-    gw = await startTestGateway(fake.uri, {
+    gw = await h.startGateway({
       rawCommands: { enabled: true },
       auth: { mode: 'tokens', identities: SCOPES.filter((s) => s !== 'admin').map((s) => ({ name: `all-but-${s}`, tokenSha256: tokenSha256(tokenOf[s]!), scopes: allBut(s) })) } as never,
     });

@@ -1,39 +1,26 @@
 // POST /domains/{domain}/exec and GET /domains/{domain}/exec/{pid} against the fake libvirtd: what reaches
 // the agent, output decoding, waiting, the result cache after the agent reaps, and error mapping.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PerDomainCache } from '../../src/agent/per-domain-cache.js';
-import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { FIXTURE_VERSIONS, fixtureError, type FixtureVersion } from '../support/qga-fixtures.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request, type Method } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let agent: GuestControlAgent;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
-async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}, agentVersion: FixtureVersion = '7.2') {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  fake.addDomain({ name: 'web2' });
+async function setup(config: GatewayOverrides = {}, agentVersion: FixtureVersion = '7.2') {
   agent = new GuestControlAgent();
   agent.agentVersion = agentVersion;
-  fake.agentHandler = agent.handler;
-  gw = await startTestGateway(fake.uri, overrides);
+  ({ fake, gw } = await build({ domains: ['web1', 'web2'], agent: agent.handler, config }));
 }
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
 
-async function call(method: 'GET' | 'POST', url: string, payload?: unknown) {
-  const res = await gw!.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const call = (method: Method, url: string, payload?: unknown) => request(gw!, method, url, payload);
 
 describe('POST /domains/{domain}/exec', () => {
   it('sends path, args, env, stdin (base64) and capture-output, and answers 201 with the pid and a Location', async () => {

@@ -4,30 +4,21 @@
 import type { InjectOptions } from 'fastify';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
 import { putChunked, startUpload } from '../support/http-upload.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 const CHUNK = 64 * 1024;
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let guest: FakeGuestFiles;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup(files: Record<string, unknown> = {}) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
   guest = new FakeGuestFiles();
-  fake.agentHandler = guest.handler;
-  gw = await startTestGateway(fake.uri, { files: { chunkBytes: CHUNK, writeChunkBytes: CHUNK, ...files }, agent: { abandonGraceMs: 200 } });
+  ({ fake, gw } = await build({ domains: ['web1'], agent: guest.handler, config: { files: { chunkBytes: CHUNK, writeChunkBytes: CHUNK, ...files }, agent: { abandonGraceMs: 200 } } }));
   return gw;
 }
 

@@ -6,27 +6,22 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freezeJournal, freezeRecordSchema, type FreezeRecord } from '../../src/agent/freeze-journal.js';
-import { LifecycleEvent, RemoteProc } from '../../src/libvirt/protocol.js';
-import { DomainState, FakeLibvirtd, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
+import { RemoteProc } from '../../src/libvirt/procedures.js';
+import { LifecycleEvent } from '../../src/libvirt/protocol.js';
+import { DomainState, waitFor, type AgentHandler, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { operationsAgent, type OperationsAgent } from '../support/operations-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request, type Harness, type Method } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
+let h: Harness;
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let agent: OperationsAgent;
 /** When each agent command reached the fake agent (ms since the epoch), in order. */
 let arrivals: { execute: string; at: number }[] = [];
 const dirs: string[] = [];
-
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'qga-freeze-journal-'));
@@ -36,8 +31,6 @@ function tempDir(): string {
 
 /** The fake libvirtd with vm1 running and the scripted agent; `observe` sees each command before the agent answers. */
 async function startFake(observe?: (cmd: string) => void) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'vm1' });
   agent = operationsAgent();
   arrivals = [];
   const inner = agent.handler;
@@ -46,18 +39,17 @@ async function startFake(observe?: (cmd: string) => void) {
     observe?.(cmd.execute);
     return inner(dom, cmd, timeout);
   };
-  fake.agentHandler = handler;
+  // The state dirs go once the gateways have closed (they write to them until then).
+  h = await build({ domains: ['vm1'], agent: handler, gateway: false, after: () => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })) });
+  fake = h.fake;
 }
 
 async function startGateway(stateDir?: string) {
-  gw = await startTestGateway(fake!.uri, stateDir === undefined ? {} : { state: { dir: stateDir } });
+  gw = await h.startGateway(stateDir === undefined ? {} : { state: { dir: stateDir } });
   await gw.gateway.recovered;
 }
 
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) {
-  const res = await gw!.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: res.statusCode, body: res.json() };
-}
+const call = (method: Method, url: string, payload?: unknown) => request(gw!, method, url, payload);
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info').map((e) => e.execute);
 const thawsSent = () => sent().filter((e) => e === 'guest-fsfreeze-thaw').length;
@@ -276,7 +268,7 @@ describe('recovering freezes at start-up', () => {
     const stateDir = tempDir();
     const record = recordFor('vm1', 60_000);
     await freezeJournal(stateDir).put(record);
-    gw = await startTestGateway(fake!.uri, { state: { dir: stateDir } });
+    gw = await h.startGateway({ state: { dir: stateDir } });
     const r = await call('POST', '/domains/vm1/fsfreeze', { thawAfterMs: 5_000 });
     expect(r.status).toBe(409);
     expect(r.body.detail).toContain('taking back a freeze');
@@ -295,7 +287,7 @@ describe('recovering freezes at start-up', () => {
     const stateDir = tempDir();
     await freezeJournal(stateDir).put(recordFor('vm1', -10_000));
     const started = Date.now();
-    gw = await startTestGateway(fake!.uri, { state: { dir: stateDir } });
+    gw = await h.startGateway({ state: { dir: stateDir } });
     await waitFor(() => thawsSent() === 1, 5000, 'the thaw');
     expect(arrivals.find((a) => a.execute === 'guest-fsfreeze-thaw')!.at - started).toBeLessThan(1_000);
   });

@@ -1,34 +1,22 @@
 // File-system freeze, thaw and fstrim against the fake libvirtd: the deadline thaw without any client, the
 // 409 guard while frozen, thaw on graceful close, and what an unfreezable guest answers.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
-import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { operationsAgent, type OperationsAgent } from '../support/operations-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request, type Method } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let agent: OperationsAgent;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
-async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'vm1' });
+async function setup(config: GatewayOverrides = {}) {
   agent = operationsAgent();
-  fake.agentHandler = agent.handler;
-  gw = await startTestGateway(fake.uri, overrides);
+  ({ fake, gw } = await build({ domains: ['vm1'], agent: agent.handler, config }));
 }
 
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) {
-  const res = await gw!.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: res.statusCode, body: res.json() };
-}
+const call = (method: Method, url: string, payload?: unknown) => request(gw!, method, url, payload);
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info').map((e) => e.execute);
 const held = () => gw!.gateway.freeze.registry.all().length;

@@ -16,7 +16,8 @@ import { fuzzRequests, type FuzzRequest, type OpenApiDoc } from '../support/fuzz
 import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { fakeGuestState, GUEST_FACT_COMMANDS, guestFactsAgent } from '../support/guest-facts-agent.js';
 import { OPERATIONS_COMMANDS, operationsAgent } from '../support/operations-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 const SEED = 0x5eed_0004;
 const INPUT_CODES = new Set<string>(['invalid_request', 'payload_too_large', 'unsupported_media_type']);
@@ -58,9 +59,7 @@ beforeAll(async () => {
   // A private, current copy of the document: the checked-in one may lag behind the routes.
   doc = JSON.parse(await generateOpenApiText()) as OpenApiDoc;
   requests = fuzzRequests(doc, SEED);
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  fake.agentHandler = plausibleAgent();
+  fake = await FakeLibvirtd.start({ domains: [{ name: 'web1' }], agentHandler: plausibleAgent() });
 });
 afterAll(async () => {
   await fake?.stop();
@@ -105,12 +104,8 @@ describe('generated bad input on every route', () => {
   });
 
   it('never answers 5xx, always problem+json, and sends the agent nothing for refused input (development mode)', async () => {
-    const gw = await startTestGateway(fake.uri);
-    try {
-      expect(await fuzz(gw, {})).toEqual([]);
-    } finally {
-      await gw.close();
-    }
+    const { gw } = await build({ fake });
+    expect(await fuzz(gw, {})).toEqual([]);
   }, 120_000);
 
   it('refuses JSON nested 1,000 and 100,000 deep with a 4xx problem+json on every JSON-body route, raw commands on', async () => {
@@ -118,40 +113,28 @@ describe('generated bad input on every route', () => {
     // code that serialises them: where 100,000 nested arrays were a RangeError and a 500.
     const nested = requests.filter((r) => r.what.includes(': body nested') || r.what.includes('=nested '));
     expect(nested.some((r) => r.what.startsWith('POST /domains/{domain}/agent/commands: body arguments=nested'))).toBe(true);
-    const gw = await startTestGateway(fake.uri, { rawCommands: { enabled: true } });
-    try {
-      expect(await fuzz(gw, {}, nested, { refuseAll: true })).toEqual([]);
-    } finally {
-      await gw.close();
-    }
+    const { gw } = await build({ fake, config: { rawCommands: { enabled: true } } });
+    expect(await fuzz(gw, {}, nested, { refuseAll: true })).toEqual([]);
   }, 120_000);
 
   it('answers a URL that is not UTF-8 and an over-long path parameter with problem+json, before authentication', async () => {
-    const gw = await startTestGateway(fake.uri, { auth: { mode: 'tokens', identities: [] } });
-    try {
-      for (const url of ['/domains/%ED%A0%80', '/domains/%zz/agent', `/domains/${'a'.repeat(4096)}/os`]) {
-        const res = await gw.app.inject({ method: 'GET', url });
-        expect(res.statusCode, url).toBe(400);
-        expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-        expect(res.json()).toMatchObject({ code: 'invalid_request', status: 400 });
-        // The detail does not echo a URL that may be megabytes long (instance is the path, as on every problem).
-        expect((res.json() as { detail: string }).detail.length).toBeLessThan(100);
-      }
-    } finally {
-      await gw.close();
+    const { gw } = await build({ fake, config: { auth: { mode: 'tokens', identities: [] } } });
+    for (const url of ['/domains/%ED%A0%80', '/domains/%zz/agent', `/domains/${'a'.repeat(4096)}/os`]) {
+      const res = await gw.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.json()).toMatchObject({ code: 'invalid_request', status: 400 });
+      // The detail does not echo a URL that may be megabytes long (instance is the path, as on every problem).
+      expect((res.json() as { detail: string }).detail.length).toBeLessThan(100);
     }
   });
 
   it('does the same with tokens, as an identity holding every scope', async () => {
     const identities = [{ name: 'fuzzer', tokenSha256: tokenSha256(token), scopes: [...SCOPES], domains: ['*'] }];
-    const gw = await startTestGateway(fake.uri, { auth: { mode: 'tokens', identities } });
-    try {
-      expect(await fuzz(gw, { authorization: `Bearer ${token}` })).toEqual([]);
-      // No log line may carry the token.
-      expect(JSON.stringify(gw.logs)).not.toContain(token);
-    } finally {
-      await gw.close();
-    }
+    const { gw } = await build({ fake, config: { auth: { mode: 'tokens', identities } } });
+    expect(await fuzz(gw, { authorization: `Bearer ${token}` })).toEqual([]);
+    // No log line may carry the token.
+    expect(JSON.stringify(gw.logs)).not.toContain(token);
     expect(total).toBeGreaterThanOrEqual(1000);
     if (process.env.FUZZ_STATS) console.info({ total, reachedAgent, answers: Object.fromEntries([...seen].sort()) });
     // Both sides were exercised: many refusals, and chance-valid input that the agent answered.

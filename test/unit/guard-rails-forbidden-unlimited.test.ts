@@ -2,16 +2,11 @@
 // in the onRequest hook (a scope the token lacks, a domain it may not touch) is never counted by either. A valid
 // low-privilege token can therefore send any number of requests, each costing a libvirt lookup (nothing caches a
 // name that was not found) and an audit line, far past limits.rateLimit.
-import { afterEach, describe, expect, it } from 'vitest';
-import { RemoteProc } from '../../src/libvirt/protocol.js';
+import { describe, expect, it } from 'vitest';
+import { RemoteProc } from '../../src/libvirt/procedures.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 describe('403 refusals and the per-identity rate limit', () => {
   it('a token refused 403 again and again is rate-limited like any other request of its identity', async () => {
     env = await startEnv({ low: { scopes: ['read'], domains: ['web*'] } }, [{ name: 'web1' }, { name: 'db1' }], {

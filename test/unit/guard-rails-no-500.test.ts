@@ -1,14 +1,9 @@
 // odd but well-formed inputs to the new raw-authorization and exec-ownership code must be 4xx, never 5xx.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/auth/scopes.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 const CASES: [string, unknown][] = [
   ['guest-file-open', { path: '/x', mode: null }],
   ['guest-file-open', { path: '/x', mode: 'R' }],

@@ -1,15 +1,10 @@
 // auth.protectPublic promises a token on /healthz, /readyz, /openapi.json and /docs. The Swagger UI routes
 // (/docs, /docs/json, /docs/yaml, /docs/static/*) are registered without a permission, and the authentication hook
 // returns early for a route without one ("no such route"), so they stay open: /docs/json is the whole API document.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 describe('auth.protectPublic', () => {
   it('asks a token for the Swagger UI and its copy of the API document too', async () => {
     env = await startEnv({ any: { scopes: ['read'] } }, [{ name: 'web1' }], {

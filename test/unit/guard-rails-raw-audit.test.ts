@@ -2,15 +2,10 @@
 // records `program`, a PUT records `path`; the raw endpoint reaching the same effect records only `command`:
 // targetOf() in src/auth/audit.ts reads body.path, never body.arguments.path. So running a program or opening a
 // file through the raw endpoint leaves no trace of which.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 describe('the audit of raw commands', () => {
   it('names the program of a raw guest-exec and the path and mode of a raw guest-file-open, as the resource routes do', async () => {
     env = await startEnv({ ops: { scopes: ['read', 'admin', 'exec', 'files:read', 'files:write'] } });

@@ -1,16 +1,11 @@
 // a token in the URL's query is refused and redacted (query-secrets.ts), but only the query is looked at.
 // The same token in the path (a client that pastes it into a domain id or a path by mistake, or a proxy rewriting
 // /t/<token>/... URLs) is written as is to the request log (url, domain) and to the audit line (domain / path).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newToken } from '../../src/auth/tokens.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 describe('a token-shaped string in the URL path', () => {
   it('is refused or redacted like one in the query, never logged', async () => {
     env = await startEnv({ reader: { scopes: ['read'], domains: ['web*'] } });

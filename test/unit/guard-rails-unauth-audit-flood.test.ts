@@ -3,15 +3,10 @@
 // with 400, is neither counted nor limited, yet audited when its method is not GET/HEAD: a token in the query
 // (query-secrets.ts refuses it in an onRequest hook that runs before authentication). Any client, without a token,
 // writes one audit line per request, as fast as it likes.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 describe('an unauthenticated flood', () => {
   it('is limited per address and audited once per window, however it is refused', async () => {
     env = await startEnv({ someone: { scopes: ['read'] } }, [{ name: 'web1' }], {

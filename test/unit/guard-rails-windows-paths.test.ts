@@ -1,16 +1,11 @@
 // a Windows deny rule (C:/Secrets/**) is matched against the path as written, but Windows resolves other
 // spellings of the same file: a path without its drive (the agent's current drive), a trailing '.' or ' ' on a
 // segment (Win32 normalisation strips them), an NTFS stream suffix (::$DATA) and a \\?\-style device prefix.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/auth/scopes.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
-
 const policies = {
   files: {
     read: { deny: ['C:/Secrets/**', 'C:/Users/Admin/key.txt'] },

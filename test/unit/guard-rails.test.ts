@@ -1,7 +1,7 @@
 // Guard rails tried the way an attacker would, over HTTP against the fake libvirtd: another spelling of a domain,
 // the raw endpoint instead of the resource route, the environment instead of the program, someone else's pid, a
 // control character in a path. Each refusal happens before any agent command is sent.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/auth/scopes.js';
 import type { FakeGuestFiles } from '../support/fake-guest-files.js';
 import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
@@ -14,11 +14,6 @@ let fake: FakeLibvirtd;
 let gw: TestGateway;
 let files: FakeGuestFiles;
 let control: GuestControlAgent;
-
-afterEach(async () => {
-  await env?.close();
-  env = null;
-});
 
 /** A gateway with one token per identity; files and exec both answered by fakes built on real agents' replies. */
 async function start(specs: Record<string, IdentitySpec>, domains: { name: string; uuid?: string }[] = [{ name: 'web1' }]) {

@@ -1,33 +1,21 @@
 // Guest facts routes in process against the fake libvirtd: normalisation of every agent reply, the 501 of an
 // agent that lacks a command, and the agent's errors.
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { describe, expect, it } from 'vitest';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { fakeGuestState, guestFactsAgent, type FakeGuestState } from '../support/guest-facts-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let state: FakeGuestState;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup() {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
   state = fakeGuestState();
-  fake.agentHandler = guestFactsAgent(state);
-  gw = await startTestGateway(fake.uri);
+  ({ fake, gw } = await build({ domains: ['web1'], agent: guestFactsAgent(state) }));
 }
 
-async function get(url: string) {
-  const res = await gw!.app.inject({ method: 'GET', url });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const get = (url: string) => request(gw!, 'GET', url);
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info').map((e) => e.execute);
 

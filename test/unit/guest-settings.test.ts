@@ -1,33 +1,21 @@
 // Guest clock, vCPU and memory-block routes in process against the fake libvirtd: what reaches the agent,
 // what is refused before it does (400/409), and how the agent's answers and refusals come back.
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { describe, expect, it } from 'vitest';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { fakeGuestState, guestFactsAgent, type FakeGuestState } from '../support/guest-facts-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request, type Method } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let state: FakeGuestState;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup() {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
   state = fakeGuestState();
-  fake.agentHandler = guestFactsAgent(state);
-  gw = await startTestGateway(fake.uri);
+  ({ fake, gw } = await build({ domains: ['web1'], agent: guestFactsAgent(state) }));
 }
 
-async function call(method: 'GET' | 'PUT' | 'PATCH', url: string, body?: unknown) {
-  const res = await gw!.app.inject({ method, url, ...(body === undefined ? {} : { payload: body as object }) });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const call = (method: Method, url: string, body?: unknown) => request(gw!, method, url, body);
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
 const sentNames = () => sent().map((e) => e.execute);

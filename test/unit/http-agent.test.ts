@@ -2,33 +2,21 @@
 // queue, clients that go away, and a graceful close.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentLifecycleState } from '../../src/libvirt/protocol.js';
-import { DomainState, FakeLibvirtd, defaultAgentHandler, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { DomainState, defaultAgentHandler, waitFor, type AgentHandler, type FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { build, request } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
-async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  fake.addDomain({ name: 'web2' });
-  gw = await startTestGateway(fake.uri, overrides);
+async function setup(config: GatewayOverrides = {}) {
+  ({ fake, gw } = await build({ domains: ['web1', 'web2'], config }));
   return gw;
 }
 
-async function get(url: string) {
-  const res = await gw!.app.inject({ method: 'GET', url });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const get = (url: string) => request(gw!, 'GET', url);
 
 /** Commands sent to the agent, less the guest-info the gateway asks once per domain to learn what it offers. */
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');

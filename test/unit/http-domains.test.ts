@@ -1,32 +1,20 @@
 // The HTTP layer end to end in process: Fastify app, services and wire client against the fake libvirtd.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentLifecycleState, LifecycleEvent } from '../../src/libvirt/protocol.js';
-import { DomainState, FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { DomainState, waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { build, request } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
-async function setup(overrides = {}) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1', uuid: '11111111-2222-4333-8444-555555555555' });
-  fake.addDomain({ name: 'noagent', agent: 'none' });
-  fake.addDomain({ name: 'off', state: DomainState.SHUTOFF });
-  gw = await startTestGateway(fake.uri, overrides);
+async function setup(config: GatewayOverrides = {}) {
+  const domains = [{ name: 'web1', uuid: '11111111-2222-4333-8444-555555555555' }, { name: 'noagent', agent: 'none' as const }, { name: 'off', state: DomainState.SHUTOFF }];
+  ({ fake, gw } = await build({ domains, config }));
   return gw;
 }
 
-async function get(url: string) {
-  const res = await gw!.app.inject({ method: 'GET', url });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const get = (url: string) => request(gw!, 'GET', url);
 
 describe('GET /domains', () => {
   it('lists every domain with state and agent state', async () => {

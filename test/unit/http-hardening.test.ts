@@ -19,21 +19,21 @@ import { MAX_JSON_DEPTH, nestedDeeperThan } from '../../src/http/json-body.js';
 import { RefusalCounter } from '../../src/http/refusal-limit.js';
 import { createLogger } from '../../src/logger.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
-import { FakeLibvirtd, type AgentHandler } from '../support/fake-libvirtd.js';
+import type { AgentHandler, FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 const sockets = new Set<net.Socket>();
 
+// Runs before the harness's own clean-up: the client sockets first, then the gateway (one test builds its own).
 afterEach(async () => {
   for (const s of sockets) s.destroy();
   sockets.clear();
   await gw?.close();
   gw = null;
-  await fake?.stop();
-  fake = null;
 });
 
 const tokens = { admin: newToken(), reader: newToken() };
@@ -46,10 +46,7 @@ const WRONG = newToken();
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 async function start(overrides: Record<string, unknown>, handler?: AgentHandler) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  if (handler) fake.agentHandler = handler;
-  gw = await startTestGateway(fake.uri, overrides as never);
+  ({ fake, gw } = await build({ domains: ['web1'], ...(handler ? { agent: handler } : {}), config: overrides as never }));
   return gw;
 }
 
@@ -240,8 +237,7 @@ describe('slow requests are cut at the configured timeouts', () => {
 
 describe('no log level prints a secret', () => {
   it('keeps tokens, passwords, file and stdin contents out of every log and audit line at level trace', async () => {
-    fake = await FakeLibvirtd.start();
-    fake.addDomain({ name: 'web1' });
+    ({ fake } = await build({ domains: ['web1'], gateway: false }));
     const files = new FakeGuestFiles();
     const control = new GuestControlAgent();
     fake.agentHandler = async (dom, cmd, timeout) => {

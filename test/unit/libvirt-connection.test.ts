@@ -2,20 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LibvirtConnection, type ConnectionOptions } from '../../src/libvirt/connection.js';
 import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
-import {
-  AuthType,
-  DomainEventId,
-  MessageType,
-  Program,
-  QemuProc,
-  RemoteProc,
-  VirErrorCode,
-  codecs,
-  decode,
-  uuidFromString,
-  voidCodec,
-  type WireDomain,
-} from '../../src/libvirt/protocol.js';
+import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
+import { AuthType, DomainEventId, MessageType, Program, VirErrorCode, decode, uuidFromString, voidCodec, type WireDomain } from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, waitFor, type FakeDomain, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 
 let fake: FakeLibvirtd | null = null;
@@ -43,15 +31,15 @@ const wire = (d: FakeDomain): WireDomain => ({ name: d.name, uuid: uuidFromStrin
 
 function agent(conn: LibvirtConnection, dom: FakeDomain, cmd: unknown, signal?: AbortSignal) {
   const text = typeof cmd === 'string' ? cmd : JSON.stringify(cmd);
-  return conn.call(Program.QEMU, QemuProc.DOMAIN_AGENT_COMMAND, codecs.agentCommandArgs, { dom: wire(dom), cmd: text, timeout: -1, flags: 0 }, codecs.agentCommandRet, signal);
+  return conn.call(Qemu.DOMAIN_AGENT_COMMAND, { dom: wire(dom), cmd: text, timeout: -1, flags: 0 }, signal);
 }
 
 function lookup(conn: LibvirtConnection, name: string, signal?: AbortSignal) {
-  return conn.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name }, codecs.domainRet, signal);
+  return conn.call(Remote.DOMAIN_LOOKUP_BY_NAME, { name }, signal);
 }
 
 function xmlDesc(conn: LibvirtConnection, dom: FakeDomain) {
-  return conn.call(Program.REMOTE, RemoteProc.DOMAIN_GET_XML_DESC, codecs.domainFlagsArgs, { dom: wire(dom), flags: 0 }, codecs.getXmlDescRet);
+  return conn.call(Remote.DOMAIN_GET_XML_DESC, { dom: wire(dom), flags: 0 });
 }
 
 /** Settles a promise into a value for assertions without unhandled rejections. */
@@ -255,7 +243,7 @@ describe('LibvirtConnection calls', () => {
     const [bad, good, unknown] = await Promise.all([
       settle(lookup(conn, 'nope')),
       settle(lookup(conn, 'vm1')),
-      settle(conn.call(Program.REMOTE, 9999, voidCodec, undefined, voidCodec)),
+      settle(conn.call({ kind: 'call', name: 'REMOTE_PROC_9999', program: Program.REMOTE, procedure: 9999, args: voidCodec, ret: voidCodec }, undefined)),
     ]);
     expect(bad.ok).toBe(false);
     const err = (bad as { error: LibvirtError }).error;
@@ -273,7 +261,7 @@ describe('LibvirtConnection calls', () => {
     const conn = await open();
     const dom = wire(fake!.domain('vm1'));
     // DOMAIN_GET_STATE answers 8 bytes; decoding them as a lifecycle message runs out of data.
-    const err = await conn.call(Program.REMOTE, RemoteProc.DOMAIN_GET_STATE, codecs.domainFlagsArgs, { dom, flags: 0 }, codecs.lifecycleMsg).catch((e: unknown) => e);
+    const err = await conn.call({ ...Remote.DOMAIN_GET_STATE, ret: Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body }, { dom, flags: 0 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectionError);
     expect((err as Error).message).toMatch(/malformed reply to procedure 212/);
     expect((await lookup(conn, 'vm1')).dom.name).toBe('vm1');
@@ -361,18 +349,12 @@ describe('LibvirtConnection calls', () => {
   it('emits unsolicited MESSAGE packets as events', async () => {
     await startFake();
     const conn = await open();
-    const { callbackID } = await conn.call(
-      Program.REMOTE,
-      RemoteProc.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-      codecs.eventRegisterAnyArgs,
-      { eventID: DomainEventId.LIFECYCLE, dom: null },
-      codecs.eventRegisterAnyRet,
-    );
+    const { callbackID } = await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID: DomainEventId.LIFECYCLE, dom: null });
     const event = new Promise<import('../../src/libvirt/framing.js').Packet>((resolve) => conn.once('event', resolve));
     expect(fake!.emitLifecycle('vm1', 5, 1)).toBe(1);
     const { header, body } = await event;
     expect(header).toMatchObject({ program: Program.REMOTE, type: MessageType.MESSAGE, procedure: RemoteProc.DOMAIN_EVENT_CALLBACK_LIFECYCLE });
-    expect(decode(codecs.lifecycleMsg, body)).toMatchObject({ callbackID, event: 5, detail: 1, dom: { name: 'vm1' } });
+    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, body)).toMatchObject({ callbackID, event: 5, detail: 1, dom: { name: 'vm1' } });
   });
 });
 

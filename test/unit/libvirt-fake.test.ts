@@ -6,23 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LibvirtConnection } from '../../src/libvirt/connection.js';
 import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
-import {
-  AuthType,
-  MessageStatus,
-  MessageType,
-  Program,
-  QemuProc,
-  RemoteProc,
-  VirErrorCode,
-  codecs,
-  decode,
-  encode,
-  encodePacket,
-  remoteErrorCodec,
-  uuidFromString,
-  voidCodec,
-  type RemoteError,
-} from '../../src/libvirt/protocol.js';
+import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
+import { AuthType, MessageStatus, MessageType, Program, VirErrorCode, decode, encode, encodePacket, remoteErrorCodec, uuidFromString, type RemoteError } from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, domainXml, waitFor, type FakeDomain, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 
 let fake: FakeLibvirtd | null = null;
@@ -42,13 +27,7 @@ async function setup(opts: FakeLibvirtdOptions = {}) {
 }
 
 function agent(conn: LibvirtConnection, d: FakeDomain, cmd: string, timeout = -1) {
-  return conn.call(
-    Program.QEMU,
-    QemuProc.DOMAIN_AGENT_COMMAND,
-    codecs.agentCommandArgs,
-    { dom: { name: d.name, uuid: uuidFromString(d.uuid), id: d.id }, cmd, timeout, flags: 0 },
-    codecs.agentCommandRet,
-  );
+  return conn.call(Qemu.DOMAIN_AGENT_COMMAND, { dom: { name: d.name, uuid: uuidFromString(d.uuid), id: d.id }, cmd, timeout, flags: 0 });
 }
 
 /** A hand-driven client: one call at a time, no handshake, to reach states LibvirtConnection never does. */
@@ -167,7 +146,7 @@ describe('FakeLibvirtd', () => {
     fake.addDomain({ name: 'on' });
     fake.addDomain({ name: 'off', state: DomainState.SHUTOFF });
     const list = (needResults: number, flags: number) =>
-      conn.call(Program.REMOTE, RemoteProc.CONNECT_LIST_ALL_DOMAINS, codecs.listAllDomainsArgs, { needResults, flags }, codecs.listAllDomainsRet);
+      conn.call(Remote.CONNECT_LIST_ALL_DOMAINS, { needResults, flags });
     expect((await list(1, 1)).domains.map((d) => d.name)).toEqual(['on']);
     expect((await list(1, 2)).domains.map((d) => d.name)).toEqual(['off']);
     expect((await list(1, 0)).ret).toBe(2);
@@ -177,10 +156,10 @@ describe('FakeLibvirtd', () => {
   it('refuses calls before authentication and before CONNECT_OPEN, as libvirtd does', async () => {
     fake = await FakeLibvirtd.start({ authTypes: [AuthType.POLKIT] });
     const raw = await rawClient(fake);
-    const open = encode(codecs.connectOpenArgs, { name: 'qemu:///system', flags: 0 });
+    const open = encode(Remote.CONNECT_OPEN.args, { name: 'qemu:///system', flags: 0 });
     expect(await raw.call(RemoteProc.CONNECT_OPEN, open)).toMatchObject({ status: 1, error: { code: 39, message: 'RPC error: authentication required' } });
     expect(await raw.call(RemoteProc.AUTH_POLKIT)).toMatchObject({ status: 0 });
-    const lookupArgs = encode(codecs.lookupByNameArgs, { name: 'x' });
+    const lookupArgs = encode(Remote.DOMAIN_LOOKUP_BY_NAME.args, { name: 'x' });
     expect(await raw.call(RemoteProc.DOMAIN_LOOKUP_BY_NAME, lookupArgs)).toMatchObject({ status: 1, error: { message: 'internal error: connection not open' } });
     expect(await raw.call(RemoteProc.CONNECT_OPEN, open)).toMatchObject({ status: 0 });
     expect(await raw.call(RemoteProc.DOMAIN_LOOKUP_BY_NAME, lookupArgs)).toMatchObject({ status: 1, error: { code: 42 } });
@@ -192,21 +171,15 @@ describe('FakeLibvirtd', () => {
     const a = fake.addDomain({ name: 'a' });
     fake.addDomain({ name: 'b' });
     const register = (eventID: number, dom: FakeDomain | null) =>
-      conn.call(
-        Program.REMOTE,
-        RemoteProc.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-        codecs.eventRegisterAnyArgs,
-        { eventID, dom: dom && { name: dom.name, uuid: uuidFromString(dom.uuid), id: dom.id } },
-        codecs.eventRegisterAnyRet,
-      );
+      conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID, dom: dom && { name: dom.name, uuid: uuidFromString(dom.uuid), id: dom.id } });
     const onlyA = await register(0, a);
     expect(fake.emitLifecycle('a', 2)).toBe(1);
     expect(fake.emitLifecycle('b', 2)).toBe(0);
     expect(fake.emitAgentLifecycle('a', 1)).toBe(0);
-    await conn.call(Program.REMOTE, RemoteProc.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, codecs.eventDeregisterAnyArgs, onlyA, voidCodec);
+    await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, onlyA);
     expect(fake.emitLifecycle('a', 2)).toBe(0);
     await expect(
-      conn.call(Program.REMOTE, RemoteProc.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, codecs.eventDeregisterAnyArgs, onlyA, voidCodec),
+      conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, onlyA),
     ).rejects.toMatchObject({ code: 1 });
   });
 
@@ -231,7 +204,7 @@ describe('FakeLibvirtd', () => {
     expect(fake.calls).toEqual([]);
     expect(fake.agentCommandCount).toBe(0);
     expect(JSON.parse((await agent(conn, d, '{"execute":"guest-ping"}')).result!)).toEqual({ return: {} });
-    const found = await conn.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name: 'vm' }, codecs.domainRet);
+    const found = await conn.call(Remote.DOMAIN_LOOKUP_BY_NAME, { name: 'vm' });
     expect(found.dom.name).toBe('vm');
     fake.reset();
     expect(fake.domains).toEqual([]);

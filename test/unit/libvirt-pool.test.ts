@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionError } from '../../src/libvirt/errors.js';
 import { LibvirtPool, type AgentLifecycleEventMsg, type LifecycleEventMsg, type PoolOptions } from '../../src/libvirt/pool.js';
-import { DomainEventId, LifecycleEvent, Program, QemuProc, RemoteProc, codecs, uuidFromString } from '../../src/libvirt/protocol.js';
+import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
+import { DomainEventId, LifecycleEvent, Program, uuidFromString } from '../../src/libvirt/protocol.js';
 import { FakeLibvirtd, waitFor, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 
 const log = pino({ level: 'silent' });
@@ -45,18 +46,12 @@ function startPool(overrides: Partial<PoolOptions> = {}) {
 }
 
 function lookup(pool: LibvirtPool, name: string) {
-  return pool.call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name }, codecs.domainRet);
+  return pool.call(Remote.DOMAIN_LOOKUP_BY_NAME, { name });
 }
 
 function ping(pool: LibvirtPool, name = 'vm1') {
   const d = fake!.domain(name);
-  return pool.call(
-    Program.QEMU,
-    QemuProc.DOMAIN_AGENT_COMMAND,
-    codecs.agentCommandArgs,
-    { dom: { name: d.name, uuid: uuidFromString(d.uuid), id: d.id }, cmd: '{"execute":"guest-ping"}', timeout: -1, flags: 0 },
-    codecs.agentCommandRet,
-  );
+  return pool.call(Qemu.DOMAIN_AGENT_COMMAND, { dom: { name: d.name, uuid: uuidFromString(d.uuid), id: d.id }, cmd: '{"execute":"guest-ping"}', timeout: -1, flags: 0 });
 }
 
 /** The fake's client carrying the pool's event subscription. */
@@ -320,7 +315,7 @@ describe('LibvirtPool room per connection', () => {
     await hold.waitUntilHeld(1);
     const ac = new AbortController();
     const aborted = pool
-      .call(Program.REMOTE, RemoteProc.DOMAIN_LOOKUP_BY_NAME, codecs.lookupByNameArgs, { name: 'vm1' }, codecs.domainRet, ac.signal)
+      .call(Remote.DOMAIN_LOOKUP_BY_NAME, { name: 'vm1' }, ac.signal)
       .catch((e: unknown) => e);
     const waiting = lookup(pool, 'vm1').catch((e: unknown) => e);
     expect(pool.waiting).toBe(2);

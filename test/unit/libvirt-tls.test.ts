@@ -12,7 +12,8 @@ import { LibvirtClient } from '../../src/libvirt/client.js';
 import { LibvirtConnection, type TlsTransport } from '../../src/libvirt/connection.js';
 import { ConnectionError } from '../../src/libvirt/errors.js';
 import { LibvirtPool, type AgentLifecycleEventMsg, type LifecycleEventMsg } from '../../src/libvirt/pool.js';
-import { KeepaliveProc, LifecycleEvent, MessageStatus, MessageType, PROTOCOL_VERSION, Program, RemoteProc, encodePacket } from '../../src/libvirt/protocol.js';
+import { KeepaliveProc, RemoteProc } from '../../src/libvirt/procedures.js';
+import { LifecycleEvent, MessageStatus, MessageType, PROTOCOL_VERSION, Program, encodePacket } from '../../src/libvirt/protocol.js';
 import { FakeLibvirtd, waitFor, type FakeTlsOptions } from '../support/fake-libvirtd.js';
 
 let dir: string;

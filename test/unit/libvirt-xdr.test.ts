@@ -7,9 +7,6 @@ import {
   MessageStatus,
   MessageType,
   Program,
-  QemuProc,
-  RemoteProc,
-  codecs,
   decode,
   domainStateName,
   encode,
@@ -22,6 +19,7 @@ import {
   type Header,
   type RemoteError,
 } from '../../src/libvirt/protocol.js';
+import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
 import { XdrDecodeError, XdrReader, XdrWriter } from '../../src/libvirt/xdr.js';
 
 describe('XDR writer and reader', () => {
@@ -172,7 +170,7 @@ describe('protocol codecs', () => {
   });
 
   it('encodes qemu_domain_agent_command_args in the field order of qemu_protocol.x', () => {
-    const buf = encode(codecs.agentCommandArgs, { dom, cmd: '{"execute":"guest-ping"}', timeout: -2, flags: 0 });
+    const buf = encode(Qemu.DOMAIN_AGENT_COMMAND.args, { dom, cmd: '{"execute":"guest-ping"}', timeout: -2, flags: 0 });
     const r = new XdrReader(buf);
     expect(r.string()).toBe('vm-1');
     expect(r.fixedOpaque(16)).toEqual(dom.uuid);
@@ -181,25 +179,24 @@ describe('protocol codecs', () => {
     expect(r.int()).toBe(-2);
     expect(r.uint()).toBe(0);
     expect(r.remaining).toBe(0);
-    expect(decode(codecs.agentCommandArgs, buf)).toEqual({ dom, cmd: '{"execute":"guest-ping"}', timeout: -2, flags: 0 });
+    expect(decode(Qemu.DOMAIN_AGENT_COMMAND.args, buf)).toEqual({ dom, cmd: '{"execute":"guest-ping"}', timeout: -2, flags: 0 });
   });
 
   it('round-trips the other structs used on the wire', () => {
-    const cases: Array<[keyof typeof codecs, unknown]> = [
-      ['connectOpenArgs', { name: 'qemu:///system', flags: 0 }],
-      ['connectOpenArgs', { name: null, flags: 1 }],
-      ['authListRet', { types: [0, 2] }],
-      ['listAllDomainsRet', { domains: [dom, { ...dom, name: 'vm-2', id: -1 }], ret: 2 }],
-      ['eventRegisterAnyArgs', { eventID: 18, dom: null }],
-      ['eventRegisterAnyArgs', { eventID: 0, dom }],
-      ['lifecycleMsg', { callbackID: 3, dom, event: 5, detail: 1 }],
-      ['agentLifecycleMsg', { callbackID: 4, dom, state: 2, reason: 2 }],
-      ['agentCommandRet', { result: null }],
-      ['agentCommandRet', { result: '{"return":{}}' }],
-      ['getStateRet', { state: 1, reason: 1 }],
+    const cases: Array<[string, Parameters<typeof encode>[0], unknown]> = [
+      ['connect_open_args', Remote.CONNECT_OPEN.args, { name: 'qemu:///system', flags: 0 }],
+      ['connect_open_args', Remote.CONNECT_OPEN.args, { name: null, flags: 1 }],
+      ['auth_list_ret', Remote.AUTH_LIST.ret, { types: [0, 2] }],
+      ['list_all_domains_ret', Remote.CONNECT_LIST_ALL_DOMAINS.ret, { domains: [dom, { ...dom, name: 'vm-2', id: -1 }], ret: 2 }],
+      ['register_any_args', Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY.args, { eventID: 18, dom: null }],
+      ['register_any_args', Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY.args, { eventID: 0, dom }],
+      ['lifecycle_msg', Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, { callbackID: 3, dom, event: 5, detail: 1 }],
+      ['agent_lifecycle_msg', Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.body, { callbackID: 4, dom, state: 2, reason: 2 }],
+      ['agent_command_ret', Qemu.DOMAIN_AGENT_COMMAND.ret, { result: null }],
+      ['agent_command_ret', Qemu.DOMAIN_AGENT_COMMAND.ret, { result: '{"return":{}}' }],
+      ['get_state_ret', Remote.DOMAIN_GET_STATE.ret, { state: 1, reason: 1 }],
     ];
-    for (const [name, value] of cases) {
-      const c = codecs[name] as unknown as Parameters<typeof encode>[0];
+    for (const [name, c, value] of cases) {
       expect(decode(c, encode(c, value)), name).toEqual(value);
     }
   });
@@ -239,7 +236,7 @@ describe('PacketDecoder', () => {
   });
 
   it('reassembles one packet fed byte by byte', () => {
-    const body = encode(codecs.getXmlDescRet, { xml: '<domain/>'.repeat(20) });
+    const body = encode(Remote.DOMAIN_GET_XML_DESC.ret, { xml: '<domain/>'.repeat(20) });
     const p = packet(9, body);
     const d = new PacketDecoder();
     const out = [];
@@ -250,14 +247,14 @@ describe('PacketDecoder', () => {
     }
     expect(out).toHaveLength(1);
     expect(out[0]!.header.serial).toBe(9);
-    expect(decode(codecs.getXmlDescRet, out[0]!.body).xml).toBe('<domain/>'.repeat(20));
+    expect(decode(Remote.DOMAIN_GET_XML_DESC.ret, out[0]!.body).xml).toBe('<domain/>'.repeat(20));
   });
 
   it('splits many packets delivered in one read, in order', () => {
-    const all = Buffer.concat(Array.from({ length: 50 }, (_, i) => packet(i + 1, encode(codecs.lookupByNameArgs, { name: `vm-${i}` }))));
+    const all = Buffer.concat(Array.from({ length: 50 }, (_, i) => packet(i + 1, encode(Remote.DOMAIN_LOOKUP_BY_NAME.args, { name: `vm-${i}` }))));
     const got = new PacketDecoder().push(all);
     expect(got.map((p) => p.header.serial)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    expect(got.map((p) => decode(codecs.lookupByNameArgs, p.body).name)).toEqual(Array.from({ length: 50 }, (_, i) => `vm-${i}`));
+    expect(got.map((p) => decode(Remote.DOMAIN_LOOKUP_BY_NAME.args, p.body).name)).toEqual(Array.from({ length: 50 }, (_, i) => `vm-${i}`));
   });
 
   it('handles every split point, including inside the length word, with packets straddling reads', () => {

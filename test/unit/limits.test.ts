@@ -1,21 +1,15 @@
 // Guard rails (limits.*): per-identity request rates, the JSON body limit beside the upload route's own,
 // and the timeouts handed to the HTTP server (enforced on real sockets in http-hardening.test.ts).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { parseConfig } from '../../src/config/load.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { build } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
-
-afterEach(async () => {
-  await gw?.close();
-  gw = null;
-  await fake?.stop();
-  fake = null;
-});
 
 const tokens = { alice: newToken(), bob: newToken(), robot: newToken() };
 const identities = [
@@ -25,9 +19,7 @@ const identities = [
 ];
 
 async function start(overrides: Record<string, unknown>) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  gw = await startTestGateway(fake.uri, overrides as never);
+  ({ fake, gw } = await build({ domains: ['web1'], config: overrides as never }));
   return gw;
 }
 

@@ -1,37 +1,27 @@
 // GET /metrics against the fake libvirtd: what the counters, histograms and gauges say after real requests, that
 // no URL or domain name becomes a label unless asked, that two gateways live in one process, who may scrape, and
 // the libvirt connection gauges across a libvirtd that goes away and comes back.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { AgentLifecycleState } from '../../src/libvirt/protocol.js';
 import { commandLabel, outcomeOf } from '../../src/metrics/labels.js';
 import { GatewayError } from '../../src/errors.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
-import { FakeLibvirtd, defaultAgentHandler, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
+import { defaultAgentHandler, waitFor, type AgentHandler, type FakeLibvirtd, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 import { operationsAgent } from '../support/operations-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { buildOncePerTest } from '../support/harness.js';
+import type { GatewayOverrides, TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
-const gateways: TestGateway[] = [];
-
-afterEach(async () => {
-  for (const g of gateways.splice(0)) await g.close();
-  await fake?.stop();
-  fake = null;
-});
 
 const P = 'qga_gateway_';
 
-async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}, fakeOpts: Parameters<typeof FakeLibvirtd.start>[0] = {}) {
-  fake ??= await FakeLibvirtd.start(fakeOpts);
-  if (!fake.domains.length) {
-    fake.addDomain({ name: 'web1' });
-    fake.addDomain({ name: 'web2' });
-  }
+/** A gateway; later calls within one test start more against the same fake libvirtd (fakeOpts: the first call's). */
+async function setup(overrides: GatewayOverrides = {}, fakeOpts: FakeLibvirtdOptions = {}) {
+  const h = await buildOncePerTest({ libvirtd: fakeOpts, domains: ['web1', 'web2'], gateway: false });
+  fake = h.fake;
   // Scraped without a token unless a test is about tokens (development mode's identity is another matter, tested below).
-  const gw = await startTestGateway(fake.uri, { ...overrides, metrics: { public: true, ...overrides.metrics } });
-  gateways.push(gw);
-  return gw;
+  return h.startGateway({ ...overrides, metrics: { public: true, ...overrides.metrics } });
 }
 
 async function scrape(gw: TestGateway, token?: string) {

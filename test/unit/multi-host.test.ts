@@ -5,33 +5,25 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 import { Program } from '../../src/libvirt/protocol.js';
-import { FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { build, request } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 const SHARED_UUID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
 let alpha: FakeLibvirtd | null = null;
 let beta: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
-afterEach(async () => {
-  await gw?.close();
-  await Promise.all([alpha?.stop(), beta?.stop()]);
-  gw = alpha = beta = null;
-});
-
 async function setup(overrides: Record<string, unknown> = {}) {
-  alpha = await FakeLibvirtd.start();
-  beta = await FakeLibvirtd.start({ tcp: true });
-  alpha.addDomain({ name: 'web1' });
-  alpha.addDomain({ name: 'only-alpha' });
-  alpha.addDomain({ name: 'twin', uuid: SHARED_UUID });
-  beta.addDomain({ name: 'web1' });
-  beta.addDomain({ name: 'only-beta' });
-  beta.addDomain({ name: 'twin', uuid: SHARED_UUID });
-  gw = await startTestGateway('qemu:///system', {
+  const domains = (only: string) => ['web1', only, { name: 'twin', uuid: SHARED_UUID }];
+  ({ fake: alpha } = await build({ domains: domains('only-alpha'), gateway: false }));
+  const hBeta = await build({ libvirtd: { tcp: true }, domains: domains('only-beta'), gateway: false });
+  beta = hBeta.fake;
+  // Started through the harness built last: closed before either fake stops.
+  gw = await hBeta.startGateway({
     ...overrides,
     libvirt: {
       hosts: [
@@ -39,16 +31,13 @@ async function setup(overrides: Record<string, unknown> = {}) {
         { name: 'beta', uri: beta.uri },
       ],
     },
-  });
+  }, { uri: 'qemu:///system' });
   // Every connection of both hosts, not just the first (startTestGateway waits for one).
   await waitFor(() => gw!.gateway.hosts.list.every((h) => h.pool.up === h.pool.size), 3000, 'all connections up');
   return gw;
 }
 
-async function get(url: string, headers: Record<string, string> = {}) {
-  const res = await gw!.app.inject({ method: 'GET', url, headers });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const get = (url: string, headers: Record<string, string> = {}) => request(gw!, 'GET', url, undefined, headers);
 
 describe('several libvirt hosts', () => {
   it('lists each host with its state, and every domain once per host with its host', async () => {

@@ -1,17 +1,18 @@
 // Per-identity policies: the glob matching itself, then the file, exec and raw routes against the fake libvirtd
 // with tokens. A refusal is 403 forbidden decided before any agent command (the agent log stays empty), and
 // the raw endpoint is no way around the file and exec policies.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkExec, compilePolicies, pathAllowed, pathGlob } from '../../src/auth/policies.js';
 import { makeIdentity } from '../../src/auth/identity.js';
 import { SCOPES } from '../../src/auth/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { GatewayError } from '../../src/errors.js';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 describe('path globs', () => {
   it("'*' stays within a segment, '**' crosses them, '?' is one character", () => {
@@ -73,26 +74,13 @@ const identities = [
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup(kind: 'files' | 'control') {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
-  if (kind === 'files') {
-    const guest = new FakeGuestFiles();
-    guest.files.set('/srv/a.txt', Buffer.from('hello'));
-    guest.files.set('/srv/secret/key', Buffer.from('k'));
-    guest.files.set('/etc/passwd', Buffer.from('root:x:0:0'));
-    fake.agentHandler = guest.handler;
-  } else {
-    fake.agentHandler = new GuestControlAgent().handler;
-  }
-  gw = await startTestGateway(fake.uri, { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true } });
+  const guest = new FakeGuestFiles();
+  guest.files.set('/srv/a.txt', Buffer.from('hello'));
+  guest.files.set('/srv/secret/key', Buffer.from('k'));
+  guest.files.set('/etc/passwd', Buffer.from('root:x:0:0'));
+  const agent = kind === 'files' ? guest.handler : new GuestControlAgent().handler;
+  ({ fake, gw } = await build({ domains: ['web1'], agent, config: { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true } } }));
 }
 
 async function call(token: string, method: 'GET' | 'HEAD' | 'PUT' | 'POST', url: string, payload?: unknown) {

@@ -1,36 +1,24 @@
 // POST /domains/{domain}/power against the fake libvirtd: libvirt's agent-aware APIs for shutdown, reboot and
 // suspend, halt through guest-shutdown, capability gating, error mapping and the per-domain queue.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { command, noArgs } from '../../src/agent/commands.js';
-import { RemoteProc } from '../../src/libvirt/protocol.js';
-import { DomainState, FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import { RemoteProc } from '../../src/libvirt/procedures.js';
+import { DomainState, waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { operationsAgent, type OperationsAgent } from '../support/operations-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let agent: OperationsAgent;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup() {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'vm1' });
   agent = operationsAgent();
-  fake.agentHandler = agent.handler;
-  gw = await startTestGateway(fake.uri);
+  ({ fake, gw } = await build({ domains: ['vm1'], agent: agent.handler }));
 }
 
-async function power(action: unknown, domain = 'vm1', query = '') {
-  const res = await gw!.app.inject({ method: 'POST', url: `/domains/${domain}/power${query}`, payload: { action } });
-  return { status: res.statusCode, body: res.json(), headers: res.headers };
-}
+const power = (action: unknown, domain = 'vm1', query = '') => request(gw!, 'POST', `/domains/${domain}/power${query}`, { action });
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
 

@@ -1,36 +1,24 @@
 // POST /domains/{domain}/agent/commands against the fake libvirtd: off by default, what it always refuses,
 // capability gating, agent errors, and that what it sends is exactly the command asked for.
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
+import { describe, expect, it } from 'vitest';
+import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build, request } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 import { FIXTURE_VERSIONS, fixtureError } from '../support/qga-fixtures.js';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let agent: GuestControlAgent;
 
-afterEach(async () => {
-  await gw?.close();
-  await fake?.stop();
-  gw = null;
-  fake = null;
-});
-
 async function setup(rawCommands: { enabled?: boolean; deny?: string[] } = { enabled: true }) {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
   agent = new GuestControlAgent();
-  fake.agentHandler = agent.handler;
-  gw = await startTestGateway(fake.uri, { rawCommands });
+  ({ fake, gw } = await build({ domains: ['web1'], agent: agent.handler, config: { rawCommands } }));
 }
 
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
 
-async function post(body: unknown, url = '/domains/web1/agent/commands') {
-  const res = await gw!.app.inject({ method: 'POST', url, payload: body as object });
-  return { status: res.statusCode, body: res.json() };
-}
+const post = (body: unknown, url = '/domains/web1/agent/commands') => request(gw!, 'POST', url, body);
 
 describe('POST /domains/{domain}/agent/commands', () => {
   it('is off by default: 403 command_forbidden naming the config key, nothing sent', async () => {

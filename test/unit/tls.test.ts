@@ -7,11 +7,11 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { FakeLibvirtd } from '../support/fake-libvirtd.js';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
+import { build } from '../support/harness.js';
+import type { TestGateway } from '../support/test-gateway.js';
 
 let dir: string;
 const pem = (name: string) => readFileSync(join(dir, name));
@@ -42,22 +42,12 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 let port = 0;
 
-afterEach(async () => {
-  await gw?.close();
-  gw = null;
-  await fake?.stop();
-  fake = null;
-});
-
 async function start(clientCerts: 'off' | 'optional' | 'required') {
-  fake = await FakeLibvirtd.start();
-  fake.addDomain({ name: 'web1' });
   const tls = { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.crt'), clientCerts };
-  gw = await startTestGateway(fake.uri, { listen: { tls }, auth: { mode: 'tokens', identities } } as never);
+  ({ gw } = await build({ domains: ['web1'], config: { listen: { tls }, auth: { mode: 'tokens', identities } } as never }));
   await gw.app.listen({ host: '127.0.0.1', port: 0 });
   port = (gw.app.server.address() as AddressInfo).port;
 }
@@ -96,9 +86,9 @@ describe('HTTPS', () => {
   });
 
   it('refuses to start naming the field when a file cannot be read', async () => {
-    fake = await FakeLibvirtd.start();
+    const h = await build({ gateway: false });
     const tls = { certFile: join(dir, 'missing.crt'), keyFile: join(dir, 'server.key') };
-    await expect(startTestGateway(fake.uri, { listen: { tls } } as never)).rejects.toThrow(/listen\.tls\.certFile: cannot read .*missing\.crt: ENOENT/);
+    await expect(h.startGateway({ listen: { tls } } as never)).rejects.toThrow(/listen\.tls\.certFile: cannot read .*missing\.crt: ENOENT/);
   });
 
   it('needs caFile when client certificates are asked for', () => {
