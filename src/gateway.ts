@@ -1,11 +1,14 @@
-// The composition root: the libvirt connections, the agent sockets and the services built on them, started and
-// stopped together.
+// The composition root: the libvirt connections, the agent sockets and every service built on them, created here
+// once, started and stopped together. The HTTP routes are given these services (http/routes), and create none.
 import type { Logger } from 'pino';
+import { AccountService } from './agent/accounts.js';
+import { AddressBook } from './agent/addresses.js';
 import { ExecService } from './agent/exec-service.js';
 import { GuestFileService } from './agent/files.js';
 import { FreezeService } from './agent/freeze.js';
 import { freezeJournal, type FreezeRecord } from './agent/freeze-journal.js';
 import { FreezeRegistry } from './agent/freeze-registry.js';
+import { PowerService } from './agent/power.js';
 import { RawCommandService } from './agent/raw-command.js';
 import { AgentService } from './agent/service.js';
 import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
@@ -43,6 +46,12 @@ export class Gateway {
   readonly uploads: UploadService;
   /** POST /domains/{domain}/agent/commands, and the handles it opened for whom. */
   readonly raw: RawCommandService;
+  /** Shutdown, halt, reboot and suspend: libvirt's agent-aware calls, or the agent's own commands over its socket. */
+  readonly power: PowerService;
+  /** Guest users' passwords and SSH authorized keys. */
+  readonly accounts: AccountService;
+  /** GET /addresses: every running domain's addresses at once, each cached until libvirt's events say it changed. */
+  readonly addresses: AddressBook;
   /** GET /metrics: this gateway's own registry, fed by the services above. */
   readonly metrics: GatewayMetrics;
 
@@ -79,6 +88,9 @@ export class Gateway {
     this.exec = new ExecService(this.agent, config.exec);
     this.uploads = new UploadService(this.agent, this.files, uploadJournal(config.state.dir), { ...config.files, maxWaitMs: config.exec.maxWaitMs }, log.child({ component: 'uploads' }));
     this.raw = new RawCommandService(this.agent, config.rawCommands, this.files, this.exec);
+    this.power = new PowerService(this.agent, this.hosts);
+    this.accounts = new AccountService(this.agent);
+    this.addresses = new AddressBook(this.hosts, this.domains, this.agent, config.addresses);
     const libvirtHosts = this.hosts.list.map((h) => ({ host: h.name, pool: h.pool }));
     // Agents connected: libvirt's (from its events) and the agent sockets' channels in step.
     const connected = () => this.agentStates.connectedCount + (this.agentSockets?.connectedCount ?? 0);

@@ -3,13 +3,14 @@
 // as /var/run/qemu-server/VMID.qga). These domains appear beside libvirt's under their own host name.
 import { z } from 'zod';
 import { hostNameSchema, ms } from '../config/fields.js';
+import { domainIdString } from '../domains/domain-id.js';
 
 export const agentSocketsConfigSchema = z
   .strictObject({
     /** The host name these domains answer under (and qualify as host:name). */
     host: hostNameSchema.default('direct'),
     /** Explicit domains: name and socket path. */
-    sockets: z.array(z.strictObject({ name: z.string().min(1).max(1024).regex(/^[^\u0000-\u001f\u007f/]+$/, 'must not contain control characters or slashes'), path: z.string().regex(/^\//, 'must be an absolute path') })).default([]),
+    sockets: z.array(z.strictObject({ name: domainIdString(), path: z.string().regex(/^\//, 'must be an absolute path') })).default([]),
     /** Directories of sockets: every file matching glob ('*' and '?' in the file name only) is a domain, named by `name`. */
     directories: z
       .array(

@@ -31,7 +31,7 @@ export class CapabilityCache {
     return pending;
   }
 
-  /** Stores what a fresh guest-info said (GET /domains/{d}/agent). */
+  /** Stores what a fresh guest-info said (AgentService.refreshCapabilities). */
   set(uuid: string, caps: AgentCapabilities): void {
     this.entries.set(uuid, Promise.resolve(caps));
   }

@@ -1,5 +1,6 @@
 // Runs typed agent commands: one at a time per domain, under a deadline that covers queueing and the call,
 // with the reply checked against the command's schema.
+import type { z } from 'zod';
 import type { CommandKind, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
@@ -7,7 +8,7 @@ import { domainKey } from '../libvirt/hosts.js';
 import { parseAgentJson, stringifyJson } from './agent-json.js';
 import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
-import { guestInfo, type AgentCommand } from './commands.js';
+import { guestInfo, type AgentCommand, type guestInfoReply } from './commands.js';
 import { agentError, mapLibvirtError } from './error-mapping.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 import type { AgentTransport, SyncReport } from './transport.js';
@@ -89,6 +90,13 @@ export class AgentService {
   /** What the domain's agent offers, from guest-info, cached until its agent or the domain changes state. */
   capabilities(dom: DomainRef, opts: AgentCallOptions = {}): Promise<AgentCapabilities> {
     return this.capabilityCache.get(domainKey(dom), async () => toCapabilities(await this.send(dom, guestInfo, undefined, opts)));
+  }
+
+  /** Asks the agent afresh what it offers (guest-info, sent like any command) and caches that for the domain; answers the reply. */
+  async refreshCapabilities(dom: DomainRef, opts: AgentCallOptions = {}): Promise<z.infer<typeof guestInfoReply>> {
+    const info = await this.execute(dom, guestInfo, undefined, opts);
+    this.capabilityCache.set(domainKey(dom), toCapabilities(info));
+    return info;
   }
 
   /** Refuses (501) a command the domain's agent does not list as supported and enabled, without sending it. */

@@ -1,11 +1,15 @@
 // Authentication and authorisation of every request, decided in onRequest: before any body is read and long
 // before any agent command is queued. Routes declare the permission they need; the identity must hold it
-// as a scope, and may touch only the domains its patterns match.
+// as a scope, and may touch only the domains its patterns match (authoriseDomain, called by the domain routes'
+// own onRequest hook, right after this one).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
+import type { DomainDirectory } from '../domains/directory.js';
+import { isDomainId } from '../domains/domain-id.js';
 import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { authorizationHeader } from '../http/authorization-header.js';
+import type { DomainRef } from '../libvirt/client.js';
 import { clientCertificate, type ClientCertificate } from './client-certificate.js';
 import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
 import { matchToken } from './tokens.js';
@@ -73,28 +77,29 @@ export function registerAuthentication(app: FastifyInstance, gateway: Gateway, a
     if (!identity.scopes.has(permission)) {
       throw new GatewayError('forbidden', `identity '${identity.name}' lacks the scope '${permission}' this route needs`);
     }
-    const named = (request.params as { domain?: unknown }).domain;
-    if (typeof named === 'string') await checkDomain(gateway, request, identity, named);
+    // The domain a /domains/{domain} route names is authorised next, by that route's scope (http/domain-scope.ts).
   });
 }
 
 /**
- * The domain must match the identity's patterns by name or UUID, so it is looked up first (libvirt only, no
- * agent). A domain that does not exist gets the same 403 as one not allowed: no probing for names.
+ * Whether the identity may touch the domain `named`: it must match the identity's patterns by name or UUID, so it
+ * is looked up first (libvirt only, no agent), and answered. A domain that does not exist, or an id that cannot
+ * name one, gets the same 403 as one not allowed: no probing for names. null, without a lookup, for an identity
+ * that may touch every domain: there is nothing to decide.
  */
-async function checkDomain(gateway: Gateway, request: FastifyRequest, identity: Identity, named: string): Promise<void> {
-  if (!identity.domains) return;
+export async function authoriseDomain(domains: DomainDirectory, identity: Identity, named: string, signal: AbortSignal): Promise<DomainRef | null> {
+  if (!identity.domains) return null;
   const refused = () => new GatewayError('forbidden', `identity '${identity.name}' may not touch domain '${named}'`, { domain: named });
-  if (named.length > 1024 || /[\u0000-\u001f\u007f/]/.test(named)) throw refused();
+  if (!isDomainId(named)) throw refused();
   let dom;
   try {
-    dom = await gateway.domains.resolve(named, request.clientGone);
+    dom = await domains.resolve(named, signal);
   } catch (err) {
     if (err instanceof GatewayError && err.code === 'domain_not_found') throw refused();
     // On several hosts: name only the candidates this identity may touch, and refuse when there are none.
     if (err instanceof GatewayError && err.code === 'domain_ambiguous') {
       const allowed = (err.extras.candidates ?? []).filter((c) => {
-        const { host, rest } = gateway.domains.splitId(c);
+        const { host, rest } = domains.splitId(c);
         return mayTouch(identity, { host, name: rest, uuid: '' });
       });
       if (!allowed.length) throw refused();
@@ -103,6 +108,7 @@ async function checkDomain(gateway: Gateway, request: FastifyRequest, identity: 
     throw err;
   }
   if (!mayTouch(identity, dom)) throw refused();
+  return dom;
 }
 
 /** For answers that list domains: keeps the ones the request's identity may see. */

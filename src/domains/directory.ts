@@ -27,8 +27,6 @@ interface CacheEntry {
   expires: number;
 }
 
-export const DOMAIN_NAME_MAX = 1024;
-
 /** How answers name a domain so that the caller can come back to exactly it: host:name with several hosts. */
 export function qualifiedId(dom: Pick<DomainRef, 'host' | 'name'>): string {
   return `${dom.host}:${dom.name}`;

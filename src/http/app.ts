@@ -100,7 +100,15 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
     if (closing || request.raw.complete === false) reply.header('connection', 'close');
   });
 
-  // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later.
+  // Before the HTTP server waits for requests in flight: stop file transfers and close their handles while the
+  // agent queue still takes commands (a long download would otherwise outlive the grace period). Gateway.close()
+  // then makes a last attempt at any close a frozen guest refused, after thawing.
+  app.addHook('preClose', async () => {
+    await gateway.files.abortTransfers(gateway.config.shutdownGraceMs);
+  });
+
+  // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later. So is
+  // a route naming a domain outside a domain scope (domain-scope.ts): nothing would check the identity may touch it.
   app.addHook('onRoute', (route) => {
     // Swagger UI's routes (its page, assets and its own copy of the document) are public like /openapi.json,
     // so that auth.protectPublic covers them too.
@@ -108,6 +116,9 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
     const permission = route.config?.permission;
     if (!permission || !PERMISSIONS.includes(permission)) {
       throw new Error(`route ${route.method} ${route.url} declares no permission in its config`);
+    }
+    if (route.url.startsWith('/domains/:domain') && !route.config?.domainScope) {
+      throw new Error(`route ${route.method} ${route.url} names a domain outside a domain scope`);
     }
   });
 

@@ -1,8 +1,7 @@
 // Response schemas of the guest-facts routes (OS, host name, time zone, users, CPU statistics, load, routes).
 import { z } from 'zod';
 import { exactInt64, exactUint64 } from './exact-integer.js';
-import { domainRefSchema } from './schemas.js';
-import { EXAMPLE_DOMAIN } from './routes/guest-route-common.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from './schemas.js';
 
 const str = () => z.string().nullable();
 

@@ -1,5 +1,5 @@
 // The permission each route needs. Every route declares one in its config; 'public' routes (health, docs)
-// need no token unless auth.protectHealth says so.
+// need no token unless auth.protectPublic says so.
 import { SCOPES } from '../auth/scopes.js';
 
 export const PERMISSIONS = ['public', ...SCOPES] as const;

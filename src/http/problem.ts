@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ERROR_STATUS, ERROR_TITLES, GatewayError, type ErrorCode } from '../errors.js';
+import { splitUrl } from './url-parts.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -65,7 +66,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: G
     title: ERROR_TITLES[err.code],
     status: err.status,
     detail: err.message,
-    instance: truncate(request.url.split('?')[0] ?? request.url),
+    instance: truncate(splitUrl(request.url).path),
     code: err.code,
     requestId: String(request.id),
     ...withoutTokenSent(err.extras),
@@ -78,13 +79,16 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: G
   return reply.code(err.status).type(PROBLEM_CONTENT_TYPE).serializer((p: unknown) => JSON.stringify(p)).send(body);
 }
 
-/** Fastify's own errors (bad JSON, body too large, unsupported media type) keep their 4xx status. */
+/**
+ * Fastify's own errors keep their 4xx status: a body too large (413), a content type no parser takes (415), and
+ * the rest of what it refuses in a request (bad JSON, a bad Content-Length: 400). Anything else is a fault: 500.
+ * (No 404 or 503 comes this way: an unknown route goes to the not-found handler, and while closing Fastify
+ * answers 503 itself, before any route or handler.)
+ */
 function fromFastifyError(err: FastifyError): GatewayError {
   const status = err.statusCode ?? 500;
-  if (status === 404) return new GatewayError('not_found', err.message);
   if (status === 413) return new GatewayError('payload_too_large', err.message);
   if (status === 415) return new GatewayError('unsupported_media_type', err.message);
-  if (status === 503) return new GatewayError('shutting_down', err.message);
   if (status >= 400 && status < 500) return new GatewayError('invalid_request', err.message);
   return new GatewayError('internal_error', 'internal error');
 }
@@ -113,7 +117,7 @@ export function registerProblemHandlers(app: FastifyInstance, rewrite: ErrorRewr
       return sendProblem(request, reply, new GatewayError('invalid_request', detail), issues);
     }
     if (error instanceof GatewayError) {
-      if (error.status >= 500 && error.code === 'internal_error') request.log.error({ err: error }, 'internal error');
+      if (error.code === 'internal_error') request.log.error({ err: error }, 'internal error');
       return sendProblem(request, reply, rewrite(request, error));
     }
     const mapped = fromFastifyError(error);
@@ -122,6 +126,6 @@ export function registerProblemHandlers(app: FastifyInstance, rewrite: ErrorRewr
     return sendProblem(request, reply, mapped);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new GatewayError('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(request, reply, new GatewayError('not_found', `no route for ${request.method} ${splitUrl(request.url).path}`)),
   );
 }

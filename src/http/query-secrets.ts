@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { TOKEN_PREFIX } from '../auth/tokens.js';
 import { PreAuthenticationRefusal } from './authorization-header.js';
 import { truncate } from './problem.js';
+import { splitUrl } from './url-parts.js';
 
 /** A token's prefix and most of its 43 base64url characters: the shape, not a word that happens to contain qgw_. */
 const TOKEN_LIKE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}`);
@@ -26,11 +27,6 @@ const REDACTED = '[redacted]';
 /** The request log shows at most this many parameters, each value at most this long. */
 const MAX_LOGGED_PARAMETERS = 16;
 const MAX_LOGGED_VALUE = 256;
-
-function splitUrl(url: string): { path: string; query: string } {
-  const q = url.indexOf('?');
-  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
-}
 
 /** Whether any parameter is named access_token or holds (in its name or value, percent-decoded) a token-shaped string. */
 export function queryCarriesToken(query: string): boolean {

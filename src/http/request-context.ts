@@ -2,6 +2,7 @@
 // commands), and the one log line per request that says so.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AgentCallOptions } from '../agent/service.js';
+import type { DomainRef } from '../libvirt/client.js';
 import { loggableUrl } from './query-secrets.js';
 
 declare module 'fastify' {
@@ -10,6 +11,10 @@ declare module 'fastify' {
     clientGone: AbortSignal;
     /** The domain the request is about, as named in the URL. */
     domainName: string | undefined;
+    /** That domain, once a /domains/{domain} route has looked it up (domain-scope.ts); null elsewhere and before. */
+    domain: DomainRef | null;
+    /** The options of that route's agent calls: its ?timeoutMs=, its client going away, its commands noted. */
+    agentOpts: AgentCallOptions | null;
     /** Agent commands sent on behalf of this request. */
     agentCommands: string[];
     /** What the request did or left in the guest beyond its route and status (an upload's bytes, a file left behind): logged and audited. */
@@ -49,6 +54,8 @@ export function registerRequestContext(app: FastifyInstance): RequestDone {
 
   app.decorateRequest('clientGone', null as unknown as AbortSignal);
   app.decorateRequest('domainName', undefined);
+  app.decorateRequest('domain', null);
+  app.decorateRequest('agentOpts', null);
   app.decorateRequest('agentCommands', null as unknown as string[]);
   app.decorateRequest('guestEffect', undefined);
 

@@ -1,17 +1,11 @@
 // Schemas shared by several routes.
 import { z } from 'zod';
-import { DOMAIN_NAME_MAX } from '../domains/directory.js';
+import { domainIdString } from '../domains/domain-id.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { DOMAIN_STATES } from '../libvirt/protocol.js';
 
 export const domainParams = z.object({
-  domain: z
-    .string()
-    .min(1)
-    .max(DOMAIN_NAME_MAX)
-    // libvirt refuses none of these in lookups, but no real domain name holds them.
-    .regex(/^[^\u0000-\u001f\u007f/]+$/, 'must not contain control characters or slashes')
-    .describe('A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one'),
+  domain: domainIdString().describe('A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one'),
 });
 
 /** ?timeoutMs= on every route that talks to a guest agent. */

@@ -141,8 +141,9 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
     await leaveCleanly(previous);
     const ch = open();
     expect(await run(ch, { execute: 'guest-get-host-name' })).toEqual({ return: { 'host-name': os.hostname() } });
-    // Whatever the 0xFF flushed out of the parser was discarded before the answer.
-    expect(ch.lastResync?.id).toBeGreaterThanOrEqual(0);
+    // The 0xFF cleared the half command without a reply (7.2 and 10.0 alike): the resynchronisation before the
+    // command found the channel in step, nothing to discard.
+    expect(ch.lastResync).toMatchObject({ command: 'guest-sync-delimited', inStep: true, discardedBytes: 0, staleReplies: 0 });
   });
 
   it("sync() gets its answer through a parser left inside an unfinished command, and leaves the channel in step", async () => {

@@ -186,6 +186,5 @@ describe('fstrim on guest-power', () => {
       // ext4 remembers what it trimmed since the mount: the first trim after boot gives bytes, later ones 0.
       paths: [{ path: '/data', trimmedBytes: expect.any(Number), minimumBytes: 0, error: null }],
     });
-    expect(r.body.paths[0].trimmedBytes).toBeGreaterThanOrEqual(0);
   });
 });

@@ -297,7 +297,8 @@ describe('AgentSocketChannel against a fake agent', () => {
     await channel.command('{"execute":"guest-ping"}', { signal: live() });
     const report = await channel.sync('guest-sync-delimited', { signal: live() });
     expect(report).toMatchObject({ command: 'guest-sync-delimited', inStep: true, staleReplies: 0, discardedBytes: 0 });
-    expect(report.id).toBeGreaterThanOrEqual(0);
+    // The id reported is the one the agent was sent (a random 31-bit one).
+    expect(agent.received.at(-1)).toMatchObject({ execute: 'guest-sync-delimited', arguments: { id: report.id } });
     expect(report.id).toBeLessThan(2 ** 31);
     expect(agent.inputLog).toEqual([...RESYNC, 'guest-ping', 'guest-sync-delimited']);
     const plain = await channel.sync('guest-sync', { signal: live() });

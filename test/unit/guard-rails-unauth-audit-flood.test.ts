@@ -18,7 +18,6 @@ describe('an unauthenticated flood', () => {
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
     }
     const lines = env.gw.audit.length;
-    expect({ lines, statuses: Object.fromEntries(statuses) }).toMatchObject({ lines: expect.any(Number) });
     expect(lines, `statuses ${JSON.stringify(Object.fromEntries(statuses))}`).toBeLessThanOrEqual(6);
   });
 });

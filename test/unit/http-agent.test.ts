@@ -235,6 +235,23 @@ describe('capability gating', () => {
     await waitFor(async () => (await get('/domains/web1/network-interfaces')).status === 200, 2000, 'the new capabilities');
     expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(2);
   });
+
+  it('GET /domains/{domain}/agent asks guest-info afresh, and later commands are gated on its answer', async () => {
+    await setup();
+    fake!.agentHandler = infoWith([{ name: 'guest-ping', enabled: true }]);
+    expect((await get('/domains/web1/network-interfaces')).status).toBe(501);
+    // The agent offers the command now, but nothing has told the gateway: what it cached still says no...
+    fake!.agentHandler = infoWith([
+      { name: 'guest-ping', enabled: true },
+      { name: 'guest-network-get-interfaces', enabled: true },
+    ]);
+    expect((await get('/domains/web1/network-interfaces')).status).toBe(501);
+    // ...until GET /agent asks again.
+    const agent = await get('/domains/web1/agent');
+    expect(agent.body.commands.map((c: { name: string }) => c.name)).toEqual(['guest-network-get-interfaces', 'guest-ping']);
+    expect((await get('/domains/web1/network-interfaces')).status).toBe(200);
+    expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(2);
+  });
 });
 
 describe('command size', () => {

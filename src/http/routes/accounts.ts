@@ -1,17 +1,11 @@
 // Guest accounts: PUT /domains/{domain}/users/{user}/password (guest-set-user-password) and the user's SSH
 // authorized keys, GET/POST/DELETE /domains/{domain}/users/{user}/ssh-keys (guest-ssh-*-authorized-keys).
 // The password is never logged nor echoed: it leaves the gateway only base64-encoded inside the agent command.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AccountService } from '../../agent/accounts.js';
 import { sshKeyProblem } from '../../agent/ssh-keys.js';
 import type { Gateway } from '../../gateway.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { problemResponses } from '../problem.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
-
-const DOMAIN_EXAMPLE = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
+import { domainRoute, type DomainRequest, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 const KEY_EXAMPLE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq alice@laptop';
 
 const userName = z
@@ -59,7 +53,7 @@ const keysSchema = z
   })
   .meta({
     id: 'SshAuthorizedKeys',
-    example: { domain: DOMAIN_EXAMPLE, user: 'root', keys: [{ line: KEY_EXAMPLE, type: 'ssh-ed25519', comment: 'alice@laptop' }] },
+    example: { domain: EXAMPLE_DOMAIN, user: 'root', keys: [{ line: KEY_EXAMPLE, type: 'ssh-ed25519', comment: 'alice@laptop' }] },
   });
 
 const addKeysBody = z
@@ -74,106 +68,80 @@ const removeKeysBody = z
   .strictObject({ keys: z.array(sshKeyLine).min(1).max(1000) })
   .meta({ id: 'SshKeysRemove', example: { keys: [KEY_EXAMPLE] } });
 
-export function accountRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const accounts = new AccountService(gateway.agent);
-  const base = agentRouteSchema(gateway);
-  const params = base.params.extend({ user: userName });
-  const errors = { ...agentRouteErrors(), ...problemResponses(501) };
+export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
+  const params = z.object({ user: userName });
+  const keysOf = async (request: DomainRequest<typeof params>) => ({ user: request.params.user, keys: await accounts.getKeys(request.domain, request.params.user, request.agentOpts) });
 
-  const keysAnswer = async (dom: DomainRef, user: string, opts: Parameters<typeof accounts.getKeys>[2]) => ({
-    domain: domainRef(dom),
-    user,
-    keys: await accounts.getKeys(dom, user, opts),
-  });
-
-  return async (app) => {
-    app.put(
-      '/domains/:domain/users/:user/password',
-      {
-        config: { permission: 'accounts' },
-        schema: {
-          tags: ['accounts'],
-          summary: "Set a guest user's password",
-          description:
-            "Agent command: guest-set-user-password (the gateway base64-encodes the password). Answers 204. On Linux the agent runs chpasswd: a guest without it answers 501 guest_program_missing. The password is never logged nor echoed.",
-          params,
-          querystring: base.querystring,
-          body: passwordBody,
-          response: { 204: z.null().describe('Password set'), ...errors },
-        },
-      },
-      async (request, reply) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        await accounts.setPassword(dom, request.params.user, request.body.password, request.body.crypted, opts);
+  return [
+    domainRoute({
+      method: 'PUT',
+      path: '/users/:user/password',
+      permission: 'accounts',
+      tags: ['accounts'],
+      summary: "Set a guest user's password",
+      description:
+        "Agent command: guest-set-user-password (the gateway base64-encodes the password). Answers 204. On Linux the agent runs chpasswd: a guest without it answers 501 guest_program_missing. The password is never logged nor echoed.",
+      params,
+      body: passwordBody,
+      response: { 204: z.null().describe('Password set') },
+      problems: [501],
+      handler: async (request, reply) => {
+        await accounts.setPassword(request.domain, request.params.user, request.body.password, request.body.crypted, request.agentOpts);
         request.log.info({ user: request.params.user, crypted: request.body.crypted }, 'guest user password set');
         return reply.code(204).send(null);
       },
-    );
+    }),
 
-    app.get(
-      '/domains/:domain/users/:user/ssh-keys',
-      {
-        config: { permission: 'accounts' },
-        schema: {
-          tags: ['accounts'],
-          summary: "A guest user's SSH authorized keys",
-          description: "Agent command: guest-ssh-get-authorized-keys. A user without ~/.ssh/authorized_keys has no keys (empty list); an unknown user: 404 user_not_found.",
-          params,
-          querystring: base.querystring,
-          response: { 200: keysSchema, ...errors },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        return keysAnswer(dom, request.params.user, opts);
-      },
-    );
+    domainRoute({
+      method: 'GET',
+      path: '/users/:user/ssh-keys',
+      permission: 'accounts',
+      tags: ['accounts'],
+      summary: "A guest user's SSH authorized keys",
+      description: "Agent command: guest-ssh-get-authorized-keys. A user without ~/.ssh/authorized_keys has no keys (empty list); an unknown user: 404 user_not_found.",
+      params,
+      response: { 200: keysSchema },
+      problems: [501],
+      answer: keysOf,
+    }),
 
-    app.post(
-      '/domains/:domain/users/:user/ssh-keys',
-      {
-        config: { permission: 'accounts' },
-        schema: {
-          tags: ['accounts'],
-          summary: "Add SSH authorized keys for a guest user (or replace them all)",
-          description:
-            'Agent commands: guest-ssh-add-authorized-keys (with reset when asked), then guest-ssh-get-authorized-keys for the answer. Keys already there are not added twice. Malformed key lines: 400.',
-          params,
-          querystring: base.querystring,
-          body: addKeysBody,
-          response: { 200: keysSchema, ...errors },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
+    domainRoute({
+      method: 'POST',
+      path: '/users/:user/ssh-keys',
+      permission: 'accounts',
+      tags: ['accounts'],
+      summary: "Add SSH authorized keys for a guest user (or replace them all)",
+      description:
+        'Agent commands: guest-ssh-add-authorized-keys (with reset when asked), then guest-ssh-get-authorized-keys for the answer. Keys already there are not added twice. Malformed key lines: 400.',
+      params,
+      body: addKeysBody,
+      response: { 200: keysSchema },
+      problems: [501],
+      answer: async (request) => {
         const { keys, reset } = request.body;
-        await accounts.addKeys(dom, request.params.user, keys, reset, opts);
+        await accounts.addKeys(request.domain, request.params.user, keys, reset, request.agentOpts);
         request.log.info({ user: request.params.user, added: keys.length, reset }, 'guest ssh keys added');
-        return keysAnswer(dom, request.params.user, opts);
+        return keysOf(request);
       },
-    );
+    }),
 
-    app.delete(
-      '/domains/:domain/users/:user/ssh-keys',
-      {
-        config: { permission: 'accounts' },
-        schema: {
-          tags: ['accounts'],
-          summary: 'Remove SSH authorized keys of a guest user',
-          description:
-            'Agent commands: guest-ssh-remove-authorized-keys, then guest-ssh-get-authorized-keys for the answer. The body (JSON) lists the key lines to remove; keys not there are ignored.',
-          params,
-          querystring: base.querystring,
-          body: removeKeysBody,
-          response: { 200: keysSchema, ...errors },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        await accounts.removeKeys(dom, request.params.user, request.body.keys, opts);
+    domainRoute({
+      method: 'DELETE',
+      path: '/users/:user/ssh-keys',
+      permission: 'accounts',
+      tags: ['accounts'],
+      summary: 'Remove SSH authorized keys of a guest user',
+      description:
+        'Agent commands: guest-ssh-remove-authorized-keys, then guest-ssh-get-authorized-keys for the answer. The body (JSON) lists the key lines to remove; keys not there are ignored.',
+      params,
+      body: removeKeysBody,
+      response: { 200: keysSchema },
+      problems: [501],
+      answer: async (request) => {
+        await accounts.removeKeys(request.domain, request.params.user, request.body.keys, request.agentOpts);
         request.log.info({ user: request.params.user, removed: request.body.keys.length }, 'guest ssh keys removed');
-        return keysAnswer(dom, request.params.user, opts);
+        return keysOf(request);
       },
-    );
-  };
+    }),
+  ];
 }

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
-import { AddressBook, type AddressEntry } from '../../agent/addresses.js';
+import type { AddressEntry } from '../../agent/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';
@@ -99,7 +99,7 @@ function toBody(e: AddressEntry): z.infer<typeof entrySchema> {
 const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS[err.code], detail: err.message });
 
 export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const book = new AddressBook(gateway.hosts, gateway.domains, gateway.agent, gateway.config.addresses);
+  const book = gateway.addresses;
   return async (app) => {
     app.get(
       '/addresses',

@@ -1,10 +1,9 @@
 // POST /domains/{domain}/agent/sync: guest-sync or guest-sync-delimited, for diagnosing a domain's agent
 // channel: the round trip, and whether the channel was in step (nothing stale or garbled waiting on it).
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { domainRef, domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 const syncRequestSchema = z
   .object({
@@ -31,30 +30,25 @@ const syncReportSchema = z
     example: { domain: EXAMPLE_DOMAIN, backend: 'agent-socket', command: 'guest-sync-delimited', id: 1833749201, roundTripMs: 1.9, inStep: true, discardedBytes: 0, staleReplies: 0 },
   });
 
-export function agentSyncRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.post(
-      '/domains/:domain/agent/sync',
-      {
-        config: { permission: 'admin' },
-        schema: {
-          tags: ['agent'],
-          summary: "Diagnose the agent channel: a guest-sync round trip and whether the channel was in step",
-          description:
-            'Agent command: guest-sync-delimited or guest-sync with a fresh random id, queued like any command. ' +
-            'Over an agent socket the gateway reports what it found before the answer (garbage, stale replies) and leaves the channel in step. ' +
-            "Through libvirt only guest-sync (400 for guest-sync-delimited): libvirt cannot read the 0xFF that comes before the reply and would mark the domain's agent broken until it reconnects. " +
-            'The raw command endpoint refuses these commands; this is the way to send them.',
-          ...agentRouteSchema(gateway),
-          body: syncRequestSchema,
-          response: { 200: syncReportSchema, ...agentRouteErrors() },
-        },
+export function agentSyncRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'POST',
+      path: '/agent/sync',
+      permission: 'admin',
+      tags: ['agent'],
+      summary: "Diagnose the agent channel: a guest-sync round trip and whether the channel was in step",
+      description:
+        'Agent command: guest-sync-delimited or guest-sync with a fresh random id, queued like any command. ' +
+        'Over an agent socket the gateway reports what it found before the answer (garbage, stale replies) and leaves the channel in step. ' +
+        "Through libvirt only guest-sync (400 for guest-sync-delimited): libvirt cannot read the 0xFF that comes before the reply and would mark the domain's agent broken until it reconnects. " +
+        'The raw command endpoint refuses these commands; this is the way to send them.',
+      body: syncRequestSchema,
+      response: { 200: syncReportSchema },
+      answer: async (request) => {
+        const report = await agent.sync(request.domain, request.body?.command, request.agentOpts);
+        return { backend: agent.transportFor(request.domain).backend, ...report };
       },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const report = await gateway.agent.sync(dom, request.body?.command, opts);
-        return { domain: domainRef(dom), backend: gateway.agent.transportFor(dom).backend, ...report };
-      },
-    );
-  };
+    }),
+  ];
 }

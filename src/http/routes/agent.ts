@@ -1,12 +1,9 @@
 // GET /domains/{domain}/agent: is the agent there, which version, which commands it offers.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { guestInfo, guestPing } from '../../agent/commands.js';
-import { toCapabilities } from '../../agent/service.js';
+import { guestPing } from '../../agent/commands.js';
 import type { Gateway } from '../../gateway.js';
-import { domainKey } from '../../libvirt/hosts.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema } from '../schemas.js';
 
 const agentInfoSchema = z
   .object({
@@ -41,49 +38,38 @@ const pingSchema = z
 
 const roundedMsSince = (t0: number) => Math.round((performance.now() - t0) * 100) / 100;
 
-export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.get(
-      '/domains/:domain/agent/ping',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['agent'],
-          summary: 'Is the guest agent answering?',
-          description: 'Agent command: guest-ping. The cheapest liveness check of a guest agent; any error answer means no.',
-          ...agentRouteSchema(gateway),
-          response: { 200: pingSchema, ...agentRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
+export function agentRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'GET',
+      path: '/agent/ping',
+      permission: 'read',
+      tags: ['agent'],
+      summary: 'Is the guest agent answering?',
+      description: 'Agent command: guest-ping. The cheapest liveness check of a guest agent; any error answer means no.',
+      response: { 200: pingSchema },
+      answer: async ({ domain, agentOpts }) => {
         const started = performance.now();
-        await gateway.agent.execute(dom, guestPing, undefined, opts);
-        return { domain: domainRef(dom), ok: true as const, roundTripMs: roundedMsSince(started) };
+        await agent.execute(domain, guestPing, undefined, agentOpts);
+        return { ok: true as const, roundTripMs: roundedMsSince(started) };
       },
-    );
+    }),
 
-    app.get(
-      '/domains/:domain/agent',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['agent'],
-          summary: "The guest agent's liveness, version and commands",
-          description: 'Agent commands: guest-ping, then guest-info.',
-          ...agentRouteSchema(gateway),
-          response: { 200: agentInfoSchema, ...agentRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
+    domainRoute({
+      method: 'GET',
+      path: '/agent',
+      permission: 'read',
+      tags: ['agent'],
+      summary: "The guest agent's liveness, version and commands",
+      description: 'Agent commands: guest-ping, then guest-info.',
+      response: { 200: agentInfoSchema },
+      answer: async ({ domain, agentOpts }) => {
         const started = performance.now();
-        await gateway.agent.execute(dom, guestPing, undefined, opts);
+        await agent.execute(domain, guestPing, undefined, agentOpts);
         const roundTripMs = roundedMsSince(started);
-        const info = await gateway.agent.execute(dom, guestInfo, undefined, opts);
-        gateway.agent.capabilityCache.set(domainKey(dom), toCapabilities(info));
+        // What the agent offers, asked afresh: also what later commands are gated on.
+        const info = await agent.refreshCapabilities(domain, agentOpts);
         return {
-          domain: domainRef(dom),
           ping: { ok: true as const, roundTripMs },
           version: info.version,
           commands: info.supported_commands
@@ -91,6 +77,6 @@ export function agentRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             .sort((a, b) => a.name.localeCompare(b.name)),
         };
       },
-    );
-  };
+    }),
+  ];
 }

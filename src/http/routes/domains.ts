@@ -4,14 +4,15 @@ import { z } from 'zod';
 import { visibleTo } from '../../auth/authenticate.js';
 import type { DomainInfo } from '../../domains/sources.js';
 import type { Gateway } from '../../gateway.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { problemResponses } from '../problem.js';
-import { domainParams, domainSchema, type DomainBody } from '../schemas.js';
+import { domainSchema, type DomainBody } from '../schemas.js';
 
 function toBody(d: DomainInfo): DomainBody {
   return { host: d.host, backend: d.backend, name: d.name, uuid: d.uuid, id: d.id, state: d.state, agentState: d.agent.state, agentChannel: d.agent.channel };
 }
 
-export function domainRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/domains',
@@ -39,23 +40,20 @@ export function domainRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         return { domains: visibleTo(request, domains).map(toBody), unavailableHosts: failed };
       },
     );
-
-    app.get(
-      '/domains/:domain',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['domains'],
-          summary: 'One domain, by name or UUID (host:name picks the host)',
-          params: domainParams,
-          response: { 200: domainSchema, ...problemResponses(404, 409) },
-        },
-      },
-      async (request) => {
-        request.domainName = request.params.domain;
-        const ref = await gateway.domains.resolve(request.params.domain, request.clientGone);
-        return toBody(await gateway.domains.describe(ref, request.clientGone));
-      },
-    );
   };
+}
+
+export function domainRoutes({ domains }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'GET',
+      path: '',
+      permission: 'read',
+      tags: ['domains'],
+      summary: 'One domain, by name or UUID (host:name picks the host)',
+      agent: false,
+      response: { 200: domainSchema },
+      handler: async (request) => toBody(await domains.describe(request.domain, request.clientGone)),
+    }),
+  ];
 }

@@ -1,7 +1,6 @@
 // Programs in the guest: POST /domains/{domain}/exec starts one (guest-exec), GET /domains/{domain}/exec/{pid}
 // answers its status (guest-exec-status), both optionally waiting for it to exit. Finished results stay
 // readable for a while after the agent has reaped the process (exec.resultCacheTtlMs).
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
 import type { ExecStatus } from '../../agent/exec-service.js';
@@ -9,12 +8,8 @@ import { requireIdentity } from '../../auth/identity.js';
 import { checkExec, checkExecEnv } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { problemResponses } from '../problem.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
-
-const DOMAIN_EXAMPLE = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 const outputSchema = z
   .object({
@@ -38,7 +33,7 @@ const execStatusSchema = z
   .meta({
     id: 'ExecStatus',
     example: {
-      domain: DOMAIN_EXAMPLE,
+      domain: EXAMPLE_DOMAIN,
       pid: 812,
       exited: true,
       exitCode: 3,
@@ -82,34 +77,30 @@ const OUTPUT_NOTE =
   "over about 3 MiB of output in all that reply fails libvirt's 4 MiB message cap and the output is lost; over about 7.5 MiB it breaks the domain's agent channel until the agent reconnects. " +
   'The gateway cannot see the size beforehand: redirect large output to a file in the guest and read it with the file resources.';
 
-export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const exec = gateway.exec;
-  const { maxWaitMs, maxInputBytes } = gateway.config.exec;
+export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
+  const { maxWaitMs, maxInputBytes } = config.exec;
   const inputNote = `stdin up to ${maxInputBytes} bytes (exec.maxInputBytes), and the whole guest-exec command up to ${MAX_COMMAND_JSON_BYTES} bytes of JSON (qemu-ga 7.2 misreads larger commands): past either, 413.`;
 
-  return async (app) => {
-    const answer = (dom: DomainRef, s: ExecStatus) => ({ domain: domainRef(dom), ...s });
-
-    app.post(
-      '/domains/:domain/exec',
-      {
-        config: { permission: 'exec' },
-        schema: {
-          tags: ['exec'],
-          summary: 'Start a program in the guest',
-          description: `Agent command: guest-exec (then guest-exec-status while waiting). Answers 201 with the pid and a Location to poll; with wait, the final result once it exited (or the still-running status at the bound). A missing program: 404 file_not_found with the agent's message; not executable: 403. Input: ${inputNote} ${OUTPUT_NOTE}`,
-          ...agentRouteSchema(gateway),
-          body: execStartBody(maxWaitMs),
-          response: { 201: execStatusSchema, ...agentRouteErrors(), ...problemResponses(403, 413, 501) },
-        },
-      },
-      async (request, reply) => {
+  return [
+    domainRoute({
+      method: 'POST',
+      path: '/exec',
+      permission: 'exec',
+      tags: ['exec'],
+      summary: 'Start a program in the guest',
+      description: `Agent command: guest-exec (then guest-exec-status while waiting). Answers 201 with the pid and a Location to poll; with wait, the final result once it exited (or the still-running status at the bound). A missing program: 404 file_not_found with the agent's message; not executable: 403. Input: ${inputNote} ${OUTPUT_NOTE}`,
+      body: execStartBody(maxWaitMs),
+      response: { 201: execStatusSchema },
+      problems: [403, 413, 501],
+      check: (request) => {
         const identity = requireIdentity(request.identity);
-        const body = request.body;
-        const env = Object.entries(body.env).map(([k, v]) => `${k}=${v}`);
-        checkExec(identity, body.path);
+        const env = Object.entries(request.body.env).map(([k, v]) => `${k}=${v}`);
+        checkExec(identity, request.body.path);
         checkExecEnv(identity, env);
-        const { dom, opts } = await agentTarget(gateway, request);
+        return { identity, env };
+      },
+      answer: async (request, reply, { identity, env }) => {
+        const { domain: dom, agentOpts: opts, body } = request;
         const input = body.input ? ('text' in body.input ? Buffer.from(body.input.text, 'utf8') : Buffer.from(body.input.base64, 'base64')) : undefined;
         const pid = await exec.start(dom, { path: body.path, args: body.args, env, input, captureOutput: body.captureOutput }, opts, identity.name);
         request.log.info({ pid, path: body.path, argCount: body.args.length }, 'guest process started');
@@ -117,35 +108,32 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           ? await exec.wait(dom, pid, body.wait.timeoutMs, opts)
           : { pid, exited: false, exitCode: null, signal: null, stdout: null, stderr: null };
         reply.code(201).header('location', `/domains/${encodeURIComponent(request.params.domain)}/exec/${pid}`);
-        return answer(dom, status);
+        return status;
       },
-    );
+    }),
 
-    const routeSchema = agentRouteSchema(gateway);
-    app.get(
-      '/domains/:domain/exec/:pid',
-      {
-        config: { permission: 'exec' },
-        schema: {
-          tags: ['exec'],
-          summary: "A guest process's status and output",
-          description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. A process's status is visible only to the identity that started it (through this route or a raw guest-exec) and to identities with scope admin: any other pid answers 404 process_not_found, without asking the agent. ${OUTPUT_NOTE}`,
-          params: routeSchema.params.extend({ pid: z.coerce.number().int().min(0).max(2 ** 31 - 1).describe('The pid POST /domains/{domain}/exec answered') }),
-          querystring: routeSchema.querystring.extend({
-            waitMs: z.coerce
-              .number()
-              .int()
-              .min(1)
-              .max(maxWaitMs)
-              .optional()
-              .describe(`Wait up to this long (at most ${maxWaitMs} ms) for the process to exit`),
-          }),
-          response: { 200: execStatusSchema, ...agentRouteErrors(), ...problemResponses(501) },
-        },
-      },
-      async (request) => {
+    domainRoute({
+      method: 'GET',
+      path: '/exec/:pid',
+      permission: 'exec',
+      tags: ['exec'],
+      summary: "A guest process's status and output",
+      description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. A process's status is visible only to the identity that started it (through this route or a raw guest-exec) and to identities with scope admin: any other pid answers 404 process_not_found, without asking the agent. ${OUTPUT_NOTE}`,
+      params: z.object({ pid: z.coerce.number().int().min(0).max(2 ** 31 - 1).describe('The pid POST /domains/{domain}/exec answered') }),
+      querystring: z.object({
+        waitMs: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(maxWaitMs)
+          .optional()
+          .describe(`Wait up to this long (at most ${maxWaitMs} ms) for the process to exit`),
+      }),
+      response: { 200: execStatusSchema },
+      problems: [501],
+      answer: async (request) => {
         const identity = requireIdentity(request.identity);
-        const { dom, opts } = await agentTarget(gateway, request);
+        const { domain: dom, agentOpts: opts } = request;
         const { pid } = request.params;
         // Another identity's process answers as one that does not exist: no probing of others' pids. An
         // identity with 'admin' sees every process, those started outside the gateway or before it restarted too.
@@ -153,8 +141,8 @@ export function execRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           throw new GatewayError('process_not_found', `no process ${pid} started by identity '${identity.name}' is known in this domain (a process's status is visible only to the identity that started it, and to 'admin')`, { domain: dom.name });
         }
         const { waitMs } = request.query;
-        return answer(dom, waitMs ? await exec.wait(dom, pid, waitMs, opts) : await exec.status(dom, pid, opts));
+        return waitMs ? await exec.wait(dom, pid, waitMs, opts) : await exec.status(dom, pid, opts);
       },
-    );
-  };
+    }),
+  ];
 }

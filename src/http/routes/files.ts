@@ -1,6 +1,5 @@
 // Guest files over HTTP: GET streams a file out (Range, Content-Length), HEAD tells its size, PUT streams a body
 // in. Every byte goes through guest-file-open/-seek/-read/-write/-flush/-close, one chunk per agent command.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { GuestFileReadStream } from '../../agent/file-read-stream.js';
 import type { GuestFile, OpenOptions } from '../../agent/guest-file.js';
@@ -8,11 +7,10 @@ import type { UploadProgress } from '../../agent/uploads.js';
 import { checkFilePath } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { domainRoute, type DomainRequest, type DomainRoute, type ScopedRequest } from '../domain-scope.js';
 import { guestPathFromUrl } from '../file-path.js';
-import { problemResponses } from '../problem.js';
 import { parseRange } from '../range.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 
@@ -59,7 +57,7 @@ const fileWrittenSchema = z
   .meta({
     id: 'FileWritten',
     example: {
-      domain: { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' },
+      domain: EXAMPLE_DOMAIN,
       path: '/etc/app.conf',
       mode: 'truncate',
       offset: null,
@@ -89,86 +87,69 @@ interface SizedFile {
   size: number | null;
 }
 
-export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const cfg = gateway.config.files;
-  return async (app) => {
-    // The body reaches the PUT handler as the raw request stream, unbuffered, whatever its content type
-    // (curl --data-binary sends application/x-www-form-urlencoded). Encapsulated: only these routes see it.
-    const rawBody = (_req: unknown, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
-    app.removeAllContentTypeParsers();
-    app.addContentTypeParser(OCTET_STREAM, rawBody);
-    app.addContentTypeParser('*', rawBody);
-    // Before the HTTP server waits for requests in flight: stop transfers and close their handles while the
-    // agent queue still takes commands (a long download would otherwise outlive the grace period). Gateway.close()
-    // then makes a last attempt at any close a frozen guest refused, after thawing.
-    app.addHook('preClose', async () => {
-      await gateway.files.abortTransfers(gateway.config.shutdownGraceMs);
-    });
+/** The guest path a file route names, refused (403) unless the identity's file policy allows `access` to it. */
+function allowedPath(request: Pick<ScopedRequest<typeof pathParams>, 'params' | 'identity'>, access: 'read' | 'write'): string {
+  const path = guestPathFromUrl(request.params['*']);
+  checkFilePath(request.identity, access, path);
+  return path;
+}
 
-    const readSchema = {
-      params: agentRouteSchema(gateway).params.extend(pathParams.shape),
-      querystring: agentRouteSchema(gateway).querystring,
-    };
+export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
+  const cfg = config.files;
 
-    /** Opens the file for reading and learns its size (null when the file cannot tell). Closes it if that fails. */
-    const openForRead = async (request: Parameters<typeof agentTarget>[1] & { params: { '*': string } }): Promise<SizedFile> => {
-      const path = guestPathFromUrl(request.params['*']);
-      checkFilePath(request.identity, 'read', path);
-      const { dom, opts } = await agentTarget(gateway, request);
-      const file = await gateway.files.openFile(dom, path, 'r', onceEach(opts));
-      try {
-        return { file, size: await file.size() };
-      } catch (err) {
-        await file.close();
-        throw err;
-      }
-    };
+  /** Opens the file for reading and learns its size (null when the file cannot tell). Closes it if that fails. */
+  const openForRead = async (request: DomainRequest, path: string): Promise<SizedFile> => {
+    const file = await files.openFile(request.domain, path, 'r', onceEach(request.agentOpts));
+    try {
+      return { file, size: await file.size() };
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+  };
 
-    app.head(
-      '/domains/:domain/files/*',
-      {
-        config: { permission: 'files:read' },
-        schema: {
-          tags: ['files'],
-          summary: "A guest file's size",
-          description:
-            'Agent commands: guest-file-open (mode r), guest-file-seek (whence end), guest-file-close. Content-Length is the size; absent when the file cannot tell (procfs).',
-          ...readSchema,
-          response: { 200: binaryBody('No body (HEAD): Content-Length is the size, with Accept-Ranges: bytes'), ...agentRouteErrors(), ...problemResponses(403, 501) },
-        },
-      },
-      async (request, reply) => {
-        const { file, size } = await openForRead(request);
+  return [
+    domainRoute({
+      method: 'HEAD',
+      path: '/files/*',
+      permission: 'files:read',
+      tags: ['files'],
+      summary: "A guest file's size",
+      description:
+        'Agent commands: guest-file-open (mode r), guest-file-seek (whence end), guest-file-close. Content-Length is the size; absent when the file cannot tell (procfs).',
+      params: pathParams,
+      response: { 200: binaryBody('No body (HEAD): Content-Length is the size, with Accept-Ranges: bytes') },
+      problems: [403, 501],
+      check: (request) => allowedPath(request, 'read'),
+      handler: async (request, reply, path) => {
+        const { file, size } = await openForRead(request, path);
         await file.close();
         reply.header('content-type', OCTET_STREAM);
         if (size !== null) reply.header('content-length', String(size)).header('accept-ranges', 'bytes');
         return reply.code(200).send();
       },
-    );
+    }),
 
-    app.get(
-      '/domains/:domain/files/*',
-      {
-        // HEAD has its own route: Fastify's automatic one would read the whole file.
-        exposeHeadRoute: false,
-        config: { permission: 'files:read' },
-        schema: {
-          tags: ['files'],
-          summary: 'Download a guest file (streamed; Range supported)',
-          description:
-            `Agent commands: guest-file-open (mode r), guest-file-seek (size, and the start of a Range), guest-file-read (chunks of files.chunkBytes, ${cfg.chunkBytes} bytes here), guest-file-close. ` +
-            'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file). HEAD on the same path answers the size (Content-Length) without reading the file.',
-          ...readSchema,
-          response: {
-            200: binaryBody('The file'),
-            206: binaryBody('The requested range; Content-Range says which'),
-            ...agentRouteErrors(),
-            ...problemResponses(403, 416, 501),
-          },
-        },
+    domainRoute({
+      method: 'GET',
+      path: '/files/*',
+      // HEAD has its own route: Fastify's automatic one would read the whole file.
+      exposeHeadRoute: false,
+      permission: 'files:read',
+      tags: ['files'],
+      summary: 'Download a guest file (streamed; Range supported)',
+      description:
+        `Agent commands: guest-file-open (mode r), guest-file-seek (size, and the start of a Range), guest-file-read (chunks of files.chunkBytes, ${cfg.chunkBytes} bytes here), guest-file-close. ` +
+        'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file). HEAD on the same path answers the size (Content-Length) without reading the file.',
+      params: pathParams,
+      response: {
+        200: binaryBody('The file'),
+        206: binaryBody('The requested range; Content-Range says which'),
       },
-      async (request, reply) => {
-        const { file, size } = await openForRead(request);
+      problems: [403, 416, 501],
+      check: (request) => allowedPath(request, 'read'),
+      handler: async (request, reply, path) => {
+        const { file, size } = await openForRead(request, path);
         let start = 0;
         let length: number | null = size;
         try {
@@ -195,33 +176,31 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         // A stream, not the string the OpenAPI schema describes: Fastify pipes it and skips serialisation.
         return reply.send(new GuestFileReadStream(file, { start, length }, cfg.chunkBytes) as never);
       },
-    );
+    }),
 
-    app.put(
-      '/domains/:domain/files/*',
-      {
-        bodyLimit: Math.min(cfg.maxUploadBytes, Number.MAX_SAFE_INTEGER),
-        config: { permission: 'files:write' },
-        schema: {
-          tags: ['files'],
-          summary: 'Upload a guest file (streamed; replaced whole or not at all)',
-          description:
-            'Agent commands: guest-file-open, guest-file-seek (offset), guest-file-write (at most 128 KiB each, the writeChunkBytes setting: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
-            "Replacing also runs guest-get-osinfo (once per domain) and the gateway's own rename program through guest-exec and guest-exec-status (that program only: this route runs nothing else). " +
-            'Replacing (the default mode) is atomic: the body goes into a temporary file beside the target (.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, giving it the old file\'s owner and mode and syncing it first; PowerShell File.Replace on Windows). ' +
-            'Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused (409). An agent that cannot run guest-exec (disabled, as in RHEL\'s default qemu-ga configuration) gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. ' +
-            'mode=append and offset write in place: an interrupted one leaves the bytes written so far (bytesWritten in the problem, the request log and the audit line). ' +
-            `The body is streamed, never held whole; larger than files.maxUploadBytes (${cfg.maxUploadBytes} here): 413, before anything is opened when Content-Length says so.`,
-          consumes: [OCTET_STREAM],
-          params: readSchema.params,
-          querystring: readSchema.querystring.extend(uploadQuery.shape),
-          body: z.unknown().meta({ description: 'The bytes of the file', type: 'string', format: 'binary' }),
-          response: { 200: fileWrittenSchema, ...agentRouteErrors(), ...problemResponses(403, 413, 501) },
-        },
-      },
-      async (request, reply) => {
-        const path = guestPathFromUrl(request.params['*']);
-        checkFilePath(request.identity, 'write', path);
+    domainRoute({
+      method: 'PUT',
+      path: '/files/*',
+      streamBody: true,
+      bodyLimit: Math.min(cfg.maxUploadBytes, Number.MAX_SAFE_INTEGER),
+      permission: 'files:write',
+      tags: ['files'],
+      summary: 'Upload a guest file (streamed; replaced whole or not at all)',
+      description:
+        'Agent commands: guest-file-open, guest-file-seek (offset), guest-file-write (at most 128 KiB each, the writeChunkBytes setting: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
+        "Replacing also runs guest-get-osinfo (once per domain) and the gateway's own rename program through guest-exec and guest-exec-status (that program only: this route runs nothing else). " +
+        'Replacing (the default mode) is atomic: the body goes into a temporary file beside the target (.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, giving it the old file\'s owner and mode and syncing it first; PowerShell File.Replace on Windows). ' +
+        'Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused (409). An agent that cannot run guest-exec (disabled, as in RHEL\'s default qemu-ga configuration) gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. ' +
+        'mode=append and offset write in place: an interrupted one leaves the bytes written so far (bytesWritten in the problem, the request log and the audit line). ' +
+        `The body is streamed, never held whole; larger than files.maxUploadBytes (${cfg.maxUploadBytes} here): 413, before anything is opened when Content-Length says so.`,
+      consumes: [OCTET_STREAM],
+      params: pathParams,
+      querystring: uploadQuery,
+      body: z.unknown().meta({ description: 'The bytes of the file', type: 'string', format: 'binary' }),
+      response: { 200: fileWrittenSchema },
+      problems: [403, 413, 501],
+      check: (request, reply) => {
+        const path = allowedPath(request, 'write');
         const { offset } = request.query;
         if (offset !== undefined && request.query.mode === 'append') throw new GatewayError('invalid_request', 'offset and mode=append exclude each other');
         const mode = offset !== undefined ? 'offset' : (request.query.mode ?? 'truncate');
@@ -233,15 +212,17 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           reply.header('connection', 'close');
           throw new GatewayError('payload_too_large', `the body of ${declared} bytes is larger than the upload limit of ${cfg.maxUploadBytes} bytes; nothing was written`);
         }
-        const { dom, opts } = await agentTarget(gateway, request);
+        return { path, mode, offset, atomic } as const;
+      },
+      answer: async (request, reply, { path, mode, offset, atomic }) => {
+        const dom = request.domain;
         const progress: UploadProgress = { bytesWritten: 0, temp: null, leftBehind: null };
         const body = (request.body ?? []) as AsyncIterable<Buffer>;
         try {
-          const result = await gateway.uploads.upload(dom, path, { mode, offset, atomic }, body, onceEach(opts), progress);
+          const result = await uploads.upload(dom, path, { mode, offset, atomic }, body, onceEach(request.agentOpts), progress);
           request.guestEffect = { bytesWritten: result.bytesWritten, atomic };
           request.log.debug({ path, bytesWritten: result.bytesWritten, atomic }, 'upload');
-          return reply.send({
-            domain: domainRef(dom),
+          return {
             path,
             mode,
             offset: offset ?? null,
@@ -250,7 +231,7 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             created: result.kept?.created ?? null,
             keptOwner: result.kept && !result.kept.created ? result.kept.owner : null,
             keptMode: result.kept && !result.kept.created ? result.kept.mode : null,
-          });
+          };
         } catch (err) {
           // What a failed upload left: nothing (atomic: the temporary file removed), or the bytes written in place.
           request.guestEffect = { atomic, bytesWritten: progress.bytesWritten, ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}) };
@@ -262,8 +243,8 @@ export function fileRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           throw failure instanceof GatewayError ? withUploadOutcome(failure, path, atomic, progress) : failure;
         }
       },
-    );
-  };
+    }),
+  ];
 }
 
 /** A failed upload's problem says what it left behind in the guest. */

@@ -1,12 +1,10 @@
 // File-system freeze (status, freeze with a deadline, thaw) and fstrim of one guest.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { HeldFreeze } from '../../agent/freeze-registry.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { exactUint64 } from '../exact-integer.js';
-import { problemResponses } from '../problem.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
+import { domainRefSchema } from '../schemas.js';
 
 const EXAMPLE_DOMAIN = { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' };
 
@@ -68,9 +66,8 @@ function heldBody(held: HeldFreeze | undefined) {
   return { frozenAt: held.frozenAt.toISOString(), autoThawAt: held.thawAt.toISOString(), mountpoints: held.mountpoints, blocking: held.frozen };
 }
 
-export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const { freeze } = gateway;
-  const maxThawAfterMs = gateway.config.freeze.maxTimeoutMs;
+export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
+  const maxThawAfterMs = config.freeze.maxTimeoutMs;
   const freezeBody = z
     .object({
       mountpoints: z
@@ -85,7 +82,7 @@ export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         .min(1)
         .max(maxThawAfterMs)
         .optional()
-        .describe(`The freeze's deadline: the gateway thaws on its own when it passes (default ${gateway.config.freeze.defaultTimeoutMs}, at most ${maxThawAfterMs})`),
+        .describe(`The freeze's deadline: the gateway thaws on its own when it passes (default ${config.freeze.defaultTimeoutMs}, at most ${maxThawAfterMs})`),
     })
     .meta({ id: 'FsFreezeRequest', example: { mountpoints: ['/var/lib/db'], thawAfterMs: 30000 } });
   const trimBody = z
@@ -94,88 +91,65 @@ export function freezeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     })
     .meta({ id: 'FsTrimRequest', example: { minimumBytes: 65536 } });
 
-  return async (app) => {
-    app.get(
-      '/domains/:domain/fsfreeze',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['fsfreeze'],
-          summary: 'Are the guest file systems frozen?',
-          description: 'Agent command: guest-fsfreeze-status. Also says whether the gateway holds a freeze and when it thaws on its own.',
-          ...agentRouteSchema(gateway),
-          response: { 200: freezeStatusSchema, ...agentRouteErrors() },
-        },
+  return [
+    domainRoute({
+      method: 'GET',
+      path: '/fsfreeze',
+      permission: 'read',
+      tags: ['fsfreeze'],
+      summary: 'Are the guest file systems frozen?',
+      description: 'Agent command: guest-fsfreeze-status. Also says whether the gateway holds a freeze and when it thaws on its own.',
+      response: { 200: freezeStatusSchema },
+      answer: async ({ domain, agentOpts }) => {
+        const { status, held } = await freeze.status(domain, agentOpts);
+        return { status, heldByGateway: heldBody(held) };
       },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const { status, held } = await freeze.status(dom, opts);
-        return { domain: domainRef(dom), status, heldByGateway: heldBody(held) };
-      },
-    );
+    }),
 
-    app.post(
-      '/domains/:domain/fsfreeze',
-      {
-        config: { permission: 'freeze' },
-        schema: {
-          tags: ['fsfreeze'],
-          summary: 'Freeze the guest file systems, with a deadline',
-          description:
-            'Agent commands: guest-fsfreeze-freeze, or guest-fsfreeze-freeze-list with mountpoints; then guest-fsfreeze-status. The gateway thaws (guest-fsfreeze-thaw) by itself after thawAfterMs, ' +
-            'when it shuts down, and never leaves a freeze behind. While frozen, other commands to the domain get 409 state_conflict (only guest-ping, guest-info, guest-fsfreeze-status and -thaw work). 409 when the gateway already holds a freeze.',
-          ...agentRouteSchema(gateway),
-          body: freezeBody.nullish(),
-          response: { 200: freezeResultSchema, ...agentRouteErrors(), ...problemResponses(501) },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
+    domainRoute({
+      method: 'POST',
+      path: '/fsfreeze',
+      permission: 'freeze',
+      tags: ['fsfreeze'],
+      summary: 'Freeze the guest file systems, with a deadline',
+      description:
+        'Agent commands: guest-fsfreeze-freeze, or guest-fsfreeze-freeze-list with mountpoints; then guest-fsfreeze-status. The gateway thaws (guest-fsfreeze-thaw) by itself after thawAfterMs, ' +
+        'when it shuts down, and never leaves a freeze behind. While frozen, other commands to the domain get 409 state_conflict (only guest-ping, guest-info, guest-fsfreeze-status and -thaw work). 409 when the gateway already holds a freeze.',
+      body: freezeBody.nullish(),
+      response: { 200: freezeResultSchema },
+      problems: [501],
+      answer: async (request) => {
         const body = request.body ?? {};
         const thawAfterMs = body.thawAfterMs ?? freeze.defaultTimeoutMs;
-        const result = await freeze.freeze(dom, body.mountpoints ?? null, thawAfterMs, opts);
-        return { domain: domainRef(dom), frozenFileSystems: result.count, status: result.status, heldByGateway: heldBody(result.held) };
+        const result = await freeze.freeze(request.domain, body.mountpoints ?? null, thawAfterMs, request.agentOpts);
+        return { frozenFileSystems: result.count, status: result.status, heldByGateway: heldBody(result.held) };
       },
-    );
+    }),
 
-    app.delete(
-      '/domains/:domain/fsfreeze',
-      {
-        config: { permission: 'freeze' },
-        schema: {
-          tags: ['fsfreeze'],
-          summary: 'Thaw the guest file systems',
-          description: 'Agent command: guest-fsfreeze-thaw. Thaws whoever froze; harmless when nothing is frozen (0).',
-          ...agentRouteSchema(gateway),
-          response: { 200: thawResultSchema, ...agentRouteErrors(), ...problemResponses(501) },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const count = await freeze.thaw(dom, opts);
-        return { domain: domainRef(dom), thawedFileSystems: count, status: 'thawed' as const };
-      },
-    );
+    domainRoute({
+      method: 'DELETE',
+      path: '/fsfreeze',
+      permission: 'freeze',
+      tags: ['fsfreeze'],
+      summary: 'Thaw the guest file systems',
+      description: 'Agent command: guest-fsfreeze-thaw. Thaws whoever froze; harmless when nothing is frozen (0).',
+      response: { 200: thawResultSchema },
+      problems: [501],
+      answer: async ({ domain, agentOpts }) => ({ thawedFileSystems: await freeze.thaw(domain, agentOpts), status: 'thawed' as const }),
+    }),
 
-    app.post(
-      '/domains/:domain/fstrim',
-      {
-        // Like a freeze it acts on whole file systems and their I/O, and reads or writes no data: 'freeze'.
-        config: { permission: 'freeze' },
-        schema: {
-          tags: ['fsfreeze'],
-          summary: 'Discard unused blocks of the guest file systems',
-          description: 'Agent command: guest-fstrim. One result per mounted file system; those that cannot be trimmed carry an error.',
-          ...agentRouteSchema(gateway),
-          body: trimBody.nullish(),
-          response: { 200: trimResultSchema, ...agentRouteErrors(), ...problemResponses(501) },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const paths = await freeze.fstrim(dom, request.body?.minimumBytes, opts);
-        return { domain: domainRef(dom), paths };
-      },
-    );
-  };
+    domainRoute({
+      method: 'POST',
+      path: '/fstrim',
+      // Like a freeze it acts on whole file systems and their I/O, and reads or writes no data: 'freeze'.
+      permission: 'freeze',
+      tags: ['fsfreeze'],
+      summary: 'Discard unused blocks of the guest file systems',
+      description: 'Agent command: guest-fstrim. One result per mounted file system; those that cannot be trimmed carry an error.',
+      body: trimBody.nullish(),
+      response: { 200: trimResultSchema },
+      problems: [501],
+      answer: async (request) => ({ paths: await freeze.fstrim(request.domain, request.body?.minimumBytes, request.agentOpts) }),
+    }),
+  ];
 }

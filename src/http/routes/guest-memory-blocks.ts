@@ -1,13 +1,12 @@
 // The guest's memory blocks (the units of memory hot(un)plug): list, block size, online/offline.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { guestGetMemoryBlockInfo, MEMORY_BLOCK_RESULTS } from '../../agent/guest-settings-commands.js';
 import { listMemoryBlocks, setMemoryBlocks } from '../../agent/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteSchema, agentTarget } from '../agent-route.js';
+import { agentQuery } from '../agent-query.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { exactUint64 } from '../exact-integer.js';
-import { domainRefSchema } from '../schemas.js';
-import { domainRef, EXAMPLE_DOMAIN, guestRouteErrors } from './guest-route-common.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 /** 1 TiB of 128 MiB blocks is 8192; this leaves room and keeps the agent command well under libvirt's caps. */
 const MAX_MEMORY_BLOCK_CHANGES = 65536;
@@ -58,71 +57,49 @@ const memoryBlockChangeResultSchema = z
   })
   .meta({ id: 'GuestMemoryBlockChangeResult', example: { domain: EXAMPLE_DOMAIN, applied: 1, results: [{ index: 1, online: true, result: 'success', errno: null }] } });
 
-export function guestMemoryBlockRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.get(
-      '/domains/:domain/memory-blocks',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: "The guest's memory blocks",
-          description: 'Agent command: guest-get-memory-blocks.',
-          ...agentRouteSchema(gateway),
-          response: { 200: memoryBlocksSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        return { domain: domainRef(dom), blocks: await listMemoryBlocks(gateway.agent, dom, opts) };
-      },
-    );
+export function guestMemoryBlockRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'GET',
+      path: '/memory-blocks',
+      permission: 'read',
+      tags: ['guest-settings'],
+      summary: "The guest's memory blocks",
+      description: 'Agent command: guest-get-memory-blocks.',
+      response: { 200: memoryBlocksSchema },
+      problems: [501],
+      answer: async ({ domain, agentOpts }) => ({ blocks: await listMemoryBlocks(agent, domain, agentOpts) }),
+    }),
 
-    app.get(
-      '/domains/:domain/memory-block-info',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: 'The size of one memory block',
-          description: 'Agent command: guest-get-memory-block-info.',
-          ...agentRouteSchema(gateway),
-          response: { 200: memoryBlockInfoSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const r = await gateway.agent.execute(dom, guestGetMemoryBlockInfo, undefined, opts);
-        return { domain: domainRef(dom), blockSizeBytes: r.size };
-      },
-    );
+    agentQuery(agent, {
+      path: '/memory-block-info',
+      permission: 'read',
+      tags: ['guest-settings'],
+      summary: 'The size of one memory block',
+      command: guestGetMemoryBlockInfo,
+      response: memoryBlockInfoSchema,
+      problems: [501],
+      reshape: (r) => ({ blockSizeBytes: r.size }),
+    }),
 
-    app.patch(
-      '/domains/:domain/memory-blocks',
-      {
-        config: { permission: 'power' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: "Takes the guest's memory blocks online or offline",
-          description:
-            'Agent commands: guest-get-memory-blocks (to check the request), then guest-set-memory-blocks. 400 for blocks the guest does not have, a block listed twice, or taking every block offline; 409 for a block the guest cannot take offline. Each block gets its own result.',
-          ...agentRouteSchema(gateway),
-          body: memoryBlockChangeBody,
-          response: { 200: memoryBlockChangeResultSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const results = await setMemoryBlocks(
-          gateway.agent,
-          dom,
-          request.body.blocks.map((b) => ({ id: b.index, online: b.online })),
-          opts,
-        );
+    domainRoute({
+      method: 'PATCH',
+      path: '/memory-blocks',
+      permission: 'power',
+      tags: ['guest-settings'],
+      summary: "Takes the guest's memory blocks online or offline",
+      description:
+        'Agent commands: guest-get-memory-blocks (to check the request), then guest-set-memory-blocks. 400 for blocks the guest does not have, a block listed twice, or taking every block offline; 409 for a block the guest cannot take offline. Each block gets its own result.',
+      body: memoryBlockChangeBody,
+      response: { 200: memoryBlockChangeResultSchema },
+      problems: [501],
+      answer: async (request) => {
+        const changes = request.body.blocks.map((b) => ({ id: b.index, online: b.online }));
+        const results = await setMemoryBlocks(agent, request.domain, changes, request.agentOpts);
         const applied = results.filter((r) => r.result === 'success').length;
         request.log.info({ requested: results.length, applied }, 'guest memory blocks changed');
-        return { domain: domainRef(dom), applied, results };
+        return { applied, results };
       },
-    );
-  };
+    }),
+  ];
 }

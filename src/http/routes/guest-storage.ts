@@ -1,13 +1,12 @@
 // The guest's filesystems (with used and total bytes), its disks, and their I/O statistics.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ExactInteger } from '../../agent/agent-json.js';
 import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/guest-facts-commands.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteSchema, agentTarget } from '../agent-route.js';
+import { agentQuery } from '../agent-query.js';
+import type { DomainRoute } from '../domain-scope.js';
 import { exactUint64 } from '../exact-integer.js';
-import { domainRefSchema } from '../schemas.js';
-import { domainRef, EXAMPLE_DOMAIN, guestRouteErrors } from './guest-route-common.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 const diskAddressSchema = z
   .object({
@@ -165,92 +164,68 @@ function camelKeys(value: unknown): unknown {
   return value;
 }
 
-export function guestStorageRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.get(
-      '/domains/:domain/filesystems',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest'],
-          summary: "The guest's mounted filesystems, with used and total bytes",
-          description: 'Agent command: guest-get-fsinfo. Network and virtual filesystems (tmpfs, proc, ...) are not listed by the agent.',
-          ...agentRouteSchema(gateway),
-          response: { 200: filesystemsSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const r = await gateway.agent.execute(dom, guestGetFsinfo, undefined, opts);
-        return {
-          domain: domainRef(dom),
-          filesystems: r.map((f) => ({
-            name: f.name,
-            mountpoint: f.mountpoint,
-            type: f.type,
-            usedBytes: f['used-bytes'] ?? null,
-            totalBytes: f['total-bytes'] ?? null,
-            totalBytesPrivileged: f['total-bytes-privileged'] ?? null,
-            disks: f.disk.map(normaliseAddress),
-          })),
-        };
-      },
-    );
+export function guestStorageRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    agentQuery(agent, {
+      path: '/filesystems',
+      permission: 'read',
+      tags: ['guest'],
+      summary: "The guest's mounted filesystems, with used and total bytes",
+      command: guestGetFsinfo,
+      details: 'Network and virtual filesystems (tmpfs, proc, ...) are not listed by the agent.',
+      response: filesystemsSchema,
+      problems: [501],
+      reshape: (r) => ({
+        filesystems: r.map((f) => ({
+          name: f.name,
+          mountpoint: f.mountpoint,
+          type: f.type,
+          usedBytes: f['used-bytes'] ?? null,
+          totalBytes: f['total-bytes'] ?? null,
+          totalBytesPrivileged: f['total-bytes-privileged'] ?? null,
+          disks: f.disk.map(normaliseAddress),
+        })),
+      }),
+    }),
 
-    app.get(
-      '/domains/:domain/disks',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest'],
-          summary: "The guest's disks and partitions",
-          description: 'Agent command: guest-get-disks (qemu-ga 5.2+).',
-          ...agentRouteSchema(gateway),
-          response: { 200: disksSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const r = await gateway.agent.execute(dom, guestGetDisks, undefined, opts);
-        return {
-          domain: domainRef(dom),
-          disks: r.map((d) => ({
-            name: d.name,
-            partition: d.partition,
-            dependencies: d.dependencies ?? [],
-            address: d.address ? normaliseAddress(d.address) : null,
-            alias: d.alias ?? null,
-            smart: d.smart ? (camelKeys(d.smart) as Record<string, unknown>) : null,
-          })),
-        };
-      },
-    );
+    agentQuery(agent, {
+      path: '/disks',
+      permission: 'read',
+      tags: ['guest'],
+      summary: "The guest's disks and partitions",
+      command: guestGetDisks,
+      requires: 'qemu-ga 5.2+',
+      response: disksSchema,
+      problems: [501],
+      reshape: (r) => ({
+        disks: r.map((d) => ({
+          name: d.name,
+          partition: d.partition,
+          dependencies: d.dependencies ?? [],
+          address: d.address ? normaliseAddress(d.address) : null,
+          alias: d.alias ?? null,
+          smart: d.smart ? (camelKeys(d.smart) as Record<string, unknown>) : null,
+        })),
+      }),
+    }),
 
-    app.get(
-      '/domains/:domain/disk-stats',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest'],
-          summary: "I/O statistics of the guest's disks",
-          description: 'Agent command: guest-get-diskstats (qemu-ga 7.1+, Linux guests).',
-          ...agentRouteSchema(gateway),
-          response: { 200: diskStatsSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const r = await gateway.agent.execute(dom, guestGetDiskstats, undefined, opts);
-        return {
-          domain: domainRef(dom),
-          disks: r.map((d) => ({
-            name: d.name,
-            major: d.major,
-            minor: d.minor,
-            stats: Object.fromEntries(Object.entries(DISK_STAT_NAMES).map(([k, n]) => [n, d.stats[k as keyof typeof DISK_STAT_NAMES] ?? null])) as Record<DiskStatName, ExactInteger | null>,
-          })),
-        };
-      },
-    );
-  };
+    agentQuery(agent, {
+      path: '/disk-stats',
+      permission: 'read',
+      tags: ['guest'],
+      summary: "I/O statistics of the guest's disks",
+      command: guestGetDiskstats,
+      requires: 'qemu-ga 7.1+, Linux guests',
+      response: diskStatsSchema,
+      problems: [501],
+      reshape: (r) => ({
+        disks: r.map((d) => ({
+          name: d.name,
+          major: d.major,
+          minor: d.minor,
+          stats: Object.fromEntries(Object.entries(DISK_STAT_NAMES).map(([k, n]) => [n, d.stats[k as keyof typeof DISK_STAT_NAMES] ?? null])) as Record<DiskStatName, ExactInteger | null>,
+        })),
+      }),
+    }),
+  ];
 }

@@ -1,14 +1,12 @@
 // GET and PUT /domains/{domain}/time: the guest's clock, read or set (to a given time, from its hardware
 // clock, or to the host's clock).
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { readGuestTime, setGuestTime, type TimeSource } from '../../agent/guest-settings.js';
 import { checkTimeRange, isoToNs, timeBody } from '../../agent/guest-time.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteSchema, agentTarget } from '../agent-route.js';
-import { domainRefSchema } from '../schemas.js';
-import { domainRef, EXAMPLE_DOMAIN, guestRouteErrors } from './guest-route-common.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 const timeValueSchema = z
   .object({
@@ -62,48 +60,38 @@ function toSource(body: z.infer<typeof setTimeBody>): TimeSource {
   return { kind: 'given', ns };
 }
 
-export function guestTimeRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.get(
-      '/domains/:domain/time',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: "The guest's clock",
-          description: 'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, read without rounding); Linux agents send whole microseconds.',
-          ...agentRouteSchema(gateway),
-          response: { 200: guestTimeSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        return { domain: domainRef(dom), time: timeBody(await readGuestTime(gateway.agent, dom, opts)) };
-      },
-    );
+export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'GET',
+      path: '/time',
+      permission: 'read',
+      tags: ['guest-settings'],
+      summary: "The guest's clock",
+      description: 'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, read without rounding); Linux agents send whole microseconds.',
+      response: { 200: guestTimeSchema },
+      problems: [501],
+      answer: async ({ domain, agentOpts }) => ({ time: timeBody(await readGuestTime(agent, domain, agentOpts)) }),
+    }),
 
-    app.put(
-      '/domains/:domain/time',
-      {
-        config: { permission: 'power' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: "Sets the guest's clock",
-          description:
-            "Agent commands: guest-set-time (with a time: sets the system clock, then the RTC from it; without: sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, or one the guest kernel refuses (e.g. before the guest booted): 400.",
-          ...agentRouteSchema(gateway),
-          body: setTimeBody,
-          response: { 200: setTimeResultSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const source = toSource(request.body);
-        const { dom, opts } = await agentTarget(gateway, request);
-        const requested = await setGuestTime(gateway.agent, dom, source, opts);
+    domainRoute({
+      method: 'PUT',
+      path: '/time',
+      permission: 'power',
+      tags: ['guest-settings'],
+      summary: "Sets the guest's clock",
+      description:
+        "Agent commands: guest-set-time (with a time: sets the system clock, then the RTC from it; without: sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, or one the guest kernel refuses (e.g. before the guest booted): 400.",
+      body: setTimeBody,
+      response: { 200: setTimeResultSchema },
+      problems: [501],
+      check: (request) => toSource(request.body),
+      answer: async (request, _reply, source) => {
+        const requested = await setGuestTime(agent, request.domain, source, request.agentOpts);
         request.log.info({ source: source.kind }, 'guest clock set');
-        const now = await readGuestTime(gateway.agent, dom, opts);
-        return { domain: domainRef(dom), source: source.kind, requested: requested === null ? null : timeBody(requested), time: timeBody(now) };
+        const now = await readGuestTime(agent, request.domain, request.agentOpts);
+        return { source: source.kind, requested: requested === null ? null : timeBody(requested), time: timeBody(now) };
       },
-    );
-  };
+    }),
+  ];
 }

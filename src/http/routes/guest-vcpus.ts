@@ -1,11 +1,9 @@
 // GET and PATCH /domains/{domain}/vcpus: the guest's logical processors, and taking them online or offline.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listVcpus, setVcpus } from '../../agent/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteSchema, agentTarget } from '../agent-route.js';
-import { domainRefSchema } from '../schemas.js';
-import { domainRef, EXAMPLE_DOMAIN, guestRouteErrors } from './guest-route-common.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 /** Far above any guest's vCPU count (KVM allows 4096); keeps the agent command small. */
 const MAX_VCPU_CHANGES = 8192;
@@ -52,47 +50,39 @@ const vcpuChangeResultSchema = z
     },
   });
 
-export function guestVcpuRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.get(
-      '/domains/:domain/vcpus',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: "The guest's logical processors",
-          description: 'Agent command: guest-get-vcpus.',
-          ...agentRouteSchema(gateway),
-          response: { 200: vcpusSchema, ...guestRouteErrors() },
-        },
+export function guestVcpuRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'GET',
+      path: '/vcpus',
+      permission: 'read',
+      tags: ['guest-settings'],
+      summary: "The guest's logical processors",
+      description: 'Agent command: guest-get-vcpus.',
+      response: { 200: vcpusSchema },
+      problems: [501],
+      answer: async ({ domain, agentOpts }) => {
+        const vcpus = await listVcpus(agent, domain, agentOpts);
+        return { online: vcpus.filter((v) => v.online).length, total: vcpus.length, vcpus };
       },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const vcpus = await listVcpus(gateway.agent, dom, opts);
-        return { domain: domainRef(dom), online: vcpus.filter((v) => v.online).length, total: vcpus.length, vcpus };
-      },
-    );
+    }),
 
-    app.patch(
-      '/domains/:domain/vcpus',
-      {
-        config: { permission: 'power' },
-        schema: {
-          tags: ['guest-settings'],
-          summary: "Takes the guest's logical processors online or offline",
-          description:
-            'Agent commands: guest-get-vcpus (to check the request), guest-set-vcpus, guest-get-vcpus. 400 for ids the guest does not have, an id listed twice, or taking every vCPU offline; 409 for a vCPU the guest cannot take offline. The answer says how many changes were applied.',
-          ...agentRouteSchema(gateway),
-          body: vcpuChangeBody,
-          response: { 200: vcpuChangeResultSchema, ...guestRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const r = await setVcpus(gateway.agent, dom, request.body.vcpus, opts);
+    domainRoute({
+      method: 'PATCH',
+      path: '/vcpus',
+      permission: 'power',
+      tags: ['guest-settings'],
+      summary: "Takes the guest's logical processors online or offline",
+      description:
+        'Agent commands: guest-get-vcpus (to check the request), guest-set-vcpus, guest-get-vcpus. 400 for ids the guest does not have, an id listed twice, or taking every vCPU offline; 409 for a vCPU the guest cannot take offline. The answer says how many changes were applied.',
+      body: vcpuChangeBody,
+      response: { 200: vcpuChangeResultSchema },
+      problems: [501],
+      answer: async (request) => {
+        const r = await setVcpus(agent, request.domain, request.body.vcpus, request.agentOpts);
         request.log.info({ requested: r.requested, applied: r.applied }, 'guest vCPUs changed');
-        return { domain: domainRef(dom), requested: r.requested, applied: r.applied, complete: r.applied === r.requested, notApplied: r.notApplied, vcpus: r.vcpus };
+        return { requested: r.requested, applied: r.applied, complete: r.applied === r.requested, notApplied: r.notApplied, vcpus: r.vcpus };
       },
-    );
-  };
+    }),
+  ];
 }

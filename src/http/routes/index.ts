@@ -1,9 +1,12 @@
-// Every resource's routes, and the OpenAPI tags that group them. One line each: add a routes file here.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+// Every resource's routes, and the OpenAPI tags that group them. One line each: add a routes file here. The
+// routes about one domain (/domains/{domain}...) are declarations given to a domain scope (domain-scope.ts);
+// the others are plugins of their own. Each is given the gateway's services (gateway.ts) and creates none.
+import type { FastifyPluginAsync } from 'fastify';
 import type { Gateway } from '../../gateway.js';
+import { domainScope } from '../domain-scope.js';
 import { agentRoutes } from './agent.js';
 import { agentSyncRoutes } from './agent-sync.js';
-import { domainRoutes } from './domains.js';
+import { domainListRoutes, domainRoutes } from './domains.js';
 import { accountRoutes } from './accounts.js';
 import { addressRoutes } from './addresses.js';
 import { execRoutes } from './exec.js';
@@ -21,25 +24,27 @@ import { networkInterfaceRoutes } from './network-interfaces.js';
 import { powerRoutes } from './power.js';
 import { rawCommandRoutes } from './raw-command.js';
 
-export const ROUTE_MODULES: ((gateway: Gateway) => FastifyPluginAsyncZod)[] = [
+/** In the order the OpenAPI document lists them. */
+export const ROUTE_MODULES: ((services: Gateway) => FastifyPluginAsync)[] = [
   healthRoutes,
   hostRoutes,
-  domainRoutes,
-  agentRoutes,
-  agentSyncRoutes,
-  networkInterfaceRoutes,
+  domainListRoutes,
+  domainScope(domainRoutes, agentRoutes, agentSyncRoutes, networkInterfaceRoutes),
+  // Between two domain scopes only to keep its place in the document, beside the network interfaces.
   addressRoutes,
-  guestFactRoutes,
-  guestStorageRoutes,
-  guestTimeRoutes,
-  guestVcpuRoutes,
-  guestMemoryBlockRoutes,
-  fileRoutes,
-  execRoutes,
-  accountRoutes,
-  rawCommandRoutes,
-  powerRoutes,
-  freezeRoutes,
+  domainScope(
+    guestFactRoutes,
+    guestStorageRoutes,
+    guestTimeRoutes,
+    guestVcpuRoutes,
+    guestMemoryBlockRoutes,
+    fileRoutes,
+    execRoutes,
+    accountRoutes,
+    rawCommandRoutes,
+    powerRoutes,
+    freezeRoutes,
+  ),
   metricsRoutes,
 ];
 

@@ -1,11 +1,11 @@
 // GET /domains/{domain}/network-interfaces: the guest's own view of its interfaces and addresses.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands.js';
 import type { Gateway } from '../../gateway.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
+import { agentQuery } from '../agent-query.js';
+import type { DomainRoute } from '../domain-scope.js';
 import { exactUint64 } from '../exact-integer.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
+import { domainRefSchema } from '../schemas.js';
 
 // The agent's uint64 counters (GuestNetworkInterfaceStat), exact: a busy interface passes 2^53 bytes.
 const counter = () => exactUint64();
@@ -75,25 +75,17 @@ export function normaliseInterfaces(reply: GuestNetworkInterfaces): z.infer<type
   });
 }
 
-export function networkInterfaceRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  return async (app) => {
-    app.get(
-      '/domains/:domain/network-interfaces',
-      {
-        config: { permission: 'read' },
-        schema: {
-          tags: ['network'],
-          summary: "The guest's network interfaces and IP addresses",
-          description: 'Agent command: guest-network-get-interfaces. Names normalised: mac, addresses[].family/address/prefix, statistics.',
-          ...agentRouteSchema(gateway),
-          response: { 200: networkInterfacesSchema, ...agentRouteErrors() },
-        },
-      },
-      async (request) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const reply = await gateway.agent.execute(dom, guestNetworkGetInterfaces, undefined, opts);
-        return { domain: domainRef(dom), interfaces: normaliseInterfaces(reply) };
-      },
-    );
-  };
+export function networkInterfaceRoutes({ agent }: Gateway): DomainRoute[] {
+  return [
+    agentQuery(agent, {
+      path: '/network-interfaces',
+      permission: 'read',
+      tags: ['network'],
+      summary: "The guest's network interfaces and IP addresses",
+      command: guestNetworkGetInterfaces,
+      details: 'Names normalised: mac, addresses[].family/address/prefix, statistics.',
+      response: networkInterfacesSchema,
+      reshape: (reply) => ({ interfaces: normaliseInterfaces(reply) }),
+    }),
+  ];
 }

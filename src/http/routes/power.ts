@@ -1,13 +1,11 @@
 // POST /domains/{domain}/power: shutdown, halt, reboot, suspend. Answers 202 once the guest has the request;
 // the effect shows on GET /domains/{domain} (Location), whose state and agentState change.
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { POWER_ACTIONS, PowerService } from '../../agent/power.js';
+import { POWER_ACTIONS } from '../../agent/power.js';
 import type { Gateway } from '../../gateway.js';
 import { DOMAIN_STATES } from '../../libvirt/protocol.js';
-import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
-import { problemResponses } from '../problem.js';
-import { domainRefSchema, domainRef } from '../schemas.js';
+import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { domainRefSchema } from '../schemas.js';
 
 const powerRequestSchema = z
   .strictObject({
@@ -42,33 +40,29 @@ const powerAcceptedSchema = z
     },
   });
 
-export function powerRoutes(gateway: Gateway): FastifyPluginAsyncZod {
-  const power = new PowerService(gateway.agent, gateway.hosts);
-  return async (app) => {
-    app.post(
-      '/domains/:domain/power',
-      {
-        config: { permission: 'power' },
-        schema: {
-          tags: ['power'],
-          summary: 'Shut down, halt, reboot or suspend the guest from inside',
-          description:
-            'Agent commands: guest-shutdown (shutdown, halt, reboot), guest-suspend-ram / -disk / -hybrid. None replies on success, so the gateway never waits for a reply: ' +
-            'shutdown uses virDomainShutdownFlags(GUEST_AGENT), reboot virDomainReboot(GUEST_AGENT), suspend-* virDomainPMSuspendForDuration; halt sends guest-shutdown {"mode":"halt"} and takes the agent vanishing as success. ' +
-            'Answers 202 when the guest has the request; watch GET /domains/{domain} (Location) for the state in `expect`. 501 when the agent lacks the command or the guest the suspend mode; 409 while the gateway holds the file systems frozen.',
-          ...agentRouteSchema(gateway),
-          body: powerRequestSchema,
-          response: { 202: powerAcceptedSchema, ...agentRouteErrors(), ...problemResponses(501) },
-        },
-      },
-      async (request, reply) => {
-        const { dom, opts } = await agentTarget(gateway, request);
-        const outcome = await power.perform(dom, request.body.action, opts);
+export function powerRoutes({ domains, power }: Gateway): DomainRoute[] {
+  return [
+    domainRoute({
+      method: 'POST',
+      path: '/power',
+      permission: 'power',
+      tags: ['power'],
+      summary: 'Shut down, halt, reboot or suspend the guest from inside',
+      description:
+        'Agent commands: guest-shutdown (shutdown, halt, reboot), guest-suspend-ram / -disk / -hybrid. None replies on success, so the gateway never waits for a reply: ' +
+        'shutdown uses virDomainShutdownFlags(GUEST_AGENT), reboot virDomainReboot(GUEST_AGENT), suspend-* virDomainPMSuspendForDuration; halt sends guest-shutdown {"mode":"halt"} and takes the agent vanishing as success. ' +
+        'Answers 202 when the guest has the request; watch GET /domains/{domain} (Location) for the state in `expect`. 501 when the agent lacks the command or the guest the suspend mode; 409 while the gateway holds the file systems frozen.',
+      body: powerRequestSchema,
+      response: { 202: powerAcceptedSchema },
+      problems: [501],
+      answer: async (request, reply) => {
+        const dom = request.domain;
+        const outcome = await power.perform(dom, request.body.action, request.agentOpts);
         request.log.info({ domain: dom.name, action: outcome.action }, 'power action sent');
-        const monitor = `/domains/${gateway.domains.pathId(dom)}`;
+        const monitor = `/domains/${domains.pathId(dom)}`;
         reply.code(202).header('location', monitor);
-        return { domain: domainRef(dom), ...outcome, accepted: true as const, monitor };
+        return { ...outcome, accepted: true as const, monitor };
       },
-    );
-  };
+    }),
+  ];
 }
