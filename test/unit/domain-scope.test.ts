@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { buildApp } from '../../src/http/app.js';
-import { RemoteProc } from '../../src/libvirt/protocol.js';
+import { RemoteProc } from '../../src/libvirt/procedures.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;
