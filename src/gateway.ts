@@ -1,18 +1,18 @@
 // The composition root: the libvirt connections, the agent sockets and the services built on them, started and
 // stopped together.
 import type { Logger } from 'pino';
-import { ExecService } from './agent/exec-service.js';
-import { GuestFileService } from './agent/files.js';
-import { FreezeService } from './agent/freeze.js';
-import { freezeJournal, type FreezeRecord } from './agent/freeze-journal.js';
-import { FreezeRegistry } from './agent/freeze-registry.js';
-import { RawCommandService } from './agent/raw-command.js';
-import { AgentService } from './agent/service.js';
-import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
-import { uploadJournal, type UploadRecord } from './agent/upload-temp.js';
-import { UploadService } from './agent/uploads.js';
+import { ExecService } from './agent/exec/exec-service.js';
+import { GuestFileService } from './agent/files/files.js';
+import { FreezeService } from './agent/freeze/freeze.js';
+import { freezeJournal, type FreezeRecord } from './agent/freeze/freeze-journal.js';
+import { FreezeRegistry } from './agent/freeze/freeze-registry.js';
+import { RawCommandService } from './agent/raw/raw-command.js';
+import { AgentService } from './agent/core/service.js';
+import { LibvirtAgentTransport, type AgentTransport } from './agent/transports/transport.js';
+import { uploadJournal, type UploadRecord } from './agent/files/upload-temp.js';
+import { UploadService } from './agent/files/uploads.js';
 import { AgentSocketHost } from './agent-socket/host.js';
-import { AgentSocketTransport } from './agent-socket/transport.js';
+import { AgentSocketTransport } from './agent/transports/agent-socket.js';
 import type { Config } from './config/schema.js';
 import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';

@@ -19,7 +19,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { SyncReport } from '../agent/transport.js';
+import type { SyncReport } from '../agent/transports/transport.js';
 import { GatewayError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { AgentConnection, closedError } from './connection.js';
@@ -39,7 +39,7 @@ export interface AgentChannelOptions {
   log: Logger;
 }
 
-/** One definition of the sync report for both transports (src/agent/transport.ts). */
+/** One definition of the sync report for both transports (src/agent/transports/transport.ts). */
 export type { SyncReport, SyncCommand };
 
 export type ChannelState = 'connected' | 'connecting' | 'disconnected';

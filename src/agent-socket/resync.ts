@@ -4,7 +4,7 @@
 // diagnosis route sends, without the 0xFF, to report what it finds before its answer.
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { SyncReport } from '../agent/transport.js';
+import type { SyncReport } from '../agent/transports/transport.js';
 import { GatewayError } from '../errors.js';
 import { classify, countDiscarded, type AgentConnection, type Tally } from './connection.js';
 import { RETRY_AFTER_S } from './dial.js';

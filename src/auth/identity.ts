@@ -2,7 +2,7 @@
 import { GatewayError } from '../errors.js';
 import { compileDomainPatterns, type DomainFacts } from './domain-patterns.js';
 import { compilePolicies, type Policies, type PoliciesConfig } from './policies.js';
-import { SCOPES, type Scope } from './scopes.js';
+import { SCOPES, type Scope } from '../config/scopes.js';
 
 export interface Identity {
   name: string;

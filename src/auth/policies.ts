@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { Identity } from './identity.js';
-import { isLoaderVariable } from './loader-env.js';
+import { isLoaderVariable } from '../config/loader-env.js';
 
 /** Absolute (or starting with a wildcard): a relative pattern would never match the absolute paths compared. */
 const glob = z
@@ -33,7 +33,7 @@ export const policiesConfigSchema = z.strictObject({
       allow: globs,
       /**
        * Environment variable names a request may set (exactly as written); absent: no `env` at all. Loader and
-       * interpreter variables (src/auth/loader-env.ts) are refused even when listed.
+       * interpreter variables (src/config/loader-env.ts) are refused even when listed.
        */
       env: z
         .array(

@@ -7,9 +7,9 @@
 //   - Handles: a file command names a handle, not a path. A handle a transfer of the file routes holds is
 //     nobody's to touch; one opened raw is its opener's; one the gateway never saw opened (a leftover, or opened
 //     before a restart) is allowed only to identities without file policies, since its path is unknown.
-import { openModeAccess } from '../agent/file-commands.js';
-import { guestPath } from '../agent/guest-path.js';
-import type { HandleHolder } from '../agent/raw-command.js';
+import { openModeAccess } from '../agent/commands/files.js';
+import { guestPath } from '../agent/files/guest-path.js';
+import type { HandleHolder } from '../agent/raw/raw-command.js';
 import { GatewayError } from '../errors.js';
 import type { Identity } from './identity.js';
 import { checkExec, checkExecEnv, checkFilePath } from './policies.js';

@@ -2,8 +2,8 @@
 // the others: a raw command needs `admin` and the scope of the resource route that sends the same command.
 // Commands this table does not know (newer than it) need `admin` alone. test/unit/raw-authorization.test.ts
 // checks this table against the commands every route's OpenAPI description names.
-import { openModeAccess } from '../agent/file-commands.js';
-import type { Scope } from './scopes.js';
+import { openModeAccess } from '../agent/commands/files.js';
+import type { Scope } from '../config/scopes.js';
 
 /** Every one of `all`, and at least one of `any` when it is given. */
 export interface ScopeNeed {

@@ -1,9 +1,9 @@
 // The configuration: one zod schema, from which the Config type and every default come.
 import { z } from 'zod';
 import { policiesConfigSchema } from '../auth/policies.js';
-import { agentSocketsConfigSchema } from '../agent-socket/config.js';
+import { agentSocketsConfigSchema } from './agent-sockets.js';
 import { domainPatternProblem } from '../auth/domain-patterns.js';
-import { SCOPES } from '../auth/scopes.js';
+import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 
 
@@ -68,7 +68,7 @@ export const configSchema = z.strictObject({
       backoffMaxMs: ms(600_000).default(10_000),
     })
     .prefault({}),
-  /** Guest agents reached without libvirt, over their own sockets (src/agent-socket/config.ts). */
+  /** Guest agents reached without libvirt, over their own sockets (src/config/agent-sockets.ts). */
   agentSockets: agentSocketsConfigSchema,
   agent: z
     .strictObject({

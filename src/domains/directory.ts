@@ -6,7 +6,7 @@
 // domain; on several, 409 domain_ambiguous with the qualified candidates; on none while a host is unreachable,
 // 503 host_unavailable (it may be there).
 import type { AgentSocketHost } from '../agent-socket/host.js';
-import { mapLibvirtError } from '../agent/error-mapping.js';
+import { mapLibvirtError } from './backend-errors.js';
 import { GatewayError } from '../errors.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';

@@ -1,8 +1,8 @@
 // Where domains live: a libvirt daemon, or the agent sockets (one host of their own). The directory finds, lists
 // and describes domains through this one interface, whatever the backend.
 import type { AgentSocketHost } from '../agent-socket/host.js';
-import { mapLibvirtError } from '../agent/error-mapping.js';
-import type { AgentBackend } from '../agent/transport.js';
+import { mapLibvirtError } from './backend-errors.js';
+import type { AgentBackend } from '../agent/transports/transport.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import { domainKey, type LibvirtHost } from '../libvirt/hosts.js';

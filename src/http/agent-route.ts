@@ -1,7 +1,7 @@
 // What every route that talks to one domain's guest agent shares: its path and query schemas, its error
 // answers, and turning the request into a domain and the options of its agent calls.
 import type { FastifyRequest } from 'fastify';
-import type { AgentCallOptions } from '../agent/service.js';
+import type { AgentCallOptions } from '../agent/core/service.js';
 import type { Gateway } from '../gateway.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { problemResponses } from './problem.js';

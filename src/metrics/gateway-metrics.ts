@@ -3,8 +3,8 @@
 // from the services' own state when scraped; counters and histograms are fed by the agent queue's observer, the
 // guest file service and the HTTP onResponse hook.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FileTransferObserver } from '../agent/files.js';
-import type { AgentCallObserver } from '../agent/service.js';
+import type { FileTransferObserver } from '../agent/files/files.js';
+import type { AgentCallObserver } from '../agent/core/service.js';
 import type { Config } from '../config/schema.js';
 import type { DomainRef } from '../libvirt/client.js';
 import { domainKey } from '../libvirt/hosts.js';

@@ -44,7 +44,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setImmediate as nextLoopTurn } from 'node:timers/promises';
 import tls from 'node:tls';
-import { parseAgentJson } from '../../src/agent/agent-json.js';
+import { parseAgentJson } from '../../src/agent/core/agent-json.js';
 import type { ConnectionOptions, Transport } from '../../src/libvirt/connection.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
 import type { PoolOptions } from '../../src/libvirt/pool.js';

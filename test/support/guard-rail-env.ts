@@ -1,6 +1,6 @@
 // Shared set-up for the guard-rails-* tests: a gateway with one token per
 // identity against the fake libvirtd, files and exec answered by the fakes.
-import type { Scope } from '../../src/auth/scopes.js';
+import type { Scope } from '../../src/config/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { FakeGuestFiles } from './fake-guest-files.js';
 import { FakeLibvirtd, type AgentHandler } from './fake-libvirtd.js';

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freezeJournal, freezeRecordSchema, type FreezeRecord } from '../../src/agent/freeze-journal.js';
+import { freezeJournal, freezeRecordSchema, type FreezeRecord } from '../../src/agent/freeze/freeze-journal.js';
 import { LifecycleEvent, RemoteProc } from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, waitFor, type AgentHandler } from '../support/fake-libvirtd.js';
 import { operationsAgent, type OperationsAgent } from '../support/operations-agent.js';

@@ -2,7 +2,7 @@
 // below makes a common program load or run code named by the caller, yet is accepted in policies.exec.env and then
 // passed to the guest. (Only a hole once an operator lists the name; the config check is what should stop them.)
 import { describe, expect, it } from 'vitest';
-import { isLoaderVariable } from '../../src/auth/loader-env.js';
+import { isLoaderVariable } from '../../src/config/loader-env.js';
 import { policiesConfigSchema } from '../../src/auth/policies.js';
 
 const CODE_LOADING: Record<string, string> = {

@@ -3,8 +3,8 @@
 // The password is never logged nor echoed: it leaves the gateway only base64-encoded inside the agent command.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AccountService } from '../../agent/accounts.js';
-import { sshKeyProblem } from '../../agent/ssh-keys.js';
+import { AccountService } from '../../agent/guest/accounts.js';
+import { sshKeyProblem } from '../../agent/guest/ssh-keys.js';
 import type { Gateway } from '../../gateway.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';

@@ -1,7 +1,7 @@
 // File-system freeze (status, freeze with a deadline, thaw) and fstrim of one guest.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { HeldFreeze } from '../../agent/freeze-registry.js';
+import type { HeldFreeze } from '../../agent/freeze/freeze-registry.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { exactUint64 } from '../exact-integer.js';

@@ -1,8 +1,8 @@
 // Read-only facts about the guest: OS, host name, time zone, users, CPU statistics, load and routes.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { ExactInteger } from '../../agent/agent-json.js';
-import { CPU_STAT_KEYS, guestGetCpustats, guestGetHostName, guestGetLoad, guestGetOsinfo, guestGetTimezone, guestGetUsers, guestNetworkGetRoute } from '../../agent/guest-facts-commands.js';
-import { kernelU32 } from '../../agent/reply-integers.js';
+import type { ExactInteger } from '../../agent/core/agent-json.js';
+import { CPU_STAT_KEYS, guestGetCpustats, guestGetHostName, guestGetLoad, guestGetOsinfo, guestGetTimezone, guestGetUsers, guestNetworkGetRoute } from '../../agent/commands/fs.js';
+import { kernelU32 } from '../../agent/core/reply-integers.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
 import { cpuStatsSchema, hostnameSchema, loadSchema, osSchema, routesSchema, timezoneSchema, usersSchema } from '../guest-facts-schemas.js';

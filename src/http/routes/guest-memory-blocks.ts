@@ -1,8 +1,8 @@
 // The guest's memory blocks (the units of memory hot(un)plug): list, block size, online/offline.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { guestGetMemoryBlockInfo, MEMORY_BLOCK_RESULTS } from '../../agent/guest-settings-commands.js';
-import { listMemoryBlocks, setMemoryBlocks } from '../../agent/guest-settings.js';
+import { guestGetMemoryBlockInfo, MEMORY_BLOCK_RESULTS } from '../../agent/commands/system.js';
+import { listMemoryBlocks, setMemoryBlocks } from '../../agent/guest/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
 import { exactUint64 } from '../exact-integer.js';

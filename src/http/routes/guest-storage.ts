@@ -1,8 +1,8 @@
 // The guest's filesystems (with used and total bytes), its disks, and their I/O statistics.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { ExactInteger } from '../../agent/agent-json.js';
-import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/guest-facts-commands.js';
+import type { ExactInteger } from '../../agent/core/agent-json.js';
+import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/commands/fs.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
 import { exactUint64 } from '../exact-integer.js';

@@ -2,8 +2,8 @@
 // clock, or to the host's clock).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { readGuestTime, setGuestTime, type TimeSource } from '../../agent/guest-settings.js';
-import { checkTimeRange, isoToNs, timeBody } from '../../agent/guest-time.js';
+import { readGuestTime, setGuestTime, type TimeSource } from '../../agent/guest/guest-settings.js';
+import { checkTimeRange, isoToNs, timeBody } from '../../agent/guest/guest-time.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';

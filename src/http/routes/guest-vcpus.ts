@@ -1,7 +1,7 @@
 // GET and PATCH /domains/{domain}/vcpus: the guest's logical processors, and taking them online or offline.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { listVcpus, setVcpus } from '../../agent/guest-settings.js';
+import { listVcpus, setVcpus } from '../../agent/guest/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';
 import { domainRefSchema } from '../schemas.js';

@@ -2,7 +2,7 @@
 // the effect shows on GET /domains/{domain} (Location), whose state and agentState change.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { POWER_ACTIONS, PowerService } from '../../agent/power.js';
+import { POWER_ACTIONS, PowerService } from '../../agent/power/power.js';
 import type { Gateway } from '../../gateway.js';
 import { DOMAIN_STATES } from '../../libvirt/protocol.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
