@@ -11,7 +11,7 @@ export const guestExecArgs = z.object({
   'capture-output': z.boolean().optional(),
 });
 export type GuestExecArgs = z.infer<typeof guestExecArgs>;
-export const guestExec = command('guest-exec', 'query', guestExecArgs, z.looseObject({ pid: z.number().int() }));
+export const guestExec = command('guest-exec', 'query', guestExecArgs, z.looseObject({ pid: z.number().int() }), { rawScope: 'exec' });
 
 export const guestExecStatusReply = z.looseObject({
   exited: z.boolean(),
@@ -24,4 +24,8 @@ export const guestExecStatusReply = z.looseObject({
 });
 export type GuestExecStatus = z.infer<typeof guestExecStatusReply>;
 // 'query': the reply of an exited process carries its output, which can take a while to come through.
-export const guestExecStatus = command('guest-exec-status', 'query', z.object({ pid: z.number().int() }), guestExecStatusReply);
+export const guestExecStatus = command('guest-exec-status', 'query', z.object({ pid: z.number().int() }), guestExecStatusReply, {
+  rawScope: 'exec',
+  rawRefused:
+    "its reply carries up to 16 MiB per stream of the process's output, base64-encoded, and one over 10 MiB breaks the domain's agent channel; use GET /domains/{domain}/exec/{pid}, which also keeps the result after the agent reaps the process",
+});

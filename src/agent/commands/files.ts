@@ -29,22 +29,30 @@ export function openModeAccess(mode: unknown): { read: boolean; write: boolean }
   return access;
 }
 
-export const guestFileOpen = command('guest-file-open', 'query', z.object({ path: z.string().min(1), mode: z.enum(FILE_OPEN_MODES) }), handle);
+export const guestFileOpen = command('guest-file-open', 'query', z.object({ path: z.string().min(1), mode: z.enum(FILE_OPEN_MODES) }), handle, { rawScope: 'open-mode' });
 
-export const guestFileClose = command('guest-file-close', 'quick', z.object({ handle }), z.looseObject({}));
+/** Moving or closing a handle needs whichever file scope opened it. */
+const EITHER_FILE_SCOPE = { anyOf: ['files:read', 'files:write'] } as const;
+
+export const guestFileClose = command('guest-file-close', 'quick', z.object({ handle }), z.looseObject({}), { rawScope: EITHER_FILE_SCOPE, takesHandle: true });
 
 export const guestFileRead = command(
   'guest-file-read',
   'query',
   z.object({ handle, count: z.number().int().min(1) }),
   z.looseObject({ count: z.number().int().min(0), 'buf-b64': z.string(), eof: z.boolean() }),
+  { rawScope: 'files:read', takesHandle: true },
 );
+
+/** guest-file-read's count, in bytes, that keeps its base64 reply well inside libvirt's 4 MiB RPC string (the raw endpoint's limit). */
+export const MAX_RAW_FILE_READ_BYTES = 2 * 1024 * 1024;
 
 export const guestFileWrite = command(
   'guest-file-write',
   'query',
   z.object({ handle, 'buf-b64': z.string(), count: z.number().int().min(0).optional() }),
   z.looseObject({ count: z.number().int().min(0), eof: z.boolean() }),
+  { rawScope: 'files:write', takesHandle: true },
 );
 
 /**
@@ -56,6 +64,7 @@ export const guestFileSeek = command(
   'query',
   z.object({ handle, offset: z.number().int(), whence: z.enum(['set', 'cur', 'end']) }),
   z.looseObject({ position: agentInt64(), eof: z.boolean() }),
+  { rawScope: EITHER_FILE_SCOPE, takesHandle: true },
 );
 
-export const guestFileFlush = command('guest-file-flush', 'query', z.object({ handle }), z.looseObject({}));
+export const guestFileFlush = command('guest-file-flush', 'query', z.object({ handle }), z.looseObject({}), { rawScope: 'files:write', takesHandle: true });

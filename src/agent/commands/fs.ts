@@ -1,39 +1,28 @@
-// Typed agent commands that read facts about the guest (qga/qapi-schema.json): OS, host name, time zone,
-// users, filesystems, disks and their statistics, CPU statistics, load and routes. All read-only.
-// Replies are loose objects: newer agents add fields (total-bytes-privileged, smart, ...).
+// The guest's file systems and disks (qga/qapi-schema.json): freeze, thaw and trim (src/agent/freeze/), and the
+// read-only facts: mounted file systems, disks and their I/O statistics. Replies are loose objects: newer agents
+// add fields (total-bytes-privileged, smart, ...).
 import { z } from 'zod';
+import { agentUint64 } from '../core/reply-integers.js';
 import { command, noArgs } from './define.js';
-import { agentInt64, agentUint64 } from '../core/reply-integers.js';
 
-export const guestGetOsinfo = command(
-  'guest-get-osinfo',
-  'query',
-  noArgs,
-  // Every member is optional: on POSIX they come from os-release and uname, absent when the guest lacks them.
+const FREEZE_LEFT_IN_PLACE = "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline";
+
+// qga/qapi-schema.json: GuestFsfreezeStatus is 'thawed' | 'frozen'; freeze and thaw answer a count.
+export const guestFsfreezeStatus = command('guest-fsfreeze-status', 'quick', noArgs, z.string(), { allowedWhileFrozen: true, rawScope: 'read' });
+export const guestFsfreezeFreeze = command('guest-fsfreeze-freeze', 'slow', noArgs, z.number().int(), { rawRefused: FREEZE_LEFT_IN_PLACE, rawScope: 'freeze' });
+export const guestFsfreezeFreezeList = command('guest-fsfreeze-freeze-list', 'slow', z.object({ mountpoints: z.array(z.string()).optional() }), z.number().int(), { rawRefused: FREEZE_LEFT_IN_PLACE, rawScope: 'freeze' });
+export const guestFsfreezeThaw = command('guest-fsfreeze-thaw', 'slow', noArgs, z.number().int(), { allowedWhileFrozen: true, rawScope: 'freeze' });
+export const guestFstrim = command(
+  'guest-fstrim',
+  'slow',
+  z.object({ minimum: z.number().int().min(0).optional() }).optional(),
   z.looseObject({
-    'kernel-release': z.string().optional(),
-    'kernel-version': z.string().optional(),
-    machine: z.string().optional(),
-    id: z.string().optional(),
-    name: z.string().optional(),
-    'pretty-name': z.string().optional(),
-    version: z.string().optional(),
-    'version-id': z.string().optional(),
-    variant: z.string().optional(),
-    'variant-id': z.string().optional(),
+    paths: z.array(
+      // trimmed and minimum: int64 bytes, exact (a large file system's trimmed bytes are not bounded by 2^53).
+      z.looseObject({ path: z.string(), trimmed: agentUint64().optional(), minimum: agentUint64().optional(), error: z.string().optional() }),
+    ),
   }),
-);
-
-export const guestGetHostName = command('guest-get-host-name', 'query', noArgs, z.looseObject({ 'host-name': z.string() }));
-
-export const guestGetTimezone = command('guest-get-timezone', 'query', noArgs, z.looseObject({ zone: z.string().optional(), offset: z.number().int() }));
-
-export const guestGetUsers = command(
-  'guest-get-users',
-  'query',
-  noArgs,
-  // login-time: fractional seconds since the epoch; domain: the logon domain (Windows only).
-  z.array(z.looseObject({ user: z.string(), 'login-time': z.number(), domain: z.string().optional() })),
+  { rawScope: 'freeze' },
 );
 
 const pciAddress = z.looseObject({ domain: z.number().int(), bus: z.number().int(), slot: z.number().int(), function: z.number().int() });
@@ -62,7 +51,7 @@ export const guestGetFsinfoReply = z.array(
     disk: z.array(diskAddressReply),
   }),
 );
-export const guestGetFsinfo = command('guest-get-fsinfo', 'query', noArgs, guestGetFsinfoReply);
+export const guestGetFsinfo = command('guest-get-fsinfo', 'query', noArgs, guestGetFsinfoReply, { rawScope: 'read' });
 
 export const guestGetDisksReply = z.array(
   z.looseObject({
@@ -75,7 +64,7 @@ export const guestGetDisksReply = z.array(
     smart: z.looseObject({ type: z.string() }).optional(),
   }),
 );
-export const guestGetDisks = command('guest-get-disks', 'query', noArgs, guestGetDisksReply);
+export const guestGetDisks = command('guest-get-disks', 'query', noArgs, guestGetDisksReply, { rawScope: 'read' });
 
 /** GuestDiskStats: every member optional (the kernel may not have them all). */
 export const DISK_STAT_KEYS = [
@@ -108,49 +97,4 @@ export const guestGetDiskstatsReply = z.array(
     stats: z.looseObject(Object.fromEntries(DISK_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<(typeof DISK_STAT_KEYS)[number], ReturnType<typeof optionalCounter>>),
   }),
 );
-export const guestGetDiskstats = command('guest-get-diskstats', 'query', noArgs, guestGetDiskstatsReply);
-
-/** GuestLinuxCpuStats (type 'linux'), uint64 milliseconds; user, nice, system and idle are always there. */
-export const CPU_STAT_KEYS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guestnice'] as const;
-
-export const guestGetCpustatsReply = z.array(
-  z.looseObject({
-    type: z.string(),
-    cpu: z.number().int().optional(),
-    ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<(typeof CPU_STAT_KEYS)[number], ReturnType<typeof optionalCounter>>),
-  }),
-);
-export const guestGetCpustats = command('guest-get-cpustats', 'query', noArgs, guestGetCpustatsReply);
-
-/** Since qemu-ga 10.0 (Linux with getloadavg; Windows emulates it since 10.1). */
-// qga/qapi-schema.json GuestLoadAverage (10.0): load1m, load5m, load15m (doubles); as qemu-ga 10.0.13 answers here.
-export const guestGetLoad = command('guest-get-load', 'query', noArgs, z.looseObject({ load1m: z.number(), load5m: z.number(), load15m: z.number() }));
-
-/**
- * Since qemu-ga 9.1 (Linux), 11.0 (Windows, without flags, refcnt, use, window, mtu, irtt). Every number is the
- * kernel's u32, but the agent sends them as it read them into a C int: negative (-1 for an IPv6 metric of
- * 0xffffffff) or, for IPv6 flags (uint64 in the schema), sign-extended to 64 bits (18446744071564165121 for
- * 0x80200001, recorded from qemu-ga 10.0.13): any integer is accepted here, exactly; kernelU32() undoes both.
- */
-const routeNumber = () => agentInt64();
-export const guestNetworkGetRouteReply = z.array(
-  z.looseObject({
-    iface: z.string(),
-    destination: z.string(),
-    metric: routeNumber(),
-    gateway: z.string().optional(),
-    mask: z.string().optional(),
-    irtt: routeNumber().optional(),
-    flags: routeNumber().optional(),
-    refcnt: routeNumber().optional(),
-    use: routeNumber().optional(),
-    window: routeNumber().optional(),
-    mtu: routeNumber().optional(),
-    desprefixlen: z.string().optional(),
-    source: z.string().optional(),
-    srcprefixlen: z.string().optional(),
-    nexthop: z.string().optional(),
-    version: z.number().int(),
-  }),
-);
-export const guestNetworkGetRoute = command('guest-network-get-route', 'query', noArgs, guestNetworkGetRouteReply);
+export const guestGetDiskstats = command('guest-get-diskstats', 'query', noArgs, guestGetDiskstatsReply, { rawScope: 'read' });

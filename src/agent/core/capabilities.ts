@@ -12,9 +12,6 @@ export interface AgentCapabilities {
   commands: ReadonlyMap<string, AgentCommandInfo>;
 }
 
-/** Never gated: the commands needed to learn the rest, and the transport's own. */
-export const UNGATED_COMMANDS: ReadonlySet<string> = new Set(['guest-info', 'guest-ping', 'guest-sync', 'guest-sync-delimited']);
-
 export class CapabilityCache {
   private readonly entries = new Map<string, Promise<AgentCapabilities>>();
 

@@ -5,9 +5,11 @@ import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { domainKey } from '../../libvirt/hosts.js';
 import { parseAgentJson, stringifyJson } from './agent-json.js';
-import { CapabilityCache, UNGATED_COMMANDS, type AgentCapabilities } from './capabilities.js';
+import { CapabilityCache, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
-import { guestInfo, type AgentCommand } from '../commands/define.js';
+import type { AgentCommand } from '../commands/define.js';
+import { commandFacts } from '../commands/index.js';
+import { guestInfo } from '../commands/info.js';
 import { agentError, mapLibvirtError } from '../../domains/backend-errors.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 import type { AgentTransport, SyncReport } from '../transports/transport.js';
@@ -93,7 +95,7 @@ export class AgentService {
 
   /** Refuses (501) a command the domain's agent does not list as supported and enabled, without sending it. */
   async ensureSupported(dom: DomainRef, execute: string, opts: AgentCallOptions = {}): Promise<void> {
-    if (UNGATED_COMMANDS.has(execute)) return;
+    if (commandFacts(execute)?.ungated) return;
     const caps = await this.capabilities(dom, opts);
     const info = caps.commands.get(execute);
     if (info?.enabled) return;

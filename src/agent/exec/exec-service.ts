@@ -144,7 +144,7 @@ export class ExecService {
   }
 
   async start(dom: DomainRef, req: ExecStart, opts: AgentCallOptions, owner: string): Promise<number> {
-    const context = { domain: dom.name, command: 'guest-exec' };
+    const context = { domain: dom.name, command: guestExec.execute };
     if (req.input && req.input.length > this.config.maxInputBytes) {
       throw new GatewayError('payload_too_large', `stdin of ${req.input.length} bytes is over the ${this.config.maxInputBytes} bytes the gateway sends with guest-exec (exec.maxInputBytes); write larger input to a file in the guest first`, context);
     }

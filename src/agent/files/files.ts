@@ -5,7 +5,7 @@ import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { domainKey } from '../../libvirt/hosts.js';
-import { guestFileOpen, type FileOpenMode } from '../commands/files.js';
+import { guestFileOpen, guestFileWrite, type FileOpenMode } from '../commands/files.js';
 import { GuestFile, mapFileError, type OpenOptions } from './guest-file.js';
 import type { AgentService } from '../core/service.js';
 
@@ -43,7 +43,7 @@ export class GuestFileService {
     // An agent that may open but not write (guest-file-write blocked) would have the file created or truncated
     // before the first write is refused: 501 before anything is opened.
     const callOpts = { timeoutMs: opts.timeoutMs ?? this.config.chunkTimeoutMs, onCommand: opts.onCommand };
-    if (mode !== 'r') await this.agent.ensureSupported(dom, 'guest-file-write', callOpts);
+    if (mode !== 'r') await this.agent.ensureSupported(dom, guestFileWrite.execute, callOpts);
     let handle: number;
     try {
       // Not aborted by the client leaving: an open abandoned in flight would still open a handle in the guest,

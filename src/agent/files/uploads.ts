@@ -14,11 +14,12 @@ import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { domainKey } from '../../libvirt/hosts.js';
 import type { StateJournal } from '../../state/journal.js';
-import { guestFileClose } from '../commands/files.js';
+import { guestExec, guestExecStatus } from '../commands/exec.js';
+import { guestFileClose, guestFileWrite } from '../commands/files.js';
 import { writeStream, type WriteProgress } from './file-upload.js';
 import type { GuestFileService } from './files.js';
 import type { GuestFile, OpenOptions } from './guest-file.js';
-import { guestGetOsinfo } from '../commands/fs.js';
+import { guestGetOsinfo } from '../commands/system.js';
 import { runGuestProgram, type ProgramOutcome } from '../exec/guest-program.js';
 import { keptFromOutput, removeProgram, replaceProgram, REPLACE_EXIT, type GuestOsFamily, type GuestProgram } from './replace-commands.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
@@ -146,10 +147,10 @@ export class UploadService {
   /** 501 before anything is written when the agent cannot run the rename. */
   private async ensureCanRename(dom: DomainRef, path: string, opts: AgentCallOptions): Promise<void> {
     // An agent that cannot write at all says so first (501 command_not_supported, as for an in-place write).
-    await this.agent.ensureSupported(dom, 'guest-file-write', opts);
+    await this.agent.ensureSupported(dom, guestFileWrite.execute, opts);
     try {
-      await this.agent.ensureSupported(dom, 'guest-exec', opts);
-      await this.agent.ensureSupported(dom, 'guest-exec-status', opts);
+      await this.agent.ensureSupported(dom, guestExec.execute, opts);
+      await this.agent.ensureSupported(dom, guestExecStatus.execute, opts);
     } catch (err) {
       if (!(err instanceof GatewayError) || err.code !== 'command_not_supported') throw err;
       throw unavailable(dom, path, `${err.message}; the gateway renames the uploaded file over the target with guest-exec`, err.extras.agentVersion);
@@ -200,7 +201,7 @@ export class UploadService {
     }
     throw new GatewayError('agent_error', `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}; the target is unchanged`, {
       domain: dom.name,
-      command: 'guest-exec',
+      command: guestExec.execute,
     });
   }
 
@@ -256,7 +257,7 @@ export class UploadService {
 function unavailable(dom: DomainRef, path: string, why: string, agentVersion?: string): GatewayError {
   return new GatewayError('atomic_replace_unavailable', `cannot replace ${path} in one step: ${why}. Add ?atomic=false to write the file in place (an interrupted upload then leaves it partly written), or let qemu-ga run guest-exec`, {
     domain: dom.name,
-    command: 'guest-exec',
+    command: guestExec.execute,
     ...(agentVersion ? { agentVersion } : {}),
   });
 }

@@ -3,17 +3,9 @@
 import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { domainKey } from '../../libvirt/hosts.js';
+import { commandFacts } from '../commands/index.js';
+import { guestFsfreezeFreeze, guestFsfreezeThaw } from '../commands/fs.js';
 import type { CommandGuard } from '../core/service.js';
-
-/** What qemu-ga still runs while frozen (qga: everything else is disabled until guest-fsfreeze-thaw). */
-export const ALLOWED_WHILE_FROZEN: ReadonlySet<string> = new Set([
-  'guest-ping',
-  'guest-info',
-  'guest-sync',
-  'guest-sync-delimited',
-  'guest-fsfreeze-status',
-  'guest-fsfreeze-thaw',
-]);
 
 export interface HeldFreeze {
   dom: DomainRef;
@@ -92,7 +84,7 @@ export class FreezeRegistry implements CommandGuard {
     if (existing) {
       throw new GatewayError('state_conflict', `the gateway already holds ${dom.name}'s file systems frozen until ${existing.thawAt.toISOString()}; thaw first`, {
         domain: dom.name,
-        command: 'guest-fsfreeze-freeze',
+        command: guestFsfreezeFreeze.execute,
       });
     }
   }
@@ -119,13 +111,13 @@ export class FreezeRegistry implements CommandGuard {
 
   /** A thaw from anywhere (the raw command endpoint too) ends the gateway's hold on the domain. */
   succeeded(dom: DomainRef, execute: string): void {
-    if (execute === 'guest-fsfreeze-thaw') this.release(domainKey(dom));
+    if (execute === guestFsfreezeThaw.execute) this.release(domainKey(dom));
   }
 
   /** 409 for a command the frozen agent would refuse, instead of its "has been disabled" error. */
   check(dom: DomainRef, execute: string): void {
     const entry = this.held.get(domainKey(dom));
-    if (!entry?.frozen || ALLOWED_WHILE_FROZEN.has(execute)) return;
+    if (!entry?.frozen || commandFacts(execute)?.allowedWhileFrozen) return;
     throw new GatewayError(
       'state_conflict',
       `${dom.name}'s file systems are frozen by the gateway until ${entry.thawAt.toISOString()}: only guest-ping, guest-info, guest-fsfreeze-status and guest-fsfreeze-thaw run until then (DELETE /domains/${dom.name}/fsfreeze thaws)`,

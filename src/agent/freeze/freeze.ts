@@ -2,36 +2,17 @@
 // a deadline: when it passes the gateway thaws on its own, client or no client; the gateway's shutdown thaws
 // every domain it froze; a domain that stops or starts is no longer frozen.
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { domainKey, type LibvirtHosts } from '../../libvirt/hosts.js';
 import { LifecycleEvent } from '../../libvirt/protocol.js';
 import type { ExactInteger } from '../core/agent-json.js';
-import { command, noArgs } from '../commands/define.js';
+import { guestFsfreezeFreeze, guestFsfreezeFreezeList, guestFsfreezeStatus, guestFsfreezeThaw, guestFstrim } from '../commands/fs.js';
 import { recoveryVerdict, toFreezeRecord, type FreezeRecord } from './freeze-journal.js';
 import type { FreezeRegistry, HeldFreeze } from './freeze-registry.js';
 import type { StateJournal } from '../../state/journal.js';
-import { agentUint64 } from '../core/reply-integers.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
-
-// qga/qapi-schema.json: GuestFsfreezeStatus is 'thawed' | 'frozen'; freeze and thaw answer a count.
-export const guestFsfreezeStatus = command('guest-fsfreeze-status', 'quick', noArgs, z.string());
-export const guestFsfreezeFreeze = command('guest-fsfreeze-freeze', 'slow', noArgs, z.number().int());
-export const guestFsfreezeFreezeList = command('guest-fsfreeze-freeze-list', 'slow', z.object({ mountpoints: z.array(z.string()).optional() }), z.number().int());
-export const guestFsfreezeThaw = command('guest-fsfreeze-thaw', 'slow', noArgs, z.number().int());
-export const guestFstrim = command(
-  'guest-fstrim',
-  'slow',
-  z.object({ minimum: z.number().int().min(0).optional() }).optional(),
-  z.looseObject({
-    paths: z.array(
-      // trimmed and minimum: int64 bytes, exact (a large file system's trimmed bytes are not bounded by 2^53).
-      z.looseObject({ path: z.string(), trimmed: agentUint64().optional(), minimum: agentUint64().optional(), error: z.string().optional() }),
-    ),
-  }),
-);
 
 /** Freeze outcomes that prove nothing was frozen: the gateway need not thaw later. */
 const DEFINITE_FAILURES = new Set(['agent_error', 'command_not_supported', 'domain_not_running', 'agent_not_configured', 'agent_not_connected', 'invalid_request', 'agent_queue_full', 'shutting_down', 'domain_not_found']);
@@ -93,7 +74,7 @@ export class FreezeService {
       throw new GatewayError('invalid_request', `thawAfterMs ${thawAfterMs} is above the configured maximum of ${this.config.maxTimeoutMs} ms`, { domain: dom.name });
     }
     if (this.recovering.has(domainKey(dom))) {
-      throw new GatewayError('state_conflict', `the gateway is taking back a freeze of ${dom.name} it held before it restarted: try again in a few seconds`, { domain: dom.name, command: 'guest-fsfreeze-freeze', retryAfter: 2 });
+      throw new GatewayError('state_conflict', `the gateway is taking back a freeze of ${dom.name} it held before it restarted: try again in a few seconds`, { domain: dom.name, command: guestFsfreezeFreeze.execute, retryAfter: 2 });
     }
     // Held before sending: a freeze whose reply is lost (deadline) may have happened and must still be thawed.
     const held = this.registry.hold(dom, thawAfterMs, mountpoints);
@@ -103,12 +84,12 @@ export class FreezeService {
     } catch (err) {
       this.registry.release(domainKey(dom), false);
       this.log.error({ domain: dom.name, err: (err as Error).message }, 'freeze refused: its record could not be written');
-      throw err instanceof GatewayError ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: 'guest-fsfreeze-freeze' }) : err;
+      throw err instanceof GatewayError ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: guestFsfreezeFreeze.execute }) : err;
     }
     // The deadline runs from the hold, but is armed only now (freeze-registry.ts says why).
     // Released meanwhile (the domain stopped or restarted): the release dropped the record already.
     if (!this.registry.arm(held, (d) => this.thawOnDeadline(d, 1))) {
-      throw new GatewayError('state_conflict', `${dom.name} stopped or restarted before its freeze was sent: not frozen`, { domain: dom.name, command: 'guest-fsfreeze-freeze' });
+      throw new GatewayError('state_conflict', `${dom.name} stopped or restarted before its freeze was sent: not frozen`, { domain: dom.name, command: guestFsfreezeFreeze.execute });
     }
     let count: number;
     try {

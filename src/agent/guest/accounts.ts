@@ -1,38 +1,12 @@
 // Guest accounts: a user's password (guest-set-user-password) and SSH authorized keys
 // (guest-ssh-get/add/remove-authorized-keys). The password never reaches a log: it travels base64-encoded
 // in the agent command only, and error messages never carry it.
-import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import { isAgentError } from '../core/agent-errors.js';
-import { command } from '../commands/define.js';
+import { guestSetUserPassword, guestSshAddAuthorizedKeys, guestSshGetAuthorizedKeys, guestSshRemoveAuthorizedKeys } from '../commands/accounts.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import { describeKeyLine, type AuthorizedKey } from './ssh-keys.js';
-
-export const guestSetUserPassword = command(
-  'guest-set-user-password',
-  'query',
-  z.object({ username: z.string(), password: z.string(), crypted: z.boolean() }),
-  z.looseObject({}),
-);
-export const guestSshGetAuthorizedKeys = command(
-  'guest-ssh-get-authorized-keys',
-  'query',
-  z.object({ username: z.string() }),
-  z.looseObject({ keys: z.array(z.string()) }),
-);
-export const guestSshAddAuthorizedKeys = command(
-  'guest-ssh-add-authorized-keys',
-  'query',
-  z.object({ username: z.string(), keys: z.array(z.string()), reset: z.boolean().optional() }),
-  z.looseObject({}),
-);
-export const guestSshRemoveAuthorizedKeys = command(
-  'guest-ssh-remove-authorized-keys',
-  'query',
-  z.object({ username: z.string(), keys: z.array(z.string()) }),
-  z.looseObject({}),
-);
 
 /** The agent's answers that mean something precise (agent-errors.ts has each version's wording). */
 function mapAccountError(err: unknown, dom: DomainRef, user: string): unknown {

@@ -7,7 +7,7 @@ import type { DomainRef } from '../../libvirt/client.js';
 import type { DomainDirectory } from '../../domains/directory.js';
 import { domainKey, type LibvirtHosts } from '../../libvirt/hosts.js';
 import { isUuid } from '../../libvirt/protocol.js';
-import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/define.js';
+import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
 import { mapLibvirtError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
 

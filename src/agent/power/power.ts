@@ -3,22 +3,23 @@
 // agent-aware APIs (which know that), halt through guest-shutdown {"mode":"halt"}, where libvirt's
 // "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent". Domains reached
 // over their agent socket have no libvirt: there every action is its agent command, sent without awaiting a reply.
-import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
 import type { DomainRef } from '../../libvirt/client.js';
 import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { SuspendTarget, type DomainStateName } from '../../libvirt/protocol.js';
 import { isAgentError } from '../core/agent-errors.js';
-import { command, noArgs } from '../commands/define.js';
+import type { AgentCommand } from '../commands/define.js';
+import { guestShutdown, guestSuspendDisk, guestSuspendHybrid, guestSuspendRam } from '../commands/system.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 
 export const POWER_ACTIONS = ['shutdown', 'halt', 'reboot', 'suspend-disk', 'suspend-ram', 'suspend-hybrid'] as const;
 export type PowerAction = (typeof POWER_ACTIONS)[number];
 
-/** guest-shutdown (qga/qapi-schema.json): mode powerdown (default), halt or reboot; no reply on success. */
-export const guestShutdown = command('guest-shutdown', 'quick', z.object({ mode: z.enum(['powerdown', 'halt', 'reboot']).optional() }), z.looseObject({}));
-
-const suspendCommand = (execute: string) => command(execute, 'quick', noArgs, z.looseObject({}));
+const SUSPEND_COMMANDS: Partial<Record<PowerAction, AgentCommand<undefined, unknown>>> = {
+  'suspend-ram': guestSuspendRam,
+  'suspend-disk': guestSuspendDisk,
+  'suspend-hybrid': guestSuspendHybrid,
+};
 const SHUTDOWN_MODES: Partial<Record<PowerAction, 'powerdown' | 'halt' | 'reboot'>> = { shutdown: 'powerdown', halt: 'halt', reboot: 'reboot' };
 
 /** What a caller will see once the action takes effect: GET /domains/{domain} and libvirt's events. */
@@ -39,28 +40,28 @@ interface PowerPlan {
 
 const PLANS: Record<PowerAction, PowerPlan> = {
   shutdown: {
-    execute: 'guest-shutdown',
+    execute: guestShutdown.execute,
     expect: { state: 'shutoff', lifecycleEvents: ['shutdown', 'stopped'], agentState: 'disconnected' },
   },
   halt: {
-    execute: 'guest-shutdown',
+    execute: guestShutdown.execute,
     // A halted guest stops its CPUs; whether QEMU then powers off is the guest's choice (busybox's halt does).
     expect: { state: 'shutoff', lifecycleEvents: ['shutdown', 'stopped'], agentState: 'disconnected (stays so if the guest halts without powering off)' },
   },
   reboot: {
-    execute: 'guest-shutdown',
+    execute: guestShutdown.execute,
     expect: { state: 'running', lifecycleEvents: [], agentState: 'disconnected, then connected again once the guest has booted' },
   },
   'suspend-ram': {
-    execute: 'guest-suspend-ram',
+    execute: guestSuspendRam.execute,
     expect: { state: 'pmsuspended', lifecycleEvents: ['pmsuspended'], agentState: 'disconnected until the guest wakes (virsh dompmwakeup)' },
   },
   'suspend-hybrid': {
-    execute: 'guest-suspend-hybrid',
+    execute: guestSuspendHybrid.execute,
     expect: { state: 'pmsuspended', lifecycleEvents: ['pmsuspended'], agentState: 'disconnected until the guest wakes (virsh dompmwakeup)' },
   },
   'suspend-disk': {
-    execute: 'guest-suspend-disk',
+    execute: guestSuspendDisk.execute,
     // A guest that cannot write its image (no swap) resumes at once and stays running.
     expect: { state: 'shutoff', lifecycleEvents: ['pmsuspended', 'stopped'], agentState: 'disconnected' },
   },
@@ -125,7 +126,7 @@ export class PowerService {
     const plan = PLANS[action];
     const mode = SHUTDOWN_MODES[action];
     if (mode) await this.agent.executeWithoutReply(dom, guestShutdown, { mode }, opts);
-    else await this.agent.executeWithoutReply(dom, suspendCommand(plan.execute), undefined, opts);
+    else await this.agent.executeWithoutReply(dom, SUSPEND_COMMANDS[action]!, undefined, opts);
     const state: DomainStateName = action === 'suspend-ram' || action === 'suspend-hybrid' ? 'running' : plan.expect.state;
     return { action, command: plan.execute, expect: { ...plan.expect, state, lifecycleEvents: [] } };
   }

@@ -9,24 +9,13 @@ import { domainKey } from '../../libvirt/hosts.js';
 import { isAgentError } from '../core/agent-errors.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from '../core/command-limits.js';
 import { command } from '../commands/define.js';
-import { openModeAccess } from '../commands/files.js';
+import { guestExec } from '../commands/exec.js';
+import { guestFileClose, guestFileOpen, guestFileRead, MAX_RAW_FILE_READ_BYTES, openModeAccess } from '../commands/files.js';
+import { commandFacts } from '../commands/index.js';
 import type { ExecService } from '../exec/exec-service.js';
 import type { GuestFileService } from '../files/files.js';
 import { RawFileHandles, type RawHandle } from './raw-file-handles.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
-
-/** guest-file-read's count, in bytes, that keeps its base64 reply well inside libvirt's 4 MiB RPC string. */
-export const MAX_RAW_FILE_READ_BYTES = 2 * 1024 * 1024;
-
-/** Always refused, with the reason given to the caller. */
-const REFUSED: Record<string, string> = {
-  'guest-sync': 'the transport (libvirt) runs the guest-sync handshake itself; a stray one would confuse the channel',
-  'guest-sync-delimited': 'the transport (libvirt) runs the guest-sync handshake itself; a stray one would confuse the channel',
-  'guest-exec-status':
-    "its reply carries up to 16 MiB per stream of the process's output, base64-encoded, and one over 10 MiB breaks the domain's agent channel; use GET /domains/{domain}/exec/{pid}, which also keeps the result after the agent reaps the process",
-  'guest-fsfreeze-freeze': "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline",
-  'guest-fsfreeze-freeze-list': "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline",
-};
 
 export interface RawCommandRequest {
   execute: string;
@@ -55,10 +44,10 @@ export class RawCommandService {
     if (!this.config.enabled) {
       throw new GatewayError('command_forbidden', 'raw agent commands are turned off; set rawCommands.enabled to true in the gateway config to allow them', context);
     }
-    const why = Object.hasOwn(REFUSED, req.execute) ? REFUSED[req.execute] : undefined;
+    const why = commandFacts(req.execute)?.rawRefused;
     if (why) throw new GatewayError('command_forbidden', `${req.execute} is refused here: ${why}`, context);
     if (this.config.deny.includes(req.execute)) throw new GatewayError('command_forbidden', `${req.execute} is denied by the gateway config (rawCommands.deny)`, context);
-    if (req.execute === 'guest-file-read') {
+    if (req.execute === guestFileRead.execute) {
       const count = req.arguments?.count;
       if (count !== undefined && (typeof count !== 'number' || count > MAX_RAW_FILE_READ_BYTES)) {
         throw new GatewayError(
@@ -107,15 +96,15 @@ export class RawCommandService {
         }
         throw err;
       });
-      if (req.execute === 'guest-file-open' && Number.isSafeInteger(result)) {
+      if (req.execute === guestFileOpen.execute && Number.isSafeInteger(result)) {
         this.handles.add(key, result as number, { identity, ...openModeAccess(req.arguments?.mode) });
       }
       const pid = (result as { pid?: unknown } | null)?.pid;
-      if (req.execute === 'guest-exec' && Number.isSafeInteger(pid)) this.exec.started(dom, pid as number, identity);
+      if (req.execute === guestExec.execute && Number.isSafeInteger(pid)) this.exec.started(dom, pid as number, identity);
       return result;
     } finally {
       // Closed, or the agent refused to close it (already closed, or unknown to it): not this caller's any more.
-      if (req.execute === 'guest-file-close' && typeof handle === 'number') this.handles.remove(key, handle);
+      if (req.execute === guestFileClose.execute && typeof handle === 'number') this.handles.remove(key, handle);
     }
   }
 }

@@ -1,7 +1,7 @@
 // GET /domains/{domain}/agent: is the agent there, which version, which commands it offers.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { guestInfo, guestPing } from '../../agent/commands/define.js';
+import { guestInfo, guestPing } from '../../agent/commands/info.js';
 import { toCapabilities } from '../../agent/core/service.js';
 import type { Gateway } from '../../gateway.js';
 import { domainKey } from '../../libvirt/hosts.js';

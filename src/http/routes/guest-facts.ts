@@ -1,7 +1,7 @@
 // Read-only facts about the guest: OS, host name, time zone, users, CPU statistics, load and routes.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ExactInteger } from '../../agent/core/agent-json.js';
-import { CPU_STAT_KEYS, guestGetCpustats, guestGetHostName, guestGetLoad, guestGetOsinfo, guestGetTimezone, guestGetUsers, guestNetworkGetRoute } from '../../agent/commands/fs.js';
+import { CPU_STAT_KEYS, guestGetCpustats, guestGetHostName, guestGetLoad, guestGetOsinfo, guestGetTimezone, guestGetUsers, guestNetworkGetRoute } from '../../agent/commands/index.js';
 import { kernelU32 } from '../../agent/core/reply-integers.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteSchema, agentTarget } from '../agent-route.js';

@@ -1,7 +1,7 @@
 // GET /domains/{domain}/network-interfaces: the guest's own view of its interfaces and addresses.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands/define.js';
+import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands/network.js';
 import type { Gateway } from '../../gateway.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { exactUint64 } from '../exact-integer.js';

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_COMMAND_JSON_BYTES } from '../../agent/core/command-limits.js';
-import { MAX_RAW_FILE_READ_BYTES } from '../../agent/raw/raw-command.js';
+import { MAX_RAW_FILE_READ_BYTES } from '../../agent/commands/files.js';
 import { requireIdentity } from '../../auth/identity.js';
 import { authorizeRawCommand } from '../../auth/raw-authorization.js';
 import type { Gateway } from '../../gateway.js';
