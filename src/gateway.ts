@@ -8,7 +8,8 @@ import { freezeJournal, type FreezeRecord } from './agent/freeze/freeze-journal.
 import { FreezeRegistry } from './agent/freeze/freeze-registry.js';
 import { RawCommandService } from './agent/raw/raw-command.js';
 import { AgentService } from './agent/core/service.js';
-import { LibvirtAgentTransport, type AgentTransport } from './agent/transports/transport.js';
+import { LibvirtAgentTransport } from './agent/transports/libvirt.js';
+import type { AgentTransport } from './agent/transports/transport.js';
 import { uploadJournal, type UploadRecord } from './agent/files/upload-temp.js';
 import { UploadService } from './agent/files/uploads.js';
 import { AgentSocketHost } from './agent-socket/host.js';
@@ -16,10 +17,10 @@ import { AgentSocketTransport } from './agent/transports/agent-socket.js';
 import type { Config } from './config/schema.js';
 import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';
-import type { DomainRef } from './libvirt/client.js';
-import { domainKey, LibvirtHosts } from './libvirt/hosts.js';
+import { LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import { lockStateDir, StateDirInUse } from './state/lock.js';
+import { domainKey, type DomainRef } from './domains/vocabulary.js';
 
 export class Gateway {
   /** Every libvirt daemon served, each with its own connections and events. */

@@ -19,12 +19,11 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { SyncReport } from '../agent/transports/transport.js';
 import { GatewayError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { AgentConnection, closedError } from './connection.js';
 import { dial, DialFailure, RETRY_AFTER_S } from './dial.js';
-import { askSync, freshSyncId, resynchronise, round, type SyncCommand } from './resync.js';
+import { askSync, freshSyncId, resynchronise, round, type SyncCommand, type SyncReport } from './resync.js';
 import { Turns } from './turns.js';
 
 export interface AgentChannelOptions {
@@ -39,7 +38,7 @@ export interface AgentChannelOptions {
   log: Logger;
 }
 
-/** One definition of the sync report for both transports (src/agent/transports/transport.ts). */
+/** One definition of the sync report for both agent transports (src/agent/transports/transport.ts). */
 export type { SyncReport, SyncCommand };
 
 export type ChannelState = 'connected' | 'connecting' | 'disconnected';

@@ -7,12 +7,11 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { AgentStatus } from '../domains/agent-state.js';
 import { GatewayError } from '../errors.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { globToRegExp } from '../glob.js';
 import { isUuid, uuidToString, type DomainStateName } from '../libvirt/protocol.js';
 import { AgentSocketChannel } from './channel.js';
+import type { AgentStatus, DomainRef } from '../domains/vocabulary.js';
 
 type SocketsConfig = Config['agentSockets'];
 

@@ -4,13 +4,24 @@
 // diagnosis route sends, without the 0xFF, to report what it finds before its answer.
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { SyncReport } from '../agent/transports/transport.js';
 import { GatewayError } from '../errors.js';
 import { classify, countDiscarded, type AgentConnection, type Tally } from './connection.js';
 import { RETRY_AFTER_S } from './dial.js';
 import { SENTINEL } from './reply-splitter.js';
 
-export type SyncCommand = SyncReport['command'];
+export type SyncCommand = 'guest-sync' | 'guest-sync-delimited';
+
+/** What a guest-sync / guest-sync-delimited round trip found: for diagnosing a channel (both agent transports report it). */
+export interface SyncReport {
+  command: SyncCommand;
+  id: number;
+  /** From the first byte written to the answer (over a socket, a fallback resynchronisation of the sync included). */
+  roundTripMs: number;
+  /** The first reply read answered this id: nothing stale or garbled was waiting on the channel. */
+  inStep: boolean;
+  discardedBytes: number;
+  staleReplies: number;
+}
 
 export interface SyncLimits {
   /** The socket, for messages. */

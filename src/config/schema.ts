@@ -1,8 +1,7 @@
 // The configuration: one zod schema, from which the Config type and every default come.
 import { z } from 'zod';
-import { policiesConfigSchema } from '../auth/policies.js';
 import { agentSocketsConfigSchema } from './agent-sockets.js';
-import { domainPatternProblem } from '../auth/domain-patterns.js';
+import { domainPatternProblem, policiesConfigSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 
@@ -174,7 +173,7 @@ export const configSchema = z.strictObject({
             tokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of a SHA-256'),
             scopes: z.array(z.enum(SCOPES)).min(1),
             /**
-             * The domains this identity may touch (src/auth/domain-patterns.ts): name globs ('*', '?', case-sensitive),
+             * The domains this identity may touch (src/auth/domain-patterns.ts, src/config/identities.ts): name globs ('*', '?', case-sensitive),
              * full UUIDs, 'uuid:' UUID patterns, 'host:' followed by either.
              */
             domains: z

@@ -2,7 +2,21 @@
 import { GatewayError, type ErrorExtras } from '../errors.js';
 import { ConnectionError, LibvirtError } from '../libvirt/errors.js';
 import { VirErrorCode } from '../libvirt/protocol.js';
-import { agentClassFromDesc } from '../agent/core/agent-errors.js';
+
+/**
+ * How qemu-ga words an unknown or disabled command (the class CommandNotFound), which libvirt passes on as text:
+ * - not found: "The command guest-get-load has not been found" (qapi/qmp-dispatch.c, every version).
+ * - disabled: 7.2 "Command guest-set-time has been disabled", with ": the agent is in frozen state" while
+ *   frozen; 10.0 "Command guest-set-time has been disabled: the command is not allowed" (blocked by -b).
+ * The agent's other wordings are in src/agent/core/agent-errors.ts.
+ */
+export const COMMAND_NOT_FOUND = /^The command \S+ has not been found/;
+const COMMAND_DISABLED = /^Command \S+ has been disabled/;
+
+/** The class qemu-ga gave an error, from its text alone (libvirt's path): CommandNotFound for an unknown or disabled command. */
+export function agentClassFromDesc(desc: string): string {
+  return COMMAND_NOT_FOUND.test(desc) || COMMAND_DISABLED.test(desc) ? 'CommandNotFound' : 'GenericError';
+}
 
 // libvirt folds the agent's {"error":{"class","desc"}} into this message (qemuAgentCheckError), losing the class.
 const AGENT_ERROR_RE = /unable to execute QEMU agent command '([^']*)'(?::\s*([\s\S]*))?$/;

@@ -8,12 +8,12 @@
 import type { AgentSocketHost } from '../agent-socket/host.js';
 import { mapLibvirtError } from './backend-errors.js';
 import { GatewayError } from '../errors.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
+import { type LibvirtHosts } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid } from '../libvirt/protocol.js';
 import type { AgentStateTracker } from './agent-state.js';
 import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
+import { domainKey, type DomainRef } from './vocabulary.js';
 
 /** A host that could not be listed, and why. */
 export interface HostFailure {

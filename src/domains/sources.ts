@@ -2,12 +2,11 @@
 // and describes domains through this one interface, whatever the backend.
 import type { AgentSocketHost } from '../agent-socket/host.js';
 import { mapLibvirtError } from './backend-errors.js';
-import type { AgentBackend } from '../agent/transports/transport.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { domainKey, type LibvirtHost } from '../libvirt/hosts.js';
+import { type LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
-import { agentStatusFromXml, type AgentStateTracker, type AgentStatus } from './agent-state.js';
+import { agentStatusFromXml, type AgentStateTracker } from './agent-state.js';
+import { type AgentBackend, type AgentStatus, domainKey, type DomainRef } from './vocabulary.js';
 
 export interface DomainInfo {
   host: string;

@@ -3,10 +3,10 @@
 import type { FastifyRequest } from 'fastify';
 import type { AgentCallOptions } from '../agent/core/service.js';
 import type { Gateway } from '../gateway.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { problemResponses } from './problem.js';
 import { agentCallOptions } from './request-context.js';
 import { deadlineQuery, domainParams } from './schemas.js';
+import type { DomainRef } from '../domains/vocabulary.js';
 
 export function agentRouteSchema(gateway: Gateway) {
   return { params: domainParams, querystring: deadlineQuery(gateway.config.agent.maxTimeoutMs) };

@@ -1,8 +1,8 @@
 // Schemas shared by several routes.
 import { z } from 'zod';
 import { DOMAIN_NAME_MAX } from '../domains/directory.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { DOMAIN_STATES } from '../libvirt/protocol.js';
+import type { DomainRef } from '../domains/vocabulary.js';
 
 export const domainParams = z.object({
   domain: z

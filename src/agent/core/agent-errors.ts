@@ -3,15 +3,8 @@
 // command 'X': desc", the class is lost), so the text is all there is on that path. Each pattern below covers
 // the wording of every agent version known, with the versions' texts as recorded (test/fixtures/qga/) or read in
 // QEMU's source; test/unit/agent-errors.test.ts checks each one.
+import { COMMAND_NOT_FOUND } from '../../domains/backend-errors.js';
 import { GatewayError } from '../../errors.js';
-
-/**
- * - notFound: "The command guest-get-load has not been found" (qapi/qmp-dispatch.c, every version).
- * - disabled: 7.2 "Command guest-set-time has been disabled", with ": the agent is in frozen state" while
- *   frozen; 10.0 "Command guest-set-time has been disabled: the command is not allowed" (blocked by -b).
- */
-const COMMAND_NOT_FOUND = /^The command \S+ has not been found/;
-const COMMAND_DISABLED = /^Command \S+ has been disabled/;
 
 export const AGENT_ERROR_TEXT = {
   /** guest-exec-status of a pid the agent does not know (or has reaped): up to 8.1 "Invalid parameter 'pid'"; 8.2+ "PID ld does not exist" (a format bug: "PID " PRId64 without %). */
@@ -64,11 +57,6 @@ export const AGENT_ERROR_TEXT = {
 } as const;
 
 export type AgentErrorText = keyof typeof AGENT_ERROR_TEXT;
-
-/** The class qemu-ga gave an error, from its text alone (libvirt's path): CommandNotFound for an unknown or disabled command. */
-export function agentClassFromDesc(desc: string): string {
-  return COMMAND_NOT_FOUND.test(desc) || COMMAND_DISABLED.test(desc) ? 'CommandNotFound' : 'GenericError';
-}
 
 /** The agent's description when `err` is the agent's own error (agent_error), else null. */
 export function agentDesc(err: unknown): string | null {

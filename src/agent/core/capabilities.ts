@@ -1,6 +1,6 @@
+import type { AgentStatus } from '../../domains/vocabulary.js';
 // What each domain's agent offers (guest-info), cached per domain and dropped whenever its agent or the
 // domain changes state, so that a command the agent lacks is refused (501) without being sent.
-import type { AgentStatus } from '../../domains/agent-state.js';
 
 export interface AgentCommandInfo {
   enabled: boolean;

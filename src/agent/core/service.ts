@@ -2,8 +2,6 @@
 // with the reply checked against the command's schema.
 import type { CommandKind, Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { parseAgentJson, stringifyJson } from './agent-json.js';
 import { CapabilityCache, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
@@ -13,6 +11,7 @@ import { guestInfo } from '../commands/info.js';
 import { agentError, mapLibvirtError } from '../../domains/backend-errors.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 import type { AgentTransport, SyncReport } from '../transports/transport.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export interface AgentCallOptions {
   /** The deadline for this call; the command kind's default when absent. */

@@ -10,13 +10,12 @@
 // reply, and refuses guest-exec-status on the raw endpoint, so that this route is the only way to ask.
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { AGENT_ERROR_TEXT, isAgentError } from '../core/agent-errors.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from '../core/command-limits.js';
 import { guestExec, guestExecStatus, type GuestExecArgs, type GuestExecStatus } from '../commands/exec.js';
 import { PerDomainCache } from '../core/per-domain-cache.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export interface ExecOutput {
   /** 'text' when the bytes are valid UTF-8, else 'base64'. */

@@ -2,11 +2,11 @@
 // and answers its exit status and output. Apart from ExecService on purpose: these are not a caller's
 // processes, so they take no room in its result cache and belong to no identity.
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import { isAgentError } from '../core/agent-errors.js';
 import { guestExec, guestExecStatus } from '../commands/exec.js';
 import type { GuestProgram } from '../files/replace-commands.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 export interface ProgramOutcome {
   exitCode: number | null;

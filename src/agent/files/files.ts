@@ -3,19 +3,12 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { guestFileOpen, guestFileWrite, type FileOpenMode } from '../commands/files.js';
-import { GuestFile, mapFileError, type OpenOptions } from './guest-file.js';
+import { GuestFile, mapFileError, type FileTransferObserver, type GuestFileOwner, type OpenOptions } from './guest-file.js';
 import type { AgentService } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
-/** Counts the bytes that cross the agent (the metrics). */
-export interface FileTransferObserver {
-  read(bytes: number): void;
-  written(bytes: number): void;
-}
-
-export class GuestFileService {
+export class GuestFileService implements GuestFileOwner {
   /** Told of every chunk read or written; set by observeTransfers(). */
   transfers: FileTransferObserver | null = null;
   /** Open handles per domain UUID. */

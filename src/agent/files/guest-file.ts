@@ -1,13 +1,14 @@
 // One open guest file: an agent handle whose every method is one queued agent command (so other callers of the
 // same domain interleave between chunks), closed once on every path, with the close retried in the background
 // while the guest's file systems are frozen (qemu-ga refuses guest-file-close then).
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import { AGENT_ERROR_TEXT, isAgentError, isCommandDisabled } from '../core/agent-errors.js';
 import type { ExactInteger } from '../core/agent-json.js';
 import { guestFileClose, guestFileFlush, guestFileRead, guestFileSeek, guestFileWrite } from '../commands/files.js';
-import type { GuestFileService } from './files.js';
-import type { AgentCallOptions } from '../core/service.js';
+import type { AgentCallOptions, AgentService } from '../core/service.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 /** Base64 of n bytes, the size of the RPC string that carries them (before JSON framing). */
 const base64Length = (n: number) => Math.ceil(n / 3) * 4;
@@ -28,6 +29,25 @@ export function mapFileError(err: unknown, path: string): unknown {
   return err;
 }
 
+/** Counts the bytes that cross the agent (the metrics). */
+export interface FileTransferObserver {
+  read(bytes: number): void;
+  written(bytes: number): void;
+}
+
+/** What an open file needs of the service that opened it and keeps it in its registry (files.ts). */
+export interface GuestFileOwner {
+  readonly agent: AgentService;
+  readonly config: Config['files'];
+  readonly log: Logger;
+  /** Told of every chunk read or written. */
+  readonly transfers: FileTransferObserver | null;
+  /** Set at shutdown: no background close retries. */
+  readonly stopping: boolean;
+  /** The file is closed (or given up on): out of the registry. */
+  forget(file: GuestFile): void;
+}
+
 export interface OpenOptions {
   /** Deadline of each command; the config's files.chunkTimeoutMs when absent. */
   timeoutMs?: number;
@@ -43,7 +63,7 @@ export class GuestFile {
   private readonly onClientGone = () => this.abort.abort(this.opts.signal?.reason);
 
   constructor(
-    private readonly service: GuestFileService,
+    private readonly service: GuestFileOwner,
     readonly dom: DomainRef,
     readonly path: string,
     readonly handle: number,

@@ -4,10 +4,10 @@
 // file removed; the target was never touched. A record whose domain does not answer is kept for the next start.
 import type { Logger } from 'pino';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import type { StateJournal } from '../../state/journal.js';
 import { removeProgram, type GuestProgram } from './replace-commands.js';
 import type { UploadRecord } from './upload-temp.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 export interface UploadRecoveryDeps {
   log: Logger;

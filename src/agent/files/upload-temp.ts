@@ -4,8 +4,8 @@
 // Its record in state.dir/uploads/ lets a gateway killed mid-upload remove it when it starts again.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { DomainRef } from '../../libvirt/client.js';
 import { StateJournal } from '../../state/journal.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 /** The marker every temporary file name carries: `find / -name '.*.qga-gateway-*.tmp'` lists strays. */
 export const TEMP_MARKER = '.qga-gateway-';

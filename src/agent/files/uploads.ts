@@ -11,8 +11,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import type { StateJournal } from '../../state/journal.js';
 import { guestExec, guestExecStatus } from '../commands/exec.js';
 import { guestFileClose, guestFileWrite } from '../commands/files.js';
@@ -25,6 +23,7 @@ import { keptFromOutput, removeProgram, replaceProgram, REPLACE_EXIT, type Guest
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import { readUploadRecords, recoverUploads } from './upload-recovery.js';
 import { tempPathFor, uploadRecord, type UploadRecord } from './upload-temp.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export type UploadMode = 'truncate' | 'append' | 'offset';
 

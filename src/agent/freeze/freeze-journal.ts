@@ -4,10 +4,9 @@
 // gateway left frozen stays frozen until someone notices.
 import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { StateJournal } from '../../state/journal.js';
 import type { HeldFreeze } from './freeze-registry.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export const freezeRecordSchema = z.strictObject({
   /** domainKey(): host/uuid. */

@@ -1,11 +1,10 @@
 // The freezes the gateway holds: one per domain, each with a deadline timer that thaws on its own even when
 // the client that froze has gone. Also the guard that refuses commands a frozen agent would not run.
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { commandFacts } from '../commands/index.js';
 import { guestFsfreezeFreeze, guestFsfreezeThaw } from '../commands/fs.js';
 import type { CommandGuard } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export interface HeldFreeze {
   dom: DomainRef;

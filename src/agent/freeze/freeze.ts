@@ -4,8 +4,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey, type LibvirtHosts } from '../../libvirt/hosts.js';
+import { type LibvirtHosts } from '../../libvirt/hosts.js';
 import { LifecycleEvent } from '../../libvirt/protocol.js';
 import type { ExactInteger } from '../core/agent-json.js';
 import { guestFsfreezeFreeze, guestFsfreezeFreezeList, guestFsfreezeStatus, guestFsfreezeThaw, guestFstrim } from '../commands/fs.js';
@@ -13,6 +12,7 @@ import { recoveryVerdict, toFreezeRecord, type FreezeRecord } from './freeze-jou
 import type { FreezeRegistry, HeldFreeze } from './freeze-registry.js';
 import type { StateJournal } from '../../state/journal.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 /** Freeze outcomes that prove nothing was frozen: the gateway need not thaw later. */
 const DEFINITE_FAILURES = new Set(['agent_error', 'command_not_supported', 'domain_not_running', 'agent_not_configured', 'agent_not_connected', 'invalid_request', 'agent_queue_full', 'shutting_down', 'domain_not_found']);

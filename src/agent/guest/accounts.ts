@@ -2,11 +2,11 @@
 // (guest-ssh-get/add/remove-authorized-keys). The password never reaches a log: it travels base64-encoded
 // in the agent command only, and error messages never carry it.
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import { isAgentError } from '../core/agent-errors.js';
 import { guestSetUserPassword, guestSshAddAuthorizedKeys, guestSshGetAuthorizedKeys, guestSshRemoveAuthorizedKeys } from '../commands/accounts.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import { describeKeyLine, type AuthorizedKey } from './ssh-keys.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 /** The agent's answers that mean something precise (agent-errors.ts has each version's wording). */
 function mapAccountError(err: unknown, dom: DomainRef, user: string): unknown {

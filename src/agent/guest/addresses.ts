@@ -3,13 +3,13 @@
 // says the domain or its agent changed (lifecycle and agent-lifecycle events).
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import type { DomainDirectory } from '../../domains/directory.js';
-import { domainKey, type LibvirtHosts } from '../../libvirt/hosts.js';
+import { type LibvirtHosts } from '../../libvirt/hosts.js';
 import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
 import { mapLibvirtError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
 

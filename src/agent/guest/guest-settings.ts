@@ -1,7 +1,6 @@
 // Changing the guest's clock, vCPUs and memory blocks through the agent: each change is checked against
 // what the guest has before anything is sent, so that a bad request is a 400, not a half-applied change.
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import {
   guestGetMemoryBlocks,
   guestGetTime,
@@ -13,6 +12,7 @@ import {
 import { isAgentError } from '../core/agent-errors.js';
 import { agentTimeToNs, checkTimeRange, hostNowNs } from './guest-time.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 export interface Vcpu {
   id: number;

@@ -4,13 +4,13 @@
 // "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent". Domains reached
 // over their agent socket have no libvirt: there every action is its agent command, sent without awaiting a reply.
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { SuspendTarget, type DomainStateName } from '../../libvirt/protocol.js';
 import { isAgentError } from '../core/agent-errors.js';
 import type { AgentCommand } from '../commands/define.js';
 import { guestShutdown, guestSuspendDisk, guestSuspendHybrid, guestSuspendRam } from '../commands/system.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 export const POWER_ACTIONS = ['shutdown', 'halt', 'reboot', 'suspend-disk', 'suspend-ram', 'suspend-hybrid'] as const;
 export type PowerAction = (typeof POWER_ACTIONS)[number];

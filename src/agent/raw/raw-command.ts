@@ -4,8 +4,6 @@
 import { z } from 'zod';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { isAgentError } from '../core/agent-errors.js';
 import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from '../core/command-limits.js';
 import { command } from '../commands/define.js';
@@ -16,6 +14,7 @@ import type { ExecService } from '../exec/exec-service.js';
 import type { GuestFileService } from '../files/files.js';
 import { RawFileHandles, type RawHandle } from './raw-file-handles.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export interface RawCommandRequest {
   execute: string;

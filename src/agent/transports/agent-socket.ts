@@ -1,8 +1,8 @@
 // The agent service's last step for domains reached over their agent socket: the channel carries the command.
 import type { AgentTransport, SyncReport, TransportRun } from './transport.js';
 import { GatewayError } from '../../errors.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import type { AgentSocketHost } from '../../agent-socket/host.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 const LOST = new Set(['agent_not_connected', 'domain_not_running', 'agent_busy', 'agent_unresponsive']);
 

@@ -6,10 +6,10 @@ import { z } from 'zod';
 import { AccountService } from '../../agent/guest/accounts.js';
 import { sshKeyProblem } from '../../agent/guest/ssh-keys.js';
 import type { Gateway } from '../../gateway.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
 import { domainRefSchema, domainRef } from '../schemas.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 const DOMAIN_EXAMPLE = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
 const KEY_EXAMPLE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq alice@laptop';

@@ -4,9 +4,9 @@ import { z } from 'zod';
 import { guestInfo, guestPing } from '../../agent/commands/info.js';
 import { toCapabilities } from '../../agent/core/service.js';
 import type { Gateway } from '../../gateway.js';
-import { domainKey } from '../../libvirt/hosts.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { domainRefSchema, domainRef } from '../schemas.js';
+import { domainKey } from '../../domains/vocabulary.js';
 
 const agentInfoSchema = z
   .object({

@@ -9,10 +9,10 @@ import { requireIdentity } from '../../auth/identity.js';
 import { checkExec, checkExecEnv } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import type { DomainRef } from '../../libvirt/client.js';
 import { agentRouteErrors, agentRouteSchema, agentTarget } from '../agent-route.js';
 import { problemResponses } from '../problem.js';
 import { domainRefSchema, domainRef } from '../schemas.js';
+import type { DomainRef } from '../../domains/vocabulary.js';
 
 const DOMAIN_EXAMPLE = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a01' };
 
