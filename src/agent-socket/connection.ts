@@ -4,12 +4,12 @@
 // the next resynchronisation's report.
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors.js';
-import { hangUp, RETRY_AFTER_S } from './dial.js';
+import { hangUp } from './dial.js';
+import { AgentSocketError } from './errors.js';
 import { ReplySplitter, type Frame } from './reply-splitter.js';
 
-export const closedError = () => new GatewayError('shutting_down', 'the agent channel is closed');
-const notConnected = (message: string) => new GatewayError('agent_not_connected', message, { retryAfter: RETRY_AFTER_S });
+export const closedError = () => new AgentSocketError('closed', 'the agent channel is closed');
+const notConnected = (message: string) => new AgentSocketError('not_connected', message);
 
 export interface Settle<T> {
   resolve(value: T): void;
@@ -174,11 +174,11 @@ export class AgentConnection {
       if (frame.type === 'overflow') {
         this.log.warn({ maxReplyBytes: max }, 'agent reply too large; refused, resynchronising before the next command');
         settle.reject(
-          new GatewayError('agent_reply_too_large', `the agent's reply was longer than ${max} bytes and was refused`),
+          new AgentSocketError('reply_too_large', `the agent's reply was longer than ${max} bytes and was refused`),
         );
       } else {
         this.log.warn('agent reply is not JSON; resynchronising before the next command');
-        settle.reject(new GatewayError('agent_reply_invalid', 'the agent sent a reply that is not a JSON object'));
+        settle.reject(new AgentSocketError('reply_invalid', 'the agent sent a reply that is not a JSON object'));
       }
     });
     this.socket.write(line);

@@ -7,10 +7,10 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { GatewayError } from '../errors.js';
 import { globToRegExp } from '../glob.js';
 import { isUuid, uuidToString, type DomainStateName } from '../libvirt/protocol.js';
 import { AgentSocketChannel } from './channel.js';
+import { AgentSocketError } from './errors.js';
 import type { AgentStatus, DomainRef } from '../domains/vocabulary.js';
 
 type SocketsConfig = Config['agentSockets'];
@@ -104,7 +104,7 @@ export class AgentSocketHost {
     const entries = await this.entries();
     const wanted = isUuid(id) ? id.toLowerCase().replace(/-/g, '') : null;
     const e = entries.find((x) => x.name === id) ?? (wanted ? entries.find((x) => x.uuid.replace(/-/g, '') === wanted) : undefined);
-    if (!e) throw new GatewayError('domain_not_found', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, { domain: id, host: this.name });
+    if (!e) throw new AgentSocketError('no_such_domain', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, { domain: id, host: this.name });
     return this.toRef(e);
   }
 
@@ -118,16 +118,16 @@ export class AgentSocketHost {
 
   private async entryOf(ref: DomainRef): Promise<Entry> {
     const e = (await this.entries()).find((x) => x.uuid === ref.uuid);
-    if (!e) throw new GatewayError('domain_not_found', `the agent socket of ${ref.name} is no longer configured`, { domain: ref.name, host: this.name });
+    if (!e) throw new AgentSocketError('no_such_domain', `the agent socket of ${ref.name} is no longer configured`, { domain: ref.name, host: this.name });
     return e;
   }
 
   /** The domain's channel, made on first use; 409 when its socket is gone (QEMU is not running). */
   async channel(ref: DomainRef): Promise<AgentSocketChannel> {
-    if (this.closed) throw new GatewayError('shutting_down', 'the gateway is shutting down', { domain: ref.name });
+    if (this.closed) throw new AgentSocketError('closed', 'the gateway is shutting down', { domain: ref.name });
     const e = await this.entryOf(ref);
     if (!(await this.isRunning(e.path))) {
-      throw new GatewayError('domain_not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, { domain: ref.name, host: this.name });
+      throw new AgentSocketError('not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, { domain: ref.name, host: this.name });
     }
     let channel = this.channels.get(e.path);
     if (!channel) {

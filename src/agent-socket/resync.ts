@@ -4,9 +4,8 @@
 // diagnosis route sends, without the 0xFF, to report what it finds before its answer.
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { GatewayError } from '../errors.js';
 import { classify, countDiscarded, type AgentConnection, type Tally } from './connection.js';
-import { RETRY_AFTER_S } from './dial.js';
+import { AgentSocketError } from './errors.js';
 import { SENTINEL } from './reply-splitter.js';
 
 export type SyncCommand = 'guest-sync' | 'guest-sync-delimited';
@@ -77,7 +76,7 @@ export async function resynchronise(conn: AgentConnection, signal: AbortSignal, 
   try {
     await answered;
   } catch (err) {
-    conn.syncFailed = !(err instanceof GatewayError && err.code === 'shutting_down') && !signal.aborted;
+    conn.syncFailed = !(err instanceof AgentSocketError && err.code === 'closed') && !signal.aborted;
     throw err;
   }
   return {
@@ -119,20 +118,17 @@ export function askSync(
 }
 
 /** No answer to a sync in time: busy (nothing ever heard on a fresh socket) or unresponsive. */
-function silence(conn: AgentConnection, heardAnything: boolean, command: SyncCommand, limits: SyncLimits): GatewayError {
+function silence(conn: AgentConnection, heardAnything: boolean, command: SyncCommand, limits: SyncLimits): AgentSocketError {
   const ms = limits.syncTimeoutMs;
   if (!conn.everSynced && !heardAnything) {
-    return new GatewayError(
-      'agent_busy',
+    return new AgentSocketError(
+      'busy',
       `connected to ${limits.path}, but no answer to ${command} within ${ms} ms: another client holds the socket ` +
         '(qemu-ga and QEMU accept one client at a time and leave later ones waiting unaccepted), ' +
         'or the guest agent is not running in the guest',
-      { retryAfter: RETRY_AFTER_S },
     );
   }
-  return new GatewayError('agent_unresponsive', `the guest agent did not answer ${command} within ${ms} ms`, {
-    retryAfter: RETRY_AFTER_S,
-  });
+  return new AgentSocketError('unresponsive', `the guest agent did not answer ${command} within ${ms} ms`);
 }
 
 function syncLine(command: SyncCommand, id: number): Buffer {

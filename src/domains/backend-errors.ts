@@ -1,7 +1,47 @@
-// Turns what libvirt and the wire client raise into the gateway's typed errors.
-import { GatewayError, type ErrorExtras } from '../errors.js';
+// The one place where what the two backends raise becomes the gateway's errors (GatewayError: a code, and with it
+// the HTTP status, the problem's fields and Retry-After). Each backend raises its own: libvirt's wire client a
+// LibvirtError (libvirtd's virErrorNumber and message) or a ConnectionError, the agent sockets an AgentSocketError
+// (src/agent-socket/errors.ts). backendError() takes either, from an agent call (the agent service, through either
+// transport) or from a domain lookup (the directory), and passes a GatewayError through as it is. Here too: the
+// agent's own errors, which libvirt folds into its message text and the socket hands over as they came.
+import { AgentSocketError, type AgentSocketErrorCode } from '../agent-socket/errors.js';
+import { GatewayError, type ErrorCode, type ErrorExtras } from '../errors.js';
 import { ConnectionError, LibvirtError } from '../libvirt/errors.js';
 import { VirErrorCode } from '../libvirt/protocol.js';
+
+type Context = { domain?: string; command?: string };
+
+/** What the caller of an agent call or a lookup sees of whatever failed: see the top of this file. */
+export function backendError(err: unknown, context: Context = {}): GatewayError {
+  if (err instanceof AgentSocketError) return mapAgentSocketError(err);
+  return mapLibvirtError(err, context);
+}
+
+/** Seconds a caller is told to wait (Retry-After) when an agent socket could not be used. */
+const SOCKET_RETRY_AFTER_S = 5;
+
+const SOCKET_ERRORS: Record<AgentSocketErrorCode, { code: ErrorCode; retry?: true }> = {
+  not_connected: { code: 'agent_not_connected', retry: true },
+  busy: { code: 'agent_busy', retry: true },
+  unresponsive: { code: 'agent_unresponsive', retry: true },
+  reply_too_large: { code: 'agent_reply_too_large' },
+  reply_invalid: { code: 'agent_reply_invalid' },
+  closed: { code: 'shutting_down' },
+  bad_command: { code: 'invalid_request' },
+  no_such_domain: { code: 'domain_not_found' },
+  not_running: { code: 'domain_not_running' },
+};
+
+/** An agent socket's error names the domain and host itself when the host raised it, and nothing when one channel did. */
+export function mapAgentSocketError(err: AgentSocketError): GatewayError {
+  const { code, retry } = SOCKET_ERRORS[err.code];
+  const { domain, host } = err.about;
+  return new GatewayError(code, err.message, {
+    ...(domain !== undefined ? { domain } : {}),
+    ...(host !== undefined ? { host } : {}),
+    ...(retry ? { retryAfter: SOCKET_RETRY_AFTER_S } : {}),
+  });
+}
 
 /**
  * How qemu-ga words an unknown or disabled command (the class CommandNotFound), which libvirt passes on as text:
@@ -27,7 +67,8 @@ export function agentError(execute: string, desc: string, agentClass: string, co
   return new GatewayError('agent_error', `the guest agent failed '${execute}': ${text}`, { ...context, agentClass, agentDesc: text });
 }
 
-export function mapLibvirtError(err: unknown, context: { domain?: string; command?: string } = {}): GatewayError {
+/** libvirt's side of backendError(); anything else that is not a GatewayError is an internal error. */
+export function mapLibvirtError(err: unknown, context: Context = {}): GatewayError {
   if (err instanceof GatewayError) return err;
   if (err instanceof ConnectionError) {
     return new GatewayError('libvirt_unavailable', err.message, { retryAfter: 2, ...context });

@@ -5,8 +5,9 @@
 // unqualified id is looked up on every host (libvirt's, and the agent sockets' own): found on one, that is the
 // domain; on several, 409 domain_ambiguous with the qualified candidates; on none while a host is unreachable,
 // 503 host_unavailable (it may be there).
+import { AgentSocketError } from '../agent-socket/errors.js';
 import type { AgentSocketHost } from '../agent-socket/host.js';
-import { mapLibvirtError } from './backend-errors.js';
+import { backendError } from './backend-errors.js';
 import { GatewayError } from '../errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import { type LibvirtHosts } from '../libvirt/hosts.js';
@@ -124,7 +125,7 @@ export class DomainDirectory {
       const where = this.several ? ` on host ${host.name}` : '';
       return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, ...(err instanceof LibvirtError ? { libvirtCode: err.code } : {}) });
     }
-    const mapped = mapLibvirtError(err, { domain: id });
+    const mapped = backendError(err, { domain: id });
     // With several hosts, say which one is down: the others still answer.
     if (this.several && mapped.code === 'libvirt_unavailable') {
       return new GatewayError('host_unavailable', `libvirt host ${host.name} is not reachable: ${mapped.message}`, { ...mapped.extras, host: host.name });
@@ -149,7 +150,7 @@ export class DomainDirectory {
     for (const [i, r] of perHost.entries()) {
       if (r.status === 'fulfilled') refs.push(...r.value);
       else {
-        const error = mapLibvirtError(r.reason);
+        const error = backendError(r.reason);
         if (!this.several) throw error;
         failed.push({ host: this.sources[i]!.name, code: error.code, detail: error.message, error });
       }
@@ -175,5 +176,9 @@ export class DomainDirectory {
 }
 
 function isNotFound(err: unknown): boolean {
-  return (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) || (err instanceof GatewayError && err.code === 'domain_not_found');
+  return (
+    (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) ||
+    (err instanceof AgentSocketError && err.code === 'no_such_domain') ||
+    (err instanceof GatewayError && err.code === 'domain_not_found')
+  );
 }

@@ -1,7 +1,7 @@
 // Where domains live: a libvirt daemon, or the agent sockets (one host of their own). The directory finds, lists
 // and describes domains through this one interface, whatever the backend.
 import type { AgentSocketHost } from '../agent-socket/host.js';
-import { mapLibvirtError } from './backend-errors.js';
+import { backendError } from './backend-errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import { type LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
@@ -22,7 +22,7 @@ export interface DomainInfo {
 export interface DomainSource {
   readonly name: string;
   readonly backend: AgentBackend;
-  /** By name or UUID; rejects with libvirt's NO_DOMAIN or domain_not_found when there is none. */
+  /** By name or UUID; rejects with the backend's own error when there is none (libvirt's NO_DOMAIN, the sockets' no_such_domain). */
   lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef>;
   list(signal?: AbortSignal): Promise<DomainRef[]>;
   describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo>;
@@ -63,7 +63,7 @@ export class LibvirtSource implements DomainSource {
       const agent = await this.agentStatus(ref, running, signal);
       return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
     } catch (err) {
-      throw mapLibvirtError(err, { domain: ref.name });
+      throw backendError(err, { domain: ref.name });
     }
   }
 
@@ -98,7 +98,9 @@ export class AgentSocketSource implements DomainSource {
   }
 
   async describe(ref: DomainRef): Promise<DomainInfo> {
-    const { state, agent } = await this.sockets.describe(ref);
+    const { state, agent } = await this.sockets.describe(ref).catch((err: unknown) => {
+      throw backendError(err, { domain: ref.name });
+    });
     return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: null, state, agent };
   }
 }

@@ -8,7 +8,7 @@ import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import type { AgentCommand } from '../commands/define.js';
 import { commandFacts } from '../commands/index.js';
 import { guestInfo } from '../commands/info.js';
-import { agentError, mapLibvirtError } from '../../domains/backend-errors.js';
+import { agentError, backendError } from '../../domains/backend-errors.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 import type { AgentTransport, SyncReport } from '../transports/transport.js';
 import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
@@ -279,7 +279,7 @@ export class AgentService {
     }
     if (err instanceof QueueClosedError) return new GatewayError('shutting_down', err.message, { ...context, retryAfter: this.config.retryAfterSeconds });
     if (err instanceof Error && err.name === 'AbortError') return new GatewayError('client_gone', 'the client went away', context);
-    return mapLibvirtError(err, context);
+    return backendError(err, context);
   }
 
   /** Refuses new commands; waits for queued and running ones to finish or reach their deadline. */

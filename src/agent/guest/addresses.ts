@@ -7,7 +7,7 @@ import type { DomainDirectory } from '../../domains/directory.js';
 import { type LibvirtHosts } from '../../libvirt/hosts.js';
 import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
-import { mapLibvirtError } from '../../domains/backend-errors.js';
+import { backendError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
 import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
@@ -115,7 +115,7 @@ export class AddressBook {
         const timeoutMs = Math.max(1, deadlineAt - Date.now());
         result = { ok: true, interfaces: await this.agent.execute(dom, guestNetworkGetInterfaces, undefined, { timeoutMs }) };
       } catch (err) {
-        result = { ok: false, error: mapLibvirtError(err, { domain: dom.name }) };
+        result = { ok: false, error: backendError(err, { domain: dom.name }) };
       }
       const entry: CacheEntry = { result, fetchedAt: new Date(), expires: Date.now() + this.config.cacheTtlMs };
       if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);

@@ -1,10 +1,13 @@
-// The agent service's last step for domains reached over their agent socket: the channel carries the command.
-import type { AgentTransport, SyncReport, TransportRun } from './transport.js';
-import { GatewayError } from '../../errors.js';
+// Straight over the agent's own socket: the domain's channel (src/agent-socket) carries the command. Raises what the
+// channel and the sockets' host raise (AgentSocketError); the agent service translates it
+// (src/domains/backend-errors.ts).
+import { AgentSocketError, type AgentSocketErrorCode } from '../../agent-socket/errors.js';
 import type { AgentSocketHost } from '../../agent-socket/host.js';
 import type { DomainRef } from '../../domains/vocabulary.js';
+import type { AgentTransport, SyncReport, TransportRun } from './transport.js';
 
-const LOST = new Set(['agent_not_connected', 'domain_not_running', 'agent_busy', 'agent_unresponsive']);
+/** The channel could not be used: the agent (or the guest) may have restarted meanwhile. */
+const LOST: ReadonlySet<AgentSocketErrorCode> = new Set<AgentSocketErrorCode>(['not_connected', 'not_running', 'busy', 'unresponsive']);
 
 export class AgentSocketTransport implements AgentTransport {
   readonly backend = 'agent-socket' as const;
@@ -21,7 +24,7 @@ export class AgentSocketTransport implements AgentTransport {
     try {
       return await (await this.host.channel(dom)).command(json, { signal: run.signal, expectReply: run.expectReply });
     } catch (err) {
-      if (err instanceof GatewayError && LOST.has(err.code)) this.onChannelLost(dom);
+      if (err instanceof AgentSocketError && LOST.has(err.code)) this.onChannelLost(dom);
       throw err;
     }
   }

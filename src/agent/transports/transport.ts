@@ -1,8 +1,9 @@
 // The agent's transports: how a command reaches a domain's guest agent, side by side. libvirt.ts goes through
 // libvirt (virDomainQemuAgentCommand, over the wire client of src/libvirt); agent-socket.ts straight over the
 // agent's own socket (the channel of src/agent-socket). The agent service (core/service.ts) queues, gates and times
-// calls the same way for both; only this last step differs, and the service turns what either raises into the
-// gateway's errors in one place, src/domains/backend-errors.ts.
+// calls the same way for both; only this last step differs. Each transport raises its own backend's errors
+// (libvirt's LibvirtError and ConnectionError; the socket's AgentSocketError, src/agent-socket/errors.ts), and the
+// service turns them into the gateway's in one place, src/domains/backend-errors.ts.
 import type { SyncReport } from '../../agent-socket/resync.js';
 import type { AgentBackend, DomainRef } from '../../domains/vocabulary.js';
 
