@@ -76,7 +76,7 @@ export class AgentSocketChannel {
   /**
    * The last resynchronisation the channel made by itself: what it discarded before the answer (bytes discarded while
    * out of step and idle included; the agent's error reply to our own 0xFF, right before the answer, is expected and
-   * not counted), and how long it took. null before any.
+   * not counted), and how long it took. null before any. The tests read it; the channel logs the same at each one.
    */
   get lastResync(): SyncReport | null {
     return this.lastResyncReport;

@@ -1,3 +1,11 @@
+// src/agent-socket: the backend that reaches guest agents without libvirt, over the unix socket QEMU exposes for
+// each VM. This file is its host (the domains, found from the config, and their channels); channel.ts is one
+// domain's channel (connection.ts its open socket, dial.ts connecting, resync.ts getting back in step with the
+// agent, reply-splitter.ts framing, turns.ts one operation at a time, backoff.ts between failed connects). It raises
+// its own errors (errors.ts), which the gateway translates (src/domains/backend-errors.ts); the agent service
+// reaches it through its transport (src/agent/transports/agent-socket.ts), and the configuration section is
+// src/config/agent-sockets.ts.
+//
 // The domains whose guest agents are reached straight over their unix sockets, without libvirt: named in the
 // config one by one, or found in directories (Proxmox VE's /var/run/qemu-server/*.qga). They answer under one
 // host name of their own. A domain is running while its socket exists (QEMU removes it when it exits); it has
@@ -37,7 +45,6 @@ interface Entry {
 }
 
 export class AgentSocketHost {
-  readonly backend = 'agent-socket' as const;
   readonly name: string;
   private readonly channels = new Map<string, AgentSocketChannel>();
   private scanned: { at: number; entries: Entry[] } | null = null;

@@ -1,4 +1,7 @@
-// The configuration: one zod schema, from which the Config type and every default come.
+// src/config: the configuration, imported by every other part and importing none of them. This file is the one zod
+// schema, from which the Config type and every default come; its sections that need more than a few lines have
+// their own files (agent-sockets.ts; identities.ts with scopes.ts and loader-env.ts for what an identity may be
+// given), fields.ts holds shared field schemas, and load.ts reads the file and the environment.
 import { z } from 'zod';
 import { agentSocketsConfigSchema } from './agent-sockets.js';
 import { domainPatternProblem, policiesConfigSchema } from './identities.js';

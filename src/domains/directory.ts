@@ -1,3 +1,8 @@
+// src/domains: a domain, wherever it lives. vocabulary.ts holds the words every layer shares (DomainRef, domainKey,
+// the backend and agent state) and imports nothing; sources.ts is the backends domains live on (a libvirt daemon,
+// the agent sockets); backend-errors.ts turns what either backend raises into the gateway's errors, in one place;
+// agent-state.ts follows each libvirt domain's agent from libvirt's events; this file looks domains up.
+//
 // Finds domains by name or UUID, on one host or across several, and describes them. Lookups are cached briefly;
 // libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
 //

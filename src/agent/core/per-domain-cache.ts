@@ -54,6 +54,7 @@ export class PerDomainCache<T> {
     for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
   }
 
+  /** Entries kept (expired ones not yet dropped included): how the bound on them is observed; only the tests read it. */
   get size(): number {
     return this.entries.size;
   }

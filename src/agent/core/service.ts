@@ -1,5 +1,11 @@
-// Runs typed agent commands: one at a time per domain, under a deadline that covers queueing and the call,
-// with the reply checked against the command's schema.
+// src/agent/core: how every call to a guest agent runs, whatever it is for and whichever transport carries it.
+// The agent service (this file) runs typed commands one at a time per domain (queue.ts), under a deadline that
+// covers queueing and the call, gated on what the agent offers (capabilities.ts) and on the guards (the freeze
+// registry), refused when larger than qemu-ga parses reliably (command-limits.ts), with the reply read without
+// losing 64-bit integers (agent-json.ts, reply-integers.ts) and checked against the command's schema; the
+// transport's errors become the gateway's in src/domains/backend-errors.ts, and agent-errors.ts reads the agent's
+// own. Around it, one folder per feature: commands/ (the catalogue of commands), transports/ (libvirt, agent
+// socket), files/, exec/, freeze/, power/, guest/ (settings, time, accounts, addresses) and raw/ (the raw endpoint).
 import type { CommandKind, Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import { parseAgentJson, stringifyJson } from './agent-json.js';

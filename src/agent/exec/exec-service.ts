@@ -1,5 +1,6 @@
-// Programs in the guest: start them (guest-exec), read their status (guest-exec-status), wait for them to
-// exit, and keep each finished result for a while, because the agent forgets a process once it has said so.
+// src/agent/exec: programs in the guest. This file: a caller's programs: start them (guest-exec), read their
+// status (guest-exec-status), wait for them to exit, and keep each finished result for a while, because the agent
+// forgets a process once it has said so. guest-program.ts runs the gateway's own fixed programs (an upload's rename).
 //
 // The output limit nobody can check beforehand: qemu-ga keeps up to 16 MiB per stream and sends all of it,
 // base64-encoded, in the one reply that says the process exited. Over 4 MiB that reply fails libvirt's RPC

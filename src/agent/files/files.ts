@@ -1,5 +1,9 @@
-// Opening guest files (guest-file.ts is one open handle), and the registry of the handles open right now, so
-// that a handle is closed on every path: success, error, deadline, client gone, gateway shutdown.
+// src/agent/files: guest files through the agent's guest-file-* commands. This file opens them and keeps the
+// registry of the handles open right now, so that a handle is closed on every path: success, error, deadline,
+// client gone, gateway shutdown; guest-file.ts is one open handle, file-read-stream.ts a download, file-upload.ts
+// the writes of an upload, uploads.ts an upload whole (atomic: a temporary file, upload-temp.ts, renamed over the
+// target by a guest program, replace-commands.ts; recovered after a crash, upload-recovery.ts), and guest-path.ts
+// the one rule for a guest path.
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
@@ -58,7 +62,7 @@ export class GuestFileService implements GuestFileOwner {
     return file;
   }
 
-  /** Handles open now, per domain name (for tests and diagnostics). */
+  /** Handles open now, per domain name: the registry as it stands, which the tests read to prove every path closes its handle (no route shows it). */
   openHandles(): { domain: string; handle: number; path: string }[] {
     return [...this.open.values()].flatMap((s) => [...s].map((f) => ({ domain: f.dom.name, handle: f.handle, path: f.path })));
   }

@@ -10,11 +10,6 @@ import { guestFileClose, guestFileFlush, guestFileRead, guestFileSeek, guestFile
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import type { DomainRef } from '../../domains/vocabulary.js';
 
-/** Base64 of n bytes, the size of the RPC string that carries them (before JSON framing). */
-const base64Length = (n: number) => Math.ceil(n / 3) * 4;
-/** The base64 a write may carry: well under the ~256 KiB command that qemu-ga 7.2 misparses (see write()). */
-const WRITE_BASE64_MAX = 200 * 1024;
-
 /**
  * The agent's errno text decides the HTTP answer: qemu-ga reports "failed to open file '/x' (mode: 'r'): No such
  * file or directory" and the like (error_setg_errno), which libvirt folds into its message.
@@ -79,10 +74,6 @@ export class GuestFile {
     return this.abort.signal;
   }
 
-  get closed(): boolean {
-    return this.closing !== null;
-  }
-
   private async call<R>(run: () => Promise<R>): Promise<R> {
     if (this.closing) throw new GatewayError('internal_error', `guest file handle ${this.handle} is already closed`);
     try {
@@ -131,14 +122,13 @@ export class GuestFile {
   }
 
   /**
-   * One guest-file-write of at most writeChunkBytes. Answers the bytes the agent wrote. A larger command is refused
-   * here: qemu-ga 7.2 misparses a command of about 256 KiB (a 196,000-byte write failed with "JSON parse error", and
-   * the rest of it was read as the start of the next command, so that the handle's close failed and it stayed open).
+   * One guest-file-write; answers the bytes the agent wrote. Uploads give it files.writeChunkBytes at most (128 KiB
+   * or less), well below what qemu-ga 7.2 misparses: a command of about 256 KiB (a 196,000-byte write failed with
+   * "JSON parse error", and the rest of it was read as the start of the next command, so that the handle's close
+   * failed and it stayed open). Whatever a caller passes, the agent service refuses (413) any command over
+   * MAX_COMMAND_JSON_BYTES (core/command-limits.ts) before it is sent.
    */
   write(data: Buffer, order: Pick<AgentCallOptions, 'proceed' | 'onOutcome'> = {}): Promise<number> {
-    if (data.length > this.service.config.writeChunkBytes || base64Length(data.length) > WRITE_BASE64_MAX) {
-      throw new GatewayError('internal_error', `a write of ${data.length} bytes is larger than one write chunk`);
-    }
     return this.call(async () => {
       const reply = await this.service.agent.execute(this.dom, guestFileWrite, { handle: this.handle, 'buf-b64': data.toString('base64'), count: data.length }, { ...this.callOpts, ...order });
       this.service.transfers?.written(reply.count);

@@ -1,6 +1,8 @@
-// File-system freeze, thaw and trim (guest-fsfreeze-*, guest-fstrim). Every freeze the gateway sends carries
-// a deadline: when it passes the gateway thaws on its own, client or no client; the gateway's shutdown thaws
-// every domain it froze; a domain that stops or starts is no longer frozen.
+// src/agent/freeze: file-system freeze, thaw and trim (guest-fsfreeze-*, guest-fstrim). Every freeze the gateway
+// sends carries a deadline: when it passes the gateway thaws on its own, client or no client; the gateway's
+// shutdown thaws every domain it froze; a domain that stops or starts is no longer frozen. freeze-registry.ts holds
+// the freezes (and refuses commands a frozen agent would not run), freeze-journal.ts records them on disk so that a
+// gateway that died holding one thaws it when it starts again.
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';

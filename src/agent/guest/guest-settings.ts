@@ -1,3 +1,8 @@
+// src/agent/guest: what the agent tells and changes of the guest beyond files, programs, freezes and power: its
+// settings (this file: clock, vCPUs, memory blocks, with guest-time.ts for the clock's nanoseconds), its accounts
+// (accounts.ts, ssh-keys.ts) and its addresses over every domain (addresses.ts). The read-only facts need no
+// service: the routes send the catalogue's commands themselves.
+//
 // Changing the guest's clock, vCPUs and memory blocks through the agent: each change is checked against
 // what the guest has before anything is sent, so that a bad request is a 400, not a half-applied change.
 import { GatewayError } from '../../errors.js';

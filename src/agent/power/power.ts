@@ -1,4 +1,4 @@
-// Power actions: shutdown, halt, reboot and suspend. None of the agent commands behind them replies on
+// src/agent/power: power actions: shutdown, halt, reboot and suspend. None of the agent commands behind them replies on
 // success, so the gateway never waits for a reply: shutdown, reboot and suspend go through libvirt's own
 // agent-aware APIs (which know that), halt through guest-shutdown {"mode":"halt"}, where libvirt's
 // "Guest agent disappeared while executing command" (or our deadline, once sent) means "sent". Domains reached

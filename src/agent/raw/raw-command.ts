@@ -1,6 +1,7 @@
-// Any agent command as JSON (POST /domains/{domain}/agent/commands), for what the typed resources lack. It
-// still goes through capability gating, the per-domain queue and the deadline; what could break the
-// domain's agent channel or leave the guest stuck is refused before it is sent.
+// src/agent/raw: any agent command as JSON (POST /domains/{domain}/agent/commands), for what the typed resources
+// lack. It still goes through capability gating, the per-domain queue and the deadline; what could break the
+// domain's agent channel or leave the guest stuck is refused before it is sent (the catalogue's rawRefused).
+// raw-file-handles.ts remembers who opened which handle (src/auth/raw-authorization.ts decides with it).
 import { z } from 'zod';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
