@@ -137,7 +137,3 @@ export class GatewayError extends Error {
     return ERROR_STATUS[this.code];
   }
 }
-
-export function isGatewayError(err: unknown): err is GatewayError {
-  return err instanceof GatewayError;
-}

@@ -1,28 +1,29 @@
 // The composition root: the libvirt connections, the agent sockets and every service built on them, created here
 // once, started and stopped together. The HTTP routes are given these services (http/routes), and create none.
 import type { Logger } from 'pino';
-import { AccountService } from './agent/accounts.js';
-import { AddressBook } from './agent/addresses.js';
-import { ExecService } from './agent/exec-service.js';
-import { GuestFileService } from './agent/files.js';
-import { FreezeService } from './agent/freeze.js';
-import { freezeJournal, type FreezeRecord } from './agent/freeze-journal.js';
-import { FreezeRegistry } from './agent/freeze-registry.js';
-import { PowerService } from './agent/power.js';
-import { RawCommandService } from './agent/raw-command.js';
-import { AgentService } from './agent/service.js';
-import { LibvirtAgentTransport, type AgentTransport } from './agent/transport.js';
-import { uploadJournal, type UploadRecord } from './agent/upload-temp.js';
-import { UploadService } from './agent/uploads.js';
+import { AccountService } from './agent/guest/accounts.js';
+import { AddressBook } from './agent/guest/addresses.js';
+import { ExecService } from './agent/exec/exec-service.js';
+import { GuestFileService } from './agent/files/files.js';
+import { FreezeService } from './agent/freeze/freeze.js';
+import { freezeJournal, type FreezeRecord } from './agent/freeze/freeze-journal.js';
+import { FreezeRegistry } from './agent/freeze/freeze-registry.js';
+import { PowerService } from './agent/power/power.js';
+import { RawCommandService } from './agent/raw/raw-command.js';
+import { AgentService } from './agent/core/service.js';
+import { LibvirtAgentTransport } from './agent/transports/libvirt.js';
+import { type AgentTransport } from './agent/transports/transport.js';
+import { uploadJournal, type UploadRecord } from './agent/files/upload-temp.js';
+import { UploadService } from './agent/files/uploads.js';
 import { AgentSocketHost } from './agent-socket/host.js';
-import { AgentSocketTransport } from './agent-socket/transport.js';
+import { AgentSocketTransport } from './agent/transports/agent-socket.js';
 import type { Config } from './config/schema.js';
 import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';
-import type { DomainRef } from './libvirt/client.js';
-import { domainKey, LibvirtHosts } from './libvirt/hosts.js';
+import { LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import { lockStateDir, StateDirInUse } from './state/lock.js';
+import { domainKey, type DomainRef } from './domains/vocabulary.js';
 
 export interface GatewayOptions {
   /** Every domain's agent commands go through this transport instead of libvirt or the agent sockets (tests: an in-memory agent). */

@@ -23,6 +23,7 @@ export class Backoff {
     return Math.max(0, this.notBefore - this.now());
   }
 
+  /** Failures since the last success: the state the delay grows from, observable for the tests (the channel logs the delay). */
   get consecutiveFailures(): number {
     return this.failures;
   }

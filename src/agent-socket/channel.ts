@@ -8,10 +8,10 @@
 // answers. Restoring it (resync.ts) writes 0xFF, which resets the agent's JSON parser (the parser outlives
 // connections), then guest-sync-delimited with a fresh random id, and discards everything up to the answer.
 //
-// Failure classes: nobody listening (agent_not_connected, with a jittered backoff between attempts); connected but
-// not one byte back to the resynchronisation on a fresh connection (agent_busy: qemu-ga and QEMU's chardev accept one
-// client and leave later ones unaccepted in the backlog, where connect() still succeeds); an established channel
-// that stops answering (agent_unresponsive).
+// Failure classes (errors.ts): nobody listening (not_connected, with a jittered backoff between attempts);
+// connected but not one byte back to the resynchronisation on a fresh connection (busy: qemu-ga and QEMU's chardev
+// accept one client and leave later ones unaccepted in the backlog, where connect() still succeeds); an established
+// channel that stops answering (unresponsive).
 //
 // The socket is never closed on an error, only resynchronised, and close() half-closes and lets the agent hang up
 // first: qemu-ga 7.2 in unix-listen mode exits when its client disconnects with reply bytes still unread
@@ -19,12 +19,11 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { SyncReport } from '../agent/transport.js';
-import { GatewayError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { AgentConnection, closedError } from './connection.js';
-import { dial, DialFailure, RETRY_AFTER_S } from './dial.js';
-import { askSync, freshSyncId, resynchronise, round, type SyncCommand } from './resync.js';
+import { dial, DialFailure } from './dial.js';
+import { AgentSocketError } from './errors.js';
+import { askSync, freshSyncId, resynchronise, round, type SyncCommand, type SyncReport } from './resync.js';
 import { Turns } from './turns.js';
 
 export interface AgentChannelOptions {
@@ -39,7 +38,7 @@ export interface AgentChannelOptions {
   log: Logger;
 }
 
-/** One definition of the sync report for both transports (src/agent/transport.ts). */
+/** One definition of the sync report for both agent transports (src/agent/transports/transport.ts). */
 export type { SyncReport, SyncCommand };
 
 export type ChannelState = 'connected' | 'connecting' | 'disconnected';
@@ -77,7 +76,7 @@ export class AgentSocketChannel {
   /**
    * The last resynchronisation the channel made by itself: what it discarded before the answer (bytes discarded while
    * out of step and idle included; the agent's error reply to our own 0xFF, right before the answer, is expected and
-   * not counted), and how long it took. null before any.
+   * not counted), and how long it took. null before any. The tests read it; the channel logs the same at each one.
    */
   get lastResync(): SyncReport | null {
     return this.lastResyncReport;
@@ -114,7 +113,7 @@ export class AgentSocketChannel {
    */
   async sync(command: SyncCommand, opts: { signal: AbortSignal }): Promise<SyncReport> {
     if (command !== 'guest-sync' && command !== 'guest-sync-delimited') {
-      throw new GatewayError('invalid_request', `not a sync command: ${String(command)}`);
+      throw new AgentSocketError('bad_command', `not a sync command: ${String(command)}`);
     }
     await this.takeTurn(opts.signal);
     try {
@@ -136,9 +135,7 @@ export class AgentSocketChannel {
         answer = await askSync(conn, command, id, tally, opts.signal, this.opts);
         if (!answer.found) {
           conn.inStep = false;
-          throw new GatewayError('agent_unresponsive', `the agent answered the resynchronisation but not ${command}`, {
-            retryAfter: RETRY_AFTER_S,
-          });
+          throw new AgentSocketError('unresponsive', `the agent answered the resynchronisation but not ${command}`);
         }
       }
       return { command, id, roundTripMs: round(performance.now() - started), inStep, ...tally };
@@ -147,7 +144,7 @@ export class AgentSocketChannel {
     }
   }
 
-  /** Closes the socket; pending and later calls reject with GatewayError('shutting_down'). */
+  /** Closes the socket; pending and later calls reject with AgentSocketError('closed'). */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
@@ -172,9 +169,7 @@ export class AgentSocketChannel {
     const conn = this.conn ?? (await this.connect(signal));
     for (let round = 0; !conn.inStep; round++) {
       if (round === MAX_RESYNC_ROUNDS) {
-        throw new GatewayError('agent_unresponsive', 'the agent keeps sending data nobody asked for', {
-          retryAfter: RETRY_AFTER_S,
-        });
+        throw new AgentSocketError('unresponsive', 'the agent keeps sending data nobody asked for');
       }
       await this.resync(conn, signal);
     }
@@ -185,10 +180,9 @@ export class AgentSocketChannel {
     if (this.closed) throw closedError();
     const waitMs = this.backoff.remainingMs();
     if (waitMs > 0) {
-      throw new GatewayError(
-        'agent_not_connected',
+      throw new AgentSocketError(
+        'not_connected',
         `the agent socket ${this.opts.path} is not accepting connections (${this.backoff.lastFailure}); next attempt in ${waitMs} ms`,
-        { retryAfter: RETRY_AFTER_S },
       );
     }
     const attempt = dial(this.opts.path, this.opts.connectTimeoutMs, signal);
@@ -200,7 +194,7 @@ export class AgentSocketChannel {
     } catch (failure) {
       const { error, countsAsFailure } = failure as DialFailure;
       if (countsAsFailure) {
-        const reason = error instanceof GatewayError ? error.message : String(error);
+        const reason = error instanceof AgentSocketError ? error.message : String(error);
         this.log.debug({ err: reason, backoffMs: this.backoff.failed(reason) }, 'agent socket connect failed');
       }
       throw error;
@@ -236,15 +230,15 @@ export class AgentSocketChannel {
 
 function checkCommandText(json: string): void {
   // One command per line is the framing: a newline inside would end it early (JSON.stringify never emits one).
-  if (json.includes('\n')) throw new GatewayError('invalid_request', 'an agent command must not contain a newline');
+  if (json.includes('\n')) throw new AgentSocketError('bad_command', 'an agent command must not contain a newline');
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch {
-    throw new GatewayError('invalid_request', 'an agent command must be JSON');
+    throw new AgentSocketError('bad_command', 'an agent command must be JSON');
   }
   // Anything else would leave the agent's parser waiting for the rest, swallowing the next command.
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new GatewayError('invalid_request', 'an agent command must be a JSON object');
+    throw new AgentSocketError('bad_command', 'an agent command must be a JSON object');
   }
 }

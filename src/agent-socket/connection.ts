@@ -4,12 +4,12 @@
 // the next resynchronisation's report.
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors.js';
-import { hangUp, RETRY_AFTER_S } from './dial.js';
+import { hangUp } from './dial.js';
+import { AgentSocketError } from './errors.js';
 import { ReplySplitter, type Frame } from './reply-splitter.js';
 
-export const closedError = () => new GatewayError('shutting_down', 'the agent channel is closed');
-const notConnected = (message: string) => new GatewayError('agent_not_connected', message, { retryAfter: RETRY_AFTER_S });
+export const closedError = () => new AgentSocketError('closed', 'the agent channel is closed');
+const notConnected = (message: string) => new AgentSocketError('not_connected', message);
 
 export interface Settle<T> {
   resolve(value: T): void;
@@ -35,7 +35,7 @@ export function classify(bytes: Buffer): Classified {
   if (text.trim() === '') return { kind: 'blank' };
   try {
     // Read here only for its shape ("return"/"error", a sync id below 2^31): the reply text itself goes to the agent
-    // service, which parses it without rounding 64-bit integers (agent/agent-json.ts).
+    // service, which parses it without rounding 64-bit integers (src/agent/core/agent-json.ts).
     const value: unknown = JSON.parse(text);
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       return { kind: 'reply', value: value as Record<string, unknown> };
@@ -174,11 +174,11 @@ export class AgentConnection {
       if (frame.type === 'overflow') {
         this.log.warn({ maxReplyBytes: max }, 'agent reply too large; refused, resynchronising before the next command');
         settle.reject(
-          new GatewayError('agent_reply_too_large', `the agent's reply was longer than ${max} bytes and was refused`),
+          new AgentSocketError('reply_too_large', `the agent's reply was longer than ${max} bytes and was refused`),
         );
       } else {
         this.log.warn('agent reply is not JSON; resynchronising before the next command');
-        settle.reject(new GatewayError('agent_reply_invalid', 'the agent sent a reply that is not a JSON object'));
+        settle.reject(new AgentSocketError('reply_invalid', 'the agent sent a reply that is not a JSON object'));
       }
     });
     this.socket.write(line);

@@ -1,9 +1,8 @@
 // Opening and closing the unix socket of a guest agent: a connect() bounded by a timeout, the caller's signal
 // and a cancel (the channel closing), and a hang-up that lets the agent close first.
 import net from 'node:net';
-import { GatewayError } from '../errors.js';
+import { AgentSocketError } from './errors.js';
 
-export const RETRY_AFTER_S = 5;
 const HANGUP_GRACE_MS = 500;
 
 /** Why a dial failed; countsAsFailure: the socket refused or timed out (back off), rather than the caller giving up. */
@@ -37,7 +36,7 @@ export function dial(path: string, timeoutMs: number, signal: AbortSignal): { so
     const onError = (err: NodeJS.ErrnoException) => finish(connectError(path, err), true);
     const onAbort = () => finish(signal.reason, false);
     const timer = setTimeout(
-      () => finish(new GatewayError('agent_not_connected', `connecting to the agent socket ${path} took longer than ${timeoutMs} ms`, { retryAfter: RETRY_AFTER_S }), true),
+      () => finish(new AgentSocketError('not_connected', `connecting to the agent socket ${path} took longer than ${timeoutMs} ms`), true),
       timeoutMs,
     );
     cancel = (err) => finish(err, false);
@@ -64,12 +63,10 @@ export function hangUp(socket: net.Socket): Promise<void> {
   });
 }
 
-export function connectError(path: string, err: NodeJS.ErrnoException): GatewayError {
+export function connectError(path: string, err: NodeJS.ErrnoException): AgentSocketError {
   if (err.code === 'EAGAIN') {
     // A unix socket's backlog is full: clients are queued behind the one being served.
-    return new GatewayError('agent_busy', `the agent socket ${path} has a full backlog: other clients hold it`, {
-      retryAfter: RETRY_AFTER_S,
-    });
+    return new AgentSocketError('busy', `the agent socket ${path} has a full backlog: other clients hold it`);
   }
   const why =
     err.code === 'ENOENT'
@@ -79,7 +76,5 @@ export function connectError(path: string, err: NodeJS.ErrnoException): GatewayE
         : err.code === 'EACCES'
           ? 'permission denied'
           : (err.code ?? err.message);
-  return new GatewayError('agent_not_connected', `cannot connect to the agent socket ${path}: ${why}`, {
-    retryAfter: RETRY_AFTER_S,
-  });
+  return new AgentSocketError('not_connected', `cannot connect to the agent socket ${path}: ${why}`);
 }

@@ -1,3 +1,11 @@
+// src/agent-socket: the backend that reaches guest agents without libvirt, over the unix socket QEMU exposes for
+// each VM. This file is its host (the domains, found from the config, and their channels); channel.ts is one
+// domain's channel (connection.ts its open socket, dial.ts connecting, resync.ts getting back in step with the
+// agent, reply-splitter.ts framing, turns.ts one operation at a time, backoff.ts between failed connects). It raises
+// its own errors (errors.ts), which the gateway translates (src/domains/backend-errors.ts); the agent service
+// reaches it through its transport (src/agent/transports/agent-socket.ts), and the configuration section is
+// src/config/agent-sockets.ts.
+//
 // The domains whose guest agents are reached straight over their unix sockets, without libvirt: named in the
 // config one by one, or found in directories (Proxmox VE's /var/run/qemu-server/*.qga). They answer under one
 // host name of their own. A domain is running while its socket exists (QEMU removes it when it exits); it has
@@ -7,12 +15,11 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { AgentStatus } from '../domains/agent-state.js';
-import { GatewayError } from '../errors.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { globToRegExp } from '../glob.js';
 import { isUuid, uuidToString, type DomainStateName } from '../libvirt/protocol.js';
 import { AgentSocketChannel } from './channel.js';
+import { AgentSocketError } from './errors.js';
+import type { AgentStatus, DomainRef } from '../domains/vocabulary.js';
 
 type SocketsConfig = Config['agentSockets'];
 
@@ -38,7 +45,6 @@ interface Entry {
 }
 
 export class AgentSocketHost {
-  readonly backend = 'agent-socket' as const;
   readonly name: string;
   private readonly channels = new Map<string, AgentSocketChannel>();
   private scanned: { at: number; entries: Entry[] } | null = null;
@@ -105,7 +111,7 @@ export class AgentSocketHost {
     const entries = await this.entries();
     const wanted = isUuid(id) ? id.toLowerCase().replace(/-/g, '') : null;
     const e = entries.find((x) => x.name === id) ?? (wanted ? entries.find((x) => x.uuid.replace(/-/g, '') === wanted) : undefined);
-    if (!e) throw new GatewayError('domain_not_found', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, { domain: id, host: this.name });
+    if (!e) throw new AgentSocketError('no_such_domain', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, { domain: id, host: this.name });
     return this.toRef(e);
   }
 
@@ -119,16 +125,16 @@ export class AgentSocketHost {
 
   private async entryOf(ref: DomainRef): Promise<Entry> {
     const e = (await this.entries()).find((x) => x.uuid === ref.uuid);
-    if (!e) throw new GatewayError('domain_not_found', `the agent socket of ${ref.name} is no longer configured`, { domain: ref.name, host: this.name });
+    if (!e) throw new AgentSocketError('no_such_domain', `the agent socket of ${ref.name} is no longer configured`, { domain: ref.name, host: this.name });
     return e;
   }
 
   /** The domain's channel, made on first use; 409 when its socket is gone (QEMU is not running). */
   async channel(ref: DomainRef): Promise<AgentSocketChannel> {
-    if (this.closed) throw new GatewayError('shutting_down', 'the gateway is shutting down', { domain: ref.name });
+    if (this.closed) throw new AgentSocketError('closed', 'the gateway is shutting down', { domain: ref.name });
     const e = await this.entryOf(ref);
     if (!(await this.isRunning(e.path))) {
-      throw new GatewayError('domain_not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, { domain: ref.name, host: this.name });
+      throw new AgentSocketError('not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, { domain: ref.name, host: this.name });
     }
     let channel = this.channels.get(e.path);
     if (!channel) {

@@ -4,13 +4,23 @@
 // diagnosis route sends, without the 0xFF, to report what it finds before its answer.
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { SyncReport } from '../agent/transport.js';
-import { GatewayError } from '../errors.js';
 import { classify, countDiscarded, type AgentConnection, type Tally } from './connection.js';
-import { RETRY_AFTER_S } from './dial.js';
+import { AgentSocketError } from './errors.js';
 import { SENTINEL } from './reply-splitter.js';
 
-export type SyncCommand = SyncReport['command'];
+export type SyncCommand = 'guest-sync' | 'guest-sync-delimited';
+
+/** What a guest-sync / guest-sync-delimited round trip found: for diagnosing a channel (both agent transports report it). */
+export interface SyncReport {
+  command: SyncCommand;
+  id: number;
+  /** From the first byte written to the answer (over a socket, a fallback resynchronisation of the sync included). */
+  roundTripMs: number;
+  /** The first reply read answered this id: nothing stale or garbled was waiting on the channel. */
+  inStep: boolean;
+  discardedBytes: number;
+  staleReplies: number;
+}
 
 export interface SyncLimits {
   /** The socket, for messages. */
@@ -66,7 +76,7 @@ export async function resynchronise(conn: AgentConnection, signal: AbortSignal, 
   try {
     await answered;
   } catch (err) {
-    conn.syncFailed = !(err instanceof GatewayError && err.code === 'shutting_down') && !signal.aborted;
+    conn.syncFailed = !(err instanceof AgentSocketError && err.code === 'closed') && !signal.aborted;
     throw err;
   }
   return {
@@ -108,20 +118,17 @@ export function askSync(
 }
 
 /** No answer to a sync in time: busy (nothing ever heard on a fresh socket) or unresponsive. */
-function silence(conn: AgentConnection, heardAnything: boolean, command: SyncCommand, limits: SyncLimits): GatewayError {
+function silence(conn: AgentConnection, heardAnything: boolean, command: SyncCommand, limits: SyncLimits): AgentSocketError {
   const ms = limits.syncTimeoutMs;
   if (!conn.everSynced && !heardAnything) {
-    return new GatewayError(
-      'agent_busy',
+    return new AgentSocketError(
+      'busy',
       `connected to ${limits.path}, but no answer to ${command} within ${ms} ms: another client holds the socket ` +
         '(qemu-ga and QEMU accept one client at a time and leave later ones waiting unaccepted), ' +
         'or the guest agent is not running in the guest',
-      { retryAfter: RETRY_AFTER_S },
     );
   }
-  return new GatewayError('agent_unresponsive', `the guest agent did not answer ${command} within ${ms} ms`, {
-    retryAfter: RETRY_AFTER_S,
-  });
+  return new AgentSocketError('unresponsive', `the guest agent did not answer ${command} within ${ms} ms`);
 }
 
 function syncLine(command: SyncCommand, id: number): Buffer {

@@ -9,7 +9,7 @@ import { isDomainId } from '../domains/domain-id.js';
 import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { authorizationHeader } from '../http/authorization-header.js';
-import type { DomainRef } from '../libvirt/client.js';
+import type { DomainRef } from '../domains/vocabulary.js';
 import { clientCertificate, type ClientCertificate } from './client-certificate.js';
 import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
 import { matchToken } from './tokens.js';

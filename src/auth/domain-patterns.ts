@@ -5,7 +5,7 @@
 //   - 'HOST:PATTERN' grants on one host (or hosts, HOST being a glob): PATTERN is a full UUID, or a name glob;
 //   - anything else is a name glob, matched case-sensitively against the name alone (libvirt names are
 //     case-sensitive: 'a1' never grants 'A1'), never against the UUID or the host.
-// '*' alone grants everything.
+// '*' alone grants everything. The config refuses a pattern that breaks these rules (src/config/identities.ts).
 import { globToRegExp } from '../glob.js';
 
 export interface DomainFacts {
@@ -18,7 +18,6 @@ export interface DomainFacts {
 type Matcher = (dom: DomainFacts) => boolean;
 
 const FULL_UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
-const HOST_PART = /^[a-z0-9*?][a-z0-9._*?-]*$/;
 
 /** The canonical form libvirt answers with: lower case, dashed. */
 export function canonicalUuid(uuid: string): string {
@@ -38,19 +37,6 @@ function uuidMatcher(pattern: string): Matcher {
 function nameMatcher(pattern: string): Matcher {
   const re = globToRegExp(pattern);
   return (d) => re.test(d.name);
-}
-
-/** Why a pattern cannot be used, or null: for the config's checks. */
-export function domainPatternProblem(pattern: string): string | null {
-  if (/[\u0000-\u001f\u007f]/.test(pattern)) return 'must not contain control characters';
-  if (pattern.startsWith('uuid:')) {
-    const rest = pattern.slice(5);
-    return /^[0-9a-fA-F*?-]+$/.test(rest) ? null : "'uuid:' must be followed by a UUID or a UUID pattern (hex digits, '-', '*', '?')";
-  }
-  const colon = pattern.indexOf(':');
-  if (colon >= 0 && !HOST_PART.test(pattern.slice(0, colon))) return `'${pattern.slice(0, colon)}' before ':' is not a host name or host pattern`;
-  if (colon >= 0 && pattern.slice(colon + 1) === '') return "a domain name or UUID must follow 'host:'";
-  return null;
 }
 
 export function compileDomainPattern(pattern: string): Matcher {

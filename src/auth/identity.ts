@@ -1,8 +1,9 @@
 // Who a request acts as, and what it may touch: scopes, and the domains its patterns grant (domain-patterns.ts).
 import { GatewayError } from '../errors.js';
 import { compileDomainPatterns, type DomainFacts } from './domain-patterns.js';
-import { compilePolicies, type Policies, type PoliciesConfig } from './policies.js';
-import { SCOPES, type Scope } from './scopes.js';
+import type { PoliciesConfig } from '../config/identities.js';
+import { compilePolicies, type Policies } from './policies.js';
+import { SCOPES, type Scope } from '../config/scopes.js';
 
 export interface Identity {
   name: string;

@@ -5,51 +5,10 @@
 // What a policy cannot see: the guest resolves symlinks and hard links itself, so a path that is allowed can
 // still lead to a file that is not. Deny the directories where the identity could plant a link, or treat the
 // patterns as a guard rail rather than a sandbox. Allowing a shell or interpreter in exec allows everything.
-import { z } from 'zod';
+// What the config may say (policies' schema) is in src/config/identities.ts; this file compiles and applies it.
+import type { PoliciesConfig } from '../config/identities.js';
 import { GatewayError } from '../errors.js';
-import type { Identity } from './identity.js';
-import { isLoaderVariable } from './loader-env.js';
-
-/** Absolute (or starting with a wildcard): a relative pattern would never match the absolute paths compared. */
-const glob = z
-  .string()
-  .min(1)
-  .max(4096)
-  .regex(/^(\/|[A-Za-z]:[/\\]|\*)/, "must be an absolute guest path pattern: /srv/**, C:/Users/**, or starting with '*'");
-const globs = z.array(glob).max(1024);
-const pathRulesSchema = z.strictObject({
-  /** Only paths matching one of these; absent: every path not denied. */
-  allow: globs.optional(),
-  /** Never these, even when allowed: deny wins. */
-  deny: globs.default([]),
-});
-
-export const policiesConfigSchema = z.strictObject({
-  /** Guest path globs for the file routes: '*' within one path segment, '**' across segments, '?' one character. */
-  files: z.strictObject({ read: pathRulesSchema.optional(), write: pathRulesSchema.optional() }).optional(),
-  exec: z
-    .strictObject({
-      /** Programs POST /domains/{domain}/exec (and a raw guest-exec) may start: absolute paths or globs of them. */
-      allow: globs,
-      /**
-       * Environment variable names a request may set (exactly as written); absent: no `env` at all. Loader and
-       * interpreter variables (src/auth/loader-env.ts) are refused even when listed.
-       */
-      env: z
-        .array(
-          z
-            .string()
-            .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name')
-            .refine((n) => !isLoaderVariable(n), 'loads code into the program (a loader or interpreter variable): never allowed under an exec policy'),
-        )
-        .max(256)
-        .optional(),
-    })
-    .optional(),
-  /** Agent command names the raw endpoint may send (on top of rawCommands' own rules). */
-  raw: z.strictObject({ allow: z.array(z.string().min(1).max(64)).max(1024) }).optional(),
-});
-export type PoliciesConfig = z.infer<typeof policiesConfigSchema>;
+import { isLoaderVariable } from '../config/loader-env.js';
 
 interface PathRules {
   allow: RegExp[] | null;
@@ -126,10 +85,16 @@ export function pathAllowed(rules: PathRules | null, path: string): boolean {
   return rules.allow === null || rules.allow.some((re) => re.test(p));
 }
 
-const policiesOf = (identity: Identity | null): Policies => identity?.policies ?? NO_POLICIES;
+/** Who a check is about: an identity (identity.ts) has its name and its compiled policies. */
+export interface PolicyHolder {
+  name: string;
+  policies: Policies;
+}
+
+const policiesOf = (identity: PolicyHolder | null): Policies => identity?.policies ?? NO_POLICIES;
 
 /** path: as guestPathFromUrl returned it (absolute, no '.' or '..'). */
-export function checkFilePath(identity: Identity | null, access: 'read' | 'write', path: string): void {
+export function checkFilePath(identity: PolicyHolder | null, access: 'read' | 'write', path: string): void {
   if (pathAllowed(policiesOf(identity)[access], path)) return;
   throw new GatewayError('forbidden', `identity '${identity!.name}' may not ${access} '${path}' (auth policies.files.${access})`);
 }
@@ -138,7 +103,7 @@ export function checkFilePath(identity: Identity | null, access: 'read' | 'write
  * With an allow list, only an absolute program path without '.' or '..' segments: the agent resolves a bare
  * name through the guest's PATH, and '..' would climb out of an allowed directory.
  */
-export function checkExec(identity: Identity | null, program: string): void {
+export function checkExec(identity: PolicyHolder | null, program: string): void {
   const exec = policiesOf(identity).exec;
   if (!exec) return;
   const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity!.name}' may not run '${program}': ${why} (auth policies.exec)`);
@@ -154,7 +119,7 @@ export function checkExec(identity: Identity | null, program: string): void {
  * list, exactly, and never a loader or interpreter variable (policies.exec.env cannot list one, and a name that
  * differs from one only in case is refused too, for Windows guests).
  */
-export function checkExecEnv(identity: Identity | null, env: readonly string[]): void {
+export function checkExecEnv(identity: PolicyHolder | null, env: readonly string[]): void {
   const exec = policiesOf(identity).exec;
   if (!exec || env.length === 0) return;
   for (const entry of env) {

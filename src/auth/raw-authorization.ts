@@ -7,15 +7,15 @@
 //   - Handles: a file command names a handle, not a path. A handle a transfer of the file routes holds is
 //     nobody's to touch; one opened raw is its opener's; one the gateway never saw opened (a leftover, or opened
 //     before a restart) is allowed only to identities without file policies, since its path is unknown.
-import { openModeAccess } from '../agent/file-commands.js';
-import { guestPath } from '../agent/guest-path.js';
-import type { HandleHolder } from '../agent/raw-command.js';
+import { guestExec } from '../agent/commands/exec.js';
+import { guestFileOpen, openModeAccess } from '../agent/commands/files.js';
+import { commandFacts } from '../agent/commands/index.js';
+import { guestPath } from '../agent/files/guest-path.js';
+import type { HandleHolder } from '../agent/raw/raw-command.js';
 import { GatewayError } from '../errors.js';
 import type { Identity } from './identity.js';
 import { checkExec, checkExecEnv, checkFilePath } from './policies.js';
 import { rawCommandScopes } from './raw-scopes.js';
-
-const HANDLE_COMMANDS = new Set(['guest-file-read', 'guest-file-write', 'guest-file-seek', 'guest-file-flush', 'guest-file-close']);
 
 export interface RawCall {
   execute: string;
@@ -48,20 +48,20 @@ export function authorizeRawCommand(identity: Identity, call: RawCall, holderOf:
   if (p.raw && !p.raw.has(execute)) throw refuse('not in its raw allow list (auth policies.raw)');
   const filePolicies = p.read !== null || p.write !== null;
 
-  if (execute === 'guest-file-open') {
+  if (execute === guestFileOpen.execute) {
     if (typeof args.path !== 'string') throw invalid(execute, 'arguments.path must be a string');
     const path = guestPath(args.path);
     const { read, write } = openModeAccess(args.mode);
     if (read) checkFilePath(identity, 'read', path);
     if (write) checkFilePath(identity, 'write', path);
-  } else if (HANDLE_COMMANDS.has(execute)) {
+  } else if (commandFacts(execute)?.takesHandle) {
     const handle = args.handle;
     if (typeof handle !== 'number' || !Number.isSafeInteger(handle)) throw invalid(execute, 'arguments.handle must be an integer');
     const holder = holderOf(handle);
     if (holder === 'gateway') throw refuse(`handle ${handle} belongs to a transfer of the file resources in progress`);
     if (holder && holder.identity !== identity.name) throw refuse(`handle ${handle} was opened by another identity`);
     if (!holder && filePolicies) throw refuse(`it has file policies (auth policies.files), and handle ${handle} was not opened by it through this endpoint, so its path is unknown`);
-  } else if (execute === 'guest-exec') {
+  } else if (execute === guestExec.execute) {
     if (typeof args.path !== 'string') throw invalid(execute, 'arguments.path must be a string');
     const env = args.env ?? [];
     if (!Array.isArray(env) || env.some((e) => typeof e !== 'string')) throw invalid(execute, 'arguments.env must be an array of NAME=value strings');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run token -- NAME [SCOPE...]: prints a new bearer token once, and the config entry that holds only its hash.
 import { stringify } from 'yaml';
-import { SCOPES, type Scope } from '../auth/scopes.js';
+import { SCOPES, type Scope } from '../config/scopes.js';
 import { newToken, tokenSha256 } from '../auth/tokens.js';
 
 const [name = 'operator', ...asked] = process.argv.slice(2);

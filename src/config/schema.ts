@@ -1,9 +1,11 @@
-// The configuration: one zod schema, from which the Config type and every default come.
+// src/config: the configuration, imported by every other part and importing none of them. This file is the one zod
+// schema, from which the Config type and every default come; its sections that need more than a few lines have
+// their own files (agent-sockets.ts; identities.ts with scopes.ts and loader-env.ts for what an identity may be
+// given), fields.ts holds shared field schemas, and load.ts reads the file and the environment.
 import { z } from 'zod';
-import { policiesConfigSchema } from '../auth/policies.js';
-import { agentSocketsConfigSchema } from '../agent-socket/config.js';
-import { domainPatternProblem } from '../auth/domain-patterns.js';
-import { SCOPES } from '../auth/scopes.js';
+import { agentSocketsConfigSchema } from './agent-sockets.js';
+import { domainPatternProblem, policiesConfigSchema } from './identities.js';
+import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 
 
@@ -68,7 +70,7 @@ export const configSchema = z.strictObject({
       backoffMaxMs: ms(600_000).default(10_000),
     })
     .prefault({}),
-  /** Guest agents reached without libvirt, over their own sockets (src/agent-socket/config.ts). */
+  /** Guest agents reached without libvirt, over their own sockets (src/config/agent-sockets.ts). */
   agentSockets: agentSocketsConfigSchema,
   agent: z
     .strictObject({
@@ -174,7 +176,7 @@ export const configSchema = z.strictObject({
             tokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of a SHA-256'),
             scopes: z.array(z.enum(SCOPES)).min(1),
             /**
-             * The domains this identity may touch (src/auth/domain-patterns.ts): name globs ('*', '?', case-sensitive),
+             * The domains this identity may touch (src/auth/domain-patterns.ts, src/config/identities.ts): name globs ('*', '?', case-sensitive),
              * full UUIDs, 'uuid:' UUID patterns, 'host:' followed by either.
              */
             domains: z

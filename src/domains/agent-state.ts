@@ -1,15 +1,8 @@
 // Each domain's agent state, kept from libvirt's agent-lifecycle and lifecycle events. What is not known
 // yet is read once from the live domain XML, where libvirt records the agent channel's state.
+import type { AgentState, AgentStatus } from './vocabulary.js';
 import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { AgentLifecycleState, LifecycleEvent } from '../libvirt/protocol.js';
-
-export type AgentState = 'connected' | 'disconnected' | 'unknown';
-
-export interface AgentStatus {
-  state: AgentState;
-  /** Whether the domain has an org.qemu.guest_agent.0 channel; null when not known. */
-  channel: boolean | null;
-}
 
 const AGENT_TARGET_RE = /<target\b[^>]*\bname=(['"])org\.qemu\.guest_agent\.0\1[^>]*>/;
 const STATE_ATTR_RE = /\bstate=(['"])(connected|disconnected)\1/;

@@ -1,3 +1,8 @@
+// src/domains: a domain, wherever it lives. vocabulary.ts holds the words every layer shares (DomainRef, domainKey,
+// the backend and agent state) and imports nothing; sources.ts is the backends domains live on (a libvirt daemon,
+// the agent sockets); backend-errors.ts turns what either backend raises into the gateway's errors, in one place;
+// agent-state.ts follows each libvirt domain's agent from libvirt's events; this file looks domains up.
+//
 // Finds domains by name or UUID, on one host or across several, and describes them. Lookups are cached briefly;
 // libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
 //
@@ -5,15 +10,16 @@
 // unqualified id is looked up on every host (libvirt's, and the agent sockets' own): found on one, that is the
 // domain; on several, 409 domain_ambiguous with the qualified candidates; on none while a host is unreachable,
 // 503 host_unavailable (it may be there).
+import { AgentSocketError } from '../agent-socket/errors.js';
 import type { AgentSocketHost } from '../agent-socket/host.js';
-import { mapLibvirtError } from '../agent/error-mapping.js';
+import { backendError } from './backend-errors.js';
 import { GatewayError } from '../errors.js';
-import type { DomainRef } from '../libvirt/client.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { domainKey, type LibvirtHosts } from '../libvirt/hosts.js';
+import { type LibvirtHosts } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid } from '../libvirt/protocol.js';
 import type { AgentStateTracker } from './agent-state.js';
 import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
+import { domainKey, type DomainRef } from './vocabulary.js';
 
 /** A host that could not be listed, and why. */
 export interface HostFailure {
@@ -122,7 +128,7 @@ export class DomainDirectory {
       const where = this.several ? ` on host ${host.name}` : '';
       return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, ...(err instanceof LibvirtError ? { libvirtCode: err.code } : {}) });
     }
-    const mapped = mapLibvirtError(err, { domain: id });
+    const mapped = backendError(err, { domain: id });
     // With several hosts, say which one is down: the others still answer.
     if (this.several && mapped.code === 'libvirt_unavailable') {
       return new GatewayError('host_unavailable', `libvirt host ${host.name} is not reachable: ${mapped.message}`, { ...mapped.extras, host: host.name });
@@ -147,7 +153,7 @@ export class DomainDirectory {
     for (const [i, r] of perHost.entries()) {
       if (r.status === 'fulfilled') refs.push(...r.value);
       else {
-        const error = mapLibvirtError(r.reason);
+        const error = backendError(r.reason);
         if (!this.several) throw error;
         failed.push({ host: this.sources[i]!.name, code: error.code, detail: error.message, error });
       }
@@ -173,5 +179,9 @@ export class DomainDirectory {
 }
 
 function isNotFound(err: unknown): boolean {
-  return (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) || (err instanceof GatewayError && err.code === 'domain_not_found');
+  return (
+    (err instanceof LibvirtError && err.code === VirErrorCode.NO_DOMAIN) ||
+    (err instanceof AgentSocketError && err.code === 'no_such_domain') ||
+    (err instanceof GatewayError && err.code === 'domain_not_found')
+  );
 }

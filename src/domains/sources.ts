@@ -1,13 +1,12 @@
 // Where domains live: a libvirt daemon, or the agent sockets (one host of their own). The directory finds, lists
 // and describes domains through this one interface, whatever the backend.
 import type { AgentSocketHost } from '../agent-socket/host.js';
-import { mapLibvirtError } from '../agent/error-mapping.js';
-import type { AgentBackend } from '../agent/transport.js';
-import type { DomainRef } from '../libvirt/client.js';
+import { backendError } from './backend-errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { domainKey, type LibvirtHost } from '../libvirt/hosts.js';
+import { type LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
-import { agentStatusFromXml, type AgentStateTracker, type AgentStatus } from './agent-state.js';
+import { agentStatusFromXml, type AgentStateTracker } from './agent-state.js';
+import { type AgentBackend, type AgentStatus, domainKey, type DomainRef } from './vocabulary.js';
 
 export interface DomainInfo {
   host: string;
@@ -23,7 +22,7 @@ export interface DomainInfo {
 export interface DomainSource {
   readonly name: string;
   readonly backend: AgentBackend;
-  /** By name or UUID; rejects with libvirt's NO_DOMAIN or domain_not_found when there is none. */
+  /** By name or UUID; rejects with the backend's own error when there is none (libvirt's NO_DOMAIN, the sockets' no_such_domain). */
   lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef>;
   list(signal?: AbortSignal): Promise<DomainRef[]>;
   describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo>;
@@ -64,7 +63,7 @@ export class LibvirtSource implements DomainSource {
       const agent = await this.agentStatus(ref, running, signal);
       return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
     } catch (err) {
-      throw mapLibvirtError(err, { domain: ref.name });
+      throw backendError(err, { domain: ref.name });
     }
   }
 
@@ -99,7 +98,9 @@ export class AgentSocketSource implements DomainSource {
   }
 
   async describe(ref: DomainRef): Promise<DomainInfo> {
-    const { state, agent } = await this.sockets.describe(ref);
+    const { state, agent } = await this.sockets.describe(ref).catch((err: unknown) => {
+      throw backendError(err, { domain: ref.name });
+    });
     return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: null, state, agent };
   }
 }

@@ -1,8 +1,8 @@
 // The simplest route about a domain: a GET that sends one agent query (no arguments) and reshapes its reply. Its
 // description is made from the command it sends, so the document names what runs.
 import type { z } from 'zod';
-import type { AgentCommand } from '../agent/commands.js';
-import type { AgentService } from '../agent/service.js';
+import type { AgentCommand } from '../agent/commands/define.js';
+import type { AgentService } from '../agent/core/service.js';
 import type { AnswerFields, DomainRoute } from './domain-scope.js';
 import type { Permission } from './permissions.js';
 

@@ -6,11 +6,11 @@
 // an answer about the domain.
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { z } from 'zod';
-import type { AgentCallOptions } from '../agent/service.js';
+import type { AgentCallOptions } from '../agent/core/service.js';
 import { authoriseDomain } from '../auth/authenticate.js';
 import { requireIdentity } from '../auth/identity.js';
 import type { Gateway } from '../gateway.js';
-import type { DomainRef } from '../libvirt/client.js';
+import type { DomainRef } from '../domains/vocabulary.js';
 import type { Permission } from './permissions.js';
 import { problemResponses } from './problem.js';
 import { agentCallOptions } from './request-context.js';

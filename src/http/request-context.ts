@@ -1,8 +1,8 @@
 // Per-request state: an abort signal for when the client goes away, what the request did (domain, agent
 // commands), and the one log line per request that says so.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AgentCallOptions } from '../agent/service.js';
-import type { DomainRef } from '../libvirt/client.js';
+import type { AgentCallOptions } from '../agent/core/service.js';
+import type { DomainRef } from '../domains/vocabulary.js';
 import { loggableUrl } from './query-secrets.js';
 
 declare module 'fastify' {

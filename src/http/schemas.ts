@@ -1,7 +1,7 @@
 // Schemas shared by several routes.
 import { z } from 'zod';
 import { domainIdString } from '../domains/domain-id.js';
-import type { DomainRef } from '../libvirt/client.js';
+import type { DomainRef } from '../domains/vocabulary.js';
 import { DOMAIN_STATES } from '../libvirt/protocol.js';
 
 export const domainParams = z.object({

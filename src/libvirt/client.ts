@@ -1,16 +1,8 @@
 // The libvirt calls the gateway makes, typed. Everything above this file speaks in these terms, never in packets.
+import type { DomainRef } from '../domains/vocabulary.js';
 import { Qemu, Remote } from './procedures.js';
 import { RebootFlag, ShutdownFlag, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
 import type { LibvirtPool } from './pool.js';
-
-export interface DomainRef {
-  /** The libvirt host (config libvirt.hosts) the domain was found on. */
-  host: string;
-  name: string;
-  uuid: string;
-  /** libvirt's id: -1 while the domain is not running. */
-  id: number;
-}
 
 export function toDomainRef(d: WireDomain, host: string): DomainRef {
   return { host, name: d.name, uuid: uuidToString(d.uuid), id: d.id };

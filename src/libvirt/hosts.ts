@@ -1,20 +1,16 @@
 // The libvirt daemons the gateway serves: one per hypervisor, each with its own pool of connections and its own
 // events. A domain is known by (host, UUID): the same UUID may well show up on two hosts (a migrated domain, or
-// one daemon reached over two transports), so every per-domain table keys on domainKey().
+// one daemon reached over two transports), so every per-domain table keys on domainKey() (src/domains/vocabulary.ts).
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { LibvirtClient, type DomainRef } from './client.js';
+import { domainKey, type DomainRef } from '../domains/vocabulary.js';
+import { LibvirtClient } from './client.js';
 import { LibvirtPool, type AgentLifecycleEventMsg, type LifecycleEventMsg } from './pool.js';
 import { uuidToString } from './protocol.js';
 import { resolveUri } from './uri.js';
 
 export type HostConfig = Config['libvirt']['hosts'][number];
-
-/** The key of a domain in every per-domain table: its host and its UUID. */
-export function domainKey(dom: Pick<DomainRef, 'host' | 'uuid'>): string {
-  return `${dom.host}/${dom.uuid}`;
-}
 
 export interface HostLifecycleEvent extends LifecycleEventMsg {
   host: string;

@@ -3,14 +3,13 @@
 // from the services' own state when scraped; counters and histograms are fed by the agent queue's observer, the
 // guest file service and the HTTP onResponse hook.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FileTransferObserver } from '../agent/files.js';
-import type { AgentCallObserver } from '../agent/service.js';
+import type { FileTransferObserver } from '../agent/files/guest-file.js';
+import type { AgentCallObserver } from '../agent/core/service.js';
 import type { Config } from '../config/schema.js';
-import type { DomainRef } from '../libvirt/client.js';
-import { domainKey } from '../libvirt/hosts.js';
 import type { LibvirtPool } from '../libvirt/pool.js';
 import { commandLabel, methodLabel, outcomeOf, routeLabel } from './labels.js';
 import { METRIC_PREFIX, processMetrics } from './process-metrics.js';
+import { domainKey, type DomainRef } from '../domains/vocabulary.js';
 
 /** One libvirt daemon's pool, by the host name the config gives it. */
 export interface LibvirtHostRef {

@@ -1,57 +1,11 @@
 // Label values for the metrics, each from a small fixed set: every distinct value is one more time series
 // in Prometheus, so nothing a client chooses (a URL, a raw command's name, a method) becomes a label as is.
+import { commandFacts } from '../agent/commands/index.js';
 import type { ErrorCode, GatewayError } from '../errors.js';
 
-/** Every command of qemu-ga's schema (qga/qapi-schema.json, QEMU 10): a raw command naming anything else is "other". */
-export const QGA_COMMANDS: ReadonlySet<string> = new Set([
-  'guest-sync-delimited',
-  'guest-sync',
-  'guest-ping',
-  'guest-get-time',
-  'guest-set-time',
-  'guest-info',
-  'guest-shutdown',
-  'guest-file-open',
-  'guest-file-close',
-  'guest-file-read',
-  'guest-file-write',
-  'guest-file-seek',
-  'guest-file-flush',
-  'guest-fsfreeze-status',
-  'guest-fsfreeze-freeze',
-  'guest-fsfreeze-freeze-list',
-  'guest-fsfreeze-thaw',
-  'guest-fstrim',
-  'guest-suspend-disk',
-  'guest-suspend-ram',
-  'guest-suspend-hybrid',
-  'guest-network-get-interfaces',
-  'guest-get-vcpus',
-  'guest-set-vcpus',
-  'guest-get-disks',
-  'guest-get-fsinfo',
-  'guest-set-user-password',
-  'guest-get-memory-blocks',
-  'guest-set-memory-blocks',
-  'guest-get-memory-block-info',
-  'guest-exec-status',
-  'guest-exec',
-  'guest-get-host-name',
-  'guest-get-users',
-  'guest-get-timezone',
-  'guest-get-osinfo',
-  'guest-get-devices',
-  'guest-ssh-get-authorized-keys',
-  'guest-ssh-add-authorized-keys',
-  'guest-ssh-remove-authorized-keys',
-  'guest-get-diskstats',
-  'guest-get-cpustats',
-  'guest-get-load',
-  'guest-network-get-route',
-]);
-
+/** A command of qemu-ga's schema (the catalogue, src/agent/commands/) by its name; a raw command naming anything else is "other". */
 export function commandLabel(execute: string): string {
-  return QGA_COMMANDS.has(execute) ? execute : 'other';
+  return commandFacts(execute) ? execute : 'other';
 }
 
 /** How an agent call ended, as the command histogram's `outcome` label. */

@@ -8,6 +8,8 @@ import os from 'node:os';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentSocketChannel, type AgentChannelOptions } from '../../src/agent-socket/channel.js';
+import { AgentSocketError } from '../../src/agent-socket/errors.js';
+import { mapAgentSocketError } from '../../src/domains/backend-errors.js';
 import { GatewayError } from '../../src/errors.js';
 import { BLOCKED_RPCS, rawExchange, startHostQga, type HostQga } from '../support/host-qga.js';
 import { connectRaw, leaveCleanly } from '../support/raw-unix-client.js';
@@ -36,8 +38,10 @@ function open(over: Partial<AgentChannelOptions> = {}): AgentSocketChannel {
 
 const live = () => new AbortController().signal;
 type Reply = { return?: unknown; error?: { class: string; desc: string } };
+/** The channel raises its own errors (AgentSocketError); run() rejects with them as callers see them, the gateway's. */
 async function run(ch: AgentSocketChannel, cmd: object, signal = live()): Promise<Reply> {
-  return JSON.parse((await ch.command(JSON.stringify(cmd), { signal })) ?? 'null') as Reply;
+  const text = await ch.command(JSON.stringify(cmd), { signal }).catch((err: unknown) => Promise.reject(err instanceof AgentSocketError ? mapAgentSocketError(err) : err));
+  return JSON.parse(text ?? 'null') as Reply;
 }
 
 /** The channel's socket, for writing bytes behind its back (the test hook: nothing in the channel's API allows it). */

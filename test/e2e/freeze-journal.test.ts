@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freezeJournal } from '../../src/agent/freeze-journal.js';
+import { freezeJournal } from '../../src/agent/freeze/freeze-journal.js';
 import { startGateway, type GatewayProcess } from './support/gateway-process.js';
 import { agentCommand, assertProvisioned, waitFor } from './support/guests.js';
 import { ensurePowerGuestRunning, powerGuest } from './support/power.js';

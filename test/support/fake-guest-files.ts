@@ -1,7 +1,7 @@
 // An in-memory guest file system for the fake libvirtd's agent: guest-file-open/-read/-write/-seek/-flush/-close
 // with qemu-ga's error wording, and a record of every handle opened and closed, so that tests can assert that
 // none is left open. Everything else goes to defaultAgentHandler (guest-info lists the file commands).
-// guest-exec runs the two programs an atomic upload needs (src/agent/replace-commands.ts, seen run for real by
+// guest-exec runs the two programs an atomic upload needs (src/agent/files/replace-commands.ts, seen run for real by
 // test/e2e/atomic-upload.test.ts): the replace script (rename over the target; exit 3 for a link, 4 for a
 // directory, 6 when the temporary file is gone or not the size written) and
 // rm -f; guest-exec-status answers as qemu-ga does once a process has exited (output base64-encoded).

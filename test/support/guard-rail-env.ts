@@ -1,7 +1,7 @@
 // Shared set-up for the guard-rails-* tests: a gateway with one token per
 // identity against the fake libvirtd, files and exec answered by the fakes. Built with the harness
 // (harness.ts): closed after the test without an afterEach.
-import type { Scope } from '../../src/auth/scopes.js';
+import type { Scope } from '../../src/config/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { FakeGuestFiles } from './fake-guest-files.js';
 import type { AgentHandler, FakeLibvirtd } from './fake-libvirtd.js';

@@ -1,7 +1,7 @@
 // Guest accounts against the fake libvirtd: the password (never logged, base64 to the agent), SSH authorized
 // keys (validation before the agent, add/reset/remove, a user without a file, an unknown user).
 import { describe, expect, it } from 'vitest';
-import { describeKeyLine, sshKeyProblem } from '../../src/agent/ssh-keys.js';
+import { describeKeyLine, sshKeyProblem } from '../../src/agent/guest/ssh-keys.js';
 import { createLogger } from '../../src/logger.js';
 import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';

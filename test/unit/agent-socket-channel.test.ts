@@ -8,6 +8,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AgentSocketChannel, type AgentChannelOptions } from '../../src/agent-socket/channel.js';
 import { Backoff, BACKOFF_MAX_MS, backoffDelayMs } from '../../src/agent-socket/backoff.js';
 import { ReplySplitter, type Frame } from '../../src/agent-socket/reply-splitter.js';
+import { AgentSocketError } from '../../src/agent-socket/errors.js';
+import { mapAgentSocketError } from '../../src/domains/backend-errors.js';
 import { GatewayError } from '../../src/errors.js';
 import { defaultFakeHandler, FakeAgentSocket } from '../support/fake-agent-socket.js';
 import { connectRaw, leaveCleanly } from '../support/raw-unix-client.js';
@@ -29,11 +31,15 @@ function channelFor(agentPath: string, over: Partial<AgentChannelOptions> = {}):
 /** A signal that never fires by itself (no timer: the leak test counts timers). */
 const live = () => new AbortController().signal;
 
+/** The channel raises its own errors (AgentSocketError); callers see them as the gateway's, which the codes below are. */
+const seenByCaller = (err: unknown) => (err instanceof AgentSocketError ? mapAgentSocketError(err) : err);
+const asCallerSees = <T>(p: Promise<T>) => p.catch((err: unknown) => Promise.reject(seenByCaller(err)));
+
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
   } catch (err) {
-    return err;
+    return seenByCaller(err);
   }
   throw new Error('expected a rejection');
 }
@@ -288,7 +294,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     // anything before it, so the channel must not call itself in step.
     agent.handler = (cmd, a) =>
       cmd.execute === 'guest-sync-delimited' ? JSON.stringify({ return: cmd.arguments?.['id'] }) : defaultFakeHandler(cmd, a);
-    await expect(channel.command('{"execute":"guest-ping"}', { signal: live() })).rejects.toBeInstanceOf(GatewayError);
+    await expect(asCallerSees(channel.command('{"execute":"guest-ping"}', { signal: live() }))).rejects.toBeInstanceOf(GatewayError);
     expect(agent.inputLog).not.toContain('guest-ping');
     expect(channel.state).not.toBe('connected');
   });
@@ -376,7 +382,7 @@ describe('AgentSocketChannel against a fake agent', () => {
       try {
         reply = await channel.command('{"execute":"guest-ping"}', { signal: live() });
       } catch (err) {
-        expect((err as GatewayError).code).toBe('agent_not_connected');
+        expect((seenByCaller(err) as GatewayError).code).toBe('agent_not_connected');
         expect(Date.now() - started).toBeLessThan(1000);
         await new Promise((r) => setTimeout(r, 20));
       }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { KNOWN_RAW_COMMANDS, rawCommandScopes } from '../../src/auth/raw-scopes.js';
-import { SCOPES, type Scope } from '../../src/auth/scopes.js';
+import { SCOPES, type Scope } from '../../src/config/scopes.js';
 import { matchToken, newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { FakeLibvirtd } from '../support/fake-libvirtd.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mapLibvirtError } from '../../src/agent/error-mapping.js';
+import { mapLibvirtError } from '../../src/domains/backend-errors.js';
 import { ERROR_STATUS } from '../../src/errors.js';
 import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
 

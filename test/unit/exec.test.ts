@@ -1,7 +1,7 @@
 // POST /domains/{domain}/exec and GET /domains/{domain}/exec/{pid} against the fake libvirtd: what reaches
 // the agent, output decoding, waiting, the result cache after the agent reaps, and error mapping.
 import { describe, expect, it } from 'vitest';
-import { PerDomainCache } from '../../src/agent/per-domain-cache.js';
+import { PerDomainCache } from '../../src/agent/core/per-domain-cache.js';
 import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { FIXTURE_VERSIONS, fixtureError, type FixtureVersion } from '../support/qga-fixtures.js';

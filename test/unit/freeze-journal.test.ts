@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freezeJournal, freezeRecordSchema, type FreezeRecord } from '../../src/agent/freeze-journal.js';
+import { freezeJournal, freezeRecordSchema, type FreezeRecord } from '../../src/agent/freeze/freeze-journal.js';
 import { RemoteProc } from '../../src/libvirt/procedures.js';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
 import { DomainState, waitFor, type AgentHandler, type FakeLibvirtd } from '../support/fake-libvirtd.js';

@@ -6,7 +6,7 @@
 // chance may reach the agent, which answers them plausibly. 416 is left out of that check: whether a range fits
 // needs the file's size.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ERROR_STATUS, type ErrorCode } from '../../src/errors.js';
 import { generateOpenApiText } from '../../src/http/openapi.js';

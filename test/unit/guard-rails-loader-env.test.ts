@@ -2,8 +2,8 @@
 // below makes a common program load or run code named by the caller, yet is accepted in policies.exec.env and then
 // passed to the guest. (Only a hole once an operator lists the name; the config check is what should stop them.)
 import { describe, expect, it } from 'vitest';
-import { isLoaderVariable } from '../../src/auth/loader-env.js';
-import { policiesConfigSchema } from '../../src/auth/policies.js';
+import { isLoaderVariable } from '../../src/config/loader-env.js';
+import { policiesConfigSchema } from '../../src/config/identities.js';
 
 const CODE_LOADING: Record<string, string> = {
   ZDOTDIR: 'zsh sources $ZDOTDIR/.zshenv on every start, scripts included',

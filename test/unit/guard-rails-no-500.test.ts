@@ -1,6 +1,6 @@
 // odd but well-formed inputs to the new raw-authorization and exec-ownership code must be 4xx, never 5xx.
 import { describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;

@@ -2,7 +2,7 @@
 // spellings of the same file: a path without its drive (the agent's current drive), a trailing '.' or ' ' on a
 // segment (Win32 normalisation strips them), an NTFS stream suffix (::$DATA) and a \\?\-style device prefix.
 import { describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import { startEnv, type Env } from '../support/guard-rail-env.js';
 
 let env: Env | null = null;

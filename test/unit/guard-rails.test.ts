@@ -2,7 +2,7 @@
 // the raw endpoint instead of the resource route, the environment instead of the program, someone else's pid, a
 // control character in a path. Each refusal happens before any agent command is sent.
 import { describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import type { FakeGuestFiles } from '../support/fake-guest-files.js';
 import type { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { startEnv, type Env, type IdentitySpec } from '../support/guard-rail-env.js';

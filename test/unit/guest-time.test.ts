@@ -1,6 +1,6 @@
 // The guest clock's conversions: nanoseconds as bigints, ISO 8601 with nine fraction digits, the range.
 import { describe, expect, it } from 'vitest';
-import { checkTimeRange, isoToNs, MAX_TIME_NS, nsToIso } from '../../src/agent/guest-time.js';
+import { checkTimeRange, isoToNs, MAX_TIME_NS, nsToIso } from '../../src/agent/guest/guest-time.js';
 import { GatewayError } from '../../src/errors.js';
 
 describe('guest time conversions', () => {

@@ -11,7 +11,7 @@ import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 

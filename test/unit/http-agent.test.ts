@@ -257,7 +257,7 @@ describe('capability gating', () => {
 describe('command size', () => {
   it('never sends a command larger than the agent parses reliably, whatever route builds it', async () => {
     await setup();
-    const { command } = await import('../../src/agent/commands.js');
+    const { command } = await import('../../src/agent/commands/define.js');
     const { z } = await import('zod');
     const big = command('guest-file-write', 'query', z.object({ handle: z.number(), 'buf-b64': z.string() }), z.unknown());
     const dom = await gw!.gateway.domains.resolve('web1');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';

@@ -1,11 +1,12 @@
 // LibvirtClient (the typed calls) over a LibvirtPool and the fake libvirtd.
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LibvirtClient, type DomainRef } from '../../src/libvirt/client.js';
+import { LibvirtClient } from '../../src/libvirt/client.js';
 import { LibvirtError } from '../../src/libvirt/errors.js';
 import { LibvirtPool } from '../../src/libvirt/pool.js';
 import { VirErrorCode } from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
+import type { DomainRef } from '../../src/domains/vocabulary.js';
 
 let fake: FakeLibvirtd;
 let pool: LibvirtPool;

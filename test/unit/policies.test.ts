@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkExec, compilePolicies, pathAllowed, pathGlob } from '../../src/auth/policies.js';
 import { makeIdentity } from '../../src/auth/identity.js';
-import { SCOPES } from '../../src/auth/scopes.js';
+import { SCOPES } from '../../src/config/scopes.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { GatewayError } from '../../src/errors.js';

@@ -2,7 +2,7 @@
 // suspend, halt through guest-shutdown, capability gating, error mapping and the per-domain queue.
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { command, noArgs } from '../../src/agent/commands.js';
+import { command, noArgs } from '../../src/agent/commands/define.js';
 import { RemoteProc } from '../../src/libvirt/procedures.js';
 import { DomainState, waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { operationsAgent, type OperationsAgent } from '../support/operations-agent.js';

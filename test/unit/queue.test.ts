@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyedSerialQueue, QueueClosedError, QueueFullError } from '../../src/agent/queue.js';
+import { KeyedSerialQueue, QueueClosedError, QueueFullError } from '../../src/agent/core/queue.js';
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;

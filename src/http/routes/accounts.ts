@@ -2,7 +2,7 @@
 // authorized keys, GET/POST/DELETE /domains/{domain}/users/{user}/ssh-keys (guest-ssh-*-authorized-keys).
 // The password is never logged nor echoed: it leaves the gateway only base64-encoded inside the agent command.
 import { z } from 'zod';
-import { sshKeyProblem } from '../../agent/ssh-keys.js';
+import { sshKeyProblem } from '../../agent/guest/ssh-keys.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRequest, type DomainRoute } from '../domain-scope.js';
 import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';

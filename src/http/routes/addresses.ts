@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
-import type { AddressEntry } from '../../agent/addresses.js';
+import type { AddressEntry } from '../../agent/guest/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';

@@ -1,6 +1,6 @@
 // GET /domains/{domain}/agent: is the agent there, which version, which commands it offers.
 import { z } from 'zod';
-import { guestPing } from '../../agent/commands.js';
+import { guestPing } from '../../agent/commands/info.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { domainRefSchema } from '../schemas.js';

@@ -2,8 +2,8 @@
 // answers its status (guest-exec-status), both optionally waiting for it to exit. Finished results stay
 // readable for a while after the agent has reaped the process (exec.resultCacheTtlMs).
 import { z } from 'zod';
-import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
-import type { ExecStatus } from '../../agent/exec-service.js';
+import { MAX_COMMAND_JSON_BYTES } from '../../agent/core/command-limits.js';
+import type { ExecStatus } from '../../agent/exec/exec-service.js';
 import { requireIdentity } from '../../auth/identity.js';
 import { checkExec, checkExecEnv } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';

@@ -1,9 +1,9 @@
 // Guest files over HTTP: GET streams a file out (Range, Content-Length), HEAD tells its size, PUT streams a body
 // in. Every byte goes through guest-file-open/-seek/-read/-write/-flush/-close, one chunk per agent command.
 import { z } from 'zod';
-import { GuestFileReadStream } from '../../agent/file-read-stream.js';
-import type { GuestFile, OpenOptions } from '../../agent/guest-file.js';
-import type { UploadProgress } from '../../agent/uploads.js';
+import { GuestFileReadStream } from '../../agent/files/file-read-stream.js';
+import type { GuestFile, OpenOptions } from '../../agent/files/guest-file.js';
+import type { UploadProgress } from '../../agent/files/uploads.js';
 import { checkFilePath } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';

@@ -1,6 +1,6 @@
 // File-system freeze (status, freeze with a deadline, thaw) and fstrim of one guest.
 import { z } from 'zod';
-import type { HeldFreeze } from '../../agent/freeze-registry.js';
+import type { HeldFreeze } from '../../agent/freeze/freeze-registry.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { exactUint64 } from '../exact-integer.js';

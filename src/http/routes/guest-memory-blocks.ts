@@ -1,7 +1,7 @@
 // The guest's memory blocks (the units of memory hot(un)plug): list, block size, online/offline.
 import { z } from 'zod';
-import { guestGetMemoryBlockInfo, MEMORY_BLOCK_RESULTS } from '../../agent/guest-settings-commands.js';
-import { listMemoryBlocks, setMemoryBlocks } from '../../agent/guest-settings.js';
+import { guestGetMemoryBlockInfo, MEMORY_BLOCK_RESULTS } from '../../agent/commands/system.js';
+import { listMemoryBlocks, setMemoryBlocks } from '../../agent/guest/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
 import { agentQuery } from '../agent-query.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';

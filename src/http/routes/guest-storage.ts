@@ -1,7 +1,7 @@
 // The guest's filesystems (with used and total bytes), its disks, and their I/O statistics.
 import { z } from 'zod';
-import type { ExactInteger } from '../../agent/agent-json.js';
-import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/guest-facts-commands.js';
+import type { ExactInteger } from '../../agent/core/agent-json.js';
+import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/commands/fs.js';
 import type { Gateway } from '../../gateway.js';
 import { agentQuery } from '../agent-query.js';
 import type { DomainRoute } from '../domain-scope.js';

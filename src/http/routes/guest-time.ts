@@ -1,8 +1,8 @@
 // GET and PUT /domains/{domain}/time: the guest's clock, read or set (to a given time, from its hardware
 // clock, or to the host's clock).
 import { z } from 'zod';
-import { readGuestTime, setGuestTime, type TimeSource } from '../../agent/guest-settings.js';
-import { checkTimeRange, isoToNs, timeBody } from '../../agent/guest-time.js';
+import { readGuestTime, setGuestTime, type TimeSource } from '../../agent/guest/guest-settings.js';
+import { checkTimeRange, isoToNs, timeBody } from '../../agent/guest/guest-time.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';

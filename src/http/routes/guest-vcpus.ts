@@ -1,6 +1,6 @@
 // GET and PATCH /domains/{domain}/vcpus: the guest's logical processors, and taking them online or offline.
 import { z } from 'zod';
-import { listVcpus, setVcpus } from '../../agent/guest-settings.js';
+import { listVcpus, setVcpus } from '../../agent/guest/guest-settings.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';

@@ -1,6 +1,6 @@
 // GET /domains/{domain}/network-interfaces: the guest's own view of its interfaces and addresses.
 import { z } from 'zod';
-import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands.js';
+import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands/network.js';
 import type { Gateway } from '../../gateway.js';
 import { agentQuery } from '../agent-query.js';
 import type { DomainRoute } from '../domain-scope.js';

@@ -1,7 +1,7 @@
 // POST /domains/{domain}/power: shutdown, halt, reboot, suspend. Answers 202 once the guest has the request;
 // the effect shows on GET /domains/{domain} (Location), whose state and agentState change.
 import { z } from 'zod';
-import { POWER_ACTIONS } from '../../agent/power.js';
+import { POWER_ACTIONS } from '../../agent/power/power.js';
 import type { Gateway } from '../../gateway.js';
 import { DOMAIN_STATES } from '../../libvirt/protocol.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';

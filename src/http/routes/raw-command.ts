@@ -1,8 +1,8 @@
 // POST /domains/{domain}/agent/commands: any guest-agent command as JSON, for what the typed resources lack.
 // Off unless rawCommands.enabled; commands that could break the agent channel or leave the guest stuck are refused.
 import { z } from 'zod';
-import { MAX_COMMAND_JSON_BYTES } from '../../agent/command-limits.js';
-import { MAX_RAW_FILE_READ_BYTES } from '../../agent/raw-command.js';
+import { MAX_COMMAND_JSON_BYTES } from '../../agent/core/command-limits.js';
+import { MAX_RAW_FILE_READ_BYTES } from '../../agent/commands/files.js';
 import { requireIdentity } from '../../auth/identity.js';
 import { authorizeRawCommand } from '../../auth/raw-authorization.js';
 import type { Gateway } from '../../gateway.js';

@@ -1,0 +1,139 @@
+// Every running domain's guest-network-get-interfaces in one call, for fleet callers: fanned out at once
+// under one deadline, each domain's answer (or error) cached for a short TTL and dropped sooner when libvirt
+// says the domain or its agent changed (lifecycle and agent-lifecycle events).
+import type { Config } from '../../config/schema.js';
+import { GatewayError } from '../../errors.js';
+import type { DomainDirectory } from '../../domains/directory.js';
+import { type LibvirtHosts } from '../../libvirt/hosts.js';
+import { isUuid } from '../../libvirt/protocol.js';
+import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
+import { backendError } from '../../domains/backend-errors.js';
+import type { AgentService } from '../core/service.js';
+import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
+
+export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
+
+export interface AddressEntry {
+  /** null for a filter entry that names no domain. */
+  host: string | null;
+  name: string;
+  /** null for a filter entry that names no domain. */
+  uuid: string | null;
+  result: AddressResult;
+  fetchedAt: Date;
+  cached: boolean;
+}
+
+/** Errors that stay true until an event says otherwise: worth caching. Transient ones are asked again. */
+const STABLE_ERRORS = new Set(['agent_not_configured', 'command_not_supported']);
+
+interface CacheEntry {
+  result: AddressResult;
+  fetchedAt: Date;
+  expires: number;
+}
+
+export class AddressBook {
+  private readonly cache = new Map<string, CacheEntry>();
+  /** One fetch per domain at a time, shared by concurrent callers. */
+  private readonly inFlight = new Map<string, Promise<CacheEntry>>();
+
+  constructor(
+    hosts: LibvirtHosts,
+    private readonly directory: DomainDirectory,
+    private readonly agent: AgentService,
+    private readonly config: Config['addresses'],
+  ) {
+    hosts.on('lifecycle', ({ key }) => this.cache.delete(key));
+    hosts.on('agentLifecycle', ({ key }) => this.cache.delete(key));
+    hosts.on('eventsLost', () => this.cache.clear());
+  }
+
+  get defaultTimeoutMs(): number {
+    return this.config.timeoutMs;
+  }
+
+  /**
+   * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
+   * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
+   */
+  async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal, mayTouch: (dom: DomainRef) => boolean = () => true): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
+    const deadlineAt = Date.now() + timeoutMs;
+    // Every host at once; one that cannot be listed is reported and the others answered.
+    const { refs, failed } = await this.directory.listRefs(signal);
+    const failedHosts = failed.map(({ host, error }) => ({ host, error }));
+    // Domains the caller may not touch are never asked, and look just like ones that do not exist.
+    const all = refs.filter(mayTouch);
+    const targets: (DomainRef | { missing: string })[] = filter
+      ? filter.flatMap((token): (DomainRef | { missing: string })[] => {
+          const found = findDomains(all, this.directory.splitId(token));
+          return found.length ? found : [{ missing: token }];
+        })
+      : all.filter((d) => d.id >= 0);
+    // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
+    // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))));
+    try {
+      const entries = await Promise.all(targets.map((t) => this.entryFor(t, deadlineAt, deadline, timeoutMs, failedHosts.length > 0)));
+      return { entries: entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async entryFor(target: DomainRef | { missing: string }, deadlineAt: number, deadline: Promise<'deadline'>, timeoutMs: number, someHostDown: boolean): Promise<AddressEntry> {
+    if ('missing' in target) {
+      // Not found while a host could not be listed: it may be on that host.
+      const error = someHostDown
+        ? new GatewayError('host_unavailable', `no domain named or with UUID '${target.missing}' on the reachable hosts; some hosts are not reachable`, { domain: target.missing })
+        : new GatewayError('domain_not_found', `no domain named or with UUID '${target.missing}'`, { domain: target.missing });
+      return { host: null, name: target.missing, uuid: null, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+    }
+    const dom = target;
+    if (dom.id < 0) {
+      const error = new GatewayError('domain_not_running', `domain ${dom.name} is not running`, { domain: dom.name });
+      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+    }
+    const hit = this.cache.get(domainKey(dom));
+    if (hit && hit.expires > Date.now()) return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
+    const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
+    if (fetched === 'deadline') {
+      const error = new GatewayError('deadline_exceeded', `the guest agent did not answer within the ${timeoutMs} ms deadline`, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
+      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+    }
+    return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
+  }
+
+  private fetch(dom: DomainRef, deadlineAt: number): Promise<CacheEntry> {
+    const key = domainKey(dom);
+    const pending = this.inFlight.get(key);
+    if (pending) return pending;
+    const run = (async (): Promise<CacheEntry> => {
+      let result: AddressResult;
+      try {
+        const timeoutMs = Math.max(1, deadlineAt - Date.now());
+        result = { ok: true, interfaces: await this.agent.execute(dom, guestNetworkGetInterfaces, undefined, { timeoutMs }) };
+      } catch (err) {
+        result = { ok: false, error: backendError(err, { domain: dom.name }) };
+      }
+      const entry: CacheEntry = { result, fetchedAt: new Date(), expires: Date.now() + this.config.cacheTtlMs };
+      if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);
+      return entry;
+    })();
+    this.inFlight.set(key, run);
+    void run.finally(() => this.inFlight.delete(key));
+    return run;
+  }
+}
+
+/** The domains a filter token names: name or UUID, optionally qualified as host:name; on every host that has it. */
+function findDomains(all: DomainRef[], { host, rest: id }: { host: string | undefined; rest: string }): DomainRef[] {
+  const onHost = host ? all.filter((d) => d.host === host) : all;
+  if (isUuid(id)) {
+    const wanted = id.toLowerCase().replace(/-/g, '');
+    const byUuid = onHost.filter((d) => d.uuid.replace(/-/g, '') === wanted);
+    if (byUuid.length) return byUuid;
+  }
+  return onHost.filter((d) => d.name === id);
+}
