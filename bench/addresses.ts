@@ -23,7 +23,9 @@ main(async () => {
   const logLevel = arg('log-level', 'warn');
   const gw = await startGateway({ logLevel, config: { addresses: { cacheTtlMs: 0 } } });
   const client = keepAliveAgent(1);
-  console.log(`addresses: gateway pid ${gw.pid} on :${gw.port}, cache off; domains with an agent: ${agentGuests.join(', ')}; ${rounds} rounds`);
+  console.log(
+    `addresses: gateway pid ${gw.pid} on :${gw.port}, cache off; domains with an agent: ${agentGuests.join(', ')}; ${rounds} rounds`,
+  );
 
   // Warm-up: capabilities (guest-info) learnt, connections open.
   for (const g of agentGuests) await get200(client, gw.port, `/domains/${g}/network-interfaces`);
@@ -75,7 +77,11 @@ main(async () => {
   const cached: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const r = await get(cachedClient, cachedGw.port, '/addresses');
-    check(r.status === 200 && r.body.domains.every((d: { ok: boolean; cached: boolean; name: string }) => d.cached || !agentGuests.includes(d.name)), `not served from cache: ${JSON.stringify(r.body).slice(0, 300)}`);
+    check(
+      r.status === 200 &&
+        r.body.domains.every((d: { ok: boolean; cached: boolean; name: string }) => d.cached || !agentGuests.includes(d.name)),
+      `not served from cache: ${JSON.stringify(r.body).slice(0, 300)}`,
+    );
     cached.push(r.ms);
   }
   await cachedGw.stop();

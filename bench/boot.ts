@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { arg, check, f2, get, keepAliveAgent, main, sleep, startGateway } from './lib.js';
 
 const URI = process.env.LIBVIRT_URI ?? 'qemu:///system';
-const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', URI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const virsh = (...args: string[]) =>
+  execFileSync('virsh', ['-q', '-c', URI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 main(async () => {
   const domains = arg('domains', 'guest-power,debian13').split(',');
@@ -44,7 +45,8 @@ main(async () => {
       while ((await get(agent, gw.port, `/domains/${domain}/agent/ping`, 2_000).catch(() => undefined))?.status === 200) await sleep(200);
       reboots.push(await untilAgent(domain, t0));
     }
-    const fmt = (xs: number[]) => `${xs.map((x) => f2(x / 1000)).join(', ')} s (median ${f2(xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]! / 1000)} s)`;
+    const fmt = (xs: number[]) =>
+      `${xs.map((x) => f2(x / 1000)).join(', ')} s (median ${f2(xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]! / 1000)} s)`;
     console.log(`  ${domain}: start -> agent ${fmt(starts)}`);
     console.log(`  ${domain}: reboot -> agent ${fmt(reboots)}`);
   }

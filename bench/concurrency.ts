@@ -5,7 +5,20 @@
 //   npx tsx bench/concurrency.ts [--per-guest 100] [--log-level warn]
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { arg, check, f2, formatSummary, get, get200, keepAliveAgent, main, sleep, startGateway, summarize, type HttpResult } from './lib.js';
+import {
+  arg,
+  check,
+  f2,
+  formatSummary,
+  get,
+  get200,
+  keepAliveAgent,
+  main,
+  sleep,
+  startGateway,
+  summarize,
+  type HttpResult,
+} from './lib.js';
 
 const GUESTS = ['guest1', 'guest2'] as const;
 const URI = process.env.LIBVIRT_URI ?? 'qemu:///system';
@@ -15,7 +28,8 @@ const nics = (g: string, query = '') => `/domains/${g}/network-interfaces${query
 const STOP_SCRIPT = '(sleep 1; kill -STOP $(pidof qemu-ga); sleep 10; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 &';
 const STOP_MS = 10_000;
 
-const describe = (r: HttpResult) => `${r.status} ${r.body?.code ?? ''} (${f2(r.ms)} ms)${r.status === 200 ? '' : `: ${r.body?.detail ?? JSON.stringify(r.body).slice(0, 200)}`}`;
+const describe = (r: HttpResult) =>
+  `${r.status} ${r.body?.code ?? ''} (${f2(r.ms)} ms)${r.status === 200 ? '' : `: ${r.body?.detail ?? JSON.stringify(r.body).slice(0, 200)}`}`;
 
 main(async () => {
   const perGuest = Number(arg('per-guest', '100'));
@@ -54,12 +68,18 @@ main(async () => {
   const wall = performance.now() - t0;
   const failed = done.filter((d) => d.r.status !== 200);
   const predicted = perGuest * Math.max(...GUESTS.map((g) => single[g]!));
-  console.log(`burst: ${done.length} requests (${perGuest} per guest) at once: wall ${f2(wall)} ms, ${done.length - failed.length} ok, ${failed.length} failed`);
+  console.log(
+    `burst: ${done.length} requests (${perGuest} per guest) at once: wall ${f2(wall)} ms, ${done.length - failed.length} ok, ${failed.length} failed`,
+  );
   for (const g of GUESTS) {
     const mine = done.filter((d) => d.g === g);
-    console.log(`  ${g}: last answer at ${f2(Math.max(...mine.map((d) => d.at)))} ms; ${formatSummary('latency', summarize(mine.map((d) => d.r.ms)))}`);
+    console.log(
+      `  ${g}: last answer at ${f2(Math.max(...mine.map((d) => d.at)))} ms; ${formatSummary('latency', summarize(mine.map((d) => d.r.ms)))}`,
+    );
   }
-  console.log(`  predicted by the serial per-domain queue: ${perGuest} x ${f2(predicted / perGuest)} ms = ${f2(predicted)} ms; actual/predicted = ${(wall / predicted).toFixed(2)}`);
+  console.log(
+    `  predicted by the serial per-domain queue: ${perGuest} x ${f2(predicted / perGuest)} ms = ${f2(predicted)} ms; actual/predicted = ${(wall / predicted).toFixed(2)}`,
+  );
   for (const d of failed.slice(0, 5)) console.log(`  failed: ${d.g}: ${describe(d.r)}`);
   check(failed.length === 0, `${failed.length} of the burst's requests failed`);
   burst.destroy();
@@ -95,7 +115,9 @@ main(async () => {
     const d = summarize(during);
     console.log(formatSummary('  guest1 sequential, before the stop', b));
     console.log(formatSummary('  guest1 sequential, guest2 stopped', d));
-    console.log(`  guest1 median ${f2(b.median)} -> ${f2(d.median)} ms (x${(d.median / b.median).toFixed(2)}), p90 ${f2(b.p90)} -> ${f2(d.p90)} ms (x${(d.p90 / b.p90).toFixed(2)})`);
+    console.log(
+      `  guest1 median ${f2(b.median)} -> ${f2(d.median)} ms (x${(d.median / b.median).toFixed(2)}), p90 ${f2(b.p90)} -> ${f2(d.p90)} ms (x${(d.p90 / b.p90).toFixed(2)})`,
+    );
     for (const p of probes) console.log(`  guest2 ${nics('guest2', '?timeoutMs=2000')} meanwhile: ${describe(p)}`);
     check(probes.length > 0 && probes.every((p) => p.status === 504), 'guest2 requests during the stop did not all get 504');
   } finally {
@@ -111,9 +133,15 @@ main(async () => {
       }
       await sleep(500);
     }
-    if (back) console.log(`  guest2 answers guest-ping again ${f2((Date.now() - contAt) / 1000)} s after its SIGCONT (ping ${back.body.ping.roundTripMs} ms)`);
+    if (back)
+      console.log(
+        `  guest2 answers guest-ping again ${f2((Date.now() - contAt) / 1000)} s after its SIGCONT (ping ${back.body.ping.roundTripMs} ms)`,
+      );
     else process.exitCode = 1;
-    check(back, "guest2's agent did not answer within 30 s of its SIGCONT: check `virsh qemu-agent-command guest2 '{\"execute\":\"guest-ping\"}'`");
+    check(
+      back,
+      'guest2\'s agent did not answer within 30 s of its SIGCONT: check `virsh qemu-agent-command guest2 \'{"execute":"guest-ping"}\'`',
+    );
   }
   const code = await gw.stop();
   check(code === 0, `gateway exit code ${code}:\n${gw.tail()}`);

@@ -39,7 +39,9 @@ main(async () => {
   const app = await imageSize(IMAGE);
   const base = await imageSize(BASE_IMAGE);
   console.log(`image ${IMAGE}: ${app.bytes} bytes (${(app.bytes / MiB).toFixed(1)} MiB; podman image ls: ${app.human})`);
-  console.log(`  of which the base ${BASE_IMAGE}: ${(base.bytes / MiB).toFixed(1)} MiB; the gateway's layers: ${((app.bytes - base.bytes) / MiB).toFixed(1)} MiB`);
+  console.log(
+    `  of which the base ${BASE_IMAGE}: ${(base.bytes / MiB).toFixed(1)} MiB; the gateway's layers: ${((app.bytes - base.bytes) / MiB).toFixed(1)} MiB`,
+  );
 
   const toRunning: number[] = [];
   const toReady: number[] = [];

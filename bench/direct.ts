@@ -9,7 +9,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arg, check, f2, formatSummary, get200, keepAliveAgent, main, onCleanup, startGateway, summarize, type RunningGateway } from './lib.js';
+import {
+  arg,
+  check,
+  f2,
+  formatSummary,
+  get200,
+  keepAliveAgent,
+  main,
+  onCleanup,
+  startGateway,
+  summarize,
+  type RunningGateway,
+} from './lib.js';
 
 const SOCKETS = '/run/qga-gateway/direct/*.qga';
 const VIA = [
@@ -29,7 +41,10 @@ async function exec(gw: RunningGateway, domain: string, script: string): Promise
 }
 
 function curl(url: string, out: string): { bytes: number; seconds: number } {
-  const [status, bytes, seconds] = execFileSync('curl', ['-s', '-o', out, '-w', '%{http_code} %{size_download} %{time_total}', url], { encoding: 'utf8', timeout: 600_000 })
+  const [status, bytes, seconds] = execFileSync('curl', ['-s', '-o', out, '-w', '%{http_code} %{size_download} %{time_total}', url], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  })
     .trim()
     .split(' ')
     .map(Number);
@@ -47,7 +62,8 @@ main(async () => {
   const agent = keepAliveAgent(1);
   const ms = new Map<string, number[]>(VIA.map((v) => [v.domain, []]));
   for (const v of VIA) for (let i = 0; i < 20; i++) await get200(agent, gw.port, `/domains/${v.domain}/agent/ping`); // warm-up
-  for (let i = 0; i < pings; i++) for (const v of VIA) ms.get(v.domain)!.push((await get200(agent, gw.port, `/domains/${v.domain}/agent/ping`)).ms);
+  for (let i = 0; i < pings; i++)
+    for (const v of VIA) ms.get(v.domain)!.push((await get200(agent, gw.port, `/domains/${v.domain}/agent/ping`)).ms);
   agent.destroy();
   for (const v of VIA) console.log(formatSummary(`  GET /agent/ping via ${v.label}`, summarize(ms.get(v.domain)!)));
 
@@ -72,7 +88,9 @@ main(async () => {
     }
     for (const v of VIA) {
       const r = rates.get(v.domain)!;
-      console.log(`  ${mib} MiB download via ${v.label.padEnd(24)} MB/s per round: ${r.map(f2).join(', ')}; best ${f2(Math.max(...r))} (sha256 equal)`);
+      console.log(
+        `  ${mib} MiB download via ${v.label.padEnd(24)} MB/s per round: ${r.map(f2).join(', ')}; best ${f2(Math.max(...r))} (sha256 equal)`,
+      );
     }
   } finally {
     for (const v of VIA) await exec(gw, v.domain, `rm -f ${file}`).catch(() => {});

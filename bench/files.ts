@@ -40,7 +40,10 @@ function python(uri: string, domain: string, path: string, chunk: number): { byt
 
 /** curl as the client: bytes, seconds (its own time_total), and the body's sha256. */
 function curl(url: string, out: string, extra: string[] = []): { status: number; bytes: number; seconds: number } {
-  const w = execFileSync('curl', ['-s', '-o', out, '-w', '%{http_code} %{size_download} %{time_total}', ...extra, url], { encoding: 'utf8', timeout: 600_000 });
+  const w = execFileSync('curl', ['-s', '-o', out, '-w', '%{http_code} %{size_download} %{time_total}', ...extra, url], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
   const [status, bytes, seconds] = w.trim().split(' ').map(Number);
   return { status: status!, bytes: bytes!, seconds: seconds! };
 }
@@ -62,13 +65,26 @@ main(async () => {
   onCleanup(() => rmSync(local, { recursive: true, force: true }));
   onCleanup(() => {
     try {
-      execFileSync('virsh', ['-q', '-c', uri, 'qemu-agent-command', domain, JSON.stringify({ execute: 'guest-exec', arguments: { path: '/bin/rm', arg: ['-rf', dir] } })], { stdio: 'ignore' });
+      execFileSync(
+        'virsh',
+        [
+          '-q',
+          '-c',
+          uri,
+          'qemu-agent-command',
+          domain,
+          JSON.stringify({ execute: 'guest-exec', arguments: { path: '/bin/rm', arg: ['-rf', dir] } }),
+        ],
+        { stdio: 'ignore' },
+      );
     } catch {} // best effort: the guest may be gone
   });
 
   const gw = await startGateway({ logLevel, config: { files: { chunkBytes: chunkKib * 1024 } } });
   const base = `http://127.0.0.1:${gw.port}/domains/${domain}/files`;
-  console.log(`files: ${domain}, gateway pid ${gw.pid} on :${gw.port} (read chunks ${chunkKib} KiB, write chunks 128 KiB); guest dir ${dir}`);
+  console.log(
+    `files: ${domain}, gateway pid ${gw.pid} on :${gw.port} (read chunks ${chunkKib} KiB, write chunks 128 KiB); guest dir ${dir}`,
+  );
   await guestRun(domain, `mkdir -p ${dir}`);
 
   // ---- upload -------------------------------------------------------------------------------------------
@@ -81,7 +97,9 @@ main(async () => {
   check(up.status === 200, `upload: HTTP ${up.status}: ${readFileSync(join(local, 'up.json'), 'utf8').slice(0, 300)}`);
   const guestSha = await guestSha256(domain, upPath);
   check(guestSha === want, `upload: sha256 in the guest ${guestSha} != ${want}`);
-  console.log(`  upload ${mib} MiB (curl -T): ${f2(up.seconds)} s = ${f2(mbps(content.length, up.seconds))} MB/s; sha256 in the guest matches`);
+  console.log(
+    `  upload ${mib} MiB (curl -T): ${f2(up.seconds)} s = ${f2(mbps(content.length, up.seconds))} MB/s; sha256 in the guest matches`,
+  );
 
   // ---- download: gateway + curl against the python loop, alternating ----------------------------------
   // One untimed download each first: the gateway's first large transfer pays for JIT and buffer warm-up.
@@ -109,7 +127,9 @@ main(async () => {
   }
   const bestGw = Math.max(...gwRates);
   const bestPy = Math.max(...pyRates);
-  console.log(`  download best: gateway ${f2(bestGw)} MB/s vs python (best of its chunk sizes) ${f2(bestPy)} MB/s = ${((bestGw / bestPy) * 100).toFixed(1)} % (target >= 95 %)`);
+  console.log(
+    `  download best: gateway ${f2(bestGw)} MB/s vs python (best of its chunk sizes) ${f2(bestPy)} MB/s = ${((bestGw / bestPy) * 100).toFixed(1)} % (target >= 95 %)`,
+  );
 
   // ---- 200 MiB download: RSS ------------------------------------------------------------------------------
   const bigPath = `${dir}/sparse-${bigMib}M.bin`;
@@ -132,10 +152,14 @@ main(async () => {
   });
   clearInterval(sampler);
   const secs = (performance.now() - t0) / 1000;
-  const zeroSha = createHash('sha256').update(Buffer.alloc(bigMib * MiB)).digest('hex');
+  const zeroSha = createHash('sha256')
+    .update(Buffer.alloc(bigMib * MiB))
+    .digest('hex');
   check(big.status === 0 && big.bytes === bigMib * MiB, `200 MiB download: curl exit ${big.status}, ${big.bytes} bytes`);
   check(big.sha === zeroSha, '200 MiB download: not all zeros');
-  console.log(`  download ${bigMib} MiB sparse: ${f2(secs)} s = ${f2(mbps(big.bytes, secs))} MB/s; gateway RSS ${f2(rssBefore)} MiB before, peak ${f2(rssPeak)} MiB: growth ${f2(rssPeak - rssBefore)} MiB (target < 50 MB)`);
+  console.log(
+    `  download ${bigMib} MiB sparse: ${f2(secs)} s = ${f2(mbps(big.bytes, secs))} MB/s; gateway RSS ${f2(rssBefore)} MiB before, peak ${f2(rssPeak)} MiB: growth ${f2(rssPeak - rssBefore)} MiB (target < 50 MB)`,
+  );
 
   await guestRun(domain, `rm -rf ${dir}`);
   const code = await gw.stop();

@@ -3,13 +3,30 @@
 // are up and a short idle; and what one GET /domains costs against three hosts compared with one.
 //
 //   npx tsx bench/hosts.ts [--idle-seconds 10] [--samples 50] [--log-level warn]
-import { arg, check, f2, formatSummary, get200, keepAliveAgent, main, rssMiB, sleep, startGateway, summarize, type RunningGateway } from './lib.js';
+import {
+  arg,
+  check,
+  f2,
+  formatSummary,
+  get200,
+  keepAliveAgent,
+  main,
+  rssMiB,
+  sleep,
+  startGateway,
+  summarize,
+  type RunningGateway,
+} from './lib.js';
 
 const PKI = '/var/lib/qga-gateway/pki/client';
 const THREE_HOSTS = [
   { name: 'local', uri: 'qemu:///system' },
   { name: 'tcp', uri: 'qemu+tcp://127.0.0.1/system' },
-  { name: 'tls', uri: 'qemu+tls://127.0.0.1/system', tls: { certFile: `${PKI}/clientcert.pem`, keyFile: `${PKI}/clientkey.pem`, caFile: `${PKI}/cacert.pem` } },
+  {
+    name: 'tls',
+    uri: 'qemu+tls://127.0.0.1/system',
+    tls: { certFile: `${PKI}/clientcert.pem`, keyFile: `${PKI}/clientkey.pem`, caFile: `${PKI}/cacert.pem` },
+  },
 ];
 
 async function allUp(gw: RunningGateway, hosts: number): Promise<void> {

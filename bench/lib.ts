@@ -36,10 +36,13 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 /** Runs a benchmark's main; any throw makes the process exit 1 after the cleanups. */
 export function main(fn: () => Promise<void>): void {
-  const timer = setTimeout(() => {
-    process.stderr.write('bench: FAILED: overall time limit passed\n');
-    process.exit(1);
-  }, Number(process.env.BENCH_MAX_SECONDS ?? 900) * 1000);
+  const timer = setTimeout(
+    () => {
+      process.stderr.write('bench: FAILED: overall time limit passed\n');
+      process.exit(1);
+    },
+    Number(process.env.BENCH_MAX_SECONDS ?? 900) * 1000,
+  );
   timer.unref();
   fn().then(
     () => process.exit(process.exitCode ?? 0),
@@ -95,13 +98,19 @@ export interface GatewayOptions {
 export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGateway> {
   const server = opts.server ?? join(REPO, 'dist/server.js');
   check(existsSync(server), `${server} is missing: build first (node_modules/.bin/tsc -p tsconfig.build.json)`);
-  if (!opts.server && statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs) process.stderr.write('bench: warning: dist/ looks older than src/\n');
+  if (!opts.server && statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs)
+    process.stderr.write('bench: warning: dist/ looks older than src/\n');
   const args = [server];
   // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) and no rate limit
   // (the RSS run sends 20,000 requests in a minute) unless a config says otherwise.
   const dir = mkdtempSync(join(tmpdir(), 'qga-bench-'));
   // Its own state.dir, never the host's; not for another checkout's build (--compare), whose config may predate it.
-  const config = { auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, ...(opts.server ? {} : { state: { dir: join(dir, 'state') } }), ...opts.config };
+  const config = {
+    auth: { mode: 'none' },
+    limits: { rateLimit: { max: 0 } },
+    ...(opts.server ? {} : { state: { dir: join(dir, 'state') } }),
+    ...opts.config,
+  };
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'gateway.yaml');
   writeFileSync(file, toYaml(config));
@@ -167,7 +176,13 @@ export function keepAliveAgent(maxSockets = 16): http.Agent {
 }
 
 /** One GET on 127.0.0.1; rejects only on a network error or timeout, never on an HTTP status. */
-export function get(agent: http.Agent, port: number, path: string, timeoutMs = 60_000, headers: Record<string, string> = {}): Promise<HttpResult> {
+export function get(
+  agent: http.Agent,
+  port: number,
+  path: string,
+  timeoutMs = 60_000,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const req = http.request({ host: '127.0.0.1', port, path, agent, headers: { accept: 'application/json', ...headers } }, (res) => {
@@ -218,7 +233,14 @@ export interface Summary {
 
 export function summarize(values: number[]): Summary {
   const s = [...values].sort((a, b) => a - b);
-  return { n: s.length, min: s[0] ?? NaN, median: percentile(s, 0.5), p90: percentile(s, 0.9), p99: percentile(s, 0.99), max: s[s.length - 1] ?? NaN };
+  return {
+    n: s.length,
+    min: s[0] ?? NaN,
+    median: percentile(s, 0.5),
+    p90: percentile(s, 0.9),
+    p99: percentile(s, 0.99),
+    max: s[s.length - 1] ?? NaN,
+  };
 }
 
 export const f2 = (x: number) => x.toFixed(2);

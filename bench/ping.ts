@@ -11,7 +11,19 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { arg, check, f2, formatSummary, get200, keepAliveAgent, main, onCleanup, startGateway, summarize, type RunningGateway } from './lib.js';
+import {
+  arg,
+  check,
+  f2,
+  formatSummary,
+  get200,
+  keepAliveAgent,
+  main,
+  onCleanup,
+  startGateway,
+  summarize,
+  type RunningGateway,
+} from './lib.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, which has python3-libvirt; not a pyenv shim on PATH
 const PY_PINGER = `
@@ -44,7 +56,9 @@ async function startPythonPinger(uri: string, domain: string) {
     let timer: NodeJS.Timeout | undefined;
     const r = await Promise.race([
       lines.next(),
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`python pinger: no answer in 15 s; stderr: ${stderr}`)), 15_000))),
+      new Promise<never>(
+        (_, rej) => (timer = setTimeout(() => rej(new Error(`python pinger: no answer in 15 s; stderr: ${stderr}`)), 15_000)),
+      ),
     ]).finally(() => clearTimeout(timer));
     if (r.done) throw new Error(`python pinger exited; stderr: ${stderr}`);
     return r.value;
@@ -102,7 +116,13 @@ main(async () => {
   const config = auth ? authConfig(token) : undefined;
   const headers: Record<string, string> = auth ? { authorization: `Bearer ${token}` } : {};
   const gateways: GatewaySampler[] = [{ label: 'gateway', gw: await startGateway({ logLevel, config }), http: [], ping: [] }];
-  if (compare) gateways.push({ label: `gateway from ${compare}`, gw: await startGateway({ logLevel, config, server: join(compare, 'dist/server.js') }), http: [], ping: [] });
+  if (compare)
+    gateways.push({
+      label: `gateway from ${compare}`,
+      gw: await startGateway({ logLevel, config, server: join(compare, 'dist/server.js') }),
+      http: [],
+      ping: [],
+    });
   const agent = keepAliveAgent(gateways.length);
   const py = await startPythonPinger(uri, domain);
   const path = `/domains/${encodeURIComponent(domain)}/agent/ping`;
@@ -144,7 +164,9 @@ main(async () => {
     const rt = summarize(g.ping);
     console.log(formatSummary(`${g.label}: HTTP GET .../agent/ping (whole request)`, h));
     console.log(formatSummary(`${g.label}: roundTripMs in the body (its libvirt client)`, rt));
-    console.log(`${g.label}: added, whole HTTP request vs python (median - median): ${f2(h.median - p.median)} ms; p90 difference ${f2(h.p90 - p.p90)} ms`);
+    console.log(
+      `${g.label}: added, whole HTTP request vs python (median - median): ${f2(h.median - p.median)} ms; p90 difference ${f2(h.p90 - p.p90)} ms`,
+    );
     console.log(`${g.label}: added inside its libvirt client and queue (median - median): ${f2(rt.median - p.median)} ms`);
   }
   const added = summarize(gateways[0]!.http).median - p.median;

@@ -15,11 +15,16 @@ main(async () => {
   const idleSeconds = Number(arg('idle-seconds', '5'));
   const logLevel = arg('log-level', 'warn');
   const ROUTES = arg('routes', MIX).split(',');
-  check(ROUTES.every((r) => r.startsWith('/')), '--routes: comma-separated paths');
+  check(
+    ROUTES.every((r) => r.startsWith('/')),
+    '--routes: comma-separated paths',
+  );
 
   const gw = await startGateway({ logLevel });
   const agent = keepAliveAgent(inFlight);
-  console.log(`rss: gateway pid ${gw.pid} on :${gw.port} (LOG_LEVEL=${logLevel}); ${rounds} x ${perRound} requests, ${inFlight} in flight, over ${ROUTES.join(' ')}`);
+  console.log(
+    `rss: gateway pid ${gw.pid} on :${gw.port} (LOG_LEVEL=${logLevel}); ${rounds} x ${perRound} requests, ${inFlight} in flight, over ${ROUTES.join(' ')}`,
+  );
   await sleep(2_000);
   const rss: [string, number][] = [['idle after start-up', rssMiB(gw.pid)]];
   console.log(`  RSS idle after start-up:      ${f2(rss[0]![1])} MiB`);
@@ -45,7 +50,9 @@ main(async () => {
     const seconds = (performance.now() - started) / 1000;
     const mib = rssMiB(gw.pid);
     rss.push([`after ${round * perRound} requests`, mib]);
-    console.log(`  round ${round}: ${next} requests in ${seconds.toFixed(1)} s = ${(next / seconds).toFixed(0)} requests/s, ${failures.length} failed; RSS ${f2(mib)} MiB`);
+    console.log(
+      `  round ${round}: ${next} requests in ${seconds.toFixed(1)} s = ${(next / seconds).toFixed(0)} requests/s, ${failures.length} failed; RSS ${f2(mib)} MiB`,
+    );
     for (const [route, ms] of latency) console.log(formatSummary(`    ${route}`, summarize(ms)));
     for (const f of failures.slice(0, 5)) console.log(`    failed: ${f}`);
     check(failures.length === 0, `${failures.length} requests failed in round ${round}`);

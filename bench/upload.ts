@@ -39,7 +39,18 @@ main(async () => {
   onCleanup(() => rmSync(local, { recursive: true, force: true }));
   onCleanup(() => {
     try {
-      execFileSync('virsh', ['-q', '-c', uri, 'qemu-agent-command', domain, JSON.stringify({ execute: 'guest-exec', arguments: { path: '/bin/rm', arg: ['-rf', dir] } })], { stdio: 'ignore' });
+      execFileSync(
+        'virsh',
+        [
+          '-q',
+          '-c',
+          uri,
+          'qemu-agent-command',
+          domain,
+          JSON.stringify({ execute: 'guest-exec', arguments: { path: '/bin/rm', arg: ['-rf', dir] } }),
+        ],
+        { stdio: 'ignore' },
+      );
     } catch {} // best effort: the guest may be gone
   });
 
@@ -48,7 +59,13 @@ main(async () => {
     { label: 'atomic (default)', gw: current, query: '', rates: [] },
     { label: 'in place (?atomic=false)', gw: current, query: '?atomic=false', rates: [] },
   ];
-  if (compare) contenders.push({ label: `before (${compare})`, gw: await startGateway({ logLevel, server: join(compare, 'dist/server.js') }), query: '', rates: [] });
+  if (compare)
+    contenders.push({
+      label: `before (${compare})`,
+      gw: await startGateway({ logLevel, server: join(compare, 'dist/server.js') }),
+      query: '',
+      rates: [],
+    });
   await guestRun(domain, `mkdir -p ${dir}`);
 
   const content = randomBytes(mib * MiB);
@@ -59,7 +76,20 @@ main(async () => {
 
   const upload = (c: Contender, path: string) => {
     const out = join(local, 'answer.json');
-    const w = execFileSync('curl', ['-s', '-o', out, '-w', '%{http_code} %{time_total}', '-T', src, `http://127.0.0.1:${c.gw.port}/domains/${domain}/files${path}${c.query}`], { encoding: 'utf8', timeout: 600_000 });
+    const w = execFileSync(
+      'curl',
+      [
+        '-s',
+        '-o',
+        out,
+        '-w',
+        '%{http_code} %{time_total}',
+        '-T',
+        src,
+        `http://127.0.0.1:${c.gw.port}/domains/${domain}/files${path}${c.query}`,
+      ],
+      { encoding: 'utf8', timeout: 600_000 },
+    );
     const [status, seconds] = w.trim().split(' ').map(Number);
     check(status === 200, `${c.label}: HTTP ${status}: ${readFileSync(out, 'utf8').slice(0, 300)}`);
     return seconds!;
@@ -84,21 +114,46 @@ main(async () => {
   writeFileSync(tiny, 'x');
   const fixed: Record<string, number[]> = { atomic: [], inPlace: [] };
   for (let i = 0; i < 20; i++) {
-    for (const [label, c] of i % 2 ? ([['inPlace', contenders[1]!], ['atomic', contenders[0]!]] as const) : ([['atomic', contenders[0]!], ['inPlace', contenders[1]!]] as const)) {
-      const w = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', '-T', tiny, `http://127.0.0.1:${c.gw.port}/domains/${domain}/files${dir}/tiny${c.query}`], { encoding: 'utf8' });
+    for (const [label, c] of i % 2
+      ? ([
+          ['inPlace', contenders[1]!],
+          ['atomic', contenders[0]!],
+        ] as const)
+      : ([
+          ['atomic', contenders[0]!],
+          ['inPlace', contenders[1]!],
+        ] as const)) {
+      const w = execFileSync(
+        'curl',
+        [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code} %{time_total}',
+          '-T',
+          tiny,
+          `http://127.0.0.1:${c.gw.port}/domains/${domain}/files${dir}/tiny${c.query}`,
+        ],
+        { encoding: 'utf8' },
+      );
       const [status, seconds] = w.trim().split(' ').map(Number);
       check(status === 200, `tiny upload (${label}): HTTP ${status}`);
       fixed[label]!.push(seconds! * 1000);
     }
   }
   const extraMs = median(fixed.atomic!) - median(fixed.inPlace!);
-  const bigSeconds = (content.length / 1e6) / median(contenders[1]!.rates);
-  console.log(`  1-byte uploads, 20 each: atomic median ${f2(median(fixed.atomic!))} ms, in place ${f2(median(fixed.inPlace!))} ms: the atomic path's fixed cost ${f2(extraMs)} ms = ${((extraMs / 1000 / bigSeconds) * 100).toFixed(1)} % of a ${mib} MiB upload in place (${f2(bigSeconds)} s)`);
+  const bigSeconds = content.length / 1e6 / median(contenders[1]!.rates);
+  console.log(
+    `  1-byte uploads, 20 each: atomic median ${f2(median(fixed.atomic!))} ms, in place ${f2(median(fixed.inPlace!))} ms: the atomic path's fixed cost ${f2(extraMs)} ms = ${((extraMs / 1000 / bigSeconds) * 100).toFixed(1)} % of a ${mib} MiB upload in place (${f2(bigSeconds)} s)`,
+  );
 
   const atomic = median(contenders[0]!.rates);
   for (const c of contenders) console.log(`  median ${c.label}: ${f2(median(c.rates))} MB/s`);
   for (const c of contenders.slice(1)) {
-    console.log(`  atomic against ${c.label}: ${(((median(c.rates) - atomic) / median(c.rates)) * 100).toFixed(1)} % slower (target < 5 %)`);
+    console.log(
+      `  atomic against ${c.label}: ${(((median(c.rates) - atomic) / median(c.rates)) * 100).toFixed(1)} % slower (target < 5 %)`,
+    );
   }
   await guestRun(domain, `rm -rf ${dir}`);
   for (const gw of new Set(contenders.map((c) => c.gw))) check((await gw.stop()) === 0, 'a gateway did not stop cleanly');

@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 
 const root = resolve(process.argv[2] ?? '.');
 const files = execFileSync('git', ['-C', root, 'ls-files', '--cached', '--others', '--exclude-standard', '*.md'], { encoding: 'utf8' })
-  .split('\n').filter((f) => f && !f.includes('node_modules/'));
+  .split('\n')
+  .filter((f) => f && !f.includes('node_modules/'));
 
 /** GitHub's heading anchors (github-slugger): lower case, punctuation dropped, spaces to '-', repeats numbered. */
 function anchorsOf(text) {
@@ -20,7 +21,10 @@ function anchorsOf(text) {
     const m = /^(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line);
     if (!m) continue;
     const plain = m[2].replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*_]/g, (c) => (c === '_' ? '_' : ''));
-    let slug = plain.toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+    const slug = plain
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(slug) ?? 0;
     seen.set(slug, n + 1);
     out.add(n ? `${slug}-${n}` : slug);
@@ -38,8 +42,11 @@ function linksOf(text) {
   // join continuation lines of a paragraph so that a link text broken over two lines is still found
   let para = [];
   const flush = () => {
-    const joined = para.map((p) => p.text).join('\n').replace(/`[^`\n]*`/g, (s) => ' '.repeat(s.length));
-    for (const m of joined.matchAll(/!?\[((?:[^\[\]]|\[[^\]]*\])*)\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
+    const joined = para
+      .map((p) => p.text)
+      .join('\n')
+      .replace(/`[^`\n]*`/g, (s) => ' '.repeat(s.length));
+    for (const m of joined.matchAll(/!?\[((?:[^[\]]|\[[^\]]*\])*)\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
       const before = joined.slice(0, m.index).split('\n').length - 1;
       links.push({ line: para[before].no, text: m[1], target: m[2] });
     }
@@ -51,7 +58,7 @@ function linksOf(text) {
       inFence = !inFence;
       return;
     }
-    if (inFence || /^ {4}/.test(line) && para.length === 0) return; // indented code block
+    if (inFence || (/^ {4}/.test(line) && para.length === 0)) return; // indented code block
     if (!line.trim()) return flush();
     para.push({ text: line, no: i + 1 });
   });

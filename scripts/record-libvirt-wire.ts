@@ -33,7 +33,17 @@ socket.on('data', (chunk: Buffer) => {
 let serial = 0;
 async function record<A, R>(label: string, proc: CallProcedure<A, R>, args: A): Promise<Buffer> {
   serial++;
-  const call = encodePacket({ program: proc.program, version: PROTOCOL_VERSION, procedure: proc.procedure, type: MessageType.CALL, serial, status: MessageStatus.OK }, encode(proc.args, args));
+  const call = encodePacket(
+    {
+      program: proc.program,
+      version: PROTOCOL_VERSION,
+      procedure: proc.procedure,
+      type: MessageType.CALL,
+      serial,
+      status: MessageStatus.OK,
+    },
+    encode(proc.args, args),
+  );
   const before = raw.length;
   socket.write(call);
   const deadline = Date.now() + 5000;

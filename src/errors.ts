@@ -76,7 +76,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   range_not_satisfiable: 'Range not satisfiable',
   headers_too_large: 'Request headers too large',
   client_gone: 'The client closed the connection before the answer',
-  command_not_supported: "The guest agent does not offer this command",
+  command_not_supported: 'The guest agent does not offer this command',
   suspend_not_supported: 'The guest cannot suspend in this mode',
   guest_program_missing: 'The guest lacks a program the agent needs for this',
   atomic_replace_unavailable: 'The guest agent cannot replace a file in one step',

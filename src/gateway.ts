@@ -12,7 +12,7 @@ import { PowerService } from './agent/power/power.js';
 import { RawCommandService } from './agent/raw/raw-command.js';
 import { AgentService } from './agent/core/service.js';
 import { LibvirtAgentTransport } from './agent/transports/libvirt.js';
-import { type AgentTransport } from './agent/transports/transport.js';
+import type { AgentTransport } from './agent/transports/transport.js';
 import { uploadJournal, type UploadRecord } from './agent/files/upload-temp.js';
 import { UploadService } from './agent/files/uploads.js';
 import { AgentSocketHost } from './agent-socket/host.js';
@@ -63,7 +63,8 @@ export class Gateway {
   ) {
     this.hosts = LibvirtHosts.fromConfig(config.libvirt, log);
     const sockets = config.agentSockets;
-    this.agentSockets = sockets.sockets.length || sockets.directories.length ? new AgentSocketHost(sockets, log.child({ component: 'agent-socket' })) : null;
+    this.agentSockets =
+      sockets.sockets.length || sockets.directories.length ? new AgentSocketHost(sockets, log.child({ component: 'agent-socket' })) : null;
     this.agentStates = new AgentStateTracker(this.hosts);
     this.domains = new DomainDirectory(this.hosts, this.agentStates, config.domains.cacheTtlMs, this.agentSockets);
     const restarted = ({ key }: { key: string }) => {
@@ -81,13 +82,27 @@ export class Gateway {
           restarted({ key: domainKey(dom) });
         })
       : null;
-    const transportFor = (dom: { host: string }): AgentTransport => options.agentTransport ?? (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
+    const transportFor = (dom: { host: string }): AgentTransport =>
+      options.agentTransport ?? (viaSocket && dom.host === this.agentSockets!.name ? viaSocket : viaLibvirt);
     this.agent = new AgentService(transportFor, config.agent);
     this.agent.addGuard(freezes);
-    this.freeze = new FreezeService(this.agent, freezes, freezeJournal(config.state.dir), config.freeze, this.hosts, log.child({ component: 'freeze' }));
+    this.freeze = new FreezeService(
+      this.agent,
+      freezes,
+      freezeJournal(config.state.dir),
+      config.freeze,
+      this.hosts,
+      log.child({ component: 'freeze' }),
+    );
     this.files = new GuestFileService(this.agent, config.files, log.child({ component: 'files' }));
     this.exec = new ExecService(this.agent, config.exec);
-    this.uploads = new UploadService(this.agent, this.files, uploadJournal(config.state.dir), { ...config.files, maxWaitMs: config.exec.maxWaitMs }, log.child({ component: 'uploads' }));
+    this.uploads = new UploadService(
+      this.agent,
+      this.files,
+      uploadJournal(config.state.dir),
+      { ...config.files, maxWaitMs: config.exec.maxWaitMs },
+      log.child({ component: 'uploads' }),
+    );
     this.raw = new RawCommandService(this.agent, config.rawCommands, this.files, this.exec);
     this.power = new PowerService(this.agent, this.hosts);
     this.accounts = new AccountService(this.agent);
@@ -100,7 +115,13 @@ export class Gateway {
         return connected();
       },
     };
-    this.metrics = new GatewayMetrics(config.metrics, { agent: this.agent, agentStates: agentsConnected, freezes, files: this.files, libvirtHosts });
+    this.metrics = new GatewayMetrics(config.metrics, {
+      agent: this.agent,
+      agentStates: agentsConnected,
+      freezes,
+      files: this.files,
+      libvirtHosts,
+    });
     // What an agent offers can change whenever it reconnects, and with the domain.
     const caps = this.agent.capabilityCache;
     this.agentStates.onChange((key, status) => caps.onAgentChange(key, status));
@@ -122,10 +143,21 @@ export class Gateway {
       this.unlockState = lockStateDir(this.config.state.dir);
     } catch (err) {
       if (err instanceof StateDirInUse) throw err;
-      this.log.error({ dir: this.config.state.dir, err: (err as Error).message }, 'state.dir cannot be written: freezes will be refused (503) and uploads cannot be cleaned up after a crash');
+      this.log.error(
+        { dir: this.config.state.dir, err: (err as Error).message },
+        'state.dir cannot be written: freezes will be refused (503) and uploads cannot be cleaned up after a crash',
+      );
     }
     for (const h of this.hosts.list) this.log.info({ host: h.name, uri: h.uri, connections: h.pool.size }, 'connecting to libvirt');
-    if (this.agentSockets) this.log.info({ host: this.agentSockets.name, sockets: this.config.agentSockets.sockets.length, directories: this.config.agentSockets.directories.map((d) => d.glob) }, 'serving agent sockets');
+    if (this.agentSockets)
+      this.log.info(
+        {
+          host: this.agentSockets.name,
+          sockets: this.config.agentSockets.sockets.length,
+          directories: this.config.agentSockets.directories.map((d) => d.glob),
+        },
+        'serving agent sockets',
+      );
     this.hosts.start();
     const [freezes, uploads] = await Promise.all([this.freeze.readRecords(), this.uploads.readRecords()]);
     this.recovered = this.recoverState(freezes, uploads);

@@ -6,7 +6,16 @@ import pino, { type Logger } from 'pino';
  * rawPacket: Node's HTTP parse errors carry the bytes read so far (a bearer token, a password body); the client
  * error handler (src/http/client-error.ts) logs only the code, this catches any other err that has one.
  */
-export const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.content', '*.data', 'rawPacket', '*.rawPacket'];
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'headers.authorization',
+  '*.password',
+  '*.token',
+  '*.content',
+  '*.data',
+  'rawPacket',
+  '*.rawPacket',
+];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(

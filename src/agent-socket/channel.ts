@@ -16,12 +16,12 @@
 // The socket is never closed on an error, only resynchronised, and close() half-closes and lets the agent hang up
 // first: qemu-ga 7.2 in unix-listen mode exits when its client disconnects with reply bytes still unread
 // (ECONNRESET on its read), so a destroy() with an answer in flight would take the agent down.
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Backoff } from './backoff.js';
 import { AgentConnection, closedError } from './connection.js';
-import { dial, DialFailure } from './dial.js';
+import { dial, type DialFailure } from './dial.js';
 import { AgentSocketError } from './errors.js';
 import { askSync, freshSyncId, resynchronise, round, type SyncCommand, type SyncReport } from './resync.js';
 import { Turns } from './turns.js';

@@ -173,9 +173,7 @@ export class AgentConnection {
       this.inStep = false;
       if (frame.type === 'overflow') {
         this.log.warn({ maxReplyBytes: max }, 'agent reply too large; refused, resynchronising before the next command');
-        settle.reject(
-          new AgentSocketError('reply_too_large', `the agent's reply was longer than ${max} bytes and was refused`),
-        );
+        settle.reject(new AgentSocketError('reply_too_large', `the agent's reply was longer than ${max} bytes and was refused`));
       } else {
         this.log.warn('agent reply is not JSON; resynchronising before the next command');
         settle.reject(new AgentSocketError('reply_invalid', 'the agent sent a reply that is not a JSON object'));

@@ -79,7 +79,8 @@ export class AgentSocketHost {
         files = (await readdir(dir)).filter((f) => match.test(f)).sort();
       } catch (err) {
         // A directory that is not there yet (no VM started) holds no domains.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir, err: (err as Error).message }, 'cannot read an agent socket directory');
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          this.log.warn({ dir, err: (err as Error).message }, 'cannot read an agent socket directory');
         files = [];
       }
       for (const f of files) add(nameFromFile(d.name, f), `${dir}/${f}`);
@@ -111,7 +112,11 @@ export class AgentSocketHost {
     const entries = await this.entries();
     const wanted = isUuid(id) ? id.toLowerCase().replace(/-/g, '') : null;
     const e = entries.find((x) => x.name === id) ?? (wanted ? entries.find((x) => x.uuid.replace(/-/g, '') === wanted) : undefined);
-    if (!e) throw new AgentSocketError('no_such_domain', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, { domain: id, host: this.name });
+    if (!e)
+      throw new AgentSocketError('no_such_domain', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, {
+        domain: id,
+        host: this.name,
+      });
     return this.toRef(e);
   }
 
@@ -125,7 +130,11 @@ export class AgentSocketHost {
 
   private async entryOf(ref: DomainRef): Promise<Entry> {
     const e = (await this.entries()).find((x) => x.uuid === ref.uuid);
-    if (!e) throw new AgentSocketError('no_such_domain', `the agent socket of ${ref.name} is no longer configured`, { domain: ref.name, host: this.name });
+    if (!e)
+      throw new AgentSocketError('no_such_domain', `the agent socket of ${ref.name} is no longer configured`, {
+        domain: ref.name,
+        host: this.name,
+      });
     return e;
   }
 
@@ -134,7 +143,10 @@ export class AgentSocketHost {
     if (this.closed) throw new AgentSocketError('closed', 'the gateway is shutting down', { domain: ref.name });
     const e = await this.entryOf(ref);
     if (!(await this.isRunning(e.path))) {
-      throw new AgentSocketError('not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, { domain: ref.name, host: this.name });
+      throw new AgentSocketError('not_running', `domain ${ref.name} is not running: no agent socket at ${e.path}`, {
+        domain: ref.name,
+        host: this.name,
+      });
     }
     let channel = this.channels.get(e.path);
     if (!channel) {

@@ -38,8 +38,7 @@ export class ReplySplitter {
     let nextNewline = chunk.indexOf(NEWLINE, pos);
     let nextSentinel = chunk.indexOf(SENTINEL, pos);
     while (pos < chunk.length) {
-      const end =
-        nextNewline < 0 ? nextSentinel : nextSentinel < 0 ? nextNewline : Math.min(nextNewline, nextSentinel);
+      const end = nextNewline < 0 ? nextSentinel : nextSentinel < 0 ? nextNewline : Math.min(nextNewline, nextSentinel);
       if (end < 0) {
         this.append(chunk.subarray(pos));
         return;

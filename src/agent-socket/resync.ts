@@ -39,7 +39,7 @@ export function freshSyncId(): number {
   return id;
 }
 
-const answers = (value: Record<string, unknown>, id: number) => value['return'] === id;
+const answers = (value: Record<string, unknown>, id: number) => value.return === id;
 
 /** 0xFF + guest-sync-delimited, then discard up to the 0xFF that precedes {"return": id}. Leaves the connection in step. */
 export async function resynchronise(conn: AgentConnection, signal: AbortSignal, limits: SyncLimits): Promise<SyncReport> {

@@ -43,7 +43,11 @@ function limitedNote(limited: RefusalsLimited): string {
 export function createAuditLog(config: Config['audit']): Logger | null {
   if (config.destination === 'off') return null;
   const dest =
-    config.destination === 'stderr' ? pino.destination(2) : config.destination === 'stdout' ? pino.destination(1) : pino.destination({ dest: config.destination, mkdir: true, sync: false });
+    config.destination === 'stderr'
+      ? pino.destination(2)
+      : config.destination === 'stdout'
+        ? pino.destination(1)
+        : pino.destination({ dest: config.destination, mkdir: true, sync: false });
   return pino({ base: { service: 'qga-gateway', log: 'audit' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
 
@@ -81,7 +85,11 @@ export function registerAudit(app: FastifyInstance, audit: Logger | null, reques
     if (!request.routeOptions.config?.permission) return; // unknown routes change nothing
     const record = limited
       ? { event: 'refusals_limited', outcome: 'limited', status: reply.statusCode, note: limitedNote(limited) }
-      : { event: refused ? 'denied' : 'change', outcome: reply.statusCode < 400 ? 'ok' : refused ? 'denied' : 'failed', status: reply.statusCode };
+      : {
+          event: refused ? 'denied' : 'change',
+          outcome: reply.statusCode < 400 ? 'ok' : refused ? 'denied' : 'failed',
+          status: reply.statusCode,
+        };
     const line = {
       requestId: request.id,
       identity: request.identity?.name ?? null,

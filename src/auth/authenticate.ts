@@ -32,7 +32,9 @@ export class Authenticator {
   constructor(private readonly config: Config['auth']) {
     this.identities = config.identities.map((i) => makeIdentity(i.name, i.scopes, i.domains, i.policies));
     this.hashes = config.identities.map((i) => Buffer.from(i.tokenSha256, 'hex'));
-    this.byFingerprint = new Map(config.identities.flatMap((i, n) => i.clientCertFingerprints.map((f) => [f, this.identities[n]!] as const)));
+    this.byFingerprint = new Map(
+      config.identities.flatMap((i, n) => i.clientCertFingerprints.map((f) => [f, this.identities[n]!] as const)),
+    );
   }
 
   get development(): boolean {
@@ -46,7 +48,8 @@ export class Authenticator {
    */
   identify(header: string | undefined, cert: ClientCertificate = null): Identity {
     if (this.development) return DEVELOPMENT_IDENTITY;
-    if (cert && !cert.verified) throw new GatewayError('unauthenticated', 'the client certificate does not verify against listen.tls.caFile');
+    if (cert && !cert.verified)
+      throw new GatewayError('unauthenticated', 'the client certificate does not verify against listen.tls.caFile');
     const byCert = cert?.verified ? this.byFingerprint.get(cert.fingerprint) : undefined;
     if (!header) {
       if (byCert) return byCert;
@@ -56,19 +59,28 @@ export class Authenticator {
     const i = m ? matchToken(m[1]!, this.hashes) : -1;
     if (i < 0) throw new GatewayError('unauthenticated', 'the bearer token is not valid', { tokenSent: true });
     const byToken = this.identities[i]!;
-    if (byCert && byCert !== byToken) throw new GatewayError('unauthenticated', 'the bearer token and the client certificate prove different identities', { tokenSent: true });
+    if (byCert && byCert !== byToken)
+      throw new GatewayError('unauthenticated', 'the bearer token and the client certificate prove different identities', {
+        tokenSent: true,
+      });
     return byToken;
   }
 }
 
 /** beforeAuthorise: runs once the identity is known, before its scope and domain are checked (the refusal limit). */
-export function registerAuthentication(app: FastifyInstance, gateway: Gateway, auth: Authenticator, beforeAuthorise: (request: FastifyRequest) => void = () => {}): void {
+export function registerAuthentication(
+  app: FastifyInstance,
+  gateway: Gateway,
+  auth: Authenticator,
+  beforeAuthorise: (request: FastifyRequest) => void = () => {},
+): void {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request) => {
     const permission = request.routeOptions.config?.permission;
     if (!permission) return; // no such route: the not-found handler answers
     if (permission === 'public') {
-      if (gateway.config.auth.protectPublic) request.identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
+      if (gateway.config.auth.protectPublic)
+        request.identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
       return;
     }
     const identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
@@ -87,7 +99,12 @@ export function registerAuthentication(app: FastifyInstance, gateway: Gateway, a
  * name one, gets the same 403 as one not allowed: no probing for names. null, without a lookup, for an identity
  * that may touch every domain: there is nothing to decide.
  */
-export async function authoriseDomain(domains: DomainDirectory, identity: Identity, named: string, signal: AbortSignal): Promise<DomainRef | null> {
+export async function authoriseDomain(
+  domains: DomainDirectory,
+  identity: Identity,
+  named: string,
+  signal: AbortSignal,
+): Promise<DomainRef | null> {
   if (!identity.domains) return null;
   const refused = () => new GatewayError('forbidden', `identity '${identity.name}' may not touch domain '${named}'`, { domain: named });
   if (!isDomainId(named)) throw refused();
@@ -103,7 +120,10 @@ export async function authoriseDomain(domains: DomainDirectory, identity: Identi
         return mayTouch(identity, { host, name: rest, uuid: '' });
       });
       if (!allowed.length) throw refused();
-      throw new GatewayError('domain_ambiguous', `'${named}' names a domain on several hosts: ask for one of ${allowed.join(', ')}`, { ...err.extras, candidates: allowed });
+      throw new GatewayError('domain_ambiguous', `'${named}' names a domain on several hosts: ask for one of ${allowed.join(', ')}`, {
+        ...err.extras,
+        candidates: allowed,
+      });
     }
     throw err;
   }

@@ -8,7 +8,7 @@ export type ClientCertificate = { verified: false } | { verified: true; fingerpr
 export function clientCertificate(socket: unknown): ClientCertificate {
   if (!(socket instanceof TLSSocket)) return null;
   const cert = socket.getPeerCertificate();
-  if (!cert || !cert.fingerprint256) return null;
+  if (!cert?.fingerprint256) return null;
   if (!socket.authorized) return { verified: false };
   return { verified: true, fingerprint: cert.fingerprint256.replace(/:/g, '').toLowerCase() };
 }

@@ -106,9 +106,11 @@ export function checkFilePath(identity: PolicyHolder | null, access: 'read' | 'w
 export function checkExec(identity: PolicyHolder | null, program: string): void {
   const exec = policiesOf(identity).exec;
   if (!exec) return;
-  const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity!.name}' may not run '${program}': ${why} (auth policies.exec)`);
+  const refuse = (why: string) =>
+    new GatewayError('forbidden', `identity '${identity!.name}' may not run '${program}': ${why} (auth policies.exec)`);
   if (/[\u0000-\u001f\u007f]/.test(program)) throw refuse('the program path contains a control character');
-  if (!(program.startsWith('/') || /^[A-Za-z]:[/\\]/.test(program))) throw refuse('only absolute program paths are allowed, the agent would look a bare name up in PATH');
+  if (!(program.startsWith('/') || /^[A-Za-z]:[/\\]/.test(program)))
+    throw refuse('only absolute program paths are allowed, the agent would look a bare name up in PATH');
   if (program.split(/[/\\]/).some((s) => s === '.' || s === '..')) throw refuse("'.' and '..' segments are not allowed");
   const p = normalise(program);
   if (!exec.programs.some((re) => re.test(p))) throw refuse('not in its allow list');
@@ -125,7 +127,11 @@ export function checkExecEnv(identity: PolicyHolder | null, env: readonly string
   for (const entry of env) {
     const eq = entry.indexOf('=');
     const name = eq > 0 ? entry.slice(0, eq) : entry;
-    const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity!.name}' may not set the environment variable '${name.slice(0, 128)}': ${why} (auth policies.exec.env)`);
+    const refuse = (why: string) =>
+      new GatewayError(
+        'forbidden',
+        `identity '${identity!.name}' may not set the environment variable '${name.slice(0, 128)}': ${why} (auth policies.exec.env)`,
+      );
     if (eq <= 0) throw refuse('an env entry must be NAME=value');
     if (isLoaderVariable(name)) throw refuse('it makes the program load other code');
     if (!exec.env.has(name)) throw refuse(exec.env.size ? 'not in its env list' : 'its exec policy lists no environment variables');

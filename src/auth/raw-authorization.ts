@@ -44,7 +44,8 @@ export function authorizeRawCommand(identity: Identity, call: RawCall, holderOf:
   const { execute } = call;
   const args = call.arguments ?? {};
   const p = identity.policies;
-  const refuse = (why: string) => new GatewayError('forbidden', `identity '${identity.name}' may not send ${execute}: ${why}`, { command: execute });
+  const refuse = (why: string) =>
+    new GatewayError('forbidden', `identity '${identity.name}' may not send ${execute}: ${why}`, { command: execute });
   if (p.raw && !p.raw.has(execute)) throw refuse('not in its raw allow list (auth policies.raw)');
   const filePolicies = p.read !== null || p.write !== null;
 
@@ -60,11 +61,15 @@ export function authorizeRawCommand(identity: Identity, call: RawCall, holderOf:
     const holder = holderOf(handle);
     if (holder === 'gateway') throw refuse(`handle ${handle} belongs to a transfer of the file resources in progress`);
     if (holder && holder.identity !== identity.name) throw refuse(`handle ${handle} was opened by another identity`);
-    if (!holder && filePolicies) throw refuse(`it has file policies (auth policies.files), and handle ${handle} was not opened by it through this endpoint, so its path is unknown`);
+    if (!holder && filePolicies)
+      throw refuse(
+        `it has file policies (auth policies.files), and handle ${handle} was not opened by it through this endpoint, so its path is unknown`,
+      );
   } else if (execute === guestExec.execute) {
     if (typeof args.path !== 'string') throw invalid(execute, 'arguments.path must be a string');
     const env = args.env ?? [];
-    if (!Array.isArray(env) || env.some((e) => typeof e !== 'string')) throw invalid(execute, 'arguments.env must be an array of NAME=value strings');
+    if (!Array.isArray(env) || env.some((e) => typeof e !== 'string'))
+      throw invalid(execute, 'arguments.env must be an array of NAME=value strings');
     checkExec(identity, args.path);
     checkExecEnv(identity, env as string[]);
   }

@@ -15,7 +15,9 @@ export const agentSocketsConfigSchema = z
     directories: z
       .array(
         z.strictObject({
-          glob: z.string().regex(/^\/[^*?]*\/[^/]+$/, "must be an absolute path whose last part may hold '*' and '?', e.g. /var/run/qemu-server/*.qga"),
+          glob: z
+            .string()
+            .regex(/^\/[^*?]*\/[^/]+$/, "must be an absolute path whose last part may hold '*' and '?', e.g. /var/run/qemu-server/*.qga"),
           /** The domain name from the file name: {file} is the whole name, {stem} the name without its last extension (100.qga: 100). */
           name: z.string().min(1).max(256).default('{stem}'),
         }),
@@ -27,6 +29,11 @@ export const agentSocketsConfigSchema = z
     /** One resynchronisation (0xFF + guest-sync-delimited) may take this long; with no answer on a fresh connection: 503 agent_busy. */
     syncTimeoutMs: ms(60_000).default(3_000),
     /** A reply longer than this is refused (502 agent_reply_too_large) and the channel resynchronised. */
-    maxReplyBytes: z.number().int().min(65_536).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
+    maxReplyBytes: z
+      .number()
+      .int()
+      .min(65_536)
+      .max(256 * 1024 * 1024)
+      .default(16 * 1024 * 1024),
   })
   .prefault({});

@@ -5,4 +5,6 @@ import { z } from 'zod';
 export const ms = (max: number) => z.number().int().min(1).max(max);
 
 /** Host names appear in qualified domain ids (host:name), so no ':' or '/'. */
-export const hostNameSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit');
+export const hostNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit');

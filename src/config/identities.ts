@@ -14,7 +14,8 @@ export function domainPatternProblem(pattern: string): string | null {
     return /^[0-9a-fA-F*?-]+$/.test(rest) ? null : "'uuid:' must be followed by a UUID or a UUID pattern (hex digits, '-', '*', '?')";
   }
   const colon = pattern.indexOf(':');
-  if (colon >= 0 && !HOST_PART.test(pattern.slice(0, colon))) return `'${pattern.slice(0, colon)}' before ':' is not a host name or host pattern`;
+  if (colon >= 0 && !HOST_PART.test(pattern.slice(0, colon)))
+    return `'${pattern.slice(0, colon)}' before ':' is not a host name or host pattern`;
   if (colon >= 0 && pattern.slice(colon + 1) === '') return "a domain name or UUID must follow 'host:'";
   return null;
 }
@@ -49,7 +50,10 @@ export const policiesConfigSchema = z.strictObject({
           z
             .string()
             .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name')
-            .refine((n) => !isLoaderVariable(n), 'loads code into the program (a loader or interpreter variable): never allowed under an exec policy'),
+            .refine(
+              (n) => !isLoaderVariable(n),
+              'loads code into the program (a loader or interpreter variable): never allowed under an exec policy',
+            ),
         )
         .max(256)
         .optional(),

@@ -1,7 +1,7 @@
 // Reads the config file (JSON or YAML), lays the environment over it and validates the result.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { checkedConfigSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {

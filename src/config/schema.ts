@@ -8,7 +8,6 @@ import { domainPatternProblem, policiesConfigSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 
-
 export const COMMAND_KINDS = ['quick', 'query', 'slow'] as const;
 export type CommandKind = (typeof COMMAND_KINDS)[number];
 
@@ -122,11 +121,26 @@ export const configSchema = z.strictObject({
   files: z
     .strictObject({
       /** Bytes per guest-file-read/-write: base64 makes 2 MiB a 2.7 MiB RPC string, under libvirt's 4 MiB cap. */
-      chunkBytes: z.number().int().min(4096).max(2 * 1024 * 1024).default(1024 * 1024),
+      chunkBytes: z
+        .number()
+        .int()
+        .min(4096)
+        .max(2 * 1024 * 1024)
+        .default(1024 * 1024),
       /** Bytes per guest-file-write: qemu-ga 7.2 garbles a command of about 256 KiB or more (measured), so at most 128 KiB. */
-      writeChunkBytes: z.number().int().min(4096).max(128 * 1024).default(128 * 1024),
+      writeChunkBytes: z
+        .number()
+        .int()
+        .min(4096)
+        .max(128 * 1024)
+        .default(128 * 1024),
       /** The largest upload (PUT) body; past it 413, and nothing past the limit is written. */
-      maxUploadBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+      maxUploadBytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(Number.MAX_SAFE_INTEGER)
+        .default(1024 * 1024 * 1024),
       /** Deadline of each file command (open, one chunk, seek, flush), queue wait included; ?timeoutMs= overrides it. */
       chunkTimeoutMs: ms(3_600_000).default(30_000),
       /** Deadline of guest-file-close, which runs on every path, even after the client has gone. */
@@ -196,10 +210,17 @@ export const configSchema = z.strictObject({
             policies: policiesConfigSchema.optional(),
             /** SHA-256 fingerprints (hex, colons allowed: `openssl x509 -noout -fingerprint -sha256`) of client certificates that prove this identity (listen.tls.clientCerts). */
             clientCertFingerprints: z
-              .array(z.string().transform((f) => f.replace(/:/g, '').toLowerCase()).pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 fingerprint: 64 hex digits')))
+              .array(
+                z
+                  .string()
+                  .transform((f) => f.replace(/:/g, '').toLowerCase())
+                  .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 fingerprint: 64 hex digits')),
+              )
               .default([]),
             /** This identity's own request rate, instead of limits.rateLimit (a busy automation account, say). */
-            rateLimit: z.strictObject({ max: z.number().int().min(1).max(1_000_000), timeWindowMs: ms(86_400_000).default(60_000) }).optional(),
+            rateLimit: z
+              .strictObject({ max: z.number().int().min(1).max(1_000_000), timeWindowMs: ms(86_400_000).default(60_000) })
+              .optional(),
           }),
         )
         .default([]),
@@ -216,7 +237,9 @@ export const configSchema = z.strictObject({
   audit: z
     .strictObject({
       /** stderr, stdout, off, or an absolute file path (appended to; created with its directory). */
-      destination: z.union([z.enum(['stderr', 'stdout', 'off']), z.string().regex(/^\//, 'must be stderr, stdout, off or an absolute path')]).default('stderr'),
+      destination: z
+        .union([z.enum(['stderr', 'stdout', 'off']), z.string().regex(/^\//, 'must be stderr, stdout, off or an absolute path')])
+        .default('stderr'),
     })
     .prefault({}),
   /** Guard rails against one caller (or a slow one) taking the gateway for itself. */
@@ -243,7 +266,12 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       /** Largest JSON body; 256 KiB because exec's stdin (exec.maxInputBytes, 128 KiB) arrives base64 in JSON. Uploads have files.maxUploadBytes. */
-      bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+      bodyBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(16 * 1024 * 1024)
+        .default(256 * 1024),
       /** Idle socket (no bytes either way) closed after this; above the longest wait for the agent (agent.maxTimeoutMs, exec.maxWaitMs). 0: never. */
       connectionTimeoutMs: z.number().int().min(0).max(86_400_000).default(600_000),
       /** Whole request (headers and body) must arrive within this; an hour lets a 1 GiB upload through at 300 KiB/s. Downloads are not counted. 0: no limit. */
@@ -286,31 +314,58 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 /** Rules across sections: no unauthenticated listener beyond loopback, no duplicate identities. */
 export const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   if (c.auth.mode === 'none' && !LOOPBACK.test(c.listen.host)) {
-    ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: `'none' (no authentication) is allowed only on a loopback listen.host, not ${c.listen.host}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth', 'mode'],
+      message: `'none' (no authentication) is allowed only on a loopback listen.host, not ${c.listen.host}`,
+    });
   }
   // An idle socket is cut even while its answer is awaited: it must outlast the longest silent wait a request may ask for.
   const longestWait = Math.max(c.agent.maxTimeoutMs, c.exec.maxWaitMs, c.files.chunkTimeoutMs, c.addresses.timeoutMs);
   if (c.limits.connectionTimeoutMs > 0 && c.limits.connectionTimeoutMs <= longestWait) {
-    ctx.addIssue({ code: 'custom', path: ['limits', 'connectionTimeoutMs'], message: `must exceed the longest wait a request may ask for (${longestWait} ms: agent.maxTimeoutMs, exec.maxWaitMs, files.chunkTimeoutMs, addresses.timeoutMs), or be 0` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['limits', 'connectionTimeoutMs'],
+      message: `must exceed the longest wait a request may ask for (${longestWait} ms: agent.maxTimeoutMs, exec.maxWaitMs, files.chunkTimeoutMs, addresses.timeoutMs), or be 0`,
+    });
   }
   if (c.listen.tls && c.listen.tls.clientCerts !== 'off' && !c.listen.tls.caFile) {
-    ctx.addIssue({ code: 'custom', path: ['listen', 'tls', 'caFile'], message: `clientCerts '${c.listen.tls.clientCerts}' needs the CA that signs client certificates` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['listen', 'tls', 'caFile'],
+      message: `clientCerts '${c.listen.tls.clientCerts}' needs the CA that signs client certificates`,
+    });
   }
   const hostNames = new Set<string>();
   if (c.agentSockets.sockets.length || c.agentSockets.directories.length) hostNames.add(c.agentSockets.host);
   for (const [i, h] of c.libvirt.hosts.entries()) {
-    if (hostNames.has(h.name)) ctx.addIssue({ code: 'custom', path: ['libvirt', 'hosts', i, 'name'], message: `duplicate host name '${h.name}' (agentSockets.host counts too)` });
+    if (hostNames.has(h.name))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['libvirt', 'hosts', i, 'name'],
+        message: `duplicate host name '${h.name}' (agentSockets.host counts too)`,
+      });
     hostNames.add(h.name);
   }
   const seen = new Set<string>();
   for (const [i, id] of c.auth.identities.entries()) {
     for (const key of [`name:${id.name}`, `hash:${id.tokenSha256}`]) {
-      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['auth', 'identities', i], message: `duplicate identity ${key.startsWith('name') ? 'name' : 'token hash'}` });
+      if (seen.has(key))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'identities', i],
+          message: `duplicate identity ${key.startsWith('name') ? 'name' : 'token hash'}`,
+        });
       seen.add(key);
     }
     // One certificate proving two identities would make the answer depend on the order of the list.
     for (const f of id.clientCertFingerprints) {
-      if (seen.has(`cert:${f}`)) ctx.addIssue({ code: 'custom', path: ['auth', 'identities', i, 'clientCertFingerprints'], message: `client certificate ${f} already proves another identity` });
+      if (seen.has(`cert:${f}`))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'identities', i, 'clientCertFingerprints'],
+          message: `client certificate ${f} already proves another identity`,
+        });
       seen.add(`cert:${f}`);
     }
   }

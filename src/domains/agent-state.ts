@@ -22,7 +22,8 @@ export class AgentStateTracker {
 
   constructor(hosts: LibvirtHosts) {
     hosts.on('agentLifecycle', ({ key, state }) => {
-      const next: AgentState = state === AgentLifecycleState.CONNECTED ? 'connected' : state === AgentLifecycleState.DISCONNECTED ? 'disconnected' : 'unknown';
+      const next: AgentState =
+        state === AgentLifecycleState.CONNECTED ? 'connected' : state === AgentLifecycleState.DISCONNECTED ? 'disconnected' : 'unknown';
       this.set(key, { state: next, channel: true });
     });
     hosts.on('lifecycle', ({ key, event }) => {

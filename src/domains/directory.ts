@@ -15,7 +15,7 @@ import type { AgentSocketHost } from '../agent-socket/host.js';
 import { backendError } from './backend-errors.js';
 import { GatewayError } from '../errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { type LibvirtHosts } from '../libvirt/hosts.js';
+import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid } from '../libvirt/protocol.js';
 import type { AgentStateTracker } from './agent-state.js';
 import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
@@ -92,8 +92,12 @@ export class DomainDirectory {
     const cacheKey = `${host?.name ?? '*'}|${isUuid(rest) ? rest.toLowerCase().replace(/-/g, '') : `name:${rest}`}`;
     const hit = this.cache.get(cacheKey);
     if (hit && hit.expires > Date.now()) return hit.ref;
-    if (!host && this.sources.length === 0) throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}': no hosts are configured`, { domain: id });
-    const ref = host || this.sources.length === 1 ? await this.resolveOn(host ?? this.sources[0]!, rest, id, signal) : await this.resolveAcross(rest, id, signal);
+    if (!host && this.sources.length === 0)
+      throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}': no hosts are configured`, { domain: id });
+    const ref =
+      host || this.sources.length === 1
+        ? await this.resolveOn(host ?? this.sources[0]!, rest, id, signal)
+        : await this.resolveAcross(rest, id, signal);
     if (this.cacheTtlMs > 0) this.cache.set(cacheKey, { ref, expires: Date.now() + this.cacheTtlMs });
     return ref;
   }
@@ -117,28 +121,42 @@ export class DomainDirectory {
     if (found.length === 1) return found[0]!;
     if (found.length > 1) {
       const candidates = found.map(qualifiedId);
-      throw new GatewayError('domain_ambiguous', `'${id}' names a domain on ${found.length} hosts (${found.map((f) => f.host).join(', ')}): ask for one of ${candidates.join(', ')}`, { domain: id, candidates });
+      throw new GatewayError(
+        'domain_ambiguous',
+        `'${id}' names a domain on ${found.length} hosts (${found.map((f) => f.host).join(', ')}): ask for one of ${candidates.join(', ')}`,
+        { domain: id, candidates },
+      );
     }
     if (failures.length) throw failures[0]!;
-    throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}' on any host`, { domain: id, libvirtCode: VirErrorCode.NO_DOMAIN });
+    throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}' on any host`, {
+      domain: id,
+      libvirtCode: VirErrorCode.NO_DOMAIN,
+    });
   }
 
   private lookupError(err: unknown, host: DomainSource, id: string): GatewayError {
     if (isNotFound(err)) {
       const where = this.several ? ` on host ${host.name}` : '';
-      return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, { domain: id, ...(err instanceof LibvirtError ? { libvirtCode: err.code } : {}) });
+      return new GatewayError('domain_not_found', `no domain named or with UUID '${id}'${where}`, {
+        domain: id,
+        ...(err instanceof LibvirtError ? { libvirtCode: err.code } : {}),
+      });
     }
     const mapped = backendError(err, { domain: id });
     // With several hosts, say which one is down: the others still answer.
     if (this.several && mapped.code === 'libvirt_unavailable') {
-      return new GatewayError('host_unavailable', `libvirt host ${host.name} is not reachable: ${mapped.message}`, { ...mapped.extras, host: host.name });
+      return new GatewayError('host_unavailable', `libvirt host ${host.name} is not reachable: ${mapped.message}`, {
+        ...mapped.extras,
+        host: host.name,
+      });
     }
     return mapped;
   }
 
   describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
     const source = this.sources.find((s) => s.name === ref.host);
-    if (!source) return Promise.reject(new GatewayError('host_not_found', `no host named '${ref.host}'`, { domain: ref.name, host: ref.host }));
+    if (!source)
+      return Promise.reject(new GatewayError('host_not_found', `no host named '${ref.host}'`, { domain: ref.name, host: ref.host }));
     return source.describe(ref, signal);
   }
 

@@ -3,7 +3,7 @@
 import type { AgentSocketHost } from '../agent-socket/host.js';
 import { backendError } from './backend-errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import { type LibvirtHost } from '../libvirt/hosts.js';
+import type { LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
 import { agentStatusFromXml, type AgentStateTracker } from './agent-state.js';
 import { type AgentBackend, type AgentStatus, domainKey, type DomainRef } from './vocabulary.js';
@@ -61,7 +61,15 @@ export class LibvirtSource implements DomainSource {
       const { state } = await this.host.client.getState(ref, signal);
       const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
       const agent = await this.agentStatus(ref, running, signal);
-      return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: ref.id >= 0 && running ? ref.id : null, state, agent };
+      return {
+        host: ref.host,
+        backend: this.backend,
+        name: ref.name,
+        uuid: ref.uuid,
+        id: ref.id >= 0 && running ? ref.id : null,
+        state,
+        agent,
+      };
     } catch (err) {
       throw backendError(err, { domain: ref.name });
     }

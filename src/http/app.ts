@@ -59,7 +59,11 @@ function nameWildcards(doc: OpenApiObject): OpenApiObject {
   return { ...doc, paths: renamed } as OpenApiObject;
 }
 
-export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger | null = createAuditLog(gateway.config.audit)): Promise<FastifyInstance> {
+export async function buildApp(
+  gateway: Gateway,
+  logger: Logger,
+  audit: Logger | null = createAuditLog(gateway.config.audit),
+): Promise<FastifyInstance> {
   const tls = gateway.config.listen.tls;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -137,7 +141,8 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
       info: {
         title: 'qga-gateway',
         version: API_VERSION,
-        description: 'HTTP/REST resources for the QEMU guest agent of every libvirt domain. Errors are RFC 9457 problem+json with a stable `code`.',
+        description:
+          'HTTP/REST resources for the QEMU guest agent of every libvirt domain. Errors are RFC 9457 problem+json with a stable `code`.',
       },
       tags: ROUTE_TAGS,
       components: {
@@ -145,7 +150,8 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
           bearerToken: {
             type: 'http',
             scheme: 'bearer',
-            description: "A token from `npm run token`; its identity needs the operation's x-permission as a scope, and may touch only the domains its patterns match.",
+            description:
+              "A token from `npm run token`; its identity needs the operation's x-permission as a scope, and may touch only the domains its patterns match.",
           },
         },
       },
@@ -166,4 +172,3 @@ export async function buildApp(gateway: Gateway, logger: Logger, audit: Logger |
   for (const routes of ROUTE_MODULES) await app.register(routes(gateway));
   return app;
 }
-

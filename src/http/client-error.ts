@@ -15,7 +15,11 @@ interface Answer {
 
 function answerFor(code: string | undefined): Answer {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return { status: 408, code: 'request_timeout', detail: 'the request did not arrive within the time allowed (limits.requestTimeoutMs, limits.headersTimeoutMs)' };
+    return {
+      status: 408,
+      code: 'request_timeout',
+      detail: 'the request did not arrive within the time allowed (limits.requestTimeoutMs, limits.headersTimeoutMs)',
+    };
   }
   if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, code: 'headers_too_large', detail: 'the request headers are too large' };
   return { status: 400, code: 'invalid_request', detail: 'the request is not valid HTTP' };

@@ -46,7 +46,10 @@ interface Parts<P, Q, B> {
 export type ScopedRequest<P = undefined, Q = undefined, B = undefined> = FastifyRequest<Parts<P, Q, B>>;
 
 /** ... and once it is: the domain, and the options for the request's agent calls. */
-export type DomainRequest<P = undefined, Q = undefined, B = undefined> = ScopedRequest<P, Q, B> & { domain: DomainRef; agentOpts: AgentCallOptions };
+export type DomainRequest<P = undefined, Q = undefined, B = undefined> = ScopedRequest<P, Q, B> & {
+  domain: DomainRef;
+  agentOpts: AgentCallOptions;
+};
 
 /** The JSON bodies a route's success responses describe. */
 type Answer<R extends Responses> = { [K in keyof R]: Out<R[K], never> }[keyof R];
@@ -88,7 +91,10 @@ interface DomainRouteBase<P, Q, B, R extends Responses, C> {
 export type DomainRouteSpec<P, Q, B, R extends Responses, C> = DomainRouteBase<P, Q, B, R, C> &
   (
     | { answer: (request: DomainRequest<P, Q, B>, reply: FastifyReply, checked: C) => Promise<AnswerFields<Answer<R>>>; handler?: never }
-    | { handler: (request: DomainRequest<P, Q, B>, reply: FastifyReply, checked: C) => Promise<Answer<R> | FastifyReply | undefined>; answer?: never }
+    | {
+        handler: (request: DomainRequest<P, Q, B>, reply: FastifyReply, checked: C) => Promise<Answer<R> | FastifyReply | undefined>;
+        answer?: never;
+      }
   );
 
 /** A declaration as the scope registers it, its types checked by domainRoute. */
@@ -142,7 +148,8 @@ export function domainScope(...modules: DomainRouteModule[]): (services: Gateway
  * application/x-www-form-urlencoded). Encapsulated: only the route that asked sees it.
  */
 function takeBodyAsStream(scope: FastifyInstance): void {
-  const asStream = (_req: unknown, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
+  const asStream = (_req: unknown, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) =>
+    done(null, payload);
   scope.removeAllContentTypeParsers();
   scope.addContentTypeParser('application/octet-stream', asStream);
   scope.addContentTypeParser('*', asStream);

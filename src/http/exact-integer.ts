@@ -12,7 +12,12 @@ export function exactUint64(description?: string): z.ZodType<ExactInteger> {
   const check = (v: unknown) => isExactInteger(v) && v >= 0;
   // z.unknown() underneath: zod cannot describe a bigint in JSON Schema, so the meta says what it is.
   const schema = z.unknown().refine(check, 'expected a non-negative integer') as unknown as z.ZodType<ExactInteger>;
-  return schema.meta({ type: 'integer', format: 'uint64', minimum: 0, ...(description ? { description: `${description} (exact uint64: may exceed 2^53)` } : {}) });
+  return schema.meta({
+    type: 'integer',
+    format: 'uint64',
+    minimum: 0,
+    ...(description ? { description: `${description} (exact uint64: may exceed 2^53)` } : {}),
+  });
 }
 
 /** An int64 of the agent's (or a value passed on as the agent sent it), exact in the answer. OpenAPI: integer, format int64. */

@@ -40,7 +40,9 @@ export const osSchema = z
     },
   });
 
-export const hostnameSchema = z.object({ domain: domainRefSchema, hostname: z.string() }).meta({ id: 'GuestHostname', example: { domain: EXAMPLE_DOMAIN, hostname: 'guest1' } });
+export const hostnameSchema = z
+  .object({ domain: domainRefSchema, hostname: z.string() })
+  .meta({ id: 'GuestHostname', example: { domain: EXAMPLE_DOMAIN, hostname: 'guest1' } });
 
 export const timezoneSchema = z
   .object({
@@ -62,7 +64,13 @@ export const usersSchema = z
       }),
     ),
   })
-  .meta({ id: 'GuestUsers', example: { domain: EXAMPLE_DOMAIN, users: [{ user: 'root', logonDomain: null, loginTime: '2026-11-28T00:01:02.500Z', loginTimeSeconds: 1795824062.5 }] } });
+  .meta({
+    id: 'GuestUsers',
+    example: {
+      domain: EXAMPLE_DOMAIN,
+      users: [{ user: 'root', logonDomain: null, loginTime: '2026-11-28T00:01:02.500Z', loginTimeSeconds: 1795824062.5 }],
+    },
+  });
 
 const ms = () => exactUint64().nullable();
 export const cpuStatsSchema = z
@@ -71,7 +79,11 @@ export const cpuStatsSchema = z
     cpus: z.array(
       z.object({
         cpu: z.number().int().nullable().describe('CPU index in the guest'),
-        type: z.string().describe("Kind of statistics; 'linux' is the only one so far. The *Ms counters: exact uint64 JSON integers, null when the guest kernel lacks one"),
+        type: z
+          .string()
+          .describe(
+            "Kind of statistics; 'linux' is the only one so far. The *Ms counters: exact uint64 JSON integers, null when the guest kernel lacks one",
+          ),
         userMs: ms(),
         niceMs: ms(),
         systemMs: ms(),
@@ -89,7 +101,22 @@ export const cpuStatsSchema = z
     id: 'GuestCpuStats',
     example: {
       domain: EXAMPLE_DOMAIN,
-      cpus: [{ cpu: 0, type: 'linux', userMs: 420, niceMs: 0, systemMs: 4620, idleMs: 341530, iowaitMs: 0, irqMs: 0, softirqMs: 70, stealMs: 0, guestMs: 0, guestNiceMs: 0 }],
+      cpus: [
+        {
+          cpu: 0,
+          type: 'linux',
+          userMs: 420,
+          niceMs: 0,
+          systemMs: 4620,
+          idleMs: 341530,
+          iowaitMs: 0,
+          irqMs: 0,
+          softirqMs: 70,
+          stealMs: 0,
+          guestMs: 0,
+          guestNiceMs: 0,
+        },
+      ],
     },
   });
 
@@ -98,7 +125,8 @@ export const loadSchema = z
   .meta({ id: 'GuestLoad', example: { domain: EXAMPLE_DOMAIN, load1: 0.12, load5: 0.08, load15: 0.02 } });
 
 /** A route member as the kernel holds it, an unsigned 32-bit value (reply-integers.ts kernelU32 undoes qemu-ga's sign extension). */
-const u32 = (description?: string) => exactInt64(description ? `${description}; the kernel's unsigned 32-bit value` : "The kernel's unsigned 32-bit value");
+const u32 = (description?: string) =>
+  exactInt64(description ? `${description}; the kernel's unsigned 32-bit value` : "The kernel's unsigned 32-bit value");
 export const routesSchema = z
   .object({
     domain: domainRefSchema,

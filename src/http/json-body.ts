@@ -20,7 +20,8 @@ export function nestedDeeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c /* \ */) i++; // the escaped character cannot end the string
+      if (c === 0x5c /* \ */)
+        i++; // the escaped character cannot end the string
       else if (c === 0x22 /* " */) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
@@ -32,7 +33,8 @@ export function nestedDeeperThan(text: string, max: number): boolean {
 
 export function parseJsonBody(text: string): unknown {
   if (text.length === 0) throw new GatewayError('invalid_request', 'the body is empty, yet the content type is application/json');
-  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) throw new GatewayError('invalid_request', `the JSON body is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  if (nestedDeeperThan(text, MAX_JSON_DEPTH))
+    throw new GatewayError('invalid_request', `the JSON body is nested more than ${MAX_JSON_DEPTH} levels deep`);
   try {
     return secureJsonParse(text, null, PARSE_OPTIONS);
   } catch {

@@ -27,9 +27,21 @@ export const problemSchema = z
     libvirtCode: z.number().int().optional().describe("libvirt's virErrorNumber"),
     retryAfter: z.number().int().optional().describe('Seconds; also sent as the Retry-After header'),
     agentVersion: z.string().optional().describe("qemu-ga's version (command_not_supported)"),
-    bytesWritten: z.number().int().optional().describe('A failed upload: bytes written before it stopped: in place, they are in the file; atomic, they were in the temporary file, since removed'),
-    leftBehind: z.string().optional().describe("A failed atomic upload: the temporary file the gateway could not remove (the target is unchanged)"),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('What is wrong with the request (invalid_request)'),
+    bytesWritten: z
+      .number()
+      .int()
+      .optional()
+      .describe(
+        'A failed upload: bytes written before it stopped: in place, they are in the file; atomic, they were in the temporary file, since removed',
+      ),
+    leftBehind: z
+      .string()
+      .optional()
+      .describe('A failed atomic upload: the temporary file the gateway could not remove (the target is unchanged)'),
+    issues: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .describe('What is wrong with the request (invalid_request)'),
   })
   .meta({ id: 'Problem' });
 
@@ -74,9 +86,17 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: G
   };
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   // RFC 6750: a 401 names the scheme, and why the token was refused when one was sent.
-  if (err.code === 'unauthenticated') reply.header('www-authenticate', err.extras.tokenSent ? 'Bearer realm="qga-gateway", error="invalid_token"' : 'Bearer realm="qga-gateway"');
+  if (err.code === 'unauthenticated')
+    reply.header(
+      'www-authenticate',
+      err.extras.tokenSent ? 'Bearer realm="qga-gateway", error="invalid_token"' : 'Bearer realm="qga-gateway"',
+    );
   // Serialised here, so that a problem never depends on the route's response schema.
-  return reply.code(err.status).type(PROBLEM_CONTENT_TYPE).serializer((p: unknown) => JSON.stringify(p)).send(body);
+  return reply
+    .code(err.status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .serializer((p: unknown) => JSON.stringify(p))
+    .send(body);
 }
 
 /**
@@ -99,7 +119,12 @@ function fromFastifyError(err: FastifyError): GatewayError {
  * those itself in plain JSON. The detail does not echo the URL, which may be megabytes long.
  */
 export function problemForFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : error.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid percent-encoded UTF-8' : 'the request was refused';
+  const detail =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'a path parameter is too long'
+      : error.code === 'FST_ERR_BAD_URL'
+        ? 'the URL is not valid percent-encoded UTF-8'
+        : 'the request was refused';
   void sendProblem(request, reply, new GatewayError('invalid_request', detail));
 }
 

@@ -82,7 +82,10 @@ export function registerQueryTokenRefusal(app: FastifyInstance): void {
   app.addHook('onRequest', async (request) => {
     const { path, query } = splitUrl(request.url);
     if (queryCarriesToken(query) || pathCarriesToken(path)) {
-      throw new PreAuthenticationRefusal('invalid_request', 'a token in the URL is refused (URLs end up in logs): send it in the Authorization header as Bearer <token>');
+      throw new PreAuthenticationRefusal(
+        'invalid_request',
+        'a token in the URL is refused (URLs end up in logs): send it in the Authorization header as Bearer <token>',
+      );
     }
   });
 }

@@ -119,7 +119,11 @@ export function registerRefusalLimit(app: FastifyInstance, limits: Config['limit
     const retryAfter = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
     request.refusalsLimited = { first: verdict.first, max, timeWindowMs, until: new Date(Date.now() + verdict.retryAfterMs) };
     const who = key.startsWith('identity:') ? 'by this identity' : 'from this address';
-    return new GatewayError('rate_limited', `more than ${max} refused requests ${who} in ${timeWindowMs / 1000} s; retry in ${retryAfter} s`, { retryAfter });
+    return new GatewayError(
+      'rate_limited',
+      `more than ${max} refused requests ${who} in ${timeWindowMs / 1000} s; retry in ${retryAfter} s`,
+      { retryAfter },
+    );
   };
   const checkIdentity = (request: FastifyRequest) => {
     // Counted like the refusal it stands for, so the audit still writes one line for the window.

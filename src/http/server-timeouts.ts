@@ -11,7 +11,8 @@ export const DEADLINE_CHECK_INTERVAL_MS = 1_000;
 export function applyServerTimeouts(server: Server, limits: Config['limits']): void {
   server.requestTimeout = limits.requestTimeoutMs;
   // The whole request's deadline covers its headers too; 0 means no request deadline, not no header deadline.
-  server.headersTimeout = limits.requestTimeoutMs > 0 ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) : limits.headersTimeoutMs;
+  server.headersTimeout =
+    limits.requestTimeoutMs > 0 ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) : limits.headersTimeoutMs;
   // A public option of http.createServer, missing from @types/node's Server; cleared by server.close().
   (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = DEADLINE_CHECK_INTERVAL_MS;
 }

@@ -1,7 +1,15 @@
 // The libvirt calls the gateway makes, typed. Everything above this file speaks in these terms, never in packets.
 import type { DomainRef } from '../domains/vocabulary.js';
 import { Qemu, Remote } from './procedures.js';
-import { RebootFlag, ShutdownFlag, domainStateName, uuidFromString, uuidToString, type DomainStateName, type WireDomain } from './protocol.js';
+import {
+  RebootFlag,
+  ShutdownFlag,
+  domainStateName,
+  uuidFromString,
+  uuidToString,
+  type DomainStateName,
+  type WireDomain,
+} from './protocol.js';
 import type { LibvirtPool } from './pool.js';
 
 export function toDomainRef(d: WireDomain, host: string): DomainRef {
@@ -49,7 +57,11 @@ export class LibvirtClient {
    * timeoutSeconds: -2 blocks, -1 libvirt's default, 0 does not wait, N seconds.
    */
   async agentCommand(dom: DomainRef, command: string, timeoutSeconds: number, signal?: AbortSignal): Promise<string | null> {
-    const ret = await this.pool.call(Qemu.DOMAIN_AGENT_COMMAND, { dom: toWire(dom), cmd: command, timeout: timeoutSeconds, flags: 0 }, signal);
+    const ret = await this.pool.call(
+      Qemu.DOMAIN_AGENT_COMMAND,
+      { dom: toWire(dom), cmd: command, timeout: timeoutSeconds, flags: 0 },
+      signal,
+    );
     return ret.result;
   }
 

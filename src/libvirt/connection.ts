@@ -2,9 +2,20 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { ConnectionError, LibvirtError } from './errors.js';
-import { FramingError, PacketDecoder, type Packet } from './framing.js';
+import { type FramingError, PacketDecoder, type Packet } from './framing.js';
 import { Keepalive, Remote, type CallProcedure, type MessageProcedure } from './procedures.js';
-import { AuthType, DriverFeature, MessageStatus, MessageType, PROTOCOL_VERSION, Program, decode, encode, encodePacket, remoteErrorCodec } from './protocol.js';
+import {
+  AuthType,
+  DriverFeature,
+  MessageStatus,
+  MessageType,
+  PROTOCOL_VERSION,
+  Program,
+  decode,
+  encode,
+  encodePacket,
+  remoteErrorCodec,
+} from './protocol.js';
 import { connectTransport, describeTransport, type Transport } from './transport.js';
 
 export type { TlsTransport, Transport } from './transport.js';
@@ -65,7 +76,9 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
       const reason =
         err instanceof LibvirtError || err instanceof ConnectionError
           ? err
-          : new ConnectionError(`opening the connection to libvirtd at ${describeTransport(opts.transport)} failed: ${err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${opts.connectTimeoutMs} ms` : String(err)}`);
+          : new ConnectionError(
+              `opening the connection to libvirtd at ${describeTransport(opts.transport)} failed: ${err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${opts.connectTimeoutMs} ms` : String(err)}`,
+            );
       conn.destroy(reason);
       throw reason;
     }
@@ -80,7 +93,9 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
       await this.call(Remote.AUTH_POLKIT, undefined, signal);
       return;
     }
-    throw new ConnectionError(`libvirtd asks for an authentication method this client lacks (types ${types.join(',')}); SASL is not supported`);
+    throw new ConnectionError(
+      `libvirtd asks for an authentication method this client lacks (types ${types.join(',')}); SASL is not supported`,
+    );
   }
 
   /** Calls in flight, including ones whose caller gave up: libvirtd still works on those. */
@@ -173,7 +188,9 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
 
   private sendKeepalive({ program, procedure }: MessageProcedure<void>): void {
     if (this.closed) return;
-    this.socket.write(encodePacket({ program, version: PROTOCOL_VERSION, procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK }));
+    this.socket.write(
+      encodePacket({ program, version: PROTOCOL_VERSION, procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK }),
+    );
   }
 
   private startKeepalive(): void {

@@ -217,7 +217,10 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     const delay = base / 2 + Math.random() * (base / 2);
     slot.attempt++;
     if (slot.attempt === 1 || slot.attempt % 10 === 0) {
-      this.log.warn({ connection: slot.index, attempt: slot.attempt, delayMs: Math.round(delay), err: slot.lastError?.message }, 'libvirt connection failed; retrying');
+      this.log.warn(
+        { connection: slot.index, attempt: slot.attempt, delayMs: Math.round(delay), err: slot.lastError?.message },
+        'libvirt connection failed; retrying',
+      );
     }
     slot.timer = setTimeout(() => void this.connectSlot(slot), delay);
   }
@@ -226,7 +229,11 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     this.eventConn = conn;
     try {
       for (const eventID of [DomainEventId.LIFECYCLE, DomainEventId.AGENT_LIFECYCLE]) {
-        await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID, dom: null }, AbortSignal.timeout(this.opts.connectTimeoutMs));
+        await conn.call(
+          Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+          { eventID, dom: null },
+          AbortSignal.timeout(this.opts.connectTimeoutMs),
+        );
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'subscribing to libvirt domain events failed');

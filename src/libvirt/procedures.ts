@@ -79,7 +79,12 @@ export const Remote = {
   /** remote_domain_reboot_args { dom; unsigned int flags; } -> void: flags GUEST_AGENT goes through the agent */
   DOMAIN_REBOOT: remote(27, 'DOMAIN_REBOOT', domainFlags, voidCodec),
   /** remote_connect_supports_feature_args { int feature; } -> { int supported; } */
-  CONNECT_SUPPORTS_FEATURE: remote(60, 'CONNECT_SUPPORTS_FEATURE', struct<{ feature: number }>({ feature: int }), struct<{ supported: number }>({ supported: int })),
+  CONNECT_SUPPORTS_FEATURE: remote(
+    60,
+    'CONNECT_SUPPORTS_FEATURE',
+    struct<{ feature: number }>({ feature: int }),
+    struct<{ supported: number }>({ supported: int }),
+  ),
   /** void -> remote_auth_list_ret { remote_auth_type types<REMOTE_AUTH_TYPE_LIST_MAX>; } */
   AUTH_LIST: remote(66, 'AUTH_LIST', voidCodec, struct<{ types: number[] }>({ types: arrayOf(int, REMOTE_AUTH_TYPE_LIST_MAX) })),
   /** void -> remote_auth_polkit_ret { int complete; } */
@@ -92,7 +97,12 @@ export const Remote = {
   DOMAIN_PM_SUSPEND_FOR_DURATION: remote(
     261,
     'DOMAIN_PM_SUSPEND_FOR_DURATION',
-    struct<{ dom: WireDomain; target: number; duration: bigint; flags: number }>({ dom: domainCodec, target: uint, duration: uhyper, flags: uint }),
+    struct<{ dom: WireDomain; target: number; duration: bigint; flags: number }>({
+      dom: domainCodec,
+      target: uint,
+      duration: uhyper,
+      flags: uint,
+    }),
     voidCodec,
   ),
   /** remote_connect_list_all_domains_args { int need_results; unsigned int flags; } -> { remote_nonnull_domain domains<>; unsigned int ret; } */
@@ -110,20 +120,35 @@ export const Remote = {
     struct<{ callbackID: number }>({ callbackID: int }),
   ),
   /** remote_connect_domain_event_callback_deregister_any_args { int callbackID; } -> void */
-  CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: remote(317, 'CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY', struct<{ callbackID: number }>({ callbackID: int }), voidCodec),
+  CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: remote(
+    317,
+    'CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY',
+    struct<{ callbackID: number }>({ callbackID: int }),
+    voidCodec,
+  ),
   /** remote_domain_event_callback_lifecycle_msg { int callbackID; remote_domain_event_lifecycle_msg { dom; int event; int detail; } } */
   DOMAIN_EVENT_CALLBACK_LIFECYCLE: message(
     Program.REMOTE,
     318,
     'REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE',
-    struct<{ callbackID: number; dom: WireDomain; event: number; detail: number }>({ callbackID: int, dom: domainCodec, event: int, detail: int }),
+    struct<{ callbackID: number; dom: WireDomain; event: number; detail: number }>({
+      callbackID: int,
+      dom: domainCodec,
+      event: int,
+      detail: int,
+    }),
   ),
   /** remote_domain_event_callback_agent_lifecycle_msg { int callbackID; dom; int state; int reason; } */
   DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: message(
     Program.REMOTE,
     348,
     'REMOTE_PROC_DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE',
-    struct<{ callbackID: number; dom: WireDomain; state: number; reason: number }>({ callbackID: int, dom: domainCodec, state: int, reason: int }),
+    struct<{ callbackID: number; dom: WireDomain; state: number; reason: number }>({
+      callbackID: int,
+      dom: domainCodec,
+      state: int,
+      reason: int,
+    }),
   ),
 } as const;
 

@@ -95,7 +95,9 @@ async function connectTls(t: TlsTransport, timeoutMs: number): Promise<net.Socke
   try {
     secureContext = tls.createSecureContext({ cert, key, ca });
   } catch (err) {
-    throw new ConnectionError(`the TLS client certificate ${t.certFile}, its key ${t.keyFile} or the CA ${t.caFile} cannot be used: ${(err as Error).message}`);
+    throw new ConnectionError(
+      `the TLS client certificate ${t.certFile}, its key ${t.keyFile} or the CA ${t.caFile} cannot be used: ${(err as Error).message}`,
+    );
   }
   const name = t.servername ?? t.host;
   const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
@@ -148,7 +150,9 @@ async function connectTls(t: TlsTransport, timeoutMs: number): Promise<net.Socke
         }
         const code = String(socket.authorizationError);
         const reason = VERIFY_REASONS[code];
-        fail(`TLS to libvirtd at ${where}: the server's certificate does not verify against the CA in ${t.caFile}: ${reason ? `${reason} (${code})` : code}`);
+        fail(
+          `TLS to libvirtd at ${where}: the server's certificate does not verify against the CA in ${t.caFile}: ${reason ? `${reason} (${code})` : code}`,
+        );
         return;
       }
       stage = 'confirmation';
@@ -162,7 +166,9 @@ async function connectTls(t: TlsTransport, timeoutMs: number): Promise<net.Socke
       const byte = socket.read(1) as Buffer | null;
       if (byte === null) return;
       if (byte[0] !== 1) {
-        fail(`TLS to libvirtd at ${where}: the server refused our client certificate ${t.certFile} (server verification of our certificate or IP address failed: it sent ${byte[0]} instead of 1)`);
+        fail(
+          `TLS to libvirtd at ${where}: the server refused our client certificate ${t.certFile} (server verification of our certificate or IP address failed: it sent ${byte[0]} instead of 1)`,
+        );
         return;
       }
       cleanup();

@@ -59,7 +59,8 @@ export function resolveUri(uri: string, socketOverride?: string, exists: (p: str
   if (transportName === 'tcp' || transportName === 'tls') {
     if (!parsed.hostname) throw new RangeError(`a ${transportName} libvirt URI needs a host: ${uri}`);
     const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (transportName === 'tcp') return { transport: { kind: 'tcp', host, port: parsed.port ? Number(parsed.port) : DEFAULT_TCP_PORT }, name };
+    if (transportName === 'tcp')
+      return { transport: { kind: 'tcp', host, port: parsed.port ? Number(parsed.port) : DEFAULT_TCP_PORT }, name };
     const pkipath = parsed.searchParams.get('pkipath');
     const fromUri = pkipath ? pkiPathFiles(pkipath) : DEFAULT_TLS_FILES;
     const noVerify = parsed.searchParams.get('no_verify');

@@ -80,7 +80,7 @@ export class GatewayMetrics {
 
     const queueDepth: Gauge<string> = new Gauge({
       name: name('agent_queue_depth'),
-      help: 'Agent commands running or waiting in the per-domain queues' + (perDomain ? ', per domain.' : ', all domains together.'),
+      help: `Agent commands running or waiting in the per-domain queues${perDomain ? ', per domain.' : ', all domains together.'}`,
       labelNames: domainLabels,
       registers,
       collect: () => {
@@ -126,8 +126,16 @@ export class GatewayMetrics {
       registers,
       collect: () => freezesInForce.set(freezes.frozenCount),
     });
-    const fileRead = new Counter({ name: name('file_read_bytes_total'), help: 'Bytes read from guest files (guest-file-read).', registers });
-    const fileWritten = new Counter({ name: name('file_written_bytes_total'), help: 'Bytes written to guest files (guest-file-write).', registers });
+    const fileRead = new Counter({
+      name: name('file_read_bytes_total'),
+      help: 'Bytes read from guest files (guest-file-read).',
+      registers,
+    });
+    const fileWritten = new Counter({
+      name: name('file_written_bytes_total'),
+      help: 'Bytes written to guest files (guest-file-write).',
+      registers,
+    });
 
     if (!config.enabled) return;
     agent.observe({

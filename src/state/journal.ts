@@ -66,7 +66,8 @@ export class StateJournal<T extends { id: string }> {
       throw unavailable(`could not read ${this.dir}`, err);
     }
     // A write cut off by the gateway's death leaves its temporary file: its entry was never recorded.
-    for (const name of names.filter((n) => n.startsWith('.') && n.endsWith('.tmp'))) await rm(join(this.dir, name), { force: true }).catch(() => {});
+    for (const name of names.filter((n) => n.startsWith('.') && n.endsWith('.tmp')))
+      await rm(join(this.dir, name), { force: true }).catch(() => {});
     for (const name of names.filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'))) {
       const file = join(this.dir, name);
       let reason: string;
@@ -76,7 +77,9 @@ export class StateJournal<T extends { id: string }> {
           result.entries.push({ id: parsed.data.id, entry: parsed.data });
           continue;
         }
-        reason = parsed.success ? 'its id does not match its file name' : parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
+        reason = parsed.success
+          ? 'its id does not match its file name'
+          : parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
       } catch (err) {
         reason = (err as Error).message;
       }
@@ -124,7 +127,7 @@ export class StateJournal<T extends { id: string }> {
       await this.ensureDir();
       const fh = await open(temp, 'wx', 0o600);
       try {
-        await fh.writeFile(JSON.stringify(entry) + '\n');
+        await fh.writeFile(`${JSON.stringify(entry)}\n`);
         await fh.sync();
       } finally {
         await fh.close();
@@ -149,5 +152,8 @@ export class StateJournal<T extends { id: string }> {
 }
 
 function unavailable(what: string, err: unknown): GatewayError {
-  return new GatewayError('state_unavailable', `${what}: ${(err as Error).message ?? String(err)} (state.dir must be a writable directory)`);
+  return new GatewayError(
+    'state_unavailable',
+    `${what}: ${(err as Error).message ?? String(err)} (state.dir must be a writable directory)`,
+  );
 }

@@ -15,7 +15,10 @@ describe.each(HOST_QGA_VERSIONS)('qemu-ga %s on the host', (version) => {
 
   beforeAll(async () => {
     qga = await startHostQga({ allow: ['guest-file-write'], version });
-    gw = await startTestGateway('qemu:///system', { libvirt: { enabled: false }, agentSockets: { sockets: [{ name: 'hostqga', path: qga.path }] } });
+    gw = await startTestGateway('qemu:///system', {
+      libvirt: { enabled: false },
+      agentSockets: { sockets: [{ name: 'hostqga', path: qga.path }] },
+    });
   });
   afterAll(async () => {
     await gw?.close();

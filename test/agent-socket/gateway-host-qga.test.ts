@@ -13,12 +13,19 @@ describe.each(HOST_QGA_VERSIONS)('qemu-ga %s on the host', (version) => {
 
   async function get(url: string, method = 'GET', payload?: object) {
     const res = await gw.app.inject({ method: method as 'GET', url, ...(payload ? { payload } : {}) });
-    return { status: res.statusCode, body: res.headers['content-type']?.toString().includes('json') ? res.json() : res.body, headers: res.headers };
+    return {
+      status: res.statusCode,
+      body: res.headers['content-type']?.toString().includes('json') ? res.json() : res.body,
+      headers: res.headers,
+    };
   }
 
   beforeAll(async () => {
     qga = await startHostQga({ restartOnExit: true, version });
-    gw = await startTestGateway('qemu:///system', { libvirt: { enabled: false }, agentSockets: { sockets: [{ name: 'hostqga', path: qga.path }] } });
+    gw = await startTestGateway('qemu:///system', {
+      libvirt: { enabled: false },
+      agentSockets: { sockets: [{ name: 'hostqga', path: qga.path }] },
+    });
   });
   afterAll(async () => {
     await gw?.close();
@@ -85,13 +92,18 @@ describe.each(HOST_QGA_VERSIONS)('qemu-ga %s on the host', (version) => {
       expect(r.body.routes.filter((x: { destination: string }) => !x.destination.includes(':')).length).toBe(kernelV4);
     });
 
-    it("GET /routes: IPv6 flags and metric as the kernel has them (qemu-ga 10.0 sends them sign-extended or negative)", async () => {
+    it('GET /routes: IPv6 flags and metric as the kernel has them (qemu-ga 10.0 sends them sign-extended or negative)', async () => {
       if (version === '7.2') return;
       // /proc/net/ipv6_route: dest plen src plen nexthop metric refcnt use flags iface, in hex.
-      const kernel = readFileSync('/proc/net/ipv6_route', 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/));
+      const kernel = readFileSync('/proc/net/ipv6_route', 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/));
       const r = await get('/domains/hostqga/routes');
       expect(r.status, JSON.stringify(r.body)).toBe(200);
-      const v6 = (r.body.routes as { ipVersion: number; interface: string; destinationPrefixLength: string; metric: number; flags: number }[]).filter((x) => x.ipVersion === 6);
+      const v6 = (
+        r.body.routes as { ipVersion: number; interface: string; destinationPrefixLength: string; metric: number; flags: number }[]
+      ).filter((x) => x.ipVersion === 6);
       expect(v6.length).toBe(kernel.length);
       const got = v6.map((x) => `${x.interface} /${x.destinationPrefixLength} ${x.metric} ${x.flags}`).sort();
       const want = kernel.map((k) => `${k[9]} /${parseInt(k[1]!, 16)} ${parseInt(k[5]!, 16)} ${parseInt(k[8]!, 16)}`).sort();

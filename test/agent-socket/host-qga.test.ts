@@ -3,7 +3,7 @@
 // cannot prove is proved here: the agent's own parser (which outlives connections and is reset only by 0xFF), its
 // error reply to the 0xFF, the one-client backlog, a reply that arrives after the deadline, and that close() never
 // takes the agent down.
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +40,9 @@ const live = () => new AbortController().signal;
 type Reply = { return?: unknown; error?: { class: string; desc: string } };
 /** The channel raises its own errors (AgentSocketError); run() rejects with them as callers see them, the gateway's. */
 async function run(ch: AgentSocketChannel, cmd: object, signal = live()): Promise<Reply> {
-  const text = await ch.command(JSON.stringify(cmd), { signal }).catch((err: unknown) => Promise.reject(err instanceof AgentSocketError ? mapAgentSocketError(err) : err));
+  const text = await ch
+    .command(JSON.stringify(cmd), { signal })
+    .catch((err: unknown) => Promise.reject(err instanceof AgentSocketError ? mapAgentSocketError(err) : err));
   return JSON.parse(text ?? 'null') as Reply;
 }
 
@@ -150,7 +152,7 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
     expect(ch.lastResync).toMatchObject({ command: 'guest-sync-delimited', inStep: true, discardedBytes: 0, staleReplies: 0 });
   });
 
-  it("sync() gets its answer through a parser left inside an unfinished command, and leaves the channel in step", async () => {
+  it('sync() gets its answer through a parser left inside an unfinished command, and leaves the channel in step', async () => {
     const previous = await connectRaw(qga.path);
     previous.write('{"execute":"guest-info","arguments":{');
     await leaveCleanly(previous);

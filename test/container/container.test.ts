@@ -4,7 +4,21 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, containerLogs, ensureHostAccount, gitRevision, IMAGE, LIBVIRT_SOCKET, packageVersion, podman, podmanRun, startContainer, waitFor200, CONTAINER_FLAGS, type GatewayContainer } from './support/podman.js';
+import {
+  buildImage,
+  containerLogs,
+  ensureHostAccount,
+  gitRevision,
+  IMAGE,
+  LIBVIRT_SOCKET,
+  packageVersion,
+  podman,
+  podmanRun,
+  startContainer,
+  waitFor200,
+  CONTAINER_FLAGS,
+  type GatewayContainer,
+} from './support/podman.js';
 
 interface TestGuest {
   name: string;
@@ -62,7 +76,11 @@ describe('the image', () => {
   });
 
   it("gives the gateway the libvirt socket's group: from the image's /etc/group and from --group-add", async () => {
-    const groups = (await podman(['exec', gw.name, 'cat', '/proc/1/status'])).match(/^Groups:\s*(.*)$/m)?.[1]?.trim().split(/\s+/).map(Number);
+    const groups = (await podman(['exec', gw.name, 'cat', '/proc/1/status']))
+      .match(/^Groups:\s*(.*)$/m)?.[1]
+      ?.trim()
+      .split(/\s+/)
+      .map(Number);
     expect(groups).toContain(gw.socketGid);
     // The image's default LIBVIRT_GID (106) is a supplementary group of its user without any flag...
     const plain = await podman(['run', '--rm', ...CONTAINER_FLAGS, IMAGE, 'id', '-G']);
@@ -85,11 +103,18 @@ describe('the image', () => {
   });
 
   it('declares port 8080, SIGTERM, production mode and listening on every address with token auth', async () => {
-    const config = JSON.parse(await inspectImage('{{json .Config}}')) as { ExposedPorts: object; StopSignal: string; Env: string[]; Cmd: string[] };
+    const config = JSON.parse(await inspectImage('{{json .Config}}')) as {
+      ExposedPorts: object;
+      StopSignal: string;
+      Env: string[];
+      Cmd: string[];
+    };
     expect(Object.keys(config.ExposedPorts)).toEqual(['8080/tcp']);
     expect(config.StopSignal).toBe('SIGTERM');
     expect(config.Cmd).toEqual(['node', 'dist/server.js']);
-    expect(config.Env).toEqual(expect.arrayContaining(['NODE_ENV=production', 'HOST=0.0.0.0', 'PORT=8080', 'QGA_GATEWAY_CONFIG=/etc/qga-gateway/config.yaml']));
+    expect(config.Env).toEqual(
+      expect.arrayContaining(['NODE_ENV=production', 'HOST=0.0.0.0', 'PORT=8080', 'QGA_GATEWAY_CONFIG=/etc/qga-gateway/config.yaml']),
+    );
     const defaults = await podman(['run', '--rm', ...CONTAINER_FLAGS, IMAGE, 'cat', '/etc/qga-gateway/config.yaml']);
     expect(defaults).toMatch(/^auth:\n {2}mode: tokens$/m);
   });
@@ -179,7 +204,10 @@ describe('the running container', () => {
       let text = '';
       for (let i = 0; i < 100 && !/"status":"ready"|"lastError":"/.test(text); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        text = await fetch(`${c.url}/readyz`).then((r) => r.text(), () => '');
+        text = await fetch(`${c.url}/readyz`).then(
+          (r) => r.text(),
+          () => '',
+        );
       }
       return text;
     };
@@ -211,7 +239,10 @@ describe('the running container', () => {
     // podman stop sends SIGKILL after --time: a stop that took that long was not graceful.
     expect(tookMs).toBeLessThan(25_000);
     const logs = (await podmanRun(['logs', gw.name])).stdout;
-    const lines = logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; signal?: string });
+    const lines = logs
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; signal?: string });
     expect(lines.find((l) => l.msg.startsWith('shutting down'))?.signal).toBe('SIGTERM');
     expect(lines.at(-1)?.msg).toBe('stopped');
   });

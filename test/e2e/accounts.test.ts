@@ -61,7 +61,11 @@ describe('SSH authorized keys on a real guest', () => {
   });
 
   it('refuses malformed keys with 400 before the agent', async () => {
-    for (const key of ['ssh-ed25519 not-base64!', `${ED25519}\nssh-ed25519 AAAA injected`, 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq']) {
+    for (const key of [
+      'ssh-ed25519 not-base64!',
+      `${ED25519}\nssh-ed25519 AAAA injected`,
+      'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq',
+    ]) {
       const r = await call('POST', keysPath, { keys: [key] });
       expect(r.status).toBe(400);
       expect(r.body.code).toBe('invalid_request');
@@ -81,13 +85,21 @@ describe('password on a real guest', () => {
     const secret = 'e2e-Pa55word-never-logged';
     const r = await call('PUT', `/domains/${g2.name}/users/root/password`, { password: secret });
     expect(r.status).toBe(501);
-    expect(r.body).toMatchObject({ code: 'guest_program_missing', command: 'guest-set-user-password', agentDesc: "cannot find 'passwd' program in PATH" });
+    expect(r.body).toMatchObject({
+      code: 'guest_program_missing',
+      command: 'guest-set-user-password',
+      agentDesc: "cannot find 'passwd' program in PATH",
+    });
     expect(JSON.stringify(r.body)).not.toContain(secret);
-    const crypted = await call('PUT', `/domains/${g2.name}/users/root/password`, { password: '$6$saltsalt$abcdefghijklmnop', crypted: true });
+    const crypted = await call('PUT', `/domains/${g2.name}/users/root/password`, {
+      password: '$6$saltsalt$abcdefghijklmnop',
+      crypted: true,
+    });
     expect(crypted.status).toBe(501);
     // The request log line is written after the answer: wait for it, then look at every line.
     const deadline = Date.now() + 10_000;
-    while (!gw.logs.some((l) => l.includes('/users/root/password') && l.includes('"statusCode":501')) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    while (!gw.logs.some((l) => l.includes('/users/root/password') && l.includes('"statusCode":501')) && Date.now() < deadline)
+      await new Promise((res) => setTimeout(res, 50));
     expect(gw.logs.some((l) => l.includes('/users/root/password'))).toBe(true);
     expect(gw.logs.join('\n')).not.toContain(secret);
     expect(gw.logs.join('\n')).not.toContain(Buffer.from(secret).toString('base64'));

@@ -43,11 +43,7 @@ describe('a stalled guest agent', () => {
     await waitFor(`${stalled.name}'s agent to stop`, async () => !(await agentAnswers(stalled.name)), 10_000, 200);
 
     // Two callers to the stalled domain: the first waits on the agent, the second in the gateway's queue.
-    const [first, second, other] = await Promise.all([
-      nics(gw.url, stalled.name),
-      nics(gw.url, stalled.name),
-      nics(gw.url, healthy.name),
-    ]);
+    const [first, second, other] = await Promise.all([nics(gw.url, stalled.name), nics(gw.url, stalled.name), nics(gw.url, healthy.name)]);
     for (const r of [first, second]) {
       expect(r.status).toBe(504);
       expect(r.body.code).toBe('deadline_exceeded');
@@ -57,7 +53,12 @@ describe('a stalled guest agent', () => {
     expect(other.status).toBe(200);
 
     // The same gateway process recovers by itself once the agent runs again.
-    await waitFor(`${stalled.name} to answer through the gateway`, async () => (await nics(gw.url, stalled.name)).status === 200, 60_000, 1000);
+    await waitFor(
+      `${stalled.name} to answer through the gateway`,
+      async () => (await nics(gw.url, stalled.name)).status === 200,
+      60_000,
+      1000,
+    );
     const after = await nics(gw.url, stalled.name);
     expect(after.status).toBe(200);
     expect(after.body.interfaces.some((i: { mac: string }) => i.mac === stalled.mac)).toBe(true);

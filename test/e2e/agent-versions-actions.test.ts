@@ -16,10 +16,18 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const call = (method: string, path: string, body?: unknown) => jsonCall(gw.url, method, path, body);
 
 async function put(dom: string, path: string, body: Buffer, query = ''): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${gw.url}/domains/${dom}/files${path}${query}`, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' } });
+  const res = await fetch(`${gw.url}/domains/${dom}/files${path}${query}`, {
+    method: 'PUT',
+    body,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   return { status: res.status, body: await res.json() };
 }
-async function download(dom: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Buffer }> {
+async function download(
+  dom: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Buffer }> {
   const res = await fetch(`${gw.url}/domains/${dom}/files${path}`, { headers });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
@@ -110,7 +118,11 @@ describe.each([
       stdout: { encoding: 'text', data: 'out hello\nfrom stdin\n', truncated: false },
       stderr: { encoding: 'text', data: 'err\n', truncated: false },
     });
-    const killed = await call('POST', `/domains/${dom}/exec`, { path: '/bin/sh', args: ['-c', 'kill -KILL $$'], wait: { timeoutMs: 60_000 } });
+    const killed = await call('POST', `/domains/${dom}/exec`, {
+      path: '/bin/sh',
+      args: ['-c', 'kill -KILL $$'],
+      wait: { timeoutMs: 60_000 },
+    });
     expect(killed.body).toMatchObject({ exited: true, exitCode: null, signal: 9 });
   });
 
@@ -135,7 +147,11 @@ describe.each([
     expect(ok.body.return).toEqual(agentCommand(dom, { execute: 'guest-get-host-name' }));
     const failed = await jsonCall(raw.url, 'POST', path, { execute: 'guest-file-open', arguments: { path: '/no/such/file', mode: 'r' } });
     expect(failed.status).toBe(502);
-    expect(failed.body).toMatchObject({ code: 'agent_error', command: 'guest-file-open', agentDesc: expect.stringMatching(/No such file or directory/) });
+    expect(failed.body).toMatchObject({
+      code: 'agent_error',
+      command: 'guest-file-open',
+      agentDesc: expect.stringMatching(/No such file or directory/),
+    });
     const badArgs = await jsonCall(raw.url, 'POST', path, { execute: 'guest-get-host-name', arguments: { nonsense: 1 } });
     expect(badArgs.status, JSON.stringify(badArgs.body)).toBeGreaterThanOrEqual(400);
     expect(badArgs.status).toBeLessThan(600);

@@ -61,7 +61,9 @@ describe.each([
     expect(info.version).toMatch(version);
     expect(body.version).toBe(info.version);
     const want = info.supported_commands.map((c: Raw) => ({ name: c.name, enabled: c.enabled, successResponse: c['success-response'] }));
-    expect([...body.commands].sort((a, b) => a.name.localeCompare(b.name))).toEqual(want.sort((a: Raw, b: Raw) => a.name.localeCompare(b.name)));
+    expect([...body.commands].sort((a, b) => a.name.localeCompare(b.name))).toEqual(
+      want.sort((a: Raw, b: Raw) => a.name.localeCompare(b.name)),
+    );
   });
 
   it('GET /os, /hostname, /timezone: each field from the agent', async () => {
@@ -98,8 +100,16 @@ describe.each([
     for (const [i, c] of body.cpus.entries()) {
       expect(c.type).toBe(before[i].type);
       for (const [key, api] of [
-        ['user', 'userMs'], ['nice', 'niceMs'], ['system', 'systemMs'], ['idle', 'idleMs'], ['iowait', 'iowaitMs'],
-        ['irq', 'irqMs'], ['softirq', 'softirqMs'], ['steal', 'stealMs'], ['guest', 'guestMs'], ['guestnice', 'guestNiceMs'],
+        ['user', 'userMs'],
+        ['nice', 'niceMs'],
+        ['system', 'systemMs'],
+        ['idle', 'idleMs'],
+        ['iowait', 'iowaitMs'],
+        ['irq', 'irqMs'],
+        ['softirq', 'softirqMs'],
+        ['steal', 'stealMs'],
+        ['guest', 'guestMs'],
+        ['guestnice', 'guestNiceMs'],
       ] as const) {
         between(`cpu${c.cpu}.${key}`, before[i][key], c[api], after[i][key]);
       }
@@ -124,7 +134,12 @@ describe.each([
     const d = await ok(g, 'disks');
     expect(d.disks).toHaveLength(disks.length);
     for (const [i, disk] of disks.entries()) {
-      expect(d.disks[i]).toMatchObject({ name: disk.name, partition: disk.partition, dependencies: disk.dependencies ?? [], alias: disk.alias ?? null });
+      expect(d.disks[i]).toMatchObject({
+        name: disk.name,
+        partition: disk.partition,
+        dependencies: disk.dependencies ?? [],
+        alias: disk.alias ?? null,
+      });
       if (disk.address) expect(d.disks[i].address).toEqual(diskAddress(disk.address));
     }
   });
@@ -137,8 +152,12 @@ describe.each([
     for (const [i, disk] of body.disks.entries()) {
       expect(disk).toMatchObject({ major: before[i].major, minor: before[i].minor });
       const map: Record<string, string> = {
-        'read-sectors': 'readSectors', 'read-ios': 'readIos', 'write-sectors': 'writeSectors', 'write-ios': 'writeIos',
-        'discard-sectors': 'discardSectors', 'flush-ios': 'flushIos',
+        'read-sectors': 'readSectors',
+        'read-ios': 'readIos',
+        'write-sectors': 'writeSectors',
+        'write-ios': 'writeIos',
+        'discard-sectors': 'discardSectors',
+        'flush-ios': 'flushIos',
       };
       for (const [key, api] of Object.entries(map)) {
         if (before[i].stats[key] === undefined) continue;
@@ -161,13 +180,17 @@ describe.each([
     const vcpus = raw(g, 'guest-get-vcpus');
     const v = await ok(g, 'vcpus');
     expect(v.vcpus).toEqual(
-      vcpus.map((c: Raw) => ({ id: c['logical-id'], online: c.online, canOffline: c['can-offline'] ?? null })).sort((a: Raw, b: Raw) => a.id - b.id),
+      vcpus
+        .map((c: Raw) => ({ id: c['logical-id'], online: c.online, canOffline: c['can-offline'] ?? null }))
+        .sort((a: Raw, b: Raw) => a.id - b.id),
     );
     expect(v).toMatchObject({ total: vcpus.length, online: vcpus.filter((c: Raw) => c.online).length });
     const blocks = raw(g, 'guest-get-memory-blocks');
     const b = await ok(g, 'memory-blocks');
     expect(b.blocks).toEqual(
-      blocks.map((m: Raw) => ({ index: Number(m['phys-index']), online: m.online, canOffline: m['can-offline'] ?? null })).sort((x: Raw, y: Raw) => x.index - y.index),
+      blocks
+        .map((m: Raw) => ({ index: Number(m['phys-index']), online: m.online, canOffline: m['can-offline'] ?? null }))
+        .sort((x: Raw, y: Raw) => x.index - y.index),
     );
     expect(exact((await ok(g, 'memory-block-info')).blockSizeBytes)).toBe(exact(raw(g, 'guest-get-memory-block-info').size));
   });
@@ -184,14 +207,19 @@ describe.each([
         (r['ip-addresses'] ?? []).map((a: Raw) => ({ family: a['ip-address-type'], address: a['ip-address'], prefix: a.prefix })),
       );
       if (r.statistics) {
-        for (const [key, api] of [['rx-bytes', 'rxBytes'], ['rx-packets', 'rxPackets'], ['tx-bytes', 'txBytes'], ['tx-packets', 'txPackets']] as const) {
+        for (const [key, api] of [
+          ['rx-bytes', 'rxBytes'],
+          ['rx-packets', 'rxPackets'],
+          ['tx-bytes', 'txBytes'],
+          ['tx-packets', 'txPackets'],
+        ] as const) {
           between(`${nic.name}.${key}`, r.statistics[key], nic.statistics[api], after[n].statistics[key]);
         }
       }
     }
   });
 
-  it('GET /fsfreeze: the agent\'s own status', async () => {
+  it("GET /fsfreeze: the agent's own status", async () => {
     const status = raw(g, 'guest-fsfreeze-status');
     expect((await ok(g, 'fsfreeze')).status).toBe(status);
   });
@@ -207,7 +235,11 @@ describe('only qemu-ga 10.0 has them; 7.2 answers 501 with the version it has', 
   it('GET /load on qemu-ga 10.0: load1m/load5m/load15m, near the raw reading', async () => {
     const before = raw(v100, 'guest-get-load');
     const body = await ok(v100, 'load');
-    for (const [key, api] of [['load1m', 'load1'], ['load5m', 'load5'], ['load15m', 'load15']] as const) {
+    for (const [key, api] of [
+      ['load1m', 'load1'],
+      ['load5m', 'load5'],
+      ['load15m', 'load15'],
+    ] as const) {
       // The load moves between two calls; the 15-minute average barely does.
       expect(Math.abs(body[api] - before[key]), api).toBeLessThan(key === 'load15m' ? 0.2 : 2);
     }

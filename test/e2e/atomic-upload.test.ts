@@ -48,7 +48,14 @@ function put(g: GatewayProcess, path: string, body: Buffer, query = ''): Promise
  */
 async function cutOff(g: GatewayProcess, path: string, declared: number, sent: number, holdMs: number, query = ''): Promise<void> {
   const { port, hostname } = new URL(g.url);
-  const req = http.request({ host: hostname, port, method: 'PUT', path: fileUrl(path, query), agent: false, headers: { 'content-length': String(declared) } });
+  const req = http.request({
+    host: hostname,
+    port,
+    method: 'PUT',
+    path: fileUrl(path, query),
+    agent: false,
+    headers: { 'content-length': String(declared) },
+  });
   req.on('error', () => {});
   req.write(randomBytes(sent));
   await new Promise((r) => setTimeout(r, holdMs));
@@ -81,7 +88,14 @@ describe('atomic replace (the default)', () => {
     const body = randomBytes(3 * 1024 * 1024 + 17);
     const r = await put(gw, p, body);
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ atomic: true, created: false, keptOwner: true, keptMode: true, bytesWritten: body.length, mode: 'truncate' });
+    expect(r.body).toMatchObject({
+      atomic: true,
+      created: false,
+      keptOwner: true,
+      keptMode: true,
+      bytesWritten: body.length,
+      mode: 'truncate',
+    });
     expect(await guestSha256(dom, p)).toBe(sha256(body));
     expect(await modeAndOwner(p)).toBe('640 1:2');
     expect(await strays()).toEqual([]);
@@ -120,10 +134,13 @@ describe('atomic replace (the default)', () => {
     expect((await put(gw, p, old)).status).toBe(200);
     const { port, hostname } = new URL(gw.url);
     const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: hostname, port, method: 'PUT', path: fileUrl(p), agent: false, headers: { 'transfer-encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
+      const req = http.request(
+        { host: hostname, port, method: 'PUT', path: fileUrl(p), agent: false, headers: { 'transfer-encoding': 'chunked' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
       req.on('error', (err) => (/EPIPE|ECONNRESET/.test(err.message) ? undefined : reject(err)));
       let sent = 0;
       const pump = () => {
@@ -177,11 +194,14 @@ describe('atomic replace (the default)', () => {
     const { port, hostname } = new URL(gw.url);
     const body = randomBytes(2 * 1024 * 1024);
     const answer = new Promise<Answer>((resolve, reject) => {
-      const req = http.request({ host: hostname, port, method: 'PUT', path: fileUrl(p), agent: false, headers: { 'content-length': String(body.length) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString()) }));
-      });
+      const req = http.request(
+        { host: hostname, port, method: 'PUT', path: fileUrl(p), agent: false, headers: { 'content-length': String(body.length) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString()) }));
+        },
+      );
       req.on('error', reject);
       req.write(body.subarray(0, 1024 * 1024));
       void (async () => {
@@ -231,7 +251,14 @@ describe('a gateway killed mid-upload', () => {
     expect((await put(gw, p, old)).status).toBe(200);
     const first = await startGateway({ state: { dir: stateDir } });
     const { port, hostname } = new URL(first.url);
-    const req = http.request({ host: hostname, port, method: 'PUT', path: fileUrl(p), agent: false, headers: { 'content-length': String(6 * 1000 * 1000) } });
+    const req = http.request({
+      host: hostname,
+      port,
+      method: 'PUT',
+      path: fileUrl(p),
+      agent: false,
+      headers: { 'content-length': String(6 * 1000 * 1000) },
+    });
     req.on('error', () => {});
     req.write(randomBytes(2 * 1000 * 1000));
     await waitFor('the temporary file to appear', async () => (await strays()).length === 1, 30_000, 500);
@@ -242,8 +269,14 @@ describe('a gateway killed mid-upload', () => {
     expect(await guestSha256(dom, p)).toBe(sha256(old));
     const second = await startGateway({ state: { dir: stateDir } });
     try {
-      const removedLine = () => second.logs.some((l) => l.includes('removed the temporary file of an upload an earlier run did not finish'));
-      await waitFor('the next start to remove the temporary file', async () => removedLine() && (await strays()).length === 0, 60_000, 1000);
+      const removedLine = () =>
+        second.logs.some((l) => l.includes('removed the temporary file of an upload an earlier run did not finish'));
+      await waitFor(
+        'the next start to remove the temporary file',
+        async () => removedLine() && (await strays()).length === 0,
+        60_000,
+        1000,
+      );
       expect(second.logs.some((l) => l.includes('removed the temporary file of an upload an earlier run did not finish'))).toBe(true);
       // The handle the killed gateway held is closed too: qemu-ga no longer holds the (deleted) file open.
       expect(second.logs.some((l) => l.includes('closed a guest file handle an earlier run left open'))).toBe(true);

@@ -13,7 +13,7 @@ let gw: GatewayProcess;
 
 const get = async (path: string, token?: string) => {
   const res = await fetch(`${gw.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  return { status: res.status, body: (await res.json()) as any, auth: res.headers.get("www-authenticate") };
+  return { status: res.status, body: (await res.json()) as any, auth: res.headers.get('www-authenticate') };
 };
 
 beforeAll(async () => {

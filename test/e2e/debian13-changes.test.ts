@@ -39,7 +39,11 @@ const problem = (r: { status: number; type: string | null; body: any }, status: 
 const shadow = async () => (await sh('getent shadow qgauser')).trim().split(':');
 /** Whether `password` is the one the hash in /etc/shadow stands for (libcrypt through perl: yescrypt and SHA-crypt). */
 const passwordMatches = async (password: string) =>
-  (await sh(`h=$(getent shadow qgauser | cut -d: -f2); perl -e 'print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? "yes" : "no"' '${password}' "$h"`)).trim() === 'yes';
+  (
+    await sh(
+      `h=$(getent shadow qgauser | cut -d: -f2); perl -e 'print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? "yes" : "no"' '${password}' "$h"`,
+    )
+  ).trim() === 'yes';
 const removeSshDir = () => sh('rm -rf /home/qgauser/.ssh');
 
 beforeAll(async () => {
@@ -72,7 +76,12 @@ describe('qgauser password (the real chpasswd)', () => {
     expect(await passwordMatches(`${secret}x`)).toBe(false);
     // The other fields are chpasswd's, not the gateway's: only the hash (and the change date) may change.
     expect([after[3], after[4], after[5]]).toEqual([before[3], before[4], before[5]]);
-    await waitFor('the request log line', async () => gw.logs.some((l) => l.includes('/users/qgauser/password') && l.includes('"statusCode":204')), 10_000, 50);
+    await waitFor(
+      'the request log line',
+      async () => gw.logs.some((l) => l.includes('/users/qgauser/password') && l.includes('"statusCode":204')),
+      10_000,
+      50,
+    );
     expect(gw.logs.join('\n')).not.toContain(secret);
   });
 
@@ -88,7 +97,9 @@ describe('qgauser password (the real chpasswd)', () => {
   it('a user the guest lacks is 404 user_not_found, as the agent refuses it too', async () => {
     const before = await sh('sha256sum /etc/shadow');
     // The agent's own answer (virsh): chpasswd fails for the unknown user.
-    expect(rawError({ execute: 'guest-set-user-password', arguments: { username: 'no-such-user-e2e', password: 'eA==', crypted: false } })).toMatch(/failed to set user password/);
+    expect(
+      rawError({ execute: 'guest-set-user-password', arguments: { username: 'no-such-user-e2e', password: 'eA==', crypted: false } }),
+    ).toMatch(/failed to set user password/);
     const r = await call('PUT', '/users/no-such-user-e2e/password', { password: 'x-e2e' });
     problem(r, 404, 'user_not_found');
     expect(await sh('sha256sum /etc/shadow')).toBe(before);
@@ -111,7 +122,8 @@ describe("qgauser's SSH keys", () => {
   const lines = (r: { body: { keys: { line: string }[] } }) => r.body.keys.map((k) => k.line).sort();
   /** The file in the guest, and what the agent itself lists (virsh). */
   const fileLines = async () => (await sh('cat /home/qgauser/.ssh/authorized_keys')).split('\n').filter(Boolean).sort();
-  const rawLines = () => (agentCommand(DOM, { execute: 'guest-ssh-get-authorized-keys', arguments: { username: 'qgauser' } }) as { keys: string[] }).keys.sort();
+  const rawLines = () =>
+    (agentCommand(DOM, { execute: 'guest-ssh-get-authorized-keys', arguments: { username: 'qgauser' } }) as { keys: string[] }).keys.sort();
 
   it('adds, lists, removes and resets keys: ~qgauser/.ssh is qgauser 700, authorized_keys qgauser 600', async () => {
     const empty = await call('GET', keys);
@@ -129,7 +141,10 @@ describe("qgauser's SSH keys", () => {
     );
     expect(await fileLines()).toEqual([ED25519, ECDSA].sort());
     expect(rawLines()).toEqual(lines(added));
-    expect((await sh("stat -c '%U:%G %a' /home/qgauser/.ssh /home/qgauser/.ssh/authorized_keys")).trim().split('\n')).toEqual(['qgauser:qgauser 700', 'qgauser:qgauser 600']);
+    expect((await sh("stat -c '%U:%G %a' /home/qgauser/.ssh /home/qgauser/.ssh/authorized_keys")).trim().split('\n')).toEqual([
+      'qgauser:qgauser 700',
+      'qgauser:qgauser 600',
+    ]);
     // GET answers what the agent lists.
     expect(lines(await call('GET', keys))).toEqual(rawLines());
     // Adding one already there does not duplicate it.
@@ -170,7 +185,9 @@ describe("qgauser's SSH keys", () => {
     const unknown = await call('GET', '/users/no-such-user-e2e/ssh-keys');
     problem(unknown, 404, 'user_not_found');
     // As the agent itself says it (virsh).
-    expect(rawError({ execute: 'guest-ssh-get-authorized-keys', arguments: { username: 'no-such-user-e2e' } })).toContain(unknown.body.agentDesc);
+    expect(rawError({ execute: 'guest-ssh-get-authorized-keys', arguments: { username: 'no-such-user-e2e' } })).toContain(
+      unknown.body.agentDesc,
+    );
     problem(await call('POST', '/users/no-such-user-e2e/ssh-keys', { keys: [ED25519] }), 404, 'user_not_found');
     problem(await call('DELETE', '/users/no-such-user-e2e/ssh-keys', { keys: [ED25519] }), 404, 'user_not_found');
     expect(await fileLines()).toEqual([ECDSA]);
@@ -275,8 +292,19 @@ describe('vCPUs', () => {
 
   it('vCPU 0 cannot go offline (409, as the agent refuses it too); every vCPU offline or an unknown one is 400', async () => {
     problem(await call('PATCH', '/vcpus', { vcpus: [{ id: 0, online: false }] }), 409, 'state_conflict');
-    expect(rawError({ execute: 'guest-set-vcpus', arguments: { vcpus: [{ 'logical-id': 0, online: false }] } })).toMatch(/can't be offlined/);
-    problem(await call('PATCH', '/vcpus', { vcpus: [{ id: 1, online: false }, { id: 0, online: false }] }), 400, 'invalid_request');
+    expect(rawError({ execute: 'guest-set-vcpus', arguments: { vcpus: [{ 'logical-id': 0, online: false }] } })).toMatch(
+      /can't be offlined/,
+    );
+    problem(
+      await call('PATCH', '/vcpus', {
+        vcpus: [
+          { id: 1, online: false },
+          { id: 0, online: false },
+        ],
+      }),
+      400,
+      'invalid_request',
+    );
     problem(await call('PATCH', '/vcpus', { vcpus: [{ id: 2, online: false }] }), 400, 'invalid_request');
     // Nothing changed.
     expect(await sysOnline()).toBe('0-1');
@@ -305,11 +333,19 @@ describe('freeze of the ext4 root', () => {
     const r = await call('POST', '/fsfreeze', { thawAfterMs: 4000 });
     expect(r.status).toBe(200);
     // The one freezable file system: the root (tmpfs and the virtual ones are not frozen).
-    expect(r.body).toMatchObject({ domain: DOMAIN_REF, frozenFileSystems: 1, status: 'frozen', heldByGateway: { mountpoints: null, blocking: true } });
+    expect(r.body).toMatchObject({
+      domain: DOMAIN_REF,
+      frozenFileSystems: 1,
+      status: 'frozen',
+      heldByGateway: { mountpoints: null, blocking: true },
+    });
     const autoThawAt = Date.parse(r.body.heldByGateway.autoThawAt);
     expect(autoThawAt).toBeGreaterThanOrEqual(before + 4000);
     expect(rawStatus()).toBe('frozen');
-    expect((await call('GET', '/fsfreeze')).body).toMatchObject({ status: 'frozen', heldByGateway: { autoThawAt: r.body.heldByGateway.autoThawAt } });
+    expect((await call('GET', '/fsfreeze')).body).toMatchObject({
+      status: 'frozen',
+      heldByGateway: { autoThawAt: r.body.heldByGateway.autoThawAt },
+    });
     problem(await call('GET', '/hostname'), 409, 'state_conflict');
     // The agent itself refuses what would write while frozen.
     expect(rawError({ execute: 'guest-exec', arguments: { path: '/bin/true' } })).toMatch(/disabled|frozen/);
@@ -354,11 +390,18 @@ describe('fstrim of the virtio disk (discard=unmap)', () => {
     expect((discardAfter - discardBefore) * 512).toBeGreaterThanOrEqual(r.body.paths[0].trimmedBytes);
 
     // The raw reply has the same paths and members (ext4 has nothing left to trim now, or little).
-    const raw = agentCommand(DOM, { execute: 'guest-fstrim', arguments: { minimum: 0 } }) as { paths: { path: string; trimmed?: number; minimum?: number; error?: string }[] };
+    const raw = agentCommand(DOM, { execute: 'guest-fstrim', arguments: { minimum: 0 } }) as {
+      paths: { path: string; trimmed?: number; minimum?: number; error?: string }[];
+    };
     const again = await call('POST', '/fstrim', { minimumBytes: 0 });
     expect(again.body.paths.map((p: { path: string }) => p.path)).toEqual(raw.paths.map((p) => p.path));
     again.body.paths.forEach((p: any, i: number) => {
-      expect(p).toEqual({ path: raw.paths[i]!.path, trimmedBytes: expect.any(Number), minimumBytes: raw.paths[i]!.minimum, error: raw.paths[i]!.error ?? null });
+      expect(p).toEqual({
+        path: raw.paths[i]!.path,
+        trimmedBytes: expect.any(Number),
+        minimumBytes: raw.paths[i]!.minimum,
+        error: raw.paths[i]!.error ?? null,
+      });
       expect(Object.keys(raw.paths[i]!).sort()).toEqual(['minimum', 'path', 'trimmed']);
     });
   });
@@ -369,6 +412,9 @@ describe('fstrim of the virtio disk (discard=unmap)', () => {
     expect(raw.paths).toEqual([{ path: '/', error: expect.stringMatching(/Invalid argument/) }]);
     const r = await call('POST', '/fstrim', { minimumBytes: minimum });
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: DOMAIN_REF, paths: [{ path: '/', trimmedBytes: null, minimumBytes: null, error: raw.paths[0]!.error }] });
+    expect(r.body).toEqual({
+      domain: DOMAIN_REF,
+      paths: [{ path: '/', trimmedBytes: null, minimumBytes: null, error: raw.paths[0]!.error }],
+    });
   });
 });

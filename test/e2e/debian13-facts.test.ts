@@ -29,7 +29,12 @@ interface RawAddress {
 }
 const address = (a: RawAddress) => ({
   busType: a['bus-type'],
-  pciController: { domain: a['pci-controller'].domain, bus: a['pci-controller'].bus, slot: a['pci-controller'].slot, function: a['pci-controller'].function },
+  pciController: {
+    domain: a['pci-controller'].domain,
+    bus: a['pci-controller'].bus,
+    slot: a['pci-controller'].slot,
+    function: a['pci-controller'].function,
+  },
   bus: a.bus,
   target: a.target,
   unit: a.unit,
@@ -71,10 +76,19 @@ describe('storage of debian13', () => {
     }
 
     const root = r.body.filesystems.find((f: { mountpoint: string }) => f.mountpoint === '/');
-    expect(root).toMatchObject({ name: 'vda', type: 'ext4', disks: [{ busType: 'virtio', device: '/dev/vda', pciController: await vdaPciAddress() }] });
+    expect(root).toMatchObject({
+      name: 'vda',
+      type: 'ext4',
+      disks: [{ busType: 'virtio', device: '/dev/vda', pciController: await vdaPciAddress() }],
+    });
     // The guest's own view: findmnt and statfs (qemu-ga: total = (blocks - bfree + bavail) * frsize, privileged = blocks * frsize).
     expect((await sh('findmnt -n -o SOURCE,FSTYPE /')).trim().split(/\s+/)).toEqual(['/dev/vda', 'ext4']);
-    const [frsize, blocks, bfree, bavail] = (await sh("stat -f -c '%S %b %f %a' /")).trim().split(' ').map(Number) as [number, number, number, number];
+    const [frsize, blocks, bfree, bavail] = (await sh("stat -f -c '%S %b %f %a' /")).trim().split(' ').map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
     expect(root.totalBytesPrivileged).toBe(blocks * frsize);
     expect(root.totalBytes).toBe((blocks - bfree + bavail) * frsize);
     expect(Math.abs(root.usedBytes - (blocks - bfree) * frsize)).toBeLessThanOrEqual(4 * 1024 * 1024);
@@ -96,7 +110,12 @@ describe('storage of debian13', () => {
       })),
     });
     const vda = r.body.disks.find((d: { name: string }) => d.name === '/dev/vda');
-    expect(vda).toMatchObject({ partition: false, dependencies: [], alias: null, address: { busType: 'virtio', device: '/dev/vda', pciController: await vdaPciAddress() } });
+    expect(vda).toMatchObject({
+      partition: false,
+      dependencies: [],
+      alias: null,
+      address: { busType: 'virtio', device: '/dev/vda', pciController: await vdaPciAddress() },
+    });
     // The guest has that one disk, unpartitioned.
     expect((await sh('ls /sys/block')).split(/\s+/).filter((n) => n && !/^(loop|ram|sr|zram)/.test(n))).toEqual(['vda']);
     expect((await sh('ls /sys/block/vda')).split(/\s+/).filter((n) => n.startsWith('vda'))).toEqual([]);
@@ -104,10 +123,23 @@ describe('storage of debian13', () => {
 
   it('GET /disk-stats: every counter of vda lies between two guest-get-diskstats replies and below /sys/block/vda/stat', async () => {
     const NAMES: Record<string, string> = {
-      'read-sectors': 'readSectors', 'read-ios': 'readIos', 'read-merges': 'readMerges', 'read-ticks': 'readMs',
-      'write-sectors': 'writeSectors', 'write-ios': 'writeIos', 'write-merges': 'writeMerges', 'write-ticks': 'writeMs',
-      'discard-sectors': 'discardSectors', 'discard-ios': 'discardIos', 'discard-merges': 'discardMerges', 'discard-ticks': 'discardMs',
-      'flush-ios': 'flushIos', 'flush-ticks': 'flushMs', 'ios-pgr': 'iosInProgress', 'total-ticks': 'ioMs', 'weight-ticks': 'weightedIoMs',
+      'read-sectors': 'readSectors',
+      'read-ios': 'readIos',
+      'read-merges': 'readMerges',
+      'read-ticks': 'readMs',
+      'write-sectors': 'writeSectors',
+      'write-ios': 'writeIos',
+      'write-merges': 'writeMerges',
+      'write-ticks': 'writeMs',
+      'discard-sectors': 'discardSectors',
+      'discard-ios': 'discardIos',
+      'discard-merges': 'discardMerges',
+      'discard-ticks': 'discardMs',
+      'flush-ios': 'flushIos',
+      'flush-ticks': 'flushMs',
+      'ios-pgr': 'iosInProgress',
+      'total-ticks': 'ioMs',
+      'weight-ticks': 'weightedIoMs',
     };
     type RawStats = { name: string; major: number; minor: number; stats: Record<string, number> }[];
     const before = agentCommand(DOM, { execute: 'guest-get-diskstats' }) as RawStats;
@@ -116,10 +148,22 @@ describe('storage of debian13', () => {
     // /sys/block/vda/stat, read last: read ios, merges, sectors, ticks; write (4); in flight, io ticks, weighted; discard (4); flush ios, ticks.
     const sys = (await sh('cat /sys/block/vda/stat')).trim().split(/\s+/).map(Number);
     const sysByKey: Record<string, number> = {
-      'read-ios': sys[0]!, 'read-merges': sys[1]!, 'read-sectors': sys[2]!, 'read-ticks': sys[3]!,
-      'write-ios': sys[4]!, 'write-merges': sys[5]!, 'write-sectors': sys[6]!, 'write-ticks': sys[7]!,
-      'total-ticks': sys[9]!, 'weight-ticks': sys[10]!, 'discard-ios': sys[11]!, 'discard-merges': sys[12]!,
-      'discard-sectors': sys[13]!, 'discard-ticks': sys[14]!, 'flush-ios': sys[15]!, 'flush-ticks': sys[16]!,
+      'read-ios': sys[0]!,
+      'read-merges': sys[1]!,
+      'read-sectors': sys[2]!,
+      'read-ticks': sys[3]!,
+      'write-ios': sys[4]!,
+      'write-merges': sys[5]!,
+      'write-sectors': sys[6]!,
+      'write-ticks': sys[7]!,
+      'total-ticks': sys[9]!,
+      'weight-ticks': sys[10]!,
+      'discard-ios': sys[11]!,
+      'discard-merges': sys[12]!,
+      'discard-sectors': sys[13]!,
+      'discard-ticks': sys[14]!,
+      'flush-ios': sys[15]!,
+      'flush-ticks': sys[16]!,
     };
     expect(r.status).toBe(200);
     expect(r.body.domain).toEqual(DOMAIN_REF);
@@ -181,7 +225,10 @@ describe('load and routes of debian13 (qemu-ga 10 only)', () => {
     const h = head ? head.split(':') : [];
     const t = tail ? tail.split(':') : [];
     const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-    return groups.map((g) => g.padStart(4, '0')).join('').toLowerCase();
+    return groups
+      .map((g) => g.padStart(4, '0'))
+      .join('')
+      .toLowerCase();
   }
   /** /proc/net/route's little-endian hex as a dotted quad. */
   const ipv4 = (hex: string) => [6, 4, 2, 0].map((i) => parseInt(hex.slice(i, i + 2), 16)).join('.');
@@ -236,20 +283,39 @@ describe('load and routes of debian13 (qemu-ga 10 only)', () => {
     expect(r!.text).not.toContain('18446744071564165');
 
     // IPv4: /proc/net/route, every line.
-    const v4 = proc4.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const v4 = proc4
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/));
     const api4 = r!.body.routes.filter((x: { ipVersion: number }) => x.ipVersion === 4);
     expect(api4).toHaveLength(v4.length);
     for (const [iface, dst, gwHex, flags, refcnt, use, metric, mask, mtu, window, irtt] of v4) {
       const api = api4.find((x: { destination: string; mask: string }) => x.destination === ipv4(dst!) && x.mask === ipv4(mask!));
-      expect(api, `${ipv4(dst!)}/${ipv4(mask!)}`).toMatchObject({ interface: iface, gateway: ipv4(gwHex!), refCount: Number(refcnt), use: Number(use), metric: Number(metric), mtu: Number(mtu), window: Number(window), initialRtt: Number(irtt) });
+      expect(api, `${ipv4(dst!)}/${ipv4(mask!)}`).toMatchObject({
+        interface: iface,
+        gateway: ipv4(gwHex!),
+        refCount: Number(refcnt),
+        use: Number(use),
+        metric: Number(metric),
+        mtu: Number(mtu),
+        window: Number(window),
+        initialRtt: Number(irtt),
+      });
       expect(api.flags).toBe(parseInt(flags!, 16));
     }
     // IPv6: /proc/net/ipv6_route (dst, dst len, src, src len, next hop, metric, refcnt, use, flags, iface).
-    const v6 = proc6.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    const v6 = proc6
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     const api6 = r!.body.routes.filter((x: { ipVersion: number }) => x.ipVersion === 6);
     expect(api6).toHaveLength(v6.length);
     for (const [dst, dstLen, src, srcLen, nextHop, metric, refcnt, use, flags, iface] of v6) {
-      const api = api6.find((x: { destination: string; destinationPrefixLength: string; interface: string }) => ipv6Hex(x.destination) === dst && Number(x.destinationPrefixLength) === parseInt(dstLen!, 16) && x.interface === iface);
+      const api = api6.find(
+        (x: { destination: string; destinationPrefixLength: string; interface: string }) =>
+          ipv6Hex(x.destination) === dst && Number(x.destinationPrefixLength) === parseInt(dstLen!, 16) && x.interface === iface,
+      );
       expect(api, `${dst}/${dstLen} ${iface}`).toBeDefined();
       expect(ipv6Hex(api.source)).toBe(src);
       expect(Number(api.sourcePrefixLength)).toBe(parseInt(srcLen!, 16));
@@ -262,7 +328,15 @@ describe('load and routes of debian13 (qemu-ga 10 only)', () => {
     // And as ip(8) shows it: the DHCP default route through slirp's 10.0.2.2.
     const dflt = JSON.parse(await sh('ip -j -4 route show default')) as { gateway: string; dev: string; metric: number }[];
     expect(dflt).toHaveLength(1);
-    expect(api4).toContainEqual(expect.objectContaining({ destination: '0.0.0.0', mask: '0.0.0.0', gateway: dflt[0]!.gateway, interface: dflt[0]!.dev, metric: dflt[0]!.metric }));
+    expect(api4).toContainEqual(
+      expect.objectContaining({
+        destination: '0.0.0.0',
+        mask: '0.0.0.0',
+        gateway: dflt[0]!.gateway,
+        interface: dflt[0]!.dev,
+        metric: dflt[0]!.metric,
+      }),
+    );
   });
 });
 

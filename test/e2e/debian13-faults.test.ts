@@ -9,7 +9,20 @@ import { startGateway, type GatewayProcess } from './support/gateway-process.js'
 import { agentFds, guestSha256 } from './support/files.js';
 import { agentCommand, virsh, waitFor } from './support/guests.js';
 import { bootId } from './support/power.js';
-import { DOM, DOMAIN_REF, SECOND, absBig, agentAnswers, assertDebian13, call as callGateway, deb, ensureDebian13Up, hostNs, rawTimeNs, sh } from './support/debian13.js';
+import {
+  DOM,
+  DOMAIN_REF,
+  SECOND,
+  absBig,
+  agentAnswers,
+  assertDebian13,
+  call as callGateway,
+  deb,
+  ensureDebian13Up,
+  hostNs,
+  rawTimeNs,
+  sh,
+} from './support/debian13.js';
 
 let gw: GatewayProcess;
 const call = (method: string, path: string, body?: unknown) => callGateway(gw.url, method, `/domains/${DOM}${path}`, body);
@@ -35,7 +48,13 @@ describe('debian13 rebooted or its agent restarted', () => {
     const r = await call('POST', '/power', { action: 'reboot' });
     expect(r.status).toBe(202);
     expect(r.headers.get('location')).toBe(`/domains/${deb.uuid}`);
-    expect(r.body).toMatchObject({ domain: DOMAIN_REF, action: 'reboot', command: 'guest-shutdown', accepted: true, expect: { state: 'running' } });
+    expect(r.body).toMatchObject({
+      domain: DOMAIN_REF,
+      action: 'reboot',
+      command: 'guest-shutdown',
+      accepted: true,
+      expect: { state: 'running' },
+    });
     // Boot to agent takes about 25-30 s under TCG, plus the shutdown.
     await waitFor('debian13 to boot again (new boot id)', async () => agentAnswers() && bootId(DOM) !== before, 240_000, 2000);
     await waitFor('the gateway to reach the new agent', gatewayReachesAgent, 60_000, 1000);
@@ -43,7 +62,13 @@ describe('debian13 rebooted or its agent restarted', () => {
     const os = await call('GET', '/os');
     expect(os.status).toBe(200);
     const raw = agentCommand(DOM, { execute: 'guest-get-osinfo' }) as Record<string, string>;
-    expect(os.body.os).toMatchObject({ id: 'debian', versionId: raw['version-id'], kernelRelease: raw['kernel-release'], kernelVersion: raw['kernel-version'], prettyName: raw['pretty-name'] });
+    expect(os.body.os).toMatchObject({
+      id: 'debian',
+      versionId: raw['version-id'],
+      kernelRelease: raw['kernel-release'],
+      kernelVersion: raw['kernel-version'],
+      prettyName: raw['pretty-name'],
+    });
     const domain = await call('GET', '');
     expect(domain.body).toMatchObject({ name: DOM, state: 'running', agentState: 'connected' });
     // The guest has just booted, and took its clock from the RTC: right.
@@ -71,7 +96,10 @@ describe('debian13 rebooted or its agent restarted', () => {
     // The next requests succeed once the agent is back.
     await waitFor('the gateway to reach the restarted agent', async () => (await call('GET', '/hostname')).status === 200, 60_000, 500);
     const hostname = await call('GET', '/hostname');
-    expect(hostname.body).toEqual({ domain: DOMAIN_REF, hostname: (agentCommand(DOM, { execute: 'guest-get-host-name' }) as { 'host-name': string })['host-name'] });
+    expect(hostname.body).toEqual({
+      domain: DOMAIN_REF,
+      hostname: (agentCommand(DOM, { execute: 'guest-get-host-name' }) as { 'host-name': string })['host-name'],
+    });
     // systemd really restarted it, and the program died with it.
     expect((await sh('systemctl show -p MainPID --value qemu-guest-agent')).trim()).not.toBe(mainPid);
     expect((await sh(`pgrep -f '^/bin/sleep ${seconds}$' || true`)).trim()).toBe('');

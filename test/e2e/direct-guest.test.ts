@@ -51,7 +51,9 @@ describe(`a guest without libvirt (${direct.name}, qemu-system-x86_64 with a soc
     expect(d).toMatchObject({ host: 'direct', backend: 'agent-socket', state: 'running', id: null, agentChannel: true });
     expect(body.domains.find((x: { name: string }) => x.name === g1.name)).toMatchObject({ host: 'local', backend: 'libvirt' });
     const hosts = await call('GET', '/hosts');
-    expect(hosts.body.hosts).toContainEqual(expect.objectContaining({ name: 'direct', backend: 'agent-socket', transport: 'agent-socket', state: 'up' }));
+    expect(hosts.body.hosts).toContainEqual(
+      expect.objectContaining({ name: 'direct', backend: 'agent-socket', transport: 'agent-socket', state: 'up' }),
+    );
     expect((await call('GET', `/domains/direct:${direct.name}`)).body.uuid).toBe(d.uuid);
   });
 
@@ -76,7 +78,11 @@ describe(`a guest without libvirt (${direct.name}, qemu-system-x86_64 with a soc
     expect(await range.text()).toBe('hello');
 
     const content = randomBytes(300_000 + 17);
-    const put = await fetch(`${gw.url}/domains/${direct.name}/files/tmp/direct-upload.bin`, { method: 'PUT', body: content, headers: { 'content-type': 'application/octet-stream' } });
+    const put = await fetch(`${gw.url}/domains/${direct.name}/files/tmp/direct-upload.bin`, {
+      method: 'PUT',
+      body: content,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(put.status).toBe(200);
     expect(((await put.json()) as { bytesWritten: number }).bytesWritten).toBe(content.length);
     const back = Buffer.from(await (await fetch(`${gw.url}/domains/${direct.name}/files/tmp/direct-upload.bin`)).arrayBuffer());
@@ -86,9 +92,18 @@ describe(`a guest without libvirt (${direct.name}, qemu-system-x86_64 with a soc
   });
 
   it('runs a program and answers its output and exit code', async () => {
-    const r = await call('POST', `/domains/${direct.name}/exec`, { path: '/bin/sh', args: ['-c', 'echo out; echo err >&2; exit 3'], wait: { timeoutMs: 30_000 } });
+    const r = await call('POST', `/domains/${direct.name}/exec`, {
+      path: '/bin/sh',
+      args: ['-c', 'echo out; echo err >&2; exit 3'],
+      wait: { timeoutMs: 30_000 },
+    });
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ exited: true, exitCode: 3, stdout: { encoding: 'text', data: 'out\n' }, stderr: { encoding: 'text', data: 'err\n' } });
+    expect(r.body).toMatchObject({
+      exited: true,
+      exitCode: 3,
+      stdout: { encoding: 'text', data: 'out\n' },
+      stderr: { encoding: 'text', data: 'err\n' },
+    });
     expect((await call('POST', `/domains/${direct.name}/exec`, { path: '/no/such/program' })).body.code).toBe('file_not_found');
   });
 
@@ -99,7 +114,10 @@ describe(`a guest without libvirt (${direct.name}, qemu-system-x86_64 with a soc
       expect(r.body).toMatchObject({ backend: 'agent-socket', command, inStep: true, staleReplies: 0 });
     }
     // Without a body: the socket's default. Through libvirt: guest-sync only (the 0xFF would break libvirt's channel).
-    expect((await call('POST', `/domains/${direct.name}/agent/sync`)).body).toMatchObject({ command: 'guest-sync-delimited', inStep: true });
+    expect((await call('POST', `/domains/${direct.name}/agent/sync`)).body).toMatchObject({
+      command: 'guest-sync-delimited',
+      inStep: true,
+    });
     const viaLibvirt = await call('POST', `/domains/${g1.name}/agent/sync`, {});
     expect(viaLibvirt.body).toMatchObject({ backend: 'libvirt', command: 'guest-sync', inStep: true, discardedBytes: 0 });
     const refused = await call('POST', `/domains/${g1.name}/agent/sync`, { command: 'guest-sync-delimited' });
@@ -109,7 +127,9 @@ describe(`a guest without libvirt (${direct.name}, qemu-system-x86_64 with a soc
 
   it('a deadline passed while the agent was stopped: 504, and its late reply is never taken as the next answer', async () => {
     // Stop qemu-ga inside the guest for 4 s, one second from now (the exec must get its own reply first).
-    await run('(sleep 1; for p in $(pidof qemu-ga); do kill -STOP $p; done; sleep 4; for p in $(pidof qemu-ga); do kill -CONT $p; done) >/dev/null 2>&1 &');
+    await run(
+      '(sleep 1; for p in $(pidof qemu-ga); do kill -STOP $p; done; sleep 4; for p in $(pidof qemu-ga); do kill -CONT $p; done) >/dev/null 2>&1 &',
+    );
     await new Promise((r) => setTimeout(r, 1500));
     const late = await call('GET', `/domains/${direct.name}/network-interfaces?timeoutMs=1500`);
     expect(late.status).toBe(504);

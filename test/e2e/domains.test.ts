@@ -146,7 +146,12 @@ describe('request log', () => {
     await new Promise((r) => setTimeout(r, 200));
     const lines = gw.logs.filter((l) => l.includes('e2e-log-check')).map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ reqId: 'e2e-log-check', domain: g.name, agentCommands: ['guest-network-get-interfaces'], statusCode: 200 });
+    expect(lines[0]).toMatchObject({
+      reqId: 'e2e-log-check',
+      domain: g.name,
+      agentCommands: ['guest-network-get-interfaces'],
+      statusCode: 200,
+    });
     expect(lines[0].durationMs).toBeGreaterThan(0);
   });
 });

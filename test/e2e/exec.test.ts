@@ -22,7 +22,11 @@ afterAll(async () => {
 
 describe('exec on the real guests', () => {
   it('captures stdout and stderr and a non-zero exit code', async () => {
-    const r = await call('POST', `/domains/${g1.name}/exec`, { path: '/bin/sh', args: ['-c', 'echo out; echo err >&2; exit 3'], wait: WAIT });
+    const r = await call('POST', `/domains/${g1.name}/exec`, {
+      path: '/bin/sh',
+      args: ['-c', 'echo out; echo err >&2; exit 3'],
+      wait: WAIT,
+    });
     expect(r.status).toBe(201);
     expect(r.headers.get('location')).toBe(`/domains/${g1.name}/exec/${r.body.pid}`);
     expect(r.body).toMatchObject({
@@ -64,7 +68,11 @@ describe('exec on the real guests', () => {
   });
 
   it('waits on GET for a process started without waiting; stdin closes after the input', async () => {
-    const started = await call('POST', `/domains/${g1.name}/exec`, { path: '/bin/sh', args: ['-c', 'read line; echo "got $line"'], input: { text: 'one' } });
+    const started = await call('POST', `/domains/${g1.name}/exec`, {
+      path: '/bin/sh',
+      args: ['-c', 'read line; echo "got $line"'],
+      input: { text: 'one' },
+    });
     const pid: number = started.body.pid;
     const done = await call('GET', `/domains/${g1.name}/exec/${pid}?waitMs=60000`);
     expect(done.body).toMatchObject({ exited: true, exitCode: 0, stdout: { data: 'got one\n' } });
@@ -83,7 +91,12 @@ describe('exec on the real guests', () => {
   it('feeds stdin as text and as base64', async () => {
     const text = await call('POST', `/domains/${g1.name}/exec`, { path: '/bin/cat', input: { text: 'héllo\nwörld' }, wait: WAIT });
     expect(text.body.stdout).toMatchObject({ encoding: 'text', data: 'héllo\nwörld' });
-    const bin = await call('POST', `/domains/${g1.name}/exec`, { path: '/bin/sh', args: ['-c', 'od -An -tx1 | tr -d " \\n"'], input: { base64: '/wAB' }, wait: WAIT });
+    const bin = await call('POST', `/domains/${g1.name}/exec`, {
+      path: '/bin/sh',
+      args: ['-c', 'od -An -tx1 | tr -d " \\n"'],
+      input: { base64: '/wAB' },
+      wait: WAIT,
+    });
     expect(bin.body.stdout.data).toBe('ff0001');
   });
 
@@ -97,7 +110,11 @@ describe('exec on the real guests', () => {
   });
 
   it('passes the environment (qemu-ga then gives the program only that environment)', async () => {
-    const r = await call('POST', `/domains/${g2.name}/exec`, { path: '/usr/bin/env', env: { GREETING: 'hello world', EMPTY: '' }, wait: WAIT });
+    const r = await call('POST', `/domains/${g2.name}/exec`, {
+      path: '/usr/bin/env',
+      env: { GREETING: 'hello world', EMPTY: '' },
+      wait: WAIT,
+    });
     expect(r.body.exitCode).toBe(0);
     expect(r.body.stdout.data.split('\n').filter(Boolean).sort()).toEqual(['EMPTY=', 'GREETING=hello world']);
   });

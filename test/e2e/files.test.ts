@@ -24,7 +24,11 @@ interface RawResponse {
 }
 
 /** One request over a fresh socket, the path sent as is (no URL normalisation). */
-function request(method: string, path: string, opts: { body?: Buffer | string; headers?: Record<string, string> } = {}): Promise<RawResponse> {
+function request(
+  method: string,
+  path: string,
+  opts: { body?: Buffer | string; headers?: Record<string, string> } = {},
+): Promise<RawResponse> {
   const { port, hostname } = new URL(gw.url);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: hostname, port, method, path, headers: opts.headers, agent: false }, (res) => {
@@ -203,10 +207,15 @@ describe('handle hygiene', () => {
     });
     expect(received).toBeLessThan(20 * 1024 * 1024);
     // guest-file-close follows the read in flight; others' commands on this shared guest may come and go meanwhile.
-    await waitFor('qemu-ga to have closed the file', async () => {
-      const now = await agentFds(dom, dir);
-      return now.matching.length === 0 && now.count <= before.count;
-    }, 30_000, 1000);
+    await waitFor(
+      'qemu-ga to have closed the file',
+      async () => {
+        const now = await agentFds(dom, dir);
+        return now.matching.length === 0 && now.count <= before.count;
+      },
+      30_000,
+      1000,
+    );
     expect(gw.logs.some((l) => l.includes('guest-file-close failed'))).toBe(false);
   });
 

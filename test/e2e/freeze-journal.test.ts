@@ -25,18 +25,24 @@ async function gateway(stateDir: string): Promise<GatewayProcess> {
 }
 
 async function freeze(g: GatewayProcess, thawAfterMs: number): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${g.url}/domains/${name}/fsfreeze`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ thawAfterMs }) });
+  const res = await fetch(`${g.url}/domains/${name}/fsfreeze`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ thawAfterMs }),
+  });
   return { status: res.status, body: await res.json() };
 }
 
-const records = (stateDir: string) => (existsSync(join(stateDir, 'freezes')) ? readdirSync(join(stateDir, 'freezes')).filter((f) => f.endsWith('.json')) : []);
+const records = (stateDir: string) =>
+  existsSync(join(stateDir, 'freezes')) ? readdirSync(join(stateDir, 'freezes')).filter((f) => f.endsWith('.json')) : [];
 const logged = (g: GatewayProcess, msg: string) => g.logs.some((l) => l.includes(`"msg":"${msg}"`));
 
 beforeAll(async () => {
   assertProvisioned();
   await ensurePowerGuestRunning();
   const fs = agentCommand(name, { execute: 'guest-get-fsinfo' }) as { mountpoint: string; type: string }[];
-  if (!fs.some((f) => f.mountpoint === '/data' && f.type === 'ext4')) throw new Error(`${name} has no ext4 /data: run scripts/provision-guests.sh`);
+  if (!fs.some((f) => f.mountpoint === '/data' && f.type === 'ext4'))
+    throw new Error(`${name} has no ext4 /data: run scripts/provision-guests.sh`);
 });
 afterEach(async () => {
   while (started.length) await started.pop()!.stop('SIGKILL');
@@ -60,7 +66,12 @@ describe('a freeze held when the gateway is SIGKILLed', () => {
     expect(status()).toBe('frozen');
 
     const second = await gateway(stateDir);
-    await waitFor('the journal to be read', async () => logged(second, 'freeze journal: freeze held again until its deadline'), 20_000, 200);
+    await waitFor(
+      'the journal to be read',
+      async () => logged(second, 'freeze journal: freeze held again until its deadline'),
+      20_000,
+      200,
+    );
     // Held again: the gateway answers for it, and refuses what a frozen agent would (409, not the agent's error).
     const held = await (await fetch(`${second.url}/domains/${name}/fsfreeze`)).json();
     expect(held).toMatchObject({ status: 'frozen', heldByGateway: { autoThawAt: new Date(thawAt).toISOString(), blocking: true } });
@@ -90,16 +101,23 @@ describe('a freeze held when the gateway is SIGKILLed', () => {
     await waitFor('the thaw at start-up', async () => status() === 'thawed', 20_000, 250);
     expect(Date.now() - startedAt).toBeLessThan(20_000);
     // The log is written asynchronously: it may reach the pipe a moment after the thaw.
-    await waitFor('the log line', async () => logged(second, 'freeze journal: deadline passed while the gateway was down; thawing now'), 5_000, 100);
+    await waitFor(
+      'the log line',
+      async () => logged(second, 'freeze journal: deadline passed while the gateway was down; thawing now'),
+      5_000,
+      100,
+    );
     await waitFor('the record to be removed', async () => records(stateDir).length === 0, 5_000, 100);
   });
 });
 
 describe('one gateway per state.dir', () => {
-  it('refuses to start a second gateway on a directory a live one uses: it would take its records for a dead run\'s', async () => {
+  it("refuses to start a second gateway on a directory a live one uses: it would take its records for a dead run's", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'qga-e2e-state-'));
     const first = await gateway(stateDir);
-    await expect(startGateway({ state: { dir: stateDir } })).rejects.toThrow(new RegExp(`state.dir ${stateDir} is in use by another gateway \\(pid ${first.child.pid}\\)`));
+    await expect(startGateway({ state: { dir: stateDir } })).rejects.toThrow(
+      new RegExp(`state.dir ${stateDir} is in use by another gateway \\(pid ${first.child.pid}\\)`),
+    );
     // Its holder killed outright: the next one takes the directory over.
     await first.stop('SIGKILL');
     await gateway(stateDir);
@@ -111,10 +129,24 @@ describe('records that name no freeze to thaw', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'qga-e2e-state-'));
     const uuid = randomUUID();
     const now = Date.now();
-    await freezeJournal(stateDir).put({ id: `local/${uuid}`, host: 'local', uuid, name: 'deleted-vm', domId: 42, mountpoints: null, frozenAt: new Date(now).toISOString(), thawAt: new Date(now + 60_000).toISOString() });
+    await freezeJournal(stateDir).put({
+      id: `local/${uuid}`,
+      host: 'local',
+      uuid,
+      name: 'deleted-vm',
+      domId: 42,
+      mountpoints: null,
+      frozenAt: new Date(now).toISOString(),
+      thawAt: new Date(now + 60_000).toISOString(),
+    });
     expect(records(stateDir)).toHaveLength(1);
     const g = await gateway(stateDir);
-    await waitFor('the record to be dropped, and the log line saying so', async () => records(stateDir).length === 0 && logged(g, 'freeze journal: record dropped'), 20_000, 200);
+    await waitFor(
+      'the record to be dropped, and the log line saying so',
+      async () => records(stateDir).length === 0 && logged(g, 'freeze journal: record dropped'),
+      20_000,
+      200,
+    );
     const line = g.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'freeze journal: record dropped');
     expect(line).toMatchObject({ uuid, domain: 'deleted-vm', why: 'the domain no longer exists' });
     expect(logged(g, 'freeze deadline passed: thawed')).toBe(false);

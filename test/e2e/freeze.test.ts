@@ -18,9 +18,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs a busybox sh script in guest-power through virsh (never the gateway) and returns its stdout. */
 async function guestShell(script: string): Promise<string> {
-  const { pid } = agentCommand(name, { execute: 'guest-exec', arguments: { path: '/bin/sh', arg: ['-c', script], 'capture-output': true } }) as { pid: number };
+  const { pid } = agentCommand(name, {
+    execute: 'guest-exec',
+    arguments: { path: '/bin/sh', arg: ['-c', script], 'capture-output': true },
+  }) as { pid: number };
   for (let i = 0; i < 100; i++) {
-    const st = agentCommand(name, { execute: 'guest-exec-status', arguments: { pid } }) as { exited: boolean; exitcode?: number; 'out-data'?: string };
+    const st = agentCommand(name, { execute: 'guest-exec-status', arguments: { pid } }) as {
+      exited: boolean;
+      exitcode?: number;
+      'out-data'?: string;
+    };
     if (st.exited) {
       if (st.exitcode !== 0) throw new Error(`guest script exited with ${st.exitcode}: ${script}`);
       return Buffer.from(st['out-data'] ?? '', 'base64').toString('utf8');
@@ -46,13 +53,20 @@ async function startWriter(result: string): Promise<void> {
 /** Waits for the writer's RESULT (centiseconds), reading it through virsh. */
 async function writerResult(result: string): Promise<number> {
   let out = '';
-  await waitFor(`the guest writer's ${result}`, async () => (out = await guestShell(`cat ${result} 2>/dev/null || true`)).trim() !== '', 60_000, 1000);
+  await waitFor(
+    `the guest writer's ${result}`,
+    async () => (out = await guestShell(`cat ${result} 2>/dev/null || true`)).trim() !== '',
+    60_000,
+    1000,
+  );
   return Number(out.trim());
 }
 
 /** The "msg" lines the gateway logged for guest-power. */
 const logLines = (g: GatewayProcess, msg: string) =>
-  g.logs.filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"domain":"${name}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+  g.logs
+    .filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"domain":"${name}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${gw.url}${path}`, {
@@ -97,7 +111,11 @@ describe('fsfreeze on guest-power', () => {
     const r = await call('POST', `/domains/${name}/fsfreeze`, { thawAfterMs: 3000 });
     expect(r.status).toBe(200);
     expect(r.body.frozenFileSystems).toBeGreaterThanOrEqual(1);
-    expect(r.body).toMatchObject({ domain: { host: 'local', name, uuid: powerGuest.uuid }, status: 'frozen', heldByGateway: { mountpoints: null, blocking: true } });
+    expect(r.body).toMatchObject({
+      domain: { host: 'local', name, uuid: powerGuest.uuid },
+      status: 'frozen',
+      heldByGateway: { mountpoints: null, blocking: true },
+    });
     const autoThawAt = Date.parse(r.body.heldByGateway.autoThawAt);
     expect(autoThawAt).toBeGreaterThanOrEqual(before + 3000);
     expect(autoThawAt).toBeLessThanOrEqual(Date.now() + 3000);
@@ -105,7 +123,10 @@ describe('fsfreeze on guest-power', () => {
     expect(virshFreezeStatus()).toBe('frozen');
     const during = await call('GET', `/domains/${name}/fsfreeze`);
     expect(during.status).toBe(200);
-    expect(during.body).toMatchObject({ status: 'frozen', heldByGateway: { autoThawAt: r.body.heldByGateway.autoThawAt, mountpoints: null, blocking: true } });
+    expect(during.body).toMatchObject({
+      status: 'frozen',
+      heldByGateway: { autoThawAt: r.body.heldByGateway.autoThawAt, mountpoints: null, blocking: true },
+    });
     // Other commands are refused while frozen.
     const other = await call('GET', `/domains/${name}/network-interfaces`);
     expect(other.status).toBe(409);
@@ -159,7 +180,11 @@ describe('fsfreeze on guest-power', () => {
   it('a graceful shutdown thaws what the gateway froze', async () => {
     const other = await startGateway();
     try {
-      const res = await fetch(`${other.url}/domains/${name}/fsfreeze`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ thawAfterMs: 300_000 }) });
+      const res = await fetch(`${other.url}/domains/${name}/fsfreeze`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ thawAfterMs: 300_000 }),
+      });
       expect(res.status).toBe(200);
       expect(((await res.json()) as { status: string }).status).toBe('frozen');
       expect(virshFreezeStatus()).toBe('frozen');

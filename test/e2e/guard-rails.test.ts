@@ -10,21 +10,37 @@ import { agentCommand, assertProvisioned, guest } from './support/guests.js';
 
 const dom = guest((g) => g.name === 'guest1', 'guest1').name;
 const scratch = `/tmp/qga-guard-${randomBytes(4).toString('hex')}`;
-const tokens = { operator: newToken(), reader: newToken(), other: newToken(), envy: newToken(), alice: newToken(), bob: newToken(), root: newToken() };
+const tokens = {
+  operator: newToken(),
+  reader: newToken(),
+  other: newToken(),
+  envy: newToken(),
+  alice: newToken(),
+  bob: newToken(),
+  root: newToken(),
+};
 let gw: GatewayProcess;
 
 async function call(token: string, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, raw = false) {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json';
-  const res = await fetch(`${gw.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: raw ? (body as string) : JSON.stringify(body) }) });
+  const res = await fetch(`${gw.url}${path}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: raw ? (body as string) : JSON.stringify(body) }),
+  });
   const text = await res.text();
   return { status: res.status, text, json: () => JSON.parse(text) as Record<string, any> };
 }
-const rawCmd = (token: string, execute: string, args?: object) => call(token, 'POST', `/domains/${dom}/agent/commands`, { execute, ...(args ? { arguments: args } : {}) });
+const rawCmd = (token: string, execute: string, args?: object) =>
+  call(token, 'POST', `/domains/${dom}/agent/commands`, { execute, ...(args ? { arguments: args } : {}) });
 
 /** Runs a shell line in the guest through virsh (not through the gateway under test) and answers its stdout. */
 async function inGuest(line: string): Promise<string> {
-  const { pid } = agentCommand(dom, { execute: 'guest-exec', arguments: { path: '/bin/sh', arg: ['-c', line], 'capture-output': true } }) as { pid: number };
+  const { pid } = agentCommand(dom, {
+    execute: 'guest-exec',
+    arguments: { path: '/bin/sh', arg: ['-c', line], 'capture-output': true },
+  }) as { pid: number };
   for (let i = 0; i < 100; i++) {
     const s = agentCommand(dom, { execute: 'guest-exec-status', arguments: { pid } }) as { exited: boolean; 'out-data'?: string };
     if (s.exited) return Buffer.from(s['out-data'] ?? '', 'base64').toString();
@@ -35,14 +51,21 @@ async function inGuest(line: string): Promise<string> {
 
 beforeAll(async () => {
   assertProvisioned();
-  const id = (name: keyof typeof tokens, scopes: string[], policies?: object) => ({ name, tokenSha256: tokenSha256(tokens[name]), scopes, ...(policies ? { policies } : {}) });
+  const id = (name: keyof typeof tokens, scopes: string[], policies?: object) => ({
+    name,
+    tokenSha256: tokenSha256(tokens[name]),
+    scopes,
+    ...(policies ? { policies } : {}),
+  });
   gw = await startGateway({
     rawCommands: { enabled: true },
     auth: {
       mode: 'tokens',
       identities: [
         id('operator', ['read', 'admin']),
-        id('reader', ['read', 'admin', 'files:read', 'files:write'], { files: { read: { allow: ['/srv/qga-test/**'] }, write: { allow: [`${scratch}/ok/*`], deny: [`${scratch}/secret/**`] } } }),
+        id('reader', ['read', 'admin', 'files:read', 'files:write'], {
+          files: { read: { allow: ['/srv/qga-test/**'] }, write: { allow: [`${scratch}/ok/*`], deny: [`${scratch}/secret/**`] } },
+        }),
         id('other', ['read', 'admin', 'files:read', 'files:write']),
         id('envy', ['read', 'exec', 'admin'], { exec: { allow: ['/usr/bin/env'], env: ['LANG'] } }),
         id('alice', ['read', 'exec']),
@@ -60,7 +83,11 @@ afterAll(async () => {
 
 describe('guard rails against guest1', () => {
   it('the raw endpoint runs no program and opens no file for read + admin', async () => {
-    const shell = await rawCmd(tokens.operator, 'guest-exec', { path: '/bin/sh', arg: ['-c', `touch ${scratch}/pwned`], 'capture-output': true });
+    const shell = await rawCmd(tokens.operator, 'guest-exec', {
+      path: '/bin/sh',
+      arg: ['-c', `touch ${scratch}/pwned`],
+      'capture-output': true,
+    });
     expect(shell.status).toBe(403);
     expect(shell.json().detail).toMatch(/'exec'/);
     expect((await rawCmd(tokens.operator, 'guest-file-open', { path: '/etc/shadow', mode: 'r' })).status).toBe(403);
@@ -91,13 +118,20 @@ describe('guard rails against guest1', () => {
       expect(r.status, JSON.stringify(env)).toBe(403);
     }
     expect((await rawCmd(tokens.envy, 'guest-exec', { path: '/usr/bin/env', env: ['LD_PRELOAD=/x'] })).status).toBe(403);
-    const ok = await call(tokens.envy, 'POST', `/domains/${dom}/exec`, { path: '/usr/bin/env', env: { LANG: 'C.UTF-8' }, wait: { timeoutMs: 30_000 } });
+    const ok = await call(tokens.envy, 'POST', `/domains/${dom}/exec`, {
+      path: '/usr/bin/env',
+      env: { LANG: 'C.UTF-8' },
+      wait: { timeoutMs: 30_000 },
+    });
     expect(ok.status, ok.text).toBe(201);
     expect(ok.json().stdout.data).toBe('LANG=C.UTF-8\n');
   });
 
   it("another identity's process answers 404 like an unknown pid; its starter and admin read it", async () => {
-    const started = await call(tokens.alice, 'POST', `/domains/${dom}/exec`, { path: '/bin/sh', args: ['-c', 'sleep 1; echo alice-secret'] });
+    const started = await call(tokens.alice, 'POST', `/domains/${dom}/exec`, {
+      path: '/bin/sh',
+      args: ['-c', 'sleep 1; echo alice-secret'],
+    });
     expect(started.status).toBe(201);
     const pid = started.json().pid as number;
     const stolen = await call(tokens.bob, 'GET', `/domains/${dom}/exec/${pid}?waitMs=5000`);

@@ -68,7 +68,9 @@ describe('guest facts (guest1, read only)', () => {
       const r = await get(`/domains/${reader.name}/${path}`);
       expect(r.status, path).toBe(200);
       expect(Array.isArray(r.body[key]), path).toBe(true);
-      const direct = agentCommand(reader.name, { execute: `guest-get-${path === 'disk-stats' ? 'diskstats' : path === 'filesystems' ? 'fsinfo' : path}` }) as unknown[];
+      const direct = agentCommand(reader.name, {
+        execute: `guest-get-${path === 'disk-stats' ? 'diskstats' : path === 'filesystems' ? 'fsinfo' : path}`,
+      }) as unknown[];
       expect(r.body[key], path).toHaveLength(direct.length);
     }
   });
@@ -77,7 +79,13 @@ describe('guest facts (guest1, read only)', () => {
     const r = await get(`/domains/${reader.name}/cpu-stats`);
     expect(r.status).toBe(200);
     expect(r.body.cpus).toHaveLength(1);
-    expect(r.body.cpus[0]).toMatchObject({ cpu: 0, type: 'linux', userMs: expect.any(Number), idleMs: expect.any(Number), guestNiceMs: expect.any(Number) });
+    expect(r.body.cpus[0]).toMatchObject({
+      cpu: 0,
+      type: 'linux',
+      userMs: expect.any(Number),
+      idleMs: expect.any(Number),
+      guestNiceMs: expect.any(Number),
+    });
     expect(r.body.cpus[0].idleMs).toBeGreaterThan(0);
   });
 
@@ -173,7 +181,14 @@ describe('guest settings (guest2, restored)', () => {
     const lastOffline = await call('PATCH', `${path}/vcpus`, { vcpus: [{ id: 0, online: false }] });
     expect(lastOffline.status).toBe(400);
     expect(lastOffline.body.detail).toMatch(/every vCPU/);
-    for (const vcpus of [[{ id: 3, online: true }], [{ id: 0, online: true }, { id: 0, online: true }], [{ id: -1, online: true }]]) {
+    for (const vcpus of [
+      [{ id: 3, online: true }],
+      [
+        { id: 0, online: true },
+        { id: 0, online: true },
+      ],
+      [{ id: -1, online: true }],
+    ]) {
       const bad = await call('PATCH', `${path}/vcpus`, { vcpus });
       expect(bad.status, JSON.stringify(vcpus)).toBe(400);
       expect(bad.body.code).toBe('invalid_request');

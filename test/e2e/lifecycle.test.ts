@@ -32,7 +32,12 @@ describe('domain and agent lifecycle events', () => {
       // Seen running before its agent is up, the domain's agent state is read once; after that only the
       // agent-lifecycle event can turn it to connected.
       await waitFor('the domain to show as running', async () => (await domain()).state === 'running', 30_000, 100);
-      await waitFor('the agent-lifecycle event to mark the agent connected', async () => (await domain()).agentState === 'connected', 90_000, 500);
+      await waitFor(
+        'the agent-lifecycle event to mark the agent connected',
+        async () => (await domain()).agentState === 'connected',
+        90_000,
+        500,
+      );
       const running = await domain();
       expect(running.id).toBeGreaterThan(0);
       const nics = await fetch(`${gw.url}/domains/${stopped.name}/network-interfaces`);

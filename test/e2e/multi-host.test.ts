@@ -31,7 +31,11 @@ beforeAll(async () => {
       hosts: [
         { name: 'local', uri: 'qemu:///system' },
         { name: 'tcp', uri: 'qemu+tcp://127.0.0.1/system' },
-        { name: 'tls', uri: 'qemu+tls://127.0.0.1/system', tls: { certFile: `${PKI}/clientcert.pem`, keyFile: `${PKI}/clientkey.pem`, caFile: `${PKI}/cacert.pem` } },
+        {
+          name: 'tls',
+          uri: 'qemu+tls://127.0.0.1/system',
+          tls: { certFile: `${PKI}/clientcert.pem`, keyFile: `${PKI}/clientkey.pem`, caFile: `${PKI}/cacert.pem` },
+        },
         // Nothing listens on port 1: a hypervisor that is down.
         { name: 'down', uri: 'qemu+tcp://127.0.0.1:1/system', connections: 1 },
       ],
@@ -110,7 +114,9 @@ describe('several hypervisors (one libvirtd over unix, TCP and TLS, and one host
     for (const host of LIVE_HOSTS) {
       const entry = body.domains.find((d: { host: string; name: string }) => d.host === host && d.name === g1.name);
       expect(entry, host).toMatchObject({ ok: true });
-      expect(entry.interfaces.flatMap((n: { addresses: { address: string }[] }) => n.addresses.map((a) => a.address))).toContain(g1.ip.split('/')[0]);
+      expect(entry.interfaces.flatMap((n: { addresses: { address: string }[] }) => n.addresses.map((a) => a.address))).toContain(
+        g1.ip.split('/')[0],
+      );
     }
   });
 

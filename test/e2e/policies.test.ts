@@ -57,7 +57,10 @@ describe('policies against guest1', () => {
     expect(sh.json().code).toBe('forbidden');
     const raw = await call('POST', `/domains/${dom}/agent/commands`, { execute: 'guest-exec', arguments: { path: '/bin/sh' } });
     expect(raw.status).toBe(403);
-    const rawOpen = await call('POST', `/domains/${dom}/agent/commands`, { execute: 'guest-file-open', arguments: { path: '/etc/passwd' } });
+    const rawOpen = await call('POST', `/domains/${dom}/agent/commands`, {
+      execute: 'guest-file-open',
+      arguments: { path: '/etc/passwd' },
+    });
     expect(rawOpen.status).toBe(403);
   });
 });

@@ -10,7 +10,11 @@ let gw: GatewayProcess;
 const name = powerGuest.name;
 
 async function power(action: string): Promise<{ status: number; body: any; location: string | null }> {
-  const res = await fetch(`${gw.url}/domains/${name}/power`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action }) });
+  const res = await fetch(`${gw.url}/domains/${name}/power`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ action }),
+  });
   return { status: res.status, body: await res.json(), location: res.headers.get('location') };
 }
 
@@ -36,7 +40,11 @@ describe('power on guest-power', () => {
   it('suspend-hybrid: the guest has no such mode, 501 suspend_not_supported', async () => {
     const r = await power('suspend-hybrid');
     expect(r.status).toBe(501);
-    expect(r.body).toMatchObject({ code: 'suspend_not_supported', command: 'guest-suspend-hybrid', agentDesc: 'the requested suspend mode is not supported by the guest' });
+    expect(r.body).toMatchObject({
+      code: 'suspend_not_supported',
+      command: 'guest-suspend-hybrid',
+      agentDesc: 'the requested suspend mode is not supported by the guest',
+    });
     expect(domState()).toBe('running');
   });
 
@@ -100,7 +108,11 @@ describe('power on guest-power', () => {
   });
 
   it('answers 503 for a guest without an agent and 400 for an unknown action, touching nothing', async () => {
-    const noAgent = await fetch(`${gw.url}/domains/guest-noagent/power`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'shutdown' }) });
+    const noAgent = await fetch(`${gw.url}/domains/guest-noagent/power`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'shutdown' }),
+    });
     expect(noAgent.status).toBe(503);
     expect(((await noAgent.json()) as { code: string }).code).toBe('agent_not_configured');
     expect((await power('explode')).status).toBe(400);

@@ -29,7 +29,11 @@ describe('raw agent commands', () => {
   it("passes a command through and answers the agent's return", async () => {
     const r = await jsonCall(on.url, 'POST', path, { execute: 'guest-get-host-name' });
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: { host: 'local', name: g1.name, uuid: g1.uuid }, execute: 'guest-get-host-name', return: { 'host-name': g1.name } });
+    expect(r.body).toEqual({
+      domain: { host: 'local', name: g1.name, uuid: g1.uuid },
+      execute: 'guest-get-host-name',
+      return: { 'host-name': g1.name },
+    });
     const users = await jsonCall(on.url, 'POST', path, { execute: 'guest-get-osinfo', arguments: {} });
     expect(users.body.return).toMatchObject({ id: 'qga-test' });
   });

@@ -45,18 +45,20 @@ export const defaultFakeHandler: FakeHandler = (cmd) => {
   const args = cmd.arguments ?? {};
   switch (cmd.execute) {
     case 'guest-sync':
-      return JSON.stringify({ return: args['id'] });
+      return JSON.stringify({ return: args.id });
     case 'guest-sync-delimited':
-      return Buffer.from(`\xff${JSON.stringify({ return: args['id'] })}\n`, 'latin1');
+      return Buffer.from(`\xff${JSON.stringify({ return: args.id })}\n`, 'latin1');
     case 'guest-ping':
       return '{"return": {}}';
     case 'guest-info':
       return JSON.stringify({
         return: {
           version: '7.2.0-fake',
-          supported_commands: ['guest-ping', 'guest-info', 'guest-sync', 'guest-sync-delimited', 'guest-get-host-name'].map(
-            (name) => ({ name, enabled: true, 'success-response': true }),
-          ),
+          supported_commands: ['guest-ping', 'guest-info', 'guest-sync', 'guest-sync-delimited', 'guest-get-host-name'].map((name) => ({
+            name,
+            enabled: true,
+            'success-response': true,
+          })),
         },
       });
     case 'guest-get-host-name':
@@ -148,7 +150,8 @@ export class FakeAgentSocket {
     this.served = null;
     this.waiting.length = 0;
     const closing = [...this.clients].map(
-      (c) => new Promise<void>((resolve) => (c.socket.destroyed ? resolve() : (c.socket.once('close', () => resolve()), c.socket.destroy()))),
+      (c) =>
+        new Promise<void>((resolve) => (c.socket.destroyed ? resolve() : (c.socket.once('close', () => resolve()), c.socket.destroy()))),
     );
     this.clients.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -273,7 +276,7 @@ export class FakeAgentSocket {
     if (answer === null || gen !== this.generation) return;
     const bytes = typeof answer === 'string' ? Buffer.from(`${answer}\n`, 'utf8') : answer;
     const target = this.mode === 'chardev' ? this.served : work.client;
-    if (!target || !target.open) return; // nobody to read it: dropped, as the guest's writes are
+    if (!target?.open) return; // nobody to read it: dropped, as the guest's writes are
     this.repliesSent += 1;
     await this.write(target, bytes, gen);
   }
@@ -296,7 +299,7 @@ export class FakeAgentSocket {
       setImmediate(() => {
         const batch = this.coalesced;
         this.coalesced = null;
-        if (batch && batch.client.open && gen === this.generation) batch.client.socket.write(Buffer.concat(batch.bytes));
+        if (batch?.client.open && gen === this.generation) batch.client.socket.write(Buffer.concat(batch.bytes));
       });
       return;
     }

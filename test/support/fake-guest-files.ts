@@ -53,10 +53,16 @@ export class FakeGuestFiles {
 
   readonly handler: AgentHandler = async (dom: FakeDomain, cmd: AgentCommand, timeout: number) => {
     if (cmd.execute === 'guest-info') {
-      const info = (await defaultAgentHandler(dom, cmd, timeout)) as { return: { version: string; supported_commands: { name: string }[] } };
+      const info = (await defaultAgentHandler(dom, cmd, timeout)) as {
+        return: { version: string; supported_commands: { name: string }[] };
+      };
       const have = new Set(info.return.supported_commands.map((c) => c.name));
-      const extra = [...FILE_COMMANDS, ...EXEC_COMMANDS].filter((c) => !have.has(c)).map((name) => ({ name, enabled: true, 'success-response': true }));
-      const all = [...info.return.supported_commands, ...extra].map((c) => (c.name === 'guest-exec' ? { ...c, enabled: this.execEnabled } : c));
+      const extra = [...FILE_COMMANDS, ...EXEC_COMMANDS]
+        .filter((c) => !have.has(c))
+        .map((name) => ({ name, enabled: true, 'success-response': true }));
+      const all = [...info.return.supported_commands, ...extra].map((c) =>
+        c.name === 'guest-exec' ? { ...c, enabled: this.execEnabled } : c,
+      );
       return { return: { ...info.return, supported_commands: all } };
     }
     if (EXEC_COMMANDS.includes(cmd.execute)) {
@@ -84,12 +90,22 @@ export class FakeGuestFiles {
 
   private runExec(cmd: AgentCommand): AgentReply {
     const a = (cmd.arguments ?? {}) as Record<string, unknown>;
-    if (cmd.execute === 'guest-get-osinfo') return { return: { id: this.osId, name: this.osId === 'mswindows' ? 'Microsoft Windows' : 'Debian GNU/Linux', 'kernel-release': '6.1.0' } };
+    if (cmd.execute === 'guest-get-osinfo')
+      return {
+        return: { id: this.osId, name: this.osId === 'mswindows' ? 'Microsoft Windows' : 'Debian GNU/Linux', 'kernel-release': '6.1.0' },
+      };
     if (cmd.execute === 'guest-exec-status') {
       const r = this.exited.get(Number(a.pid));
       if (!r) return fixtureErrorFor(this.agentVersion, 'host.guest-exec-status.unknown-pid', {});
       this.exited.delete(Number(a.pid));
-      return { return: { exited: true, exitcode: r.exitcode, 'out-data': Buffer.from(r.out).toString('base64'), 'err-data': Buffer.from(r.err).toString('base64') } };
+      return {
+        return: {
+          exited: true,
+          exitcode: r.exitcode,
+          'out-data': Buffer.from(r.out).toString('base64'),
+          'err-data': Buffer.from(r.err).toString('base64'),
+        },
+      };
     }
     const path = String(a.path);
     const args = (a.arg ?? []) as string[];
@@ -110,7 +126,15 @@ export class FakeGuestFiles {
     }
     if (path === '/bin/sh' && args[0] === '-c' && args[2] === 'qga-gateway-replace') {
       const [temp, target, bytes] = [args[3]!, args[4]!, Number(args[5])];
-      const refuse = this.symlinks.has(target) ? 3 : this.directories.has(target) ? 4 : !this.files.has(temp) ? 6 : this.files.get(temp)!.length !== bytes ? 6 : 0;
+      const refuse = this.symlinks.has(target)
+        ? 3
+        : this.directories.has(target)
+          ? 4
+          : !this.files.has(temp)
+            ? 6
+            : this.files.get(temp)!.length !== bytes
+              ? 6
+              : 0;
       if (refuse) {
         this.files.delete(temp);
         return { exitcode: refuse, out: '', err: refuse === 4 ? 'directory\n' : '' };
@@ -131,8 +155,17 @@ export class FakeGuestFiles {
       const path = String(a.path);
       const mode = String(a.mode ?? 'r');
       // The recorded wording, with this path and mode (EACCES was not recorded: the host agent runs as root).
-      const missing = fixtureErrorFor(v, 'host.guest-file-open.missing', { [`${recordedHostDir(v)}/no-such-file`]: path, "(mode: 'r')": `(mode: '${mode}')` });
-      if (this.denied.has(path)) return { error: { class: 'GenericError', desc: (missing as { error: { desc: string } }).error.desc.replace('No such file or directory', 'Permission denied') } };
+      const missing = fixtureErrorFor(v, 'host.guest-file-open.missing', {
+        [`${recordedHostDir(v)}/no-such-file`]: path,
+        "(mode: 'r')": `(mode: '${mode}')`,
+      });
+      if (this.denied.has(path))
+        return {
+          error: {
+            class: 'GenericError',
+            desc: (missing as { error: { desc: string } }).error.desc.replace('No such file or directory', 'Permission denied'),
+          },
+        };
       if (!this.files.has(path)) {
         if (mode === 'r' || mode === 'r+') return missing;
         this.files.set(path, Buffer.alloc(0));

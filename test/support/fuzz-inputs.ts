@@ -197,7 +197,7 @@ const MALFORMED_BODIES = [
  */
 export const NESTED_JSON: { what: string; text: string }[] = [1_000, 100_000].flatMap((depth) => [
   { what: `arrays ${depth} deep`, text: '['.repeat(depth) + ']'.repeat(depth) },
-  { what: `objects ${depth} deep`, text: '{"a":'.repeat(depth) + '0' + '}'.repeat(depth) },
+  { what: `objects ${depth} deep`, text: `${'{"a":'.repeat(depth)}0${'}'.repeat(depth)}` },
   { what: `an object holding arrays ${depth} deep`, text: `{"a":${'['.repeat(depth)}${']'.repeat(depth)}}` },
 ]);
 
@@ -232,7 +232,10 @@ function objectBranches(doc: OpenApiDoc, s: Schema): Schema[] {
 }
 
 function randomOddString(rand: () => number): string {
-  const pool = [0x0, 0x1, 0x1f, 0x7f, 0x85, 0xa0, 0x2028, 0x202e, 0x200d, 0xfeff, 0xd800, 0xdfff, 0xfffd, 0x2e, 0x2f, 0x5c, 0x25, 0x3d, 0x22, 0x27, 0x24, 0x1f600];
+  const pool = [
+    0x0, 0x1, 0x1f, 0x7f, 0x85, 0xa0, 0x2028, 0x202e, 0x200d, 0xfeff, 0xd800, 0xdfff, 0xfffd, 0x2e, 0x2f, 0x5c, 0x25, 0x3d, 0x22, 0x27,
+    0x24, 0x1f600,
+  ];
   const n = 1 + Math.floor(rand() * 48);
   let s = '';
   for (let i = 0; i < n; i++) {
@@ -266,12 +269,22 @@ export function fuzzRequests(doc: OpenApiDoc, seed: number, randomPerOperation =
       const branches = jsonSchema ? objectBranches(doc, jsonSchema) : [];
       const base = (branches.find((b) => b.example !== undefined)?.example as Record<string, unknown> | undefined) ?? {};
       const baseBody = jsonSchema ? JSON.stringify(base) : isBinary ? Buffer.from('hello') : undefined;
-      const baseHeaders: Record<string, string> = jsonSchema ? { 'content-type': 'application/json' } : isBinary ? { 'content-type': 'application/octet-stream' } : {};
+      const baseHeaders: Record<string, string> = jsonSchema
+        ? { 'content-type': 'application/json' }
+        : isBinary
+          ? { 'content-type': 'application/octet-stream' }
+          : {};
 
       const url = (over: Record<string, string> = {}, query = '') =>
         template.replace(/\{(\w+)\}/g, (_, p: string) => over[p] ?? SAMPLE_PARAMS[p] ?? 'x') + (query ? `?${query}` : '');
       const add = (what: string, r: Partial<FuzzRequest>) =>
-        out.push({ what: `${method} ${template}: ${what}`, method, url: r.url ?? url(), headers: r.headers ?? baseHeaders, payload: 'payload' in r ? r.payload : baseBody });
+        out.push({
+          what: `${method} ${template}: ${what}`,
+          method,
+          url: r.url ?? url(),
+          headers: r.headers ?? baseHeaders,
+          payload: 'payload' in r ? r.payload : baseBody,
+        });
 
       for (const p of pathParams) {
         for (const seg of RAW_SEGMENTS) add(`path ${p.name}=${seg}`, { url: url({ [p.name]: seg }) });
@@ -281,7 +294,15 @@ export function fuzzRequests(doc: OpenApiDoc, seed: number, randomPerOperation =
       }
       if (template.includes('{path}')) {
         // The file path is the rest of the URL: traversal spelled out over several segments.
-        for (const tail of ['../../etc/shadow', 'etc/../../root', './/etc//hostname/', '%2e%2e/%2e%2e/etc', 'etc/hostname%00.txt', 'etc\\..\\..\\x', 'a/%00/b'])
+        for (const tail of [
+          '../../etc/shadow',
+          'etc/../../root',
+          './/etc//hostname/',
+          '%2e%2e/%2e%2e/etc',
+          'etc/hostname%00.txt',
+          'etc\\..\\..\\x',
+          'a/%00/b',
+        ])
           add(`path tail ${tail}`, { url: url({ path: tail }) });
       }
       for (const q of queryParams) {
@@ -306,13 +327,16 @@ export function fuzzRequests(doc: OpenApiDoc, seed: number, randomPerOperation =
             delete missing[req];
             add(`body without ${req}`, { payload: JSON.stringify(missing) });
           }
-        add('body with an extra property', { payload: JSON.stringify({ ...base, extra: 1, ['\u0000']: 'x' }) });
+        add('body with an extra property', { payload: JSON.stringify({ ...base, extra: 1, '\u0000': 'x' }) });
         for (const body of MALFORMED_BODIES) add(`malformed body ${short(body)}`, { payload: body });
         for (const ct of WRONG_CONTENT_TYPES) add(`content-type ${JSON.stringify(ct)}`, { headers: ct ? { 'content-type': ct } : {} });
         add('no body', { payload: undefined });
       }
-      if (isBinary) for (const ct of ['application/json', 'text/plain', 'multipart/form-data; boundary=x']) add(`content-type ${ct}`, { headers: { 'content-type': ct } });
-      if (!jsonSchema && !isBinary && method !== 'GET') add('unexpected JSON body', { headers: { 'content-type': 'application/json' }, payload: '{' });
+      if (isBinary)
+        for (const ct of ['application/json', 'text/plain', 'multipart/form-data; boundary=x'])
+          add(`content-type ${ct}`, { headers: { 'content-type': ct } });
+      if (!jsonSchema && !isBinary && method !== 'GET')
+        add('unexpected JSON body', { headers: { 'content-type': 'application/json' }, payload: '{' });
 
       // Seeded random mixes: a random odd string in a random place, and several query parameters at once.
       for (let i = 0; i < randomPerOperation; i++) {
@@ -343,13 +367,14 @@ function encodeSegment(s: string): string {
   let out = '';
   for (const ch of s) {
     const c = ch.charCodeAt(0);
-    if (ch.length === 1 && c >= 0xd800 && c <= 0xdfff) out += [0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f)].map((b) => `%${b.toString(16).toUpperCase()}`).join('');
+    if (ch.length === 1 && c >= 0xd800 && c <= 0xdfff)
+      out += [0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f)].map((b) => `%${b.toString(16).toUpperCase()}`).join('');
     else out += encodeURIComponent(ch);
   }
   return out;
 }
 
 function short(v: unknown): string {
-  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  const s = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
   return s.length > 60 ? `${JSON.stringify(s.slice(0, 40))}...(${s.length} chars)` : JSON.stringify(s);
 }

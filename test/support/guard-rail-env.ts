@@ -21,27 +21,53 @@ export interface Env {
   files: FakeGuestFiles;
   control: GuestControlAgent;
   tokens: Record<string, string>;
-  call(token: string | null, method: string, url: string, payload?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: string; headers: Record<string, unknown>; json: () => any }>;
+  call(
+    token: string | null,
+    method: string,
+    url: string,
+    payload?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: string; headers: Record<string, unknown>; json: () => any }>;
   raw(token: string, execute: string, args?: object): ReturnType<Env['call']>;
   sent(): string[];
   /** Closes the gateway and stops the fake; the harness does it after the test anyway. */
   close(): Promise<void>;
 }
 
-export async function startEnv(specs: Record<string, IdentitySpec>, domains: { name: string; uuid?: string }[] = [{ name: 'web1' }], overrides: Record<string, unknown> = {}): Promise<Env> {
+export async function startEnv(
+  specs: Record<string, IdentitySpec>,
+  domains: { name: string; uuid?: string }[] = [{ name: 'web1' }],
+  overrides: Record<string, unknown> = {},
+): Promise<Env> {
   const files = new FakeGuestFiles();
   const control = new GuestControlAgent();
-  const handler: AgentHandler = (dom, cmd, t) => (cmd.execute.startsWith('guest-file-') || cmd.execute === 'guest-info' ? files.handler(dom, cmd, t) : control.handler(dom, cmd, t));
+  const handler: AgentHandler = (dom, cmd, t) =>
+    cmd.execute.startsWith('guest-file-') || cmd.execute === 'guest-info' ? files.handler(dom, cmd, t) : control.handler(dom, cmd, t);
   const tokens: Record<string, string> = {};
   const identities = Object.entries(specs).map(([name, s]) => {
     tokens[name] = newToken();
-    return { name, tokenSha256: tokenSha256(tokens[name]!), scopes: [...s.scopes], domains: s.domains ?? ['*'], ...(s.policies ? { policies: s.policies } : {}) };
+    return {
+      name,
+      tokenSha256: tokenSha256(tokens[name]!),
+      scopes: [...s.scopes],
+      domains: s.domains ?? ['*'],
+      ...(s.policies ? { policies: s.policies } : {}),
+    };
   });
-  const { fake, gw }: { fake: FakeLibvirtd; gw: TestGateway } = await build({ domains, agent: handler, config: { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true }, ...overrides } });
+  const { fake, gw }: { fake: FakeLibvirtd; gw: TestGateway } = await build({
+    domains,
+    agent: handler,
+    config: { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true }, ...overrides },
+  });
   const call: Env['call'] = async (token, method, url, payload, extra = {}) => {
     const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra };
     if (method === 'PUT' && !headers['content-type']) headers['content-type'] = 'application/octet-stream';
-    const res = await gw.app.inject({ method: method as 'GET', url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
+    const res = await gw.app.inject({
+      method: method as 'GET',
+      url,
+      headers,
+      ...(payload === undefined ? {} : { payload: payload as string }),
+    });
     return { status: res.statusCode, body: res.body, headers: res.headers as Record<string, unknown>, json: () => res.json() };
   };
   return {

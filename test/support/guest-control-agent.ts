@@ -14,7 +14,15 @@ export interface ScriptedProcess {
   err?: Buffer;
 }
 
-const EXTRA_COMMANDS = ['guest-set-user-password', 'guest-ssh-get-authorized-keys', 'guest-ssh-add-authorized-keys', 'guest-ssh-remove-authorized-keys', 'guest-get-users', 'guest-suspend-ram', 'guest-fsfreeze-freeze'];
+const EXTRA_COMMANDS = [
+  'guest-set-user-password',
+  'guest-ssh-get-authorized-keys',
+  'guest-ssh-add-authorized-keys',
+  'guest-ssh-remove-authorized-keys',
+  'guest-get-users',
+  'guest-suspend-ram',
+  'guest-fsfreeze-freeze',
+];
 
 export class GuestControlAgent {
   /** Whose recorded error wording the agent uses (test/fixtures/qga): guest-exec-status's differs. */
@@ -22,7 +30,10 @@ export class GuestControlAgent {
   nextPid = 1000;
   readonly processes = new Map<number, ScriptedProcess & { args: unknown }>();
   /** What the next guest-exec starts; a spawn failure when it is an error. */
-  onExec: (args: Record<string, unknown>) => ScriptedProcess | { error: { class: string; desc: string } } = () => ({ runningPolls: 0, exitcode: 0 });
+  onExec: (args: Record<string, unknown>) => ScriptedProcess | { error: { class: string; desc: string } } = () => ({
+    runningPolls: 0,
+    exitcode: 0,
+  });
   /** home directory contents: user -> authorized_keys lines, or undefined for no file. Users not listed do not exist. */
   readonly keys = new Map<string, string[] | undefined>([['root', undefined]]);
   /** guest-set-user-password's answer. */
@@ -40,7 +51,16 @@ export class GuestControlAgent {
       case 'guest-info': {
         const info = defaultAgentHandler({} as never, cmd, 0) as { return: { supported_commands: { name: string }[] } };
         const names = [...info.return.supported_commands.map((c) => c.name), ...EXTRA_COMMANDS];
-        return { return: { version: '7.2.22', supported_commands: names.map((name) => ({ name, enabled: true, 'success-response': !/^guest-(shutdown|suspend-)/.test(name) })) } };
+        return {
+          return: {
+            version: '7.2.22',
+            supported_commands: names.map((name) => ({
+              name,
+              enabled: true,
+              'success-response': !/^guest-(shutdown|suspend-)/.test(name),
+            })),
+          },
+        };
       }
       case 'guest-exec': {
         const p = this.onExec(args);
@@ -70,7 +90,8 @@ export class GuestControlAgent {
       case 'guest-ssh-get-authorized-keys': {
         if (!this.keys.has(user)) return noUser;
         const lines = this.keys.get(user);
-        if (!lines) return fixtureErrorFor(this.agentVersion, 'host.guest-ssh-get-authorized-keys.no-file', { '/nonexistent': `/home/${user}` });
+        if (!lines)
+          return fixtureErrorFor(this.agentVersion, 'host.guest-ssh-get-authorized-keys.no-file', { '/nonexistent': `/home/${user}` });
         return { return: { keys: lines } };
       }
       case 'guest-ssh-add-authorized-keys': {
@@ -83,7 +104,10 @@ export class GuestControlAgent {
       case 'guest-ssh-remove-authorized-keys': {
         if (!this.keys.has(user)) return noUser;
         const drop = new Set(args.keys as string[]);
-        this.keys.set(user, (this.keys.get(user) ?? []).filter((k) => !drop.has(k)));
+        this.keys.set(
+          user,
+          (this.keys.get(user) ?? []).filter((k) => !drop.has(k)),
+        );
         return { return: {} };
       }
       default:

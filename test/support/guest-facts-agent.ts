@@ -66,7 +66,16 @@ const err = (desc: string) => ({ error: { class: 'GenericError', desc } });
 /** The recorded reply of each read-only fact command, per version ('guest-power' has 7.2's block devices). */
 const RECORDED: Record<FixtureVersion, Record<string, string>> = {
   '10.0': Object.fromEntries(
-    ['guest-get-osinfo', 'guest-get-fsinfo', 'guest-get-disks', 'guest-get-diskstats', 'guest-get-cpustats', 'guest-get-load', 'guest-network-get-route', 'guest-get-memory-block-info'].map((c) => [c, c]),
+    [
+      'guest-get-osinfo',
+      'guest-get-fsinfo',
+      'guest-get-disks',
+      'guest-get-diskstats',
+      'guest-get-cpustats',
+      'guest-get-load',
+      'guest-network-get-route',
+      'guest-get-memory-block-info',
+    ].map((c) => [c, c]),
   ),
   '7.2': {
     'guest-get-osinfo': 'guest-get-osinfo',
@@ -91,7 +100,12 @@ export function guestFactsAgent(state: FakeGuestState): AgentHandler {
       for (const m of state.missing) names.delete(m);
       if (state.version === '7.2') for (const c of ['guest-get-load', 'guest-network-get-route']) names.delete(c);
       const version = state.version === '7.2' ? '7.2.22' : '10.0.2';
-      return { return: { version, supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': name !== 'guest-shutdown' })) } };
+      return {
+        return: {
+          version,
+          supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': name !== 'guest-shutdown' })),
+        },
+      };
     }
     if (cmd.execute in state.replies) return state.replies[cmd.execute] as never;
     const facts = recorded(state.version, cmd.execute);
@@ -139,7 +153,12 @@ export function guestFactsAgent(state: FakeGuestState): AgentHandler {
       case 'guest-get-users':
         // Not recorded: no guest here has a utmp with logins (both VMs answer []). The shape of qga/qapi-schema.json's
         // GuestUser; 'domain' is what a Windows agent adds.
-        return { return: [{ user: 'root', 'login-time': 1795824062.5 }, { user: 'alice', 'login-time': 1795824000, domain: 'CORP' }] };
+        return {
+          return: [
+            { user: 'root', 'login-time': 1795824062.5 },
+            { user: 'alice', 'login-time': 1795824000, domain: 'CORP' },
+          ],
+        };
       default:
         return defaultAgentHandler(dom, cmd, timeout);
     }

@@ -34,8 +34,19 @@ export interface Reply {
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** One request through app.inject: payload as JSON (an object), text or bytes; headers as given. */
-export async function request(gw: TestGateway, method: Method, url: string, payload?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await gw.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }) });
+export async function request(
+  gw: TestGateway,
+  method: Method,
+  url: string,
+  payload?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  const res = await gw.app.inject({
+    method,
+    url,
+    headers,
+    ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }),
+  });
   return {
     status: res.statusCode,
     get body() {
@@ -174,7 +185,12 @@ export async function buildWithMemoryAgent(opts: MemoryBuildOptions = {}): Promi
   }
   const agent = new MemoryAgentTransport(opts.agent);
   const config = opts.config ?? {};
-  gw = await startTestGateway('qemu:///system', { ...config, libvirt: { ...config.libvirt, enabled: false }, agentSockets: { host: 'local', ...config.agentSockets, sockets } }, false, { agentTransport: agent });
+  gw = await startTestGateway(
+    'qemu:///system',
+    { ...config, libvirt: { ...config.libvirt, enabled: false }, agentSockets: { host: 'local', ...config.agentSockets, sockets } },
+    false,
+    { agentTransport: agent },
+  );
   const started = gw;
   return {
     gw: started,

@@ -56,16 +56,14 @@ const QEMU_GA_10 = '/var/cache/qga-gateway/qemu-ga-10/qemu-ga';
 
 export function findQemuGa(version: HostQgaVersion = '7.2'): string {
   if (version === '10.0') {
-    const wrapper = process.env['QEMU_GA_10'] || QEMU_GA_10;
+    const wrapper = process.env.QEMU_GA_10 || QEMU_GA_10;
     if (!existsSync(wrapper)) throw new Error(`qemu-ga 10.0 not found at ${wrapper}: run scripts/qemu-ga-10.sh (scripts/test-all.sh does)`);
     return wrapper;
   }
-  const candidates = [process.env['QEMU_GA'], '/usr/bin/qemu-ga', '/usr/sbin/qemu-ga'].filter((p): p is string => !!p);
+  const candidates = [process.env.QEMU_GA, '/usr/bin/qemu-ga', '/usr/sbin/qemu-ga'].filter((p): p is string => !!p);
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
-    throw new Error(
-      `qemu-ga not found (tried ${candidates.join(', ')}): install qemu-guest-agent (scripts/provision-guests.sh does)`,
-    );
+    throw new Error(`qemu-ga not found (tried ${candidates.join(', ')}): install qemu-guest-agent (scripts/provision-guests.sh does)`);
   }
   return found;
 }
@@ -74,20 +72,16 @@ export function findQemuGa(version: HostQgaVersion = '7.2'): string {
  * allow: commands of BLOCKED_RPCS to leave enabled for one test (guest-file-write, to write into a test directory
  * of the host). Everything else stays blocked.
  */
-export async function startHostQga(opts: { restartOnExit?: boolean; allow?: (typeof BLOCKED_RPCS)[number][]; version?: HostQgaVersion } = {}): Promise<HostQga> {
+export async function startHostQga(
+  opts: { restartOnExit?: boolean; allow?: (typeof BLOCKED_RPCS)[number][]; version?: HostQgaVersion } = {},
+): Promise<HostQga> {
   const blocked = BLOCKED_RPCS.filter((c) => !opts.allow?.includes(c));
   const bin = findQemuGa(opts.version);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'host-qga-'));
   const stateDir = path.join(dir, 'state');
   await mkdir(stateDir);
   const socketPath = path.join(dir, 'qga.sock');
-  const args = [
-    '-m', 'unix-listen',
-    '-p', socketPath,
-    '-t', stateDir,
-    '-f', path.join(dir, 'qga.pid'),
-    '-b', blocked.join(','),
-  ];
+  const args = ['-m', 'unix-listen', '-p', socketPath, '-t', stateDir, '-f', path.join(dir, 'qga.pid'), '-b', blocked.join(',')];
 
   let child: ChildProcess | null = null;
   let stopping = false;
@@ -159,7 +153,10 @@ async function waitListening(socketPath: string, proc: ChildProcess, stderr: () 
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`qemu-ga exited at start (${proc.exitCode ?? proc.signalCode}): ${stderr()}`);
     }
-    const isSocket = await stat(socketPath).then((s) => s.isSocket(), () => false);
+    const isSocket = await stat(socketPath).then(
+      (s) => s.isSocket(),
+      () => false,
+    );
     if (isSocket && (await probe(socketPath))) return;
     if (Date.now() > until) throw new Error(`qemu-ga did not listen on ${socketPath} within 10 s: ${stderr()}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -15,7 +15,15 @@ import { parseAgentJson } from '../../src/agent/core/agent-json.js';
 import type { AgentBackend } from '../../src/domains/vocabulary.js';
 import type { AgentTransport, SyncReport, TransportRun } from '../../src/agent/transports/transport.js';
 import { LibvirtError } from '../../src/libvirt/errors.js';
-import { DomainState, defaultAgentHandler, type AgentCommand, type AgentHandler, type AgentLogEntry, type AgentReply, type FakeDomain } from './fake-libvirtd.js';
+import {
+  DomainState,
+  defaultAgentHandler,
+  type AgentCommand,
+  type AgentHandler,
+  type AgentLogEntry,
+  type AgentReply,
+  type FakeDomain,
+} from './fake-libvirtd.js';
 
 /** The gateway's reference to a domain, as the transport interface takes it. */
 type DomainRef = Parameters<AgentTransport['command']>[0];
@@ -65,7 +73,14 @@ export class MemoryAgentTransport implements AgentTransport {
     const started = performance.now();
     const reply = await this.command(dom, JSON.stringify({ execute: command, arguments: { id } }), { ...run, expectReply: true });
     const returned = reply === null ? undefined : (parseAgentJson(reply) as { return?: unknown }).return;
-    return { command, id, roundTripMs: Math.round((performance.now() - started) * 100) / 100, inStep: returned === id, discardedBytes: 0, staleReplies: 0 };
+    return {
+      command,
+      id,
+      roundTripMs: Math.round((performance.now() - started) * 100) / 100,
+      inStep: returned === id,
+      discardedBytes: 0,
+      staleReplies: 0,
+    };
   }
 }
 
@@ -74,7 +89,8 @@ function replyText(reply: AgentReply): string {
   if ('raw' in reply) return reply.raw.trim();
   if ('return' in reply) return JSON.stringify({ return: reply.return });
   if ('error' in reply) return JSON.stringify({ error: reply.error });
-  if ('libvirtError' in reply) throw new LibvirtError({ code: reply.libvirtError.code, domain: FROM_QEMU, message: reply.libvirtError.message });
+  if ('libvirtError' in reply)
+    throw new LibvirtError({ code: reply.libvirtError.code, domain: FROM_QEMU, message: reply.libvirtError.message });
   throw new Error('unreachable: { hang } is handled by untilAborted');
 }
 

@@ -22,7 +22,14 @@ export const OPERATIONS_COMMANDS = [
 ];
 
 const NO_REPLY = new Set(['guest-shutdown', 'guest-suspend-ram', 'guest-suspend-disk', 'guest-suspend-hybrid']);
-const ALLOWED_FROZEN = new Set(['guest-ping', 'guest-info', 'guest-sync', 'guest-sync-delimited', 'guest-fsfreeze-status', 'guest-fsfreeze-thaw']);
+const ALLOWED_FROZEN = new Set([
+  'guest-ping',
+  'guest-info',
+  'guest-sync',
+  'guest-sync-delimited',
+  'guest-fsfreeze-status',
+  'guest-fsfreeze-thaw',
+]);
 
 export interface OperationsAgent {
   handler: AgentHandler;
@@ -37,7 +44,13 @@ export interface OperationsAgent {
 }
 
 export function operationsAgent(): OperationsAgent {
-  const state: OperationsAgent = { handler: null as unknown as AgentHandler, frozen: new Map(), mounts: ['/', '/var'], missing: new Set(), overrides: new Map() };
+  const state: OperationsAgent = {
+    handler: null as unknown as AgentHandler,
+    frozen: new Map(),
+    mounts: ['/', '/var'],
+    missing: new Set(),
+    overrides: new Map(),
+  };
   state.handler = (dom, cmd, timeout) => {
     const override = state.overrides.get(cmd.execute);
     if (override) return override;
@@ -54,14 +67,21 @@ export function operationsAgent(): OperationsAgent {
         return {
           return: {
             version: '7.2.22',
-            supported_commands: OPERATIONS_COMMANDS.filter((c) => !state.missing.has(c)).map((name) => ({ name, enabled: true, 'success-response': !NO_REPLY.has(name) })),
+            supported_commands: OPERATIONS_COMMANDS.filter((c) => !state.missing.has(c)).map((name) => ({
+              name,
+              enabled: true,
+              'success-response': !NO_REPLY.has(name),
+            })),
           },
         };
       case 'guest-fsfreeze-status':
         return { return: frozen ? 'frozen' : 'thawed' };
       case 'guest-fsfreeze-freeze':
       case 'guest-fsfreeze-freeze-list': {
-        if (frozen) return { error: { class: 'CommandNotFound', desc: 'Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state' } };
+        if (frozen)
+          return {
+            error: { class: 'CommandNotFound', desc: 'Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state' },
+          };
         const wanted = cmd.execute === 'guest-fsfreeze-freeze' ? state.mounts : state.mounts.filter((m) => args.mountpoints?.includes(m));
         if (wanted.length > 0) state.frozen.set(dom.name, true);
         return { return: wanted.length };
@@ -71,7 +91,14 @@ export function operationsAgent(): OperationsAgent {
         return { return: frozen ? state.mounts.length : 0 };
       }
       case 'guest-fstrim':
-        return { return: { paths: [{ path: '/', trimmed: 4096, minimum: args.minimum ?? 0 }, { path: '/boot', error: 'trim not supported' }] } };
+        return {
+          return: {
+            paths: [
+              { path: '/', trimmed: 4096, minimum: args.minimum ?? 0 },
+              { path: '/boot', error: 'trim not supported' },
+            ],
+          },
+        };
     }
     if (NO_REPLY.has(cmd.execute)) return { hang: true };
     return defaultAgentHandler(dom, cmd, timeout);

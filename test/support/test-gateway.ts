@@ -23,7 +23,12 @@ export interface TestGateway {
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 export type GatewayOverrides = DeepPartial<ConfigInput>;
 
-export async function startTestGateway(uri: string, overrides: GatewayOverrides = {}, waitForLibvirt = true, options: GatewayOptions = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  uri: string,
+  overrides: GatewayOverrides = {},
+  waitForLibvirt = true,
+  options: GatewayOptions = {},
+): Promise<TestGateway> {
   const config = parseConfig({
     // Development mode unless a test asks for tokens: most tests are about what happens past authentication.
     auth: { mode: 'none' },

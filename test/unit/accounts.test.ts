@@ -35,7 +35,10 @@ describe('PUT /domains/{domain}/users/{user}/password', () => {
     const r = await call('PUT', '/domains/web1/users/root/password', { password: SECRET });
     expect(r.status).toBe(204);
     expect(r.raw).toBe('');
-    expect(sent()[0]).toMatchObject({ execute: 'guest-set-user-password', arguments: { username: 'root', password: Buffer.from(SECRET).toString('base64'), crypted: false } });
+    expect(sent()[0]).toMatchObject({
+      execute: 'guest-set-user-password',
+      arguments: { username: 'root', password: Buffer.from(SECRET).toString('base64'), crypted: false },
+    });
     const logged = JSON.stringify(gw!.logs);
     expect(logged).toContain('/domains/web1/users/root/password');
     expect(logged).not.toContain(SECRET);
@@ -84,7 +87,8 @@ describe('PUT /domains/{domain}/users/{user}/password', () => {
   it('answers 404 user_not_found when chpasswd fails for a user the guest lacks (the agent never looks it up)', async () => {
     await setup();
     // qemu-ga 10.0 in a Debian 13 guest, for a user that does not exist (recorded wording).
-    const desc = 'child process has failed to set user password: chpasswd: (user nobody) pam_chauthtok() failed, error:\nAuthentication token manipulation error\nchpasswd: (line 1, user nobody) password not changed\n';
+    const desc =
+      'child process has failed to set user password: chpasswd: (user nobody) pam_chauthtok() failed, error:\nAuthentication token manipulation error\nchpasswd: (line 1, user nobody) password not changed\n';
     agent.passwordReply = { error: { class: 'GenericError', desc } };
     const r = await call('PUT', '/domains/web1/users/nobody/password', { password: SECRET });
     expect(r.status).toBe(404);
@@ -116,7 +120,11 @@ describe('/domains/{domain}/users/{user}/ssh-keys', () => {
       { line: ED25519, type: 'ssh-ed25519', comment: 'alice@laptop' },
       { line: ECDSA_NO_COMMENT, type: 'ecdsa-sha2-nistp256', comment: null },
     ]);
-    expect(sent().slice(0, 2).map((e) => e.execute)).toEqual(['guest-ssh-add-authorized-keys', 'guest-ssh-get-authorized-keys']);
+    expect(
+      sent()
+        .slice(0, 2)
+        .map((e) => e.execute),
+    ).toEqual(['guest-ssh-add-authorized-keys', 'guest-ssh-get-authorized-keys']);
     expect(sent()[0]!.arguments).toEqual({ username: 'root', keys: [ED25519, ECDSA_NO_COMMENT] });
 
     const removed = await call('DELETE', '/domains/web1/users/root/ssh-keys', { keys: [ED25519] });

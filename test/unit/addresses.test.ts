@@ -10,13 +10,18 @@ let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
 async function setup(config: GatewayOverrides = {}) {
-  ({ fake, gw } = await build({ domains: ['vm1', 'vm2', { name: 'vm3-noagent', agent: 'none' }, { name: 'vm4-off', state: DomainState.SHUTOFF }], config }));
+  ({ fake, gw } = await build({
+    domains: ['vm1', 'vm2', { name: 'vm3-noagent', agent: 'none' }, { name: 'vm4-off', state: DomainState.SHUTOFF }],
+    config,
+  }));
 }
 
 const addresses = (query = '') => request(gw!, 'GET', `/addresses${query}`);
 
-const nicCalls = (domain?: string) => fake!.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces' && (!domain || e.domain === domain)).length;
-const byName = (body: { domains: { name: string }[] }, name: string) => body.domains.find((d) => d.name === name) as Record<string, any> | undefined;
+const nicCalls = (domain?: string) =>
+  fake!.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces' && (!domain || e.domain === domain)).length;
+const byName = (body: { domains: { name: string }[] }, name: string) =>
+  body.domains.find((d) => d.name === name) as Record<string, any> | undefined;
 
 describe('GET /addresses', () => {
   it("lists every running domain's addresses, loopback left out, and each domain's error", async () => {
@@ -48,7 +53,9 @@ describe('GET /addresses', () => {
     await setup();
     const releases: (() => void)[] = [];
     fake!.agentHandler = (dom, cmd, t) =>
-      cmd.execute === 'guest-network-get-interfaces' ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never))) : defaultAgentHandler(dom, cmd, t);
+      cmd.execute === 'guest-network-get-interfaces'
+        ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never)))
+        : defaultAgentHandler(dom, cmd, t);
     const pending = addresses();
     await waitFor(() => releases.length === 2, 5000, 'both domains asked');
     expect(fake!.agentInFlight('vm1') + fake!.agentInFlight('vm2')).toBe(2);
@@ -59,7 +66,8 @@ describe('GET /addresses', () => {
 
   it('answers by the one deadline: a silent domain is marked deadline_exceeded, the others ok', async () => {
     await setup();
-    fake!.agentHandler = (dom, cmd, t) => (dom.name === 'vm2' && cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t));
+    fake!.agentHandler = (dom, cmd, t) =>
+      dom.name === 'vm2' && cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t);
     const { status, body } = await addresses('?timeoutMs=300');
     expect(status).toBe(200);
     expect(body.timeoutMs).toBe(300);
@@ -70,7 +78,9 @@ describe('GET /addresses', () => {
   it('passes on agent errors per domain', async () => {
     await setup();
     const handler: AgentHandler = (dom, cmd, t) =>
-      dom.name === 'vm1' && cmd.execute === 'guest-network-get-interfaces' ? { error: { class: 'GenericError', desc: 'getifaddrs failed' } } : defaultAgentHandler(dom, cmd, t);
+      dom.name === 'vm1' && cmd.execute === 'guest-network-get-interfaces'
+        ? { error: { class: 'GenericError', desc: 'getifaddrs failed' } }
+        : defaultAgentHandler(dom, cmd, t);
     fake!.agentHandler = handler;
     const { body } = await addresses();
     expect(byName(body, 'vm1')).toMatchObject({ ok: false, error: { code: 'agent_error', status: 502 } });

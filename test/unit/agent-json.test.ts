@@ -6,9 +6,20 @@ import { agentInt64, agentUint64, kernelU32 } from '../../src/agent/core/reply-i
 
 describe('parseAgentJson', () => {
   it('keeps safe integers and fractions as numbers, makes larger integers exact bigints', () => {
-    expect(parseAgentJson('{"a":1,"b":-2,"c":0.56201171875,"d":1795824062.5,"e":9007199254740991}')).toEqual({ a: 1, b: -2, c: 0.56201171875, d: 1795824062.5, e: 9007199254740991 });
+    expect(parseAgentJson('{"a":1,"b":-2,"c":0.56201171875,"d":1795824062.5,"e":9007199254740991}')).toEqual({
+      a: 1,
+      b: -2,
+      c: 0.56201171875,
+      d: 1795824062.5,
+      e: 9007199254740991,
+    });
     expect(parseAgentJson('{"return":9007199254740993}')).toEqual({ return: 9007199254740993n });
-    expect(parseAgentJson('[18446744073709551615,-9223372036854775808,1e300,12345678901234567.5]')).toEqual([18446744073709551615n, -9223372036854775808n, 1e300, 12345678901234567.5]);
+    expect(parseAgentJson('[18446744073709551615,-9223372036854775808,1e300,12345678901234567.5]')).toEqual([
+      18446744073709551615n,
+      -9223372036854775808n,
+      1e300,
+      12345678901234567.5,
+    ]);
   });
 
   it('reads what JSON.parse reads, either way it takes (a 16-digit run inside a string sends it the slow way)', () => {
@@ -29,10 +40,14 @@ describe('parseAgentJson', () => {
 
 describe('stringifyJson', () => {
   it('writes bigints as the exact integers, everything else as JSON.stringify does', () => {
-    expect(stringifyJson({ execute: 'guest-set-time', arguments: { time: 1893452400000000001n } })).toBe('{"execute":"guest-set-time","arguments":{"time":1893452400000000001}}');
+    expect(stringifyJson({ execute: 'guest-set-time', arguments: { time: 1893452400000000001n } })).toBe(
+      '{"execute":"guest-set-time","arguments":{"time":1893452400000000001}}',
+    );
     const plain = { a: [1, 'x', null, true], d: new Date(0), u: undefined, n: { m: 2.5 } };
     expect(stringifyJson(plain)).toBe(JSON.stringify(plain));
-    expect(stringifyJson({ d: new Date(0), big: 2n ** 64n - 1n, u: undefined })).toBe('{"d":"1970-01-01T00:00:00.000Z","big":18446744073709551615}');
+    expect(stringifyJson({ d: new Date(0), big: 2n ** 64n - 1n, u: undefined })).toBe(
+      '{"d":"1970-01-01T00:00:00.000Z","big":18446744073709551615}',
+    );
   });
 
   it('round-trips through parseAgentJson', () => {

@@ -10,17 +10,42 @@ import { defaultFakeHandler, FakeAgentSocket, type FakeHandler } from '../suppor
 import { FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 
-const COMMANDS = ['guest-ping', 'guest-info', 'guest-sync', 'guest-sync-delimited', 'guest-get-host-name', 'guest-network-get-interfaces', 'guest-file-open', 'guest-shutdown', 'guest-suspend-ram'];
+const COMMANDS = [
+  'guest-ping',
+  'guest-info',
+  'guest-sync',
+  'guest-sync-delimited',
+  'guest-get-host-name',
+  'guest-network-get-interfaces',
+  'guest-file-open',
+  'guest-shutdown',
+  'guest-suspend-ram',
+];
 
 /** The default fake plus a guest-info listing more, interfaces, a refusing guest-file-open and a silent suspend. */
 const handler: FakeHandler = (cmd, agent) => {
   switch (cmd.execute) {
     case 'guest-info':
-      return JSON.stringify({ return: { version: '8.0.0-fake', supported_commands: COMMANDS.map((name) => ({ name, enabled: true, 'success-response': !/shutdown|suspend/.test(name) })) } });
+      return JSON.stringify({
+        return: {
+          version: '8.0.0-fake',
+          supported_commands: COMMANDS.map((name) => ({ name, enabled: true, 'success-response': !/shutdown|suspend/.test(name) })),
+        },
+      });
     case 'guest-network-get-interfaces':
-      return JSON.stringify({ return: [{ name: 'eth0', 'hardware-address': '52:54:00:00:00:99', 'ip-addresses': [{ 'ip-address-type': 'ipv4', 'ip-address': '10.9.8.7', prefix: 24 }] }] });
+      return JSON.stringify({
+        return: [
+          {
+            name: 'eth0',
+            'hardware-address': '52:54:00:00:00:99',
+            'ip-addresses': [{ 'ip-address-type': 'ipv4', 'ip-address': '10.9.8.7', prefix: 24 }],
+          },
+        ],
+      });
     case 'guest-file-open':
-      return JSON.stringify({ error: { class: 'GenericError', desc: "failed to open file '/nope' (mode: 'r'): No such file or directory" } });
+      return JSON.stringify({
+        error: { class: 'GenericError', desc: "failed to open file '/nope' (mode: 'r'): No such file or directory" },
+      });
     case 'guest-suspend-ram':
       return null;
     default:
@@ -59,7 +84,12 @@ async function commandCount(command: string, outcome: string): Promise<number> {
   const text = (await gw!.app.inject({ method: 'GET', url: '/metrics' })).body;
   const line = text
     .split('\n')
-    .find((l) => l.startsWith('qga_gateway_agent_command_duration_seconds_count{') && l.includes(`command="${command}"`) && l.includes(`outcome="${outcome}"`));
+    .find(
+      (l) =>
+        l.startsWith('qga_gateway_agent_command_duration_seconds_count{') &&
+        l.includes(`command="${command}"`) &&
+        l.includes(`outcome="${outcome}"`),
+    );
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
@@ -71,7 +101,13 @@ async function setup(extra: Record<string, unknown> = {}) {
   libvirtd = await FakeLibvirtd.start();
   libvirtd.addDomain({ name: 'web1' });
   gw = await startTestGateway(libvirtd.uri, {
-    agentSockets: { host: 'pve', directories: [{ glob: `${dir}/*.qga`, name: 'vm{stem}' }], sockets: [{ name: 'web2', path: web2.path }], syncTimeoutMs: 500, ...extra },
+    agentSockets: {
+      host: 'pve',
+      directories: [{ glob: `${dir}/*.qga`, name: 'vm{stem}' }],
+      sockets: [{ name: 'web2', path: web2.path }],
+      syncTimeoutMs: 500,
+      ...extra,
+    },
   });
   return { a100, web2 };
 }
@@ -80,7 +116,11 @@ describe('agent-socket domains beside libvirt', () => {
   it('are listed with their host, backend and a stable UUID made from the socket path', async () => {
     const { web2 } = await setup();
     const { body } = await get('/domains');
-    expect(body.domains.map((d: { host: string; name: string; backend: string }) => `${d.host}:${d.name}:${d.backend}`)).toEqual(['pve:vm100:agent-socket', 'local:web1:libvirt', 'pve:web2:agent-socket']);
+    expect(body.domains.map((d: { host: string; name: string; backend: string }) => `${d.host}:${d.name}:${d.backend}`)).toEqual([
+      'pve:vm100:agent-socket',
+      'local:web1:libvirt',
+      'pve:web2:agent-socket',
+    ]);
     const web2Body = body.domains.find((d: { name: string }) => d.name === 'web2');
     expect(web2Body).toMatchObject({ uuid: uuidForSocket(web2.path), state: 'running', id: null, agentChannel: true });
     expect(uuidForSocket(web2.path)).toBe(uuidForSocket(web2.path));
@@ -95,7 +135,10 @@ describe('agent-socket domains beside libvirt', () => {
     const nics = await get('/domains/vm100/network-interfaces');
     expect(nics.status).toBe(200);
     expect(nics.body.domain).toMatchObject({ host: 'pve', name: 'vm100' });
-    expect(nics.body.interfaces[0]).toMatchObject({ mac: '52:54:00:00:00:99', addresses: [{ family: 'ipv4', address: '10.9.8.7', prefix: 24 }] });
+    expect(nics.body.interfaces[0]).toMatchObject({
+      mac: '52:54:00:00:00:99',
+      addresses: [{ family: 'ipv4', address: '10.9.8.7', prefix: 24 }],
+    });
     expect(a100.inputLog.slice(0, 3)).toEqual(['FF', 'guest-sync-delimited', 'guest-info']);
     expect((await get('/domains/pve:vm100/agent')).body.version).toBe('8.0.0-fake');
     // Not offered by this agent: 501 without being sent.
@@ -142,7 +185,13 @@ describe('agent-socket domains beside libvirt', () => {
     const { web2 } = await setup();
     const first = await get('/domains/web2/agent/sync', 'POST', {});
     expect(first.status).toBe(200);
-    expect(first.body).toMatchObject({ backend: 'agent-socket', command: 'guest-sync-delimited', inStep: true, discardedBytes: 0, staleReplies: 0 });
+    expect(first.body).toMatchObject({
+      backend: 'agent-socket',
+      command: 'guest-sync-delimited',
+      inStep: true,
+      discardedBytes: 0,
+      staleReplies: 0,
+    });
     web2.sendRaw(Buffer.from('{"return": 12345}\n'));
     await new Promise((r) => setTimeout(r, 50));
     const stale = await get('/domains/web2/agent/sync', 'POST', { command: 'guest-sync' });
@@ -187,7 +236,10 @@ describe('agent-socket domains beside libvirt', () => {
 describe('a gateway without libvirt', () => {
   it('serves agent sockets only, and is ready with no libvirt daemon to wait for', async () => {
     const a = await agent();
-    gw = await startTestGateway('qemu:///system', { libvirt: { enabled: false }, agentSockets: { sockets: [{ name: 'solo', path: a.path }] } });
+    gw = await startTestGateway('qemu:///system', {
+      libvirt: { enabled: false },
+      agentSockets: { sockets: [{ name: 'solo', path: a.path }] },
+    });
     expect((await get('/readyz')).status).toBe(200);
     expect((await get('/hosts')).body.hosts.map((h: { name: string }) => h.name)).toEqual(['direct']);
     expect((await get('/domains')).body.domains.map((d: { name: string }) => d.name)).toEqual(['solo']);

@@ -88,7 +88,10 @@ describe('ReplySplitter', () => {
 
   it('keeps exact multi-byte UTF-8 split between chunks', () => {
     const bytes = Buffer.from('{"s":"héllo ✓"}\n', 'utf8');
-    const frames = split(100, [...bytes].map((b) => Buffer.of(b)));
+    const frames = split(
+      100,
+      [...bytes].map((b) => Buffer.of(b)),
+    );
     expect(frames).toHaveLength(1);
     expect(frames[0]!.type === 'line' && frames[0]!.bytes.toString('utf8')).toBe('{"s":"héllo ✓"}');
   });
@@ -166,7 +169,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     // The 0xFF's error reply and the delimited answer leave together; then a handler that answers with two replies.
     agent.handler = (cmd, a) =>
       cmd.execute === 'guest-sync-delimited'
-        ? Buffer.from(`{"return": {}}\n\xff{"return": 99}\n\xff{"return": ${String(cmd.arguments?.['id'])}}\n`, 'latin1')
+        ? Buffer.from(`{"return": {}}\n\xff{"return": 99}\n\xff{"return": ${String(cmd.arguments?.id)}}\n`, 'latin1')
         : defaultFakeHandler(cmd, a);
     expect(parse(await channel.command(echo({ k: 1 }), { signal: live() }))).toEqual({ return: { k: 1 } });
     expect(channel.lastResync).toMatchObject({ staleReplies: 3, inStep: false });
@@ -178,7 +181,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     agent.handler = (cmd, a) => {
       if (cmd.execute !== 'guest-sync-delimited' || !first) return defaultFakeHandler(cmd, a);
       first = false;
-      return Buffer.from(`\xff{"return": ${String(cmd.arguments?.['id'])}}\n{"return": "not yours"}\n`, 'latin1');
+      return Buffer.from(`\xff{"return": ${String(cmd.arguments?.id)}}\n{"return": "not yours"}\n`, 'latin1');
     };
     expect(parse(await channel.command(echo({ mine: 1 }), { signal: live() }))).toEqual({ return: { mine: 1 } });
     expect(agent.inputLog).toEqual([...RESYNC, ...RESYNC, 'test-echo']);
@@ -189,7 +192,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     const garbage = 'garbage \x01\x02 not json\n{"half": ';
     agent.handler = (cmd, a) =>
       cmd.execute === 'guest-sync-delimited'
-        ? Buffer.from(`${garbage}\xff{"return": ${String(cmd.arguments?.['id'])}}\n`, 'latin1')
+        ? Buffer.from(`${garbage}\xff{"return": ${String(cmd.arguments?.id)}}\n`, 'latin1')
         : defaultFakeHandler(cmd, a);
     expect(parse(await channel.command('{"execute":"guest-ping"}', { signal: live() }))).toEqual({ return: {} });
     // The whole garbage line with its newline, plus the half reply cut by the 0xFF. The sentinel's error reply is not
@@ -201,7 +204,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     agent.delayMs = (cmd) => (cmd.client === 1 ? 150 : 0);
     const previous = await connectRaw(agent.path);
     previous.write('{"execute":"guest-sync-delimited","arguments":{"id":777}}\n{"execute":"guest-info"}\n');
-    await agent.waitFor(() => agent.received.length === 2, 2000, 'the previous client\'s commands');
+    await agent.waitFor(() => agent.received.length === 2, 2000, "the previous client's commands");
     await leaveCleanly(previous);
     const reply = parse(await channel.command(echo({ mine: true }), { signal: live() }));
     expect(reply).toEqual({ return: { mine: true } });
@@ -210,7 +213,7 @@ describe('AgentSocketChannel against a fake agent', () => {
   });
 
   it('a deadline passed: the late reply arrives during the next command and is discarded', async () => {
-    agent.delayMs = (cmd) => (cmd.arguments?.['slow'] ? 200 : 0);
+    agent.delayMs = (cmd) => (cmd.arguments?.slow ? 200 : 0);
     await channel.command('{"execute":"guest-ping"}', { signal: live() });
     const deadline = new AbortController();
     const late = channel.command(echo({ slow: true, n: 1 }), { signal: deadline.signal });
@@ -272,7 +275,7 @@ describe('AgentSocketChannel against a fake agent', () => {
   });
 
   it('runs calls one at a time, first come first served; a call aborted while waiting is never sent', async () => {
-    agent.delayMs = (cmd) => (cmd.arguments?.['n'] === 1 ? 100 : 0);
+    agent.delayMs = (cmd) => (cmd.arguments?.n === 1 ? 100 : 0);
     const order: number[] = [];
     const run = (n: number, signal: AbortSignal) =>
       channel.command(echo({ n }), { signal }).then((r) => {
@@ -285,7 +288,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     await expect(calls[2]).rejects.toThrow('client gone');
     await Promise.all([calls[0], calls[1], calls[3], calls[4]]);
     expect(order).toEqual([1, 2, 4, 5]);
-    const sent = agent.received.filter((cmd) => cmd.execute === 'test-echo').map((cmd) => cmd.arguments?.['n']);
+    const sent = agent.received.filter((cmd) => cmd.execute === 'test-echo').map((cmd) => cmd.arguments?.n);
     expect(sent).toEqual([1, 2, 4, 5]);
   });
 
@@ -293,7 +296,7 @@ describe('AgentSocketChannel against a fake agent', () => {
     // An agent answering guest-sync-delimited without the sentinel: the id matches, but the stream may still hold
     // anything before it, so the channel must not call itself in step.
     agent.handler = (cmd, a) =>
-      cmd.execute === 'guest-sync-delimited' ? JSON.stringify({ return: cmd.arguments?.['id'] }) : defaultFakeHandler(cmd, a);
+      cmd.execute === 'guest-sync-delimited' ? JSON.stringify({ return: cmd.arguments?.id }) : defaultFakeHandler(cmd, a);
     await expect(asCallerSees(channel.command('{"execute":"guest-ping"}', { signal: live() }))).rejects.toBeInstanceOf(GatewayError);
     expect(agent.inputLog).not.toContain('guest-ping');
     expect(channel.state).not.toBe('connected');
@@ -313,7 +316,7 @@ describe('AgentSocketChannel against a fake agent', () => {
   });
 
   it('sync() reports what it found (a late reply) and leaves the channel in step', async () => {
-    agent.delayMs = (cmd) => (cmd.arguments?.['slow'] ? 150 : 0);
+    agent.delayMs = (cmd) => (cmd.arguments?.slow ? 150 : 0);
     await channel.command('{"execute":"guest-ping"}', { signal: live() });
     const deadline = new AbortController();
     const late = channel.command(echo({ slow: true }), { signal: deadline.signal });
@@ -392,8 +395,7 @@ describe('AgentSocketChannel against a fake agent', () => {
   });
 
   it('close() rejects the running and waiting calls and later ones, and leaves no timers or sockets', async () => {
-    const resources = () =>
-      process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r.startsWith('Pipe') || r === 'TCPWRAP');
+    const resources = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r.startsWith('Pipe') || r === 'TCPWRAP');
     await channel.close();
     await agent.dispose();
     const before = resources();

@@ -11,7 +11,15 @@ describe('agentStatusFromXml', () => {
   });
 
   it('knows a domain without the channel, and one whose XML has no state', () => {
-    expect(agentStatusFromXml("<domain><devices><channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel></devices></domain>")).toEqual({ state: 'disconnected', channel: false });
-    expect(agentStatusFromXml('<domain><devices><channel type="unix"><target type="virtio" name="org.qemu.guest_agent.0"/></channel></devices></domain>')).toEqual({ state: 'unknown', channel: true });
+    expect(
+      agentStatusFromXml(
+        "<domain><devices><channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel></devices></domain>",
+      ),
+    ).toEqual({ state: 'disconnected', channel: false });
+    expect(
+      agentStatusFromXml(
+        '<domain><devices><channel type="unix"><target type="virtio" name="org.qemu.guest_agent.0"/></channel></devices></domain>',
+      ),
+    ).toEqual({ state: 'unknown', channel: true });
   });
 });

@@ -59,7 +59,7 @@ function expectUntouched(): void {
 }
 
 describe('the temporary file', () => {
-  it('is hidden beside its target, marked as the gateway\'s, and unguessable', () => {
+  it("is hidden beside its target, marked as the gateway's, and unguessable", () => {
     expect(tempPathFor('/etc/app.conf', () => 'abc')).toBe('/etc/.app.conf.qga-gateway-abc.tmp');
     expect(tempPathFor('C:\\data\\report.txt', () => 'abc')).toBe('C:\\data\\.report.txt.qga-gateway-abc.tmp');
     expect(tempPathFor('C:/data/report.txt', () => 'abc')).toBe('C:/data/.report.txt.qga-gateway-abc.tmp');
@@ -91,7 +91,12 @@ describe('PUT: atomic replace', () => {
     const [prog] = guest.programs;
     expect(prog!.args[0]).toBe('-c');
     expect(prog!.args[1]).not.toContain('/etc/app.conf');
-    expect(prog!.args.slice(2)).toEqual(['qga-gateway-replace', expect.stringMatching(/^\/etc\/\.app\.conf\.qga-gateway-[0-9a-f]{24}\.tmp$/), '/etc/app.conf', '12']);
+    expect(prog!.args.slice(2)).toEqual([
+      'qga-gateway-replace',
+      expect.stringMatching(/^\/etc\/\.app\.conf\.qga-gateway-[0-9a-f]{24}\.tmp$/),
+      '/etc/app.conf',
+      '12',
+    ]);
     expect(guest.leaked).toEqual([]);
     expect(gw!.audit.at(-1)).toMatchObject({ event: 'change', status: 200, effect: { atomic: true, bytesWritten: 12 } });
   });
@@ -118,7 +123,13 @@ describe('PUT: atomic replace', () => {
     expect(requestLines()[0]).toMatchObject({ statusCode: 499, clientGone: true, effect: { atomic: true } });
     expect((requestLines()[0]!.effect as { bytesWritten: number }).bytesWritten).toBeGreaterThanOrEqual(2 * CHUNK);
     await waitFor(() => gw!.audit.length === 1, 3000, 'the audit line');
-    expect(gw!.audit[0]).toMatchObject({ event: 'change', outcome: 'failed', status: 499, path: '/etc/app.conf', effect: { atomic: true } });
+    expect(gw!.audit[0]).toMatchObject({
+      event: 'change',
+      outcome: 'failed',
+      status: 499,
+      path: '/etc/app.conf',
+      effect: { atomic: true },
+    });
     expect(gw!.logs.filter((l) => Number(l.level) >= 50)).toEqual([]);
   });
 
@@ -136,7 +147,10 @@ describe('PUT: atomic replace', () => {
   it('leaves the target whole when the agent fails a write (502)', async () => {
     fresh();
     await setup();
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-write' ? { error: { class: 'GenericError', desc: 'failed to write to file: No space left on device' } } : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-write'
+        ? { error: { class: 'GenericError', desc: 'failed to write to file: No space left on device' } }
+        : undefined;
     const res = await put('/domains/web1/files/etc/app.conf', Buffer.alloc(100));
     expect(res.statusCode).toBe(502);
     expect(res.json()).toMatchObject({ code: 'agent_error', bytesWritten: 0 });
@@ -148,7 +162,8 @@ describe('PUT: atomic replace', () => {
     fresh();
     await setup({ files: { chunkTimeoutMs: 300 } });
     let writes = 0;
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-write' && writes++ === 1 ? new Promise((r) => setTimeout(() => r(undefined), 1500)) : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-write' && writes++ === 1 ? new Promise((r) => setTimeout(() => r(undefined), 1500)) : undefined;
     const res = await put('/domains/web1/files/etc/app.conf', Buffer.alloc(3 * CHUNK));
     expect(res.statusCode).toBe(504);
     await waitFor(() => guest.leaked.length === 0 && temps().length === 0, 5000, 'the clean-up');
@@ -208,7 +223,10 @@ describe('PUT: atomic replace', () => {
         guest.files.delete(a.arg[3]!);
         return { return: { pid: 99 } };
       }
-      if (cmd.execute === 'guest-exec-status' && a.pid === 99) return { return: { exited: true, exitcode: 5, 'err-data': Buffer.from("mv: can't rename: Read-only file system\n").toString('base64') } };
+      if (cmd.execute === 'guest-exec-status' && a.pid === 99)
+        return {
+          return: { exited: true, exitcode: 5, 'err-data': Buffer.from("mv: can't rename: Read-only file system\n").toString('base64') },
+        };
       return undefined;
     };
     const res = await put('/domains/web1/files/etc/app.conf', 'new');
@@ -273,9 +291,11 @@ describe('PUT: atomic replace', () => {
     await setup({ stateDir });
     let rmWorks = false;
     guest.intercept = (cmd) => {
-      if (cmd.execute === 'guest-file-write') return { error: { class: 'GenericError', desc: 'failed to write to file: Input/output error' } };
+      if (cmd.execute === 'guest-file-write')
+        return { error: { class: 'GenericError', desc: 'failed to write to file: Input/output error' } };
       const args = (cmd.arguments as { path?: string } | undefined)?.path;
-      if (cmd.execute === 'guest-exec' && args === '/bin/rm' && !rmWorks) return { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' } };
+      if (cmd.execute === 'guest-exec' && args === '/bin/rm' && !rmWorks)
+        return { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' } };
       return undefined;
     };
     const res = await put('/domains/web1/files/etc/app.conf', 'new');
@@ -284,7 +304,11 @@ describe('PUT: atomic replace', () => {
     expect(left).toMatch(/^\/etc\/\.app\.conf\.qga-gateway-/);
     expect(res.json().detail).toContain(`the temporary file ${left} could not be removed`);
     expect(guest.files.has(left)).toBe(true);
-    expect(gw!.logs.some((l) => l.msg === 'upload failed and its temporary file could not be removed; the next start tries again' && l.temp === left)).toBe(true);
+    expect(
+      gw!.logs.some(
+        (l) => l.msg === 'upload failed and its temporary file could not be removed; the next start tries again' && l.temp === left,
+      ),
+    ).toBe(true);
     expect(gw!.audit.at(-1)).toMatchObject({ effect: { leftBehind: left } });
     expect(readdirSync(join(stateDir, 'uploads')).filter((f) => f.endsWith('.json'))).toHaveLength(1);
     await gw!.close();
@@ -300,7 +324,15 @@ describe('PUT: atomic replace', () => {
   it('removes nothing at start-up but its own temporary files, whatever a record in state.dir says', async () => {
     fresh();
     const stateDir = mkdtempSync(join(tmpdir(), 'qga-state-'));
-    const forged = { host: 'local', uuid: '00000000-0000-4000-8000-000000000000', name: 'web1', domId: 1, os: 'posix' as const, target: '/etc/app.conf', startedAt: new Date().toISOString() };
+    const forged = {
+      host: 'local',
+      uuid: '00000000-0000-4000-8000-000000000000',
+      name: 'web1',
+      domId: 1,
+      os: 'posix' as const,
+      target: '/etc/app.conf',
+      startedAt: new Date().toISOString(),
+    };
     await uploadJournal(stateDir).put({ ...forged, id: 'a', temp: '/etc/app.conf' });
     await uploadJournal(stateDir).put({ ...forged, id: 'b', temp: '/etc/.app.conf.qga-gateway-0123456789abcdef01234567.tmp; rm -rf /' });
     await setup({ stateDir });
@@ -341,7 +373,8 @@ describe('PUT: atomic replace', () => {
         guest.files.delete(temp);
         return { return: { pid: 77 } };
       }
-      if (cmd.execute === 'guest-exec-status' && a.pid === 77) return { return: { exited: true, exitcode: 0, 'out-data': Buffer.from('owner\r\nmode\r\n').toString('base64') } };
+      if (cmd.execute === 'guest-exec-status' && a.pid === 77)
+        return { return: { exited: true, exitcode: 0, 'out-data': Buffer.from('owner\r\nmode\r\n').toString('base64') } };
       return undefined;
     };
     const res = await put("/domains/web1/files/C:/data/it's.txt", 'win');
@@ -359,13 +392,20 @@ describe('PUT: in place', () => {
     fresh();
     await setup();
     let writes = 0;
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-write' && writes++ === 2 ? { error: { class: 'GenericError', desc: 'failed to write to file: No space left on device' } } : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-write' && writes++ === 2
+        ? { error: { class: 'GenericError', desc: 'failed to write to file: No space left on device' } }
+        : undefined;
     const res = await put('/domains/web1/files/etc/app.conf?mode=append', Buffer.alloc(4 * CHUNK, 0x61));
     expect(res.statusCode).toBe(502);
     expect(res.json()).toMatchObject({ bytesWritten: 2 * CHUNK });
     expect(res.json().detail).toContain(`the first ${2 * CHUNK} bytes of the upload are in /etc/app.conf`);
     expect(guest.files.get('/etc/app.conf')!.length).toBe(OLD.length + 2 * CHUNK);
-    expect(gw!.logs.some((l) => l.msg === 'in-place upload stopped part way: the bytes written so far stay in the file' && l.bytesWritten === 2 * CHUNK)).toBe(true);
+    expect(
+      gw!.logs.some(
+        (l) => l.msg === 'in-place upload stopped part way: the bytes written so far stay in the file' && l.bytesWritten === 2 * CHUNK,
+      ),
+    ).toBe(true);
     expect(gw!.audit.at(-1)).toMatchObject({ effect: { atomic: false, bytesWritten: 2 * CHUNK } });
     expect(guest.programs).toEqual([]);
     expect(guest.leaked).toEqual([]);

@@ -69,12 +69,16 @@ describe('every guarded route', () => {
       expect(none.statusCode, `${o.method} ${o.url}`).toBe(401);
       expect(none.headers['www-authenticate']).toBe('Bearer realm="qga-gateway"');
       expect(none.json().code).toBe('unauthenticated');
-      for (const bad of [newToken(), 'not a token', tokens.all + 'x']) {
+      for (const bad of [newToken(), 'not a token', `${tokens.all}x`]) {
         const wrong = await call(o, bad);
         expect(wrong.statusCode, `${o.method} ${o.url}`).toBe(401);
         expect(wrong.headers['www-authenticate']).toContain('error="invalid_token"');
       }
-      const basic = await gw!.app.inject({ method: o.method as 'GET', url: o.url, headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } });
+      const basic = await gw!.app.inject({
+        method: o.method as 'GET',
+        url: o.url,
+        headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },
+      });
       expect(basic.statusCode).toBe(401);
     }
     expect(fake.agentCommandCount).toBe(0);
@@ -82,7 +86,10 @@ describe('every guarded route', () => {
 
   it('answers 403 for a token without the scope the route needs, and sends nothing to the agent', async () => {
     const scoped = Object.fromEntries(SCOPES.map((s) => [s, newToken()]));
-    await start({ mode: 'tokens', identities: SCOPES.map((s) => ({ name: `only-${s}`, tokenSha256: tokenSha256(scoped[s]!), scopes: [s] })) });
+    await start({
+      mode: 'tokens',
+      identities: SCOPES.map((s) => ({ name: `only-${s}`, tokenSha256: tokenSha256(scoped[s]!), scopes: [s] })),
+    });
     for (const o of guarded) {
       const r = await call(o, scoped[otherScope(o.permission)]);
       expect(r.statusCode, `${o.method} ${o.url}`).toBe(403);
@@ -123,7 +130,14 @@ describe('every scope but the one needed', () => {
 
   it('refuses every route to an identity holding every other scope, before any agent command', async () => {
     const tokensByRoute = new Map(guarded.map((o) => [o, newToken()]));
-    await start({ mode: 'tokens', identities: guarded.map((o, i) => ({ name: `all-but-${i}`, tokenSha256: tokenSha256(tokensByRoute.get(o)!), scopes: allBut(o.permission as Scope) })) });
+    await start({
+      mode: 'tokens',
+      identities: guarded.map((o, i) => ({
+        name: `all-but-${i}`,
+        tokenSha256: tokenSha256(tokensByRoute.get(o)!),
+        scopes: allBut(o.permission as Scope),
+      })),
+    });
     for (const o of guarded) {
       const r = await call(o, tokensByRoute.get(o));
       expect(r.statusCode, `${o.method} ${o.url}`).toBe(403);
@@ -136,18 +150,32 @@ describe('every scope but the one needed', () => {
     const cases = Object.entries(doc.paths).flatMap(([template, item]) =>
       Object.entries(item)
         .filter(([, op]) => !['public', 'admin', 'metrics'].includes(op['x-permission']))
-        .flatMap(([method, op]) => commandsOf(template, method).map((execute) => ({ execute, permission: op['x-permission'] as Scope, route: `${method.toUpperCase()} ${template}` }))),
+        .flatMap(([method, op]) =>
+          commandsOf(template, method).map((execute) => ({
+            execute,
+            permission: op['x-permission'] as Scope,
+            route: `${method.toUpperCase()} ${template}`,
+          })),
+        ),
     );
     expect(cases.length).toBeGreaterThanOrEqual(30);
     const tokenOf = Object.fromEntries(SCOPES.map((s) => [s, newToken()]));
     gw = await h.startGateway({
       rawCommands: { enabled: true },
-      auth: { mode: 'tokens', identities: SCOPES.filter((s) => s !== 'admin').map((s) => ({ name: `all-but-${s}`, tokenSha256: tokenSha256(tokenOf[s]!), scopes: allBut(s) })) } as never,
+      auth: {
+        mode: 'tokens',
+        identities: SCOPES.filter((s) => s !== 'admin').map((s) => ({
+          name: `all-but-${s}`,
+          tokenSha256: tokenSha256(tokenOf[s]!),
+          scopes: allBut(s),
+        })),
+      } as never,
     });
     // A write route also sends reads (PATCH /vcpus reads them first): its own effect is the command of its scope.
     const effects = cases.flatMap((c) => {
       // The file route reads with mode r and writes with w: open in the mode of the route's own scope.
-      const args = c.execute === 'guest-file-open' ? { path: '/tmp/x', mode: c.permission === 'files:write' ? 'w' : 'r' } : sample[c.execute];
+      const args =
+        c.execute === 'guest-file-open' ? { path: '/tmp/x', mode: c.permission === 'files:write' ? 'w' : 'r' } : sample[c.execute];
       const need = rawCommandScopes(c.execute, args);
       return need.all.includes(c.permission) ? [{ ...c, args }] : [];
     });
@@ -179,7 +207,11 @@ describe('every scope but the one needed', () => {
       expect(need.all.length + (need.any?.length ?? 0), execute).toBeGreaterThan(0);
       for (const s of need.all) expect([...permissions], `${execute} needs ${s}`).toContain(s);
       // One of `any` suffices (guest-file-close: files:read or files:write), so one of them must be a route's.
-      if (need.any) expect(need.any.some((s) => permissions.has(s)), `${execute} needs one of ${need.any.join(', ')} (routes: ${[...permissions].join(', ')})`).toBe(true);
+      if (need.any)
+        expect(
+          need.any.some((s) => permissions.has(s)),
+          `${execute} needs one of ${need.any.join(', ')} (routes: ${[...permissions].join(', ')})`,
+        ).toBe(true);
     }
   });
 });
@@ -219,7 +251,7 @@ describe('what an identity sees', () => {
   it('never writes a token into the log', async () => {
     await start();
     await call({ method: 'GET', url: '/domains/web1/agent/ping' }, tokens.all);
-    await call({ method: 'GET', url: '/domains/web1/agent/ping' }, tokens.all + 'x');
+    await call({ method: 'GET', url: '/domains/web1/agent/ping' }, `${tokens.all}x`);
     const text = JSON.stringify(gw!.logs);
     expect(text).not.toContain(tokens.all);
     expect(text).toContain('"statusCode":401');
@@ -241,7 +273,9 @@ describe('tokens and config', () => {
     expect(() => parseConfig({ listen: { host: '0.0.0.0' }, auth: { mode: 'none' } })).toThrow(/auth\.mode.*loopback/s);
     expect(parseConfig({ listen: { host: '127.0.0.1' }, auth: { mode: 'none' } }).auth.mode).toBe('none');
     expect(parseConfig({}).auth.mode).toBe('tokens');
-    expect(() => parseConfig({ auth: { identities: [{ name: 'x', tokenSha256: 'secret-token', scopes: ['read'] }] } })).toThrow(ConfigError);
+    expect(() => parseConfig({ auth: { identities: [{ name: 'x', tokenSha256: 'secret-token', scopes: ['read'] }] } })).toThrow(
+      ConfigError,
+    );
     const dup = { name: 'x', tokenSha256: 'a'.repeat(64), scopes: ['read'] };
     expect(() => parseConfig({ auth: { identities: [dup, dup] } })).toThrow(/duplicate/);
   });

@@ -52,7 +52,9 @@ describe('domain patterns', () => {
     for (const domains of [['uuid:web*'], ['uuid:'], ['Bad Host:x'], ['local:'], ['web\n1']]) {
       expect(() => parseConfig({ auth: { identities: [{ ...base, domains }] } }), JSON.stringify(domains)).toThrow(ConfigError);
     }
-    expect(parseConfig({ auth: { identities: [{ ...base, domains: ['uuid:AA*', 'local:web*', 'web*'] }] } }).auth.identities[0]!.domains).toHaveLength(3);
+    expect(
+      parseConfig({ auth: { identities: [{ ...base, domains: ['uuid:AA*', 'local:web*', 'web*'] }] } }).auth.identities[0]!.domains,
+    ).toHaveLength(3);
   });
 });
 
@@ -75,7 +77,16 @@ describe('exec env policy', () => {
     expect(() => checkExecEnv(strict, [])).not.toThrow();
     expect(() => checkExecEnv(strict, ['LANG=C'])).toThrow(GatewayError);
     expect(() => checkExecEnv(lang, ['LANG=C', 'TZ=UTC'])).not.toThrow();
-    for (const bad of [['lang=C'], ['LANG'], ['=x'], ['LANG=C', 'HOME=/root'], ['LD_PRELOAD=/x'], ['Ld_Library_Path=/x'], ['DYLD_INSERT_LIBRARIES=/x'], ['BASH_FUNC_x%%=() { id; }']]) {
+    for (const bad of [
+      ['lang=C'],
+      ['LANG'],
+      ['=x'],
+      ['LANG=C', 'HOME=/root'],
+      ['LD_PRELOAD=/x'],
+      ['Ld_Library_Path=/x'],
+      ['DYLD_INSERT_LIBRARIES=/x'],
+      ['BASH_FUNC_x%%=() { id; }'],
+    ]) {
       expect(() => checkExecEnv(lang, bad), JSON.stringify(bad)).toThrow(GatewayError);
     }
   });
@@ -83,7 +94,9 @@ describe('exec env policy', () => {
   it('the config refuses a loader or interpreter variable on an env list', () => {
     const base = { name: 'p', tokenSha256: 'a'.repeat(64), scopes: ['exec'] };
     for (const env of [['LD_PRELOAD'], ['PATH'], ['PYTHONPATH'], ['NODE_OPTIONS'], ['BASH_ENV'], ['A=B']]) {
-      expect(() => parseConfig({ auth: { identities: [{ ...base, policies: { exec: { allow: ['/bin/true'], env } } }] } }), env[0]).toThrow(ConfigError);
+      expect(() => parseConfig({ auth: { identities: [{ ...base, policies: { exec: { allow: ['/bin/true'], env } } }] } }), env[0]).toThrow(
+        ConfigError,
+      );
     }
   });
 });

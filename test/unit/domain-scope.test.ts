@@ -22,7 +22,9 @@ const lookups = () => env!.fake.callCount(RemoteProc.DOMAIN_LOOKUP_BY_NAME) + en
 
 describe('a domain route', () => {
   it('looks its domain up once per request, whether onRequest authorised it or not (no lookup cache)', async () => {
-    env = await startEnv({ patterns: { scopes: ALL, domains: ['web*'] }, everywhere: { scopes: ALL } }, [{ name: 'web1' }], { domains: { cacheTtlMs: 0 } });
+    env = await startEnv({ patterns: { scopes: ALL, domains: ['web*'] }, everywhere: { scopes: ALL } }, [{ name: 'web1' }], {
+      domains: { cacheTtlMs: 0 },
+    });
     for (const who of ['patterns', 'everywhere']) {
       for (const url of ['/domains/web1', '/domains/web1/agent/ping', '/domains/web1/hostname']) {
         const before = lookups();
@@ -52,7 +54,9 @@ describe('a domain route', () => {
     const gateway = new Gateway(parseConfig({}), log);
     const app = await buildApp(gateway, log, null);
     try {
-      expect(() => app.get('/domains/:domain/unguarded', { config: { permission: 'read' } }, async () => 'no')).toThrow(/outside a domain scope/);
+      expect(() => app.get('/domains/:domain/unguarded', { config: { permission: 'read' } }, async () => 'no')).toThrow(
+        /outside a domain scope/,
+      );
     } finally {
       await app.close();
       await gateway.close(0);

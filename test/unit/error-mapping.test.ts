@@ -13,7 +13,12 @@ describe('mapLibvirtError', () => {
     [74, 'argument unsupported: QEMU guest agent is not configured', 'agent_not_configured', 503],
     [86, 'Guest agent is not responding: QEMU guest agent is not connected', 'agent_not_connected', 503],
     [86, 'Guest agent is not responding: Guest agent not available for now', 'agent_unresponsive', 503],
-    [68, 'Timed out during operation: cannot acquire state change lock (held by agent=remoteDispatchDomainAgentCommand)', 'agent_busy', 503],
+    [
+      68,
+      'Timed out during operation: cannot acquire state change lock (held by agent=remoteDispatchDomainAgentCommand)',
+      'agent_busy',
+      503,
+    ],
     [112, 'guest agent command timed out', 'deadline_exceeded', 504],
     [9, 'operation failed: something', 'libvirt_error', 502],
   ])('libvirt code %i (%s) becomes %s', (code, message, expected, status) => {
@@ -28,9 +33,13 @@ describe('mapLibvirtError', () => {
     expect(e.code).toBe('agent_error');
     expect(e.extras.agentDesc).toBe("Invalid parameter 'pid'");
     expect(e.extras.agentClass).toBe('GenericError');
-    const nf = mapLibvirtError(lv(1, "internal error: unable to execute QEMU agent command 'guest-nope': The command guest-nope has not been found"));
+    const nf = mapLibvirtError(
+      lv(1, "internal error: unable to execute QEMU agent command 'guest-nope': The command guest-nope has not been found"),
+    );
     expect(nf.extras.agentClass).toBe('CommandNotFound');
-    const disabled = mapLibvirtError(lv(1, "internal error: unable to execute QEMU agent command 'guest-exec': Command guest-exec has been disabled"));
+    const disabled = mapLibvirtError(
+      lv(1, "internal error: unable to execute QEMU agent command 'guest-exec': Command guest-exec has been disabled"),
+    );
     expect(disabled.extras.agentClass).toBe('CommandNotFound');
   });
 

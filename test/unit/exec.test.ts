@@ -25,12 +25,23 @@ const call = (method: Method, url: string, payload?: unknown) => request(gw!, me
 describe('POST /domains/{domain}/exec', () => {
   it('sends path, args, env, stdin (base64) and capture-output, and answers 201 with the pid and a Location', async () => {
     await setup();
-    const r = await call('POST', '/domains/web1/exec', { path: '/bin/sh', args: ['-c', 'cat'], env: { A: '1', LANG: 'C' }, input: { text: 'héllo' } });
+    const r = await call('POST', '/domains/web1/exec', {
+      path: '/bin/sh',
+      args: ['-c', 'cat'],
+      env: { A: '1', LANG: 'C' },
+      input: { text: 'héllo' },
+    });
     expect(r.status).toBe(201);
     expect(r.headers.location).toBe('/domains/web1/exec/1000');
     expect(r.body).toMatchObject({ domain: { name: 'web1' }, pid: 1000, exited: false, exitCode: null, stdout: null });
     expect(sent()).toHaveLength(1);
-    expect(sent()[0]!.arguments).toEqual({ path: '/bin/sh', arg: ['-c', 'cat'], env: ['A=1', 'LANG=C'], 'input-data': Buffer.from('héllo').toString('base64'), 'capture-output': true });
+    expect(sent()[0]!.arguments).toEqual({
+      path: '/bin/sh',
+      arg: ['-c', 'cat'],
+      env: ['A=1', 'LANG=C'],
+      'input-data': Buffer.from('héllo').toString('base64'),
+      'capture-output': true,
+    });
   });
 
   it('passes base64 stdin through and leaves out what was not given', async () => {
@@ -65,18 +76,25 @@ describe('POST /domains/{domain}/exec', () => {
     expect(sent().filter((e) => e.execute === 'guest-exec-status').length).toBeGreaterThanOrEqual(1);
   });
 
-  it.each(FIXTURE_VERSIONS)('maps a program that does not exist to 404 with the agent message, and one it cannot run to 403 (qemu-ga %s wording, recorded)', async (version) => {
-    await setup();
-    agent.onExec = () => ({ error: fixtureError(version, 'host.guest-exec.missing-program') });
-    const r = await call('POST', '/domains/web1/exec', { path: '/nope' });
-    expect(r.status).toBe(404);
-    expect(r.body).toMatchObject({ code: 'file_not_found', command: 'guest-exec', agentDesc: expect.stringContaining('No such file or directory') });
-    expect(r.body.detail).toContain('Failed to execute child process');
-    agent.onExec = () => ({ error: fixtureError(version, 'host.guest-exec.not-executable') });
-    expect((await call('POST', '/domains/web1/exec', { path: '/nope' })).body.code).toBe('permission_denied');
-    agent.onExec = () => ({ error: { class: 'GenericError', desc: 'something else' } });
-    expect((await call('POST', '/domains/web1/exec', { path: '/nope' })).status).toBe(502);
-  });
+  it.each(FIXTURE_VERSIONS)(
+    'maps a program that does not exist to 404 with the agent message, and one it cannot run to 403 (qemu-ga %s wording, recorded)',
+    async (version) => {
+      await setup();
+      agent.onExec = () => ({ error: fixtureError(version, 'host.guest-exec.missing-program') });
+      const r = await call('POST', '/domains/web1/exec', { path: '/nope' });
+      expect(r.status).toBe(404);
+      expect(r.body).toMatchObject({
+        code: 'file_not_found',
+        command: 'guest-exec',
+        agentDesc: expect.stringContaining('No such file or directory'),
+      });
+      expect(r.body.detail).toContain('Failed to execute child process');
+      agent.onExec = () => ({ error: fixtureError(version, 'host.guest-exec.not-executable') });
+      expect((await call('POST', '/domains/web1/exec', { path: '/nope' })).body.code).toBe('permission_denied');
+      agent.onExec = () => ({ error: { class: 'GenericError', desc: 'something else' } });
+      expect((await call('POST', '/domains/web1/exec', { path: '/nope' })).status).toBe(502);
+    },
+  );
 
   it.each([
     ['no path', {}],
@@ -103,14 +121,24 @@ describe('POST /domains/{domain}/exec', () => {
 
   it('refuses a guest-exec command over 192 KiB of JSON (default stdin cap 128 KiB) with 413', async () => {
     await setup();
-    const over = await call('POST', '/domains/web1/exec', { path: '/bin/cat', input: { base64: Buffer.alloc(128 * 1024 + 1).toString('base64') } });
+    const over = await call('POST', '/domains/web1/exec', {
+      path: '/bin/cat',
+      input: { base64: Buffer.alloc(128 * 1024 + 1).toString('base64') },
+    });
     expect(over.status).toBe(413);
     expect(over.body.detail).toMatch(/exec.maxInputBytes/);
-    const atCap = await call('POST', '/domains/web1/exec', { path: '/bin/cat', input: { base64: Buffer.alloc(128 * 1024).toString('base64') }, args: ['x'.repeat(30_000)] });
+    const atCap = await call('POST', '/domains/web1/exec', {
+      path: '/bin/cat',
+      input: { base64: Buffer.alloc(128 * 1024).toString('base64') },
+      args: ['x'.repeat(30_000)],
+    });
     expect(atCap.status).toBe(413);
     expect(atCap.body.detail).toMatch(/qemu-ga 7.2/);
     expect(sent()).toHaveLength(0);
-    expect((await call('POST', '/domains/web1/exec', { path: '/bin/cat', input: { base64: Buffer.alloc(128 * 1024).toString('base64') } })).status).toBe(201);
+    expect(
+      (await call('POST', '/domains/web1/exec', { path: '/bin/cat', input: { base64: Buffer.alloc(128 * 1024).toString('base64') } }))
+        .status,
+    ).toBe(201);
   });
 
   it('answers 501 when the agent does not offer guest-exec', async () => {
@@ -166,19 +194,23 @@ describe('GET /domains/{domain}/exec/{pid}', () => {
     expect(r.body).toMatchObject({ exited: true, exitCode: 0, stdout: { encoding: 'text', data: 'done' } });
   });
 
-  it.each(FIXTURE_VERSIONS)("answers 404 process_not_found for a pid the agent does not know (qemu-ga %s's wording, recorded)", async (version) => {
-    await setup({}, version);
-    const r = await call('GET', '/domains/web1/exec/4242');
-    expect(r.body.agentDesc).toBe(fixtureError(version, 'host.guest-exec-status.unknown-pid').desc);
-    expect(r.status).toBe(404);
-    expect(r.body).toMatchObject({ code: 'process_not_found', command: 'guest-exec-status', domain: 'web1' });
-  });
+  it.each(FIXTURE_VERSIONS)(
+    "answers 404 process_not_found for a pid the agent does not know (qemu-ga %s's wording, recorded)",
+    async (version) => {
+      await setup({}, version);
+      const r = await call('GET', '/domains/web1/exec/4242');
+      expect(r.body.agentDesc).toBe(fixtureError(version, 'host.guest-exec-status.unknown-pid').desc);
+      expect(r.status).toBe(404);
+      expect(r.body).toMatchObject({ code: 'process_not_found', command: 'guest-exec-status', domain: 'web1' });
+    },
+  );
 
   it('answers 502 agent_reply_too_large when libvirt cannot carry the reply, and the same again (the agent reaped it)', async () => {
     await setup();
     await call('POST', '/domains/web1/exec', { path: '/bin/big' });
     const base = agent.handler;
-    fake!.agentHandler = (dom, cmd, t) => (cmd.execute === 'guest-exec-status' ? { libvirtError: { code: 39, message: 'Unable to encode message payload' } } : base(dom, cmd, t));
+    fake!.agentHandler = (dom, cmd, t) =>
+      cmd.execute === 'guest-exec-status' ? { libvirtError: { code: 39, message: 'Unable to encode message payload' } } : base(dom, cmd, t);
     const r = await call('GET', '/domains/web1/exec/1000');
     expect(r.status).toBe(502);
     expect(r.body).toMatchObject({ code: 'agent_reply_too_large', command: 'guest-exec-status' });

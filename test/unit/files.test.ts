@@ -18,7 +18,11 @@ let guest: FakeGuestFiles;
 
 async function setup(files: Record<string, unknown> = {}) {
   guest = new FakeGuestFiles();
-  ({ fake, gw } = await build({ domains: ['web1'], agent: guest.handler, config: { files: { chunkBytes: CHUNK, writeChunkBytes: CHUNK, ...files }, agent: { abandonGraceMs: 200 } } }));
+  ({ fake, gw } = await build({
+    domains: ['web1'],
+    agent: guest.handler,
+    config: { files: { chunkBytes: CHUNK, writeChunkBytes: CHUNK, ...files }, agent: { abandonGraceMs: 200 } },
+  }));
   return gw;
 }
 
@@ -119,7 +123,10 @@ describe('GET /domains/{domain}/files/{path}', () => {
   it('streams a file whose size the guest cannot tell, without Content-Length', async () => {
     await setup();
     guest.files.set('/proc/cpuinfo', Buffer.from('processor : 0\n'));
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-seek' && (cmd.arguments as { whence: string }).whence === 'end' ? { error: { class: 'GenericError', desc: 'failed to seek file: Invalid argument' } } : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-seek' && (cmd.arguments as { whence: string }).whence === 'end'
+        ? { error: { class: 'GenericError', desc: 'failed to seek file: Invalid argument' } }
+        : undefined;
     const res = await inject({ method: 'GET', url: '/domains/web1/files/proc/cpuinfo', headers: { range: 'bytes=0-1' } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-length']).toBeUndefined();
@@ -132,7 +139,10 @@ describe('GET /domains/{domain}/files/{path}', () => {
     guest.denied.add('/root/secret');
     const missing = await inject({ method: 'GET', url: '/domains/web1/files/no/such/file' });
     expect(missing.statusCode).toBe(404);
-    expect(missing.json()).toMatchObject({ code: 'file_not_found', agentDesc: "failed to open file '/no/such/file' (mode: 'r'): No such file or directory" });
+    expect(missing.json()).toMatchObject({
+      code: 'file_not_found',
+      agentDesc: "failed to open file '/no/such/file' (mode: 'r'): No such file or directory",
+    });
     const denied = await inject({ method: 'GET', url: '/domains/web1/files/root/secret' });
     expect(denied.statusCode).toBe(403);
     expect(denied.json().code).toBe('permission_denied');
@@ -169,16 +179,21 @@ describe('GET /domains/{domain}/files/{path}', () => {
     await setup();
     guest.files.set('/f', allBytes(4 * CHUNK));
     let reads = 0;
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-read' && ++reads === 2 ? { error: { class: 'GenericError', desc: 'failed to read file: Input/output error' } } : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-read' && ++reads === 2
+        ? { error: { class: 'GenericError', desc: 'failed to read file: Input/output error' } }
+        : undefined;
     const port = await listen();
     const outcome = await new Promise<string>((resolve) => {
-      http.get(`http://127.0.0.1:${port}/domains/web1/files/f`, (res) => {
-        let n = 0;
-        res.on('data', (c: Buffer) => (n += c.length));
-        res.on('end', () => resolve(`ended after ${n}`));
-        res.on('error', () => resolve('broken'));
-        res.on('aborted', () => resolve('broken'));
-      }).on('error', () => resolve('broken'));
+      http
+        .get(`http://127.0.0.1:${port}/domains/web1/files/f`, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(`ended after ${n}`));
+          res.on('error', () => resolve('broken'));
+          res.on('aborted', () => resolve('broken'));
+        })
+        .on('error', () => resolve('broken'));
     });
     expect(outcome).toBe('broken');
     await waitFor(() => guest.leaked.length === 0, 3000, 'the handle to close');
@@ -226,14 +241,19 @@ describe('GET /domains/{domain}/files/{path}', () => {
     await setup();
     guest.files.set('/f', allBytes(3 * CHUNK));
     let reads = 0;
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-read' && ++reads === 2 ? new Promise((r) => setTimeout(() => r({ return: { count: 0, 'buf-b64': '', eof: true } }), 1500)) : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-read' && ++reads === 2
+        ? new Promise((r) => setTimeout(() => r({ return: { count: 0, 'buf-b64': '', eof: true } }), 1500))
+        : undefined;
     const port = await listen();
     const outcome = await new Promise<string>((resolve) => {
-      http.get(`http://127.0.0.1:${port}/domains/web1/files/f?timeoutMs=300`, (res) => {
-        res.on('data', () => {});
-        res.on('end', () => resolve('ended'));
-        res.on('error', () => resolve('broken'));
-      }).on('error', () => resolve('broken'));
+      http
+        .get(`http://127.0.0.1:${port}/domains/web1/files/f?timeoutMs=300`, (res) => {
+          res.on('data', () => {});
+          res.on('end', () => resolve('ended'));
+          res.on('error', () => resolve('broken'));
+        })
+        .on('error', () => resolve('broken'));
     });
     expect(outcome).toBe('broken');
     await waitFor(() => guest.leaked.length === 0, 5000, 'the handle to close');
@@ -281,11 +301,24 @@ describe('PUT /domains/{domain}/files/{path}', () => {
   it('round-trips every byte value through upload and download', async () => {
     await setup();
     const content = allBytes(5 * CHUNK + 777);
-    const put = await inject({ method: 'PUT', url: '/domains/web1/files/tmp/up.bin', payload: content, headers: { 'content-type': 'application/octet-stream' } });
+    const put = await inject({
+      method: 'PUT',
+      url: '/domains/web1/files/tmp/up.bin',
+      payload: content,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(put.statusCode).toBe(200);
-    expect(put.json()).toMatchObject({ domain: { name: 'web1' }, path: '/tmp/up.bin', mode: 'truncate', offset: null, bytesWritten: content.length });
+    expect(put.json()).toMatchObject({
+      domain: { name: 'web1' },
+      path: '/tmp/up.bin',
+      mode: 'truncate',
+      offset: null,
+      bytesWritten: content.length,
+    });
     expect(guest.files.get('/tmp/up.bin')!.equals(content)).toBe(true);
-    const writes = fake!.agentLog.filter((e) => e.execute === 'guest-file-write').map((e) => Buffer.from((e.arguments as { 'buf-b64': string })['buf-b64'], 'base64').length);
+    const writes = fake!.agentLog
+      .filter((e) => e.execute === 'guest-file-write')
+      .map((e) => Buffer.from((e.arguments as { 'buf-b64': string })['buf-b64'], 'base64').length);
     expect(writes).toEqual([CHUNK, CHUNK, CHUNK, CHUNK, CHUNK, 777]);
     expect(fileCommands().slice(-2)).toEqual(['guest-file-flush', 'guest-file-close']);
     const get = await inject({ method: 'GET', url: '/domains/web1/files/tmp/up.bin' });
@@ -295,7 +328,10 @@ describe('PUT /domains/{domain}/files/{path}', () => {
 
   it('takes any content type, and none, as raw bytes', async () => {
     await setup();
-    for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/json' }, {}] as Record<string, string>[]) {
+    for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/json' }, {}] as Record<
+      string,
+      string
+    >[]) {
       const res = await inject({ method: 'PUT', url: '/domains/web1/files/tmp/t', payload: '{"a":1}&b', headers });
       expect(res.statusCode, JSON.stringify(headers)).toBe(200);
       expect(guest.files.get('/tmp/t')!.toString()).toBe('{"a":1}&b');
@@ -364,7 +400,10 @@ describe('PUT /domains/{domain}/files/{path}', () => {
 
   it('answers the agent error of a failed write and closes the handle', async () => {
     await setup();
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-write' ? { error: { class: 'GenericError', desc: 'failed to write to file: No space left on device' } } : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-write'
+        ? { error: { class: 'GenericError', desc: 'failed to write to file: No space left on device' } }
+        : undefined;
     const res = await inject({ method: 'PUT', url: '/domains/web1/files/tmp/full', payload: Buffer.alloc(100) });
     expect(res.statusCode).toBe(502);
     expect(res.json()).toMatchObject({ code: 'agent_error', agentDesc: 'failed to write to file: No space left on device' });
@@ -378,7 +417,9 @@ describe('closing while the guest is frozen', () => {
     guest.files.set('/f', Buffer.from('data'));
     let refusals = 0;
     guest.intercept = (cmd) =>
-      cmd.execute === 'guest-file-close' && refusals++ < 1 ? { error: { class: 'CommandNotFound', desc: 'Command guest-file-close has been disabled' } } : undefined;
+      cmd.execute === 'guest-file-close' && refusals++ < 1
+        ? { error: { class: 'CommandNotFound', desc: 'Command guest-file-close has been disabled' } }
+        : undefined;
     const res = await inject({ method: 'GET', url: '/domains/web1/files/f' });
     expect(res.statusCode).toBe(200);
     expect(res.payload).toBe('data');
@@ -391,7 +432,10 @@ describe('closing while the guest is frozen', () => {
     await setup();
     guest.files.set('/f', Buffer.from('data'));
     let frozen = true;
-    guest.intercept = (cmd) => (cmd.execute === 'guest-file-close' && frozen ? { error: { class: 'CommandNotFound', desc: 'Command guest-file-close has been disabled' } } : undefined);
+    guest.intercept = (cmd) =>
+      cmd.execute === 'guest-file-close' && frozen
+        ? { error: { class: 'CommandNotFound', desc: 'Command guest-file-close has been disabled' } }
+        : undefined;
     await inject({ method: 'GET', url: '/domains/web1/files/f' });
     expect(guest.leaked).toHaveLength(1);
     frozen = false;
@@ -407,7 +451,9 @@ describe('chunks, paths and sharing the agent', () => {
     const content = allBytes(300 * 1024);
     const res = await inject({ method: 'PUT', url: '/domains/web1/files/tmp/w', payload: content });
     expect(res.statusCode).toBe(200);
-    const writes = fake!.agentLog.filter((e) => e.execute === 'guest-file-write').map((e) => Buffer.from((e.arguments as { 'buf-b64': string })['buf-b64'], 'base64').length);
+    const writes = fake!.agentLog
+      .filter((e) => e.execute === 'guest-file-write')
+      .map((e) => Buffer.from((e.arguments as { 'buf-b64': string })['buf-b64'], 'base64').length);
     expect(writes).toEqual([131072, 131072, 300 * 1024 - 262144]);
     expect(guest.files.get('/tmp/w')!.equals(content)).toBe(true);
   });
@@ -438,7 +484,14 @@ describe('chunks, paths and sharing the agent', () => {
 describe('files config', () => {
   it('refuses chunk sizes the agent or libvirt cannot carry', async () => {
     const { parseConfig } = await import('../../src/config/load.js');
-    expect(parseConfig({}).files).toEqual({ chunkBytes: 1048576, writeChunkBytes: 131072, maxUploadBytes: 1073741824, chunkTimeoutMs: 30000, closeTimeoutMs: 10000, closeRetryMs: 330000 });
+    expect(parseConfig({}).files).toEqual({
+      chunkBytes: 1048576,
+      writeChunkBytes: 131072,
+      maxUploadBytes: 1073741824,
+      chunkTimeoutMs: 30000,
+      closeTimeoutMs: 10000,
+      closeRetryMs: 330000,
+    });
     expect(() => parseConfig({ files: { chunkBytes: 2 * 1024 * 1024 + 1 } })).toThrow();
     expect(() => parseConfig({ files: { writeChunkBytes: 128 * 1024 + 1 } })).toThrow();
   });

@@ -40,7 +40,12 @@ async function startFake(observe?: (cmd: string) => void) {
     return inner(dom, cmd, timeout);
   };
   // The state dirs go once the gateways have closed (they write to them until then).
-  h = await build({ domains: ['vm1'], agent: handler, gateway: false, after: () => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })) });
+  h = await build({
+    domains: ['vm1'],
+    agent: handler,
+    gateway: false,
+    after: () => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })),
+  });
   fake = h.fake;
 }
 
@@ -58,7 +63,7 @@ const logged = (msg: string) => gw!.logs.filter((l) => l.msg === msg);
 
 /** Where the journal keeps a domain's freeze: state.dir/freezes/<sha256(host/uuid), 32 hex>.json. */
 function recordFile(stateDir: string, uuid: string, host = 'local'): string {
-  return join(stateDir, 'freezes', createHash('sha256').update(`${host}/${uuid}`).digest('hex').slice(0, 32) + '.json');
+  return join(stateDir, 'freezes', `${createHash('sha256').update(`${host}/${uuid}`).digest('hex').slice(0, 32)}.json`);
 }
 
 function readRecord(file: string): FreezeRecord {
@@ -115,7 +120,16 @@ describe('recording freezes', () => {
     const r = await call('POST', '/domains/vm1/fsfreeze', { thawAfterMs: 60_000 });
     expect(r.status).toBe(200);
     const { frozenAt, autoThawAt } = r.body.heldByGateway;
-    const expected: FreezeRecord = { id: `local/${dom.uuid}`, host: 'local', uuid: dom.uuid, name: 'vm1', domId: dom.id, mountpoints: null, frozenAt, thawAt: autoThawAt };
+    const expected: FreezeRecord = {
+      id: `local/${dom.uuid}`,
+      host: 'local',
+      uuid: dom.uuid,
+      name: 'vm1',
+      domId: dom.id,
+      mountpoints: null,
+      frozenAt,
+      thawAt: autoThawAt,
+    };
     expect(dom.id).toBeGreaterThan(0);
     expect(seenAtFreeze).toEqual(expected);
     expect(readRecord(file)).toEqual(expected);
@@ -203,12 +217,17 @@ describe('recovering freezes at start-up', () => {
     expect(existsSync(file)).toBe(true);
 
     await startGateway(stateDir);
-    expect(logged('freeze journal: freeze held again until its deadline')).toMatchObject([{ domain: 'vm1', uuid: record.uuid, overdue: false }]);
+    expect(logged('freeze journal: freeze held again until its deadline')).toMatchObject([
+      { domain: 'vm1', uuid: record.uuid, overdue: false },
+    ]);
     expect(held()).toBe(1);
 
     const status = await call('GET', '/domains/vm1/fsfreeze');
     expect(status.status).toBe(200);
-    expect(status.body).toMatchObject({ status: 'frozen', heldByGateway: { frozenAt: record.frozenAt, autoThawAt: record.thawAt, mountpoints: null, blocking: true } });
+    expect(status.body).toMatchObject({
+      status: 'frozen',
+      heldByGateway: { frozenAt: record.frozenAt, autoThawAt: record.thawAt, mountpoints: null, blocking: true },
+    });
     const nic = await call('GET', '/domains/vm1/network-interfaces');
     expect(nic.status).toBe(409);
     expect(nic.body.code).toBe('state_conflict');
@@ -295,12 +314,18 @@ describe('recovering freezes at start-up', () => {
   it('drops a record whose domain no longer exists, without sending anything', async () => {
     await startFake();
     const stateDir = tempDir();
-    const record = recordFor('vm1', 60_000, { uuid: '11111111-2222-4333-8444-555555555555', id: 'local/11111111-2222-4333-8444-555555555555', name: 'gone' });
+    const record = recordFor('vm1', 60_000, {
+      uuid: '11111111-2222-4333-8444-555555555555',
+      id: 'local/11111111-2222-4333-8444-555555555555',
+      name: 'gone',
+    });
     await freezeJournal(stateDir).put(record);
     const file = recordFile(stateDir, record.uuid);
     expect(existsSync(file)).toBe(true);
     await startGateway(stateDir);
-    expect(logged('freeze journal: record dropped')).toMatchObject([{ uuid: record.uuid, domain: 'gone', why: 'the domain no longer exists' }]);
+    expect(logged('freeze journal: record dropped')).toMatchObject([
+      { uuid: record.uuid, domain: 'gone', why: 'the domain no longer exists' },
+    ]);
     await waitFor(() => !existsSync(file), 5000, 'the record removed');
     expect(held()).toBe(0);
     expect(sent()).toEqual([]);
@@ -344,7 +369,9 @@ describe('recovering freezes at start-up', () => {
     writeFileSync(corrupt, '{"id": "local/x", "host": ');
     await startGateway(stateDir);
 
-    const lines = logged('freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand');
+    const lines = logged(
+      'freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand',
+    );
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 50, file: corrupt });
     const keptAs = String(lines[0]!.keptAs);
@@ -363,7 +390,9 @@ describe('the deadline thaw failing', () => {
     await startFake();
     await startGateway();
     const file = recordFile(gw!.gateway.config.state.dir, fake!.domain('vm1').uuid);
-    agent.overrides.set('guest-fsfreeze-thaw', { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' } });
+    agent.overrides.set('guest-fsfreeze-thaw', {
+      libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' },
+    });
     expect((await call('POST', '/domains/vm1/fsfreeze', { thawAfterMs: 100 })).body.status).toBe('frozen');
     const failures = () => logged('freeze deadline passed: thaw failed; retrying');
     await waitFor(() => failures().length >= 2, 6_000, 'two failed thaws');
@@ -416,11 +445,15 @@ describe('graceful shutdown', () => {
     const frozen = await call('POST', '/domains/vm1/fsfreeze', { thawAfterMs: 300_000 });
     expect(frozen.status).toBe(200);
     const before = readRecord(file);
-    agent.overrides.set('guest-fsfreeze-thaw', { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' } });
+    agent.overrides.set('guest-fsfreeze-thaw', {
+      libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' },
+    });
     const first = gw!;
     await first.close();
     gw = null;
-    expect(first.logs.filter((l) => l.msg === 'shutting down: thaw failed; its record stays in the journal for the next start')).toHaveLength(1);
+    expect(
+      first.logs.filter((l) => l.msg === 'shutting down: thaw failed; its record stays in the journal for the next start'),
+    ).toHaveLength(1);
     expect(agent.frozen.get('vm1')).toBe(true);
     expect(readRecord(file)).toEqual(before);
 

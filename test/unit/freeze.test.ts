@@ -26,7 +26,11 @@ describe('GET/POST/DELETE /domains/{domain}/fsfreeze', () => {
     await setup();
     const r = await call('GET', '/domains/vm1/fsfreeze');
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: { host: 'local', name: 'vm1', uuid: fake!.domain('vm1').uuid }, status: 'thawed', heldByGateway: null });
+    expect(r.body).toEqual({
+      domain: { host: 'local', name: 'vm1', uuid: fake!.domain('vm1').uuid },
+      status: 'thawed',
+      heldByGateway: null,
+    });
     expect(sent()).toEqual(['guest-fsfreeze-status']);
   });
 
@@ -52,7 +56,14 @@ describe('GET/POST/DELETE /domains/{domain}/fsfreeze', () => {
     expect(thawed.body).toMatchObject({ thawedFileSystems: 2, status: 'thawed' });
     expect((await call('GET', '/domains/vm1/network-interfaces')).status).toBe(200);
     // Nothing refused by the guard ever reached the agent.
-    expect(sent()).toEqual(['guest-fsfreeze-freeze', 'guest-fsfreeze-status', 'guest-ping', 'guest-fsfreeze-status', 'guest-fsfreeze-thaw', 'guest-network-get-interfaces']);
+    expect(sent()).toEqual([
+      'guest-fsfreeze-freeze',
+      'guest-fsfreeze-status',
+      'guest-ping',
+      'guest-fsfreeze-status',
+      'guest-fsfreeze-thaw',
+      'guest-network-get-interfaces',
+    ]);
   });
 
   it('thaws by itself when the deadline passes, with no client call', async () => {
@@ -67,7 +78,9 @@ describe('GET/POST/DELETE /domains/{domain}/fsfreeze', () => {
   it('retries the deadline thaw when the agent is briefly unavailable', async () => {
     await setup();
     await call('POST', '/domains/vm1/fsfreeze', { thawAfterMs: 100 });
-    agent.overrides.set('guest-fsfreeze-thaw', { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' } });
+    agent.overrides.set('guest-fsfreeze-thaw', {
+      libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent not available for now' },
+    });
     await waitFor(() => gw!.logs.some((l) => l.msg === 'freeze deadline passed: thaw failed; retrying'), 5000, 'a failed thaw');
     agent.overrides.delete('guest-fsfreeze-thaw');
     await waitFor(() => held() === 0, 10_000, 'the retried thaw');

@@ -30,7 +30,9 @@ function plausibleAgent(): AgentHandler {
   const facts = guestFactsAgent(fakeGuestState());
   const ops = operationsAgent();
   const factCommands = new Set<string>(GUEST_FACT_COMMANDS);
-  const opsCommands = new Set<string>(OPERATIONS_COMMANDS.filter((c) => !['guest-info', 'guest-ping', 'guest-sync', 'guest-sync-delimited'].includes(c)));
+  const opsCommands = new Set<string>(
+    OPERATIONS_COMMANDS.filter((c) => !['guest-info', 'guest-ping', 'guest-sync', 'guest-sync-delimited'].includes(c)),
+  );
   return async (dom, cmd, timeout) => {
     if (cmd.execute === 'guest-info') {
       const names = new Set<string>();
@@ -39,7 +41,12 @@ function plausibleAgent(): AgentHandler {
         for (const c of info.return.supported_commands) names.add(c.name);
       }
       const noReply = (n: string) => /^guest-(shutdown|suspend-)/.test(n);
-      return { return: { version: '10.0.2', supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': !noReply(name) })) } };
+      return {
+        return: {
+          version: '10.0.2',
+          supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': !noReply(name) })),
+        },
+      };
     }
     if (cmd.execute.startsWith('guest-file-')) return files.handler(dom, cmd, timeout);
     if (factCommands.has(cmd.execute)) return facts(dom, cmd, timeout);
@@ -90,7 +97,8 @@ async function fuzz(gw: TestGateway, headers: Record<string, string>, list = req
       continue;
     }
     const code = (res.json() as { code?: unknown }).code;
-    if (typeof code !== 'string' || ERROR_STATUS[code as ErrorCode] !== res.statusCode) fail(`code ${String(code)} does not match the status`);
+    if (typeof code !== 'string' || ERROR_STATUS[code as ErrorCode] !== res.statusCode)
+      fail(`code ${String(code)} does not match the status`);
     else if (INPUT_CODES.has(code) && sent.length) fail(`refused input, yet the agent received ${sent.join(', ')}`);
   }
   return failures;

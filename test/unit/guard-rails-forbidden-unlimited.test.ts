@@ -18,13 +18,18 @@ describe('403 refusals and the per-identity rate limit', () => {
       // Alternately: a domain it may not touch (after a libvirt lookup), a name that does not exist (a lookup each
       // time), and a route whose scope it lacks.
       const url = i % 3 === 0 ? '/domains/db1/agent/ping' : i % 3 === 1 ? `/domains/probe-${i}/agent/ping` : '/domains/web1/exec';
-      statuses.push((await env.call(env.tokens.low!, i % 3 === 2 ? 'POST' : 'GET', url, i % 3 === 2 ? { path: '/bin/true' } : undefined)).status);
+      statuses.push(
+        (await env.call(env.tokens.low!, i % 3 === 2 ? 'POST' : 'GET', url, i % 3 === 2 ? { path: '/bin/true' } : undefined)).status,
+      );
     }
     const lookups = env.fake.callCount(RemoteProc.DOMAIN_LOOKUP_BY_NAME) - lookupsBefore;
     const audited = env.gw.audit.filter((l) => l.event === 'denied').length;
     // With max 5 per window, most of the 40 must have been answered 429, without a lookup or an audit line each.
     const seen = `${statuses.filter((s) => s === 429).length} x 429, ${lookups} lookups, ${audited} audit lines`;
-    expect({ limited: statuses.filter((s) => s === 429).length >= 30, lookupsAtMost10: lookups <= 10, auditedAtMost10: audited <= 10 }, seen).toEqual({
+    expect(
+      { limited: statuses.filter((s) => s === 429).length >= 30, lookupsAtMost10: lookups <= 10, auditedAtMost10: audited <= 10 },
+      seen,
+    ).toEqual({
       limited: true,
       lookupsAtMost10: true,
       auditedAtMost10: true,

@@ -30,7 +30,9 @@ describe('loader and interpreter variables', () => {
   });
 
   it('cannot be listed in policies.exec.env', () => {
-    const accepted = Object.keys(CODE_LOADING).filter((n) => policiesConfigSchema.safeParse({ exec: { allow: ['/usr/bin/git'], env: [n] } }).success);
+    const accepted = Object.keys(CODE_LOADING).filter(
+      (n) => policiesConfigSchema.safeParse({ exec: { allow: ['/usr/bin/git'], env: [n] } }).success,
+    );
     expect(accepted).toEqual([]);
   });
 });

@@ -33,7 +33,13 @@ describe('no 5xx from the new checks', () => {
         // 502: the fake agent refused what the gateway passed on; acceptable. 500/503: not.
         if (r.status === 500 || r.status === 503) bad.push(`${execute} ${JSON.stringify(args)} -> ${r.status} ${r.body}`);
       }
-      for (const url of ['/domains/web1/exec/2147483648', '/domains/web1/exec/-1', '/domains/web1/exec/1e3', '/domains/web1/exec/0x10', '/domains/web1/exec/%20']) {
+      for (const url of [
+        '/domains/web1/exec/2147483648',
+        '/domains/web1/exec/-1',
+        '/domains/web1/exec/1e3',
+        '/domains/web1/exec/0x10',
+        '/domains/web1/exec/%20',
+      ]) {
         const r = await env.call(env.tokens.root!, 'GET', url);
         if (r.status >= 500) bad.push(`${url} -> ${r.status}`);
       }
@@ -45,12 +51,20 @@ describe('no 5xx from the new checks', () => {
     env = await startEnv({ fenced: { scopes: [...SCOPES], policies: { files: { read: { allow: ['/srv/**'] } } } } });
     env.files.files.set('/srv/ok/a.txt', Buffer.from('ok'));
     env.files.files.set('/etc/shadow', Buffer.from('root:x'));
-    const post = (text: string) => env!.call(env!.tokens.fenced!, 'POST', '/domains/web1/agent/commands', text, { 'content-type': 'application/json' });
+    const post = (text: string) =>
+      env!.call(env!.tokens.fenced!, 'POST', '/domains/web1/agent/commands', text, { 'content-type': 'application/json' });
     // The gateway parses once and re-serialises what it checked: the last duplicate wins for both.
     expect((await post('{"execute":"guest-file-open","arguments":{"path":"/srv/ok/a.txt","path":"/etc/shadow"}}')).status).toBe(403);
-    expect((await post('{"execute":"guest-file-open","arguments":{"path":"/srv/ok/a.txt"},"arguments":{"path":"/etc/shadow"}}')).status).toBe(403);
-    expect((await post('{"execute":"guest-file-open","arguments":{"__proto__":{"path":"/srv/ok/a.txt"},"path":"/etc/shadow"}}')).status).toBe(400);
-    expect((await post('{"execute":"guest-file-open","arguments":{"constructor":{"prototype":{"path":"/srv/ok/a.txt"}},"path":"/etc/shadow"}}')).status).toBe(400);
+    expect(
+      (await post('{"execute":"guest-file-open","arguments":{"path":"/srv/ok/a.txt"},"arguments":{"path":"/etc/shadow"}}')).status,
+    ).toBe(403);
+    expect(
+      (await post('{"execute":"guest-file-open","arguments":{"__proto__":{"path":"/srv/ok/a.txt"},"path":"/etc/shadow"}}')).status,
+    ).toBe(400);
+    expect(
+      (await post('{"execute":"guest-file-open","arguments":{"constructor":{"prototype":{"path":"/srv/ok/a.txt"}},"path":"/etc/shadow"}}'))
+        .status,
+    ).toBe(400);
     expect(env.sent()).toEqual([]);
   });
 });

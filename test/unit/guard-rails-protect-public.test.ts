@@ -15,7 +15,8 @@ describe('auth.protectPublic', () => {
     const open: string[] = [];
     for (const url of ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/static/index.html']) {
       const r = await env.call(null, 'GET', url);
-      if (r.status !== 401) open.push(`${url} -> ${r.status}${url === '/docs/json' ? ` (${r.body.length} bytes, openapi ${JSON.parse(r.body).openapi})` : ''}`);
+      if (r.status !== 401)
+        open.push(`${url} -> ${r.status}${url === '/docs/json' ? ` (${r.body.length} bytes, openapi ${JSON.parse(r.body).openapi})` : ''}`);
     }
     expect(open).toEqual([]);
   });

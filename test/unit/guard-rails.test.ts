@@ -29,16 +29,25 @@ async function call(token: string, method: 'GET' | 'PUT' | 'POST', url: string, 
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (method === 'PUT') headers['content-type'] = 'application/octet-stream';
   const res = await gw.app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
-  return { status: res.statusCode, body: res.body, json: () => res.json() as { code: string; detail: string; pid?: number; return?: unknown } };
+  return {
+    status: res.statusCode,
+    body: res.body,
+    json: () => res.json() as { code: string; detail: string; pid?: number; return?: unknown },
+  };
 }
 
-const raw = (token: string, execute: string, args?: object) => call(token, 'POST', '/domains/web1/agent/commands', { execute, ...(args ? { arguments: args } : {}) });
+const raw = (token: string, execute: string, args?: object) =>
+  call(token, 'POST', '/domains/web1/agent/commands', { execute, ...(args ? { arguments: args } : {}) });
 const sent = () => fake.agentLog.map((e) => e.execute).filter((c) => c !== 'guest-info');
 
 describe('domain patterns match only what they name', () => {
-  it("a name glob never matches a UUID, another case, or the host part of host:name", async () => {
+  it('a name glob never matches a UUID, another case, or the host part of host:name', async () => {
     const tokens = await start(
-      { a: { scopes: ['read'], domains: ['a*'] }, exact: { scopes: ['read'], domains: ['a1'] }, host: { scopes: ['read'], domains: ['loc*'] } },
+      {
+        a: { scopes: ['read'], domains: ['a*'] },
+        exact: { scopes: ['read'], domains: ['a1'] },
+        host: { scopes: ['read'], domains: ['loc*'] },
+      },
       [
         { name: 'a1', uuid: '0b000000-0000-4000-8000-000000000001' },
         { name: 'A1', uuid: '0c000000-0000-4000-8000-000000000002' },
@@ -65,10 +74,14 @@ describe('domain patterns match only what they name', () => {
         prefixed: { scopes: ['read'], domains: ['uuid:AA*'] },
         qualified: { scopes: ['read'], domains: ['local:b1'] },
       },
-      [{ name: 'b1', uuid }, { name: 'c1', uuid: 'bb000000-0000-4000-8000-00000000000c' }],
+      [
+        { name: 'b1', uuid },
+        { name: 'c1', uuid: 'bb000000-0000-4000-8000-00000000000c' },
+      ],
     );
     for (const t of [tokens.full!, tokens.prefixed!, tokens.qualified!]) {
-      for (const dom of ['b1', uuid, uuid.toUpperCase(), 'local:b1']) expect((await call(t, 'GET', `/domains/${dom}/agent/ping`)).status, dom).toBe(200);
+      for (const dom of ['b1', uuid, uuid.toUpperCase(), 'local:b1'])
+        expect((await call(t, 'GET', `/domains/${dom}/agent/ping`)).status, dom).toBe(200);
       expect((await call(t, 'GET', '/domains/c1/agent/ping')).status).toBe(403);
     }
   });
@@ -99,7 +112,10 @@ describe('the raw endpoint is no way around the other scopes', () => {
 
   it('applies the files policy to a raw guest-file-open by its mode, and keeps each raw handle to its opener', async () => {
     const policies = { files: { read: { allow: ['/srv/**'], deny: ['/srv/secret/**'] }, write: { allow: ['/tmp/*'] } } };
-    const tokens = await start({ reader: { scopes: ['read', 'admin', 'files:read', 'files:write'], policies }, other: { scopes: ['read', 'admin', 'files:read', 'files:write'] } });
+    const tokens = await start({
+      reader: { scopes: ['read', 'admin', 'files:read', 'files:write'], policies },
+      other: { scopes: ['read', 'admin', 'files:read', 'files:write'] },
+    });
     for (const [path, mode] of [
       ['/srv/secret/key', 'r'],
       ['/etc/shadow', 'r'],
@@ -139,7 +155,11 @@ describe('a transfer’s handle is nobody else’s', () => {
     await expect.poll(() => files.opened.length).toBe(1);
     const handle = files.opened[0]!;
     for (const execute of ['guest-file-read', 'guest-file-seek', 'guest-file-close', 'guest-file-write']) {
-      const r = await raw(tokens.root!, execute, { handle, ...(execute === 'guest-file-write' ? { 'buf-b64': 'eA==' } : {}), ...(execute === 'guest-file-seek' ? { offset: 0, whence: 'set' } : {}) });
+      const r = await raw(tokens.root!, execute, {
+        handle,
+        ...(execute === 'guest-file-write' ? { 'buf-b64': 'eA==' } : {}),
+        ...(execute === 'guest-file-seek' ? { offset: 0, whence: 'set' } : {}),
+      });
       expect(r.status, execute).toBe(403);
       expect(r.json().detail).toMatch(/transfer/);
     }
@@ -153,7 +173,8 @@ describe('an exec policy covers the environment', () => {
   it('refuses any env, LD_PRELOAD first, when the policy lists no variable names: routed and raw', async () => {
     const tokens = await start({ strict: { scopes: ['read', 'exec', 'admin'], policies: { exec: { allow: ['/usr/bin/id'] } } } });
     const exec = (env: Record<string, string>) => call(tokens.strict!, 'POST', '/domains/web1/exec', { path: '/usr/bin/id', env });
-    for (const env of [{ LD_PRELOAD: '/srv/ok/evil.so' }, { LANG: 'C' }] as Record<string, string>[]) expect((await exec(env)).status, JSON.stringify(env)).toBe(403);
+    for (const env of [{ LD_PRELOAD: '/srv/ok/evil.so' }, { LANG: 'C' }] as Record<string, string>[])
+      expect((await exec(env)).status, JSON.stringify(env)).toBe(403);
     expect((await raw(tokens.strict!, 'guest-exec', { path: '/usr/bin/id', env: ['LD_PRELOAD=/srv/ok/evil.so'] })).status).toBe(403);
     expect(sent()).toEqual([]);
     // The program alone, and the policy's other rule, still hold.
@@ -162,9 +183,19 @@ describe('an exec policy covers the environment', () => {
   });
 
   it('lets the names on the env list through, and never a loader or interpreter variable', async () => {
-    const tokens = await start({ lang: { scopes: ['read', 'exec', 'admin'], policies: { exec: { allow: ['/usr/bin/id'], env: ['LANG', 'TZ'] } } } });
+    const tokens = await start({
+      lang: { scopes: ['read', 'exec', 'admin'], policies: { exec: { allow: ['/usr/bin/id'], env: ['LANG', 'TZ'] } } },
+    });
     const exec = (env: Record<string, string>) => call(tokens.lang!, 'POST', '/domains/web1/exec', { path: '/usr/bin/id', env });
-    for (const env of [{ LD_PRELOAD: '/srv/ok/evil.so' }, { ld_preload: '/x' }, { LD_AUDIT: '/x' }, { PATH: '/tmp' }, { BASH_ENV: '/x' }, { LANG: 'C', PYTHONPATH: '/x' }, { lang: 'C' }] as Record<string, string>[]) {
+    for (const env of [
+      { LD_PRELOAD: '/srv/ok/evil.so' },
+      { ld_preload: '/x' },
+      { LD_AUDIT: '/x' },
+      { PATH: '/tmp' },
+      { BASH_ENV: '/x' },
+      { LANG: 'C', PYTHONPATH: '/x' },
+      { lang: 'C' },
+    ] as Record<string, string>[]) {
       expect((await exec(env)).status, JSON.stringify(env)).toBe(403);
     }
     expect((await raw(tokens.lang!, 'guest-exec', { path: '/usr/bin/id', env: ['LANG'] })).status).toBe(403);
@@ -177,7 +208,11 @@ describe('an exec policy covers the environment', () => {
 
 describe('exec results belong to whoever started the process', () => {
   it("another identity's pid answers like an unknown one, without asking the agent; admin sees all", async () => {
-    const tokens = await start({ alice: { scopes: ['read', 'exec'] }, bob: { scopes: ['read', 'exec'] }, root: { scopes: ['read', 'exec', 'admin'] } });
+    const tokens = await start({
+      alice: { scopes: ['read', 'exec'] },
+      bob: { scopes: ['read', 'exec'] },
+      root: { scopes: ['read', 'exec', 'admin'] },
+    });
     control.onExec = () => ({ runningPolls: 0, exitcode: 0, out: Buffer.from('alice-secret\n') });
     const started = await call(tokens.alice!, 'POST', '/domains/web1/exec', { path: '/bin/sh', args: ['-c', 'echo alice-secret'] });
     expect(started.status).toBe(201);

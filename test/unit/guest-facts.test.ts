@@ -60,14 +60,30 @@ describe('guest facts', () => {
     ]);
   });
 
-  const VDA = { busType: 'virtio', pciController: { domain: 0, bus: 0, slot: 4, function: 0 }, bus: 0, target: 0, unit: 0, serial: null, device: '/dev/vda' };
+  const VDA = {
+    busType: 'virtio',
+    pciController: { domain: 0, bus: 0, slot: 4, function: 0 },
+    bus: 0,
+    target: 0,
+    unit: 0,
+    serial: null,
+    device: '/dev/vda',
+  };
 
   it('GET /filesystems gives used and total bytes and the disk addresses (qemu-ga 10.0.13, recorded)', async () => {
     await setup();
     const r = await get('/domains/web1/filesystems');
     expect(r.status).toBe(200);
     expect(r.body.filesystems).toEqual([
-      { name: 'vda', mountpoint: '/', type: 'ext4', usedBytes: 380207104, totalBytes: 1449746432, totalBytesPrivileged: 1547051008, disks: [VDA] },
+      {
+        name: 'vda',
+        mountpoint: '/',
+        type: 'ext4',
+        usedBytes: 380207104,
+        totalBytes: 1449746432,
+        totalBytesPrivileged: 1547051008,
+        disks: [VDA],
+      },
     ]);
   });
 
@@ -75,14 +91,18 @@ describe('guest facts', () => {
     await setup();
     state.version = '7.2';
     const r = await get('/domains/web1/filesystems');
-    expect(r.body.filesystems).toEqual([{ name: 'vda', mountpoint: '/data', type: 'ext4', usedBytes: 15360, totalBytes: 14075904, totalBytesPrivileged: null, disks: [VDA] }]);
+    expect(r.body.filesystems).toEqual([
+      { name: 'vda', mountpoint: '/data', type: 'ext4', usedBytes: 15360, totalBytes: 14075904, totalBytesPrivileged: null, disks: [VDA] },
+    ]);
   });
 
   it('GET /filesystems: a filesystem the agent could not statvfs has no byte counts', async () => {
     await setup();
     state.replies['guest-get-fsinfo'] = { return: [{ name: 'sr0', mountpoint: '/media', type: 'iso9660', disk: [] }] };
     const r = await get('/domains/web1/filesystems');
-    expect(r.body.filesystems).toEqual([{ name: 'sr0', mountpoint: '/media', type: 'iso9660', usedBytes: null, totalBytes: null, totalBytesPrivileged: null, disks: [] }]);
+    expect(r.body.filesystems).toEqual([
+      { name: 'sr0', mountpoint: '/media', type: 'iso9660', usedBytes: null, totalBytes: null, totalBytesPrivileged: null, disks: [] },
+    ]);
   });
 
   it.each(['7.2', '10.0'] as const)('GET /disks (qemu-ga %s, recorded): the virtio disk, its address, no SMART data', async (version) => {
@@ -101,15 +121,34 @@ describe('guest facts', () => {
           name: '/dev/nvme0n1',
           partition: false,
           dependencies: [],
-          address: { 'pci-controller': { domain: 0, bus: 0, slot: 6, function: 0 }, 'bus-type': 'nvme', bus: 0, target: 0, unit: 0, dev: '/dev/nvme0n1' },
+          address: {
+            'pci-controller': { domain: 0, bus: 0, slot: 6, function: 0 },
+            'bus-type': 'nvme',
+            bus: 0,
+            target: 0,
+            unit: 0,
+            dev: '/dev/nvme0n1',
+          },
           smart: { type: 'nvme', 'critical-warning': 0, 'power-on-hours-lo': 12 },
         },
         { name: '/dev/dm-0', partition: false, dependencies: ['/dev/nvme0n1p2'], alias: 'root' },
       ],
     };
     const r = await get('/domains/web1/disks');
-    expect(r.body.disks[0]).toMatchObject({ name: '/dev/nvme0n1', partition: false, address: { busType: 'nvme', serial: null }, smart: { type: 'nvme', criticalWarning: 0, powerOnHoursLo: 12 } });
-    expect(r.body.disks[1]).toEqual({ name: '/dev/dm-0', partition: false, dependencies: ['/dev/nvme0n1p2'], address: null, alias: 'root', smart: null });
+    expect(r.body.disks[0]).toMatchObject({
+      name: '/dev/nvme0n1',
+      partition: false,
+      address: { busType: 'nvme', serial: null },
+      smart: { type: 'nvme', criticalWarning: 0, powerOnHoursLo: 12 },
+    });
+    expect(r.body.disks[1]).toEqual({
+      name: '/dev/dm-0',
+      partition: false,
+      dependencies: ['/dev/nvme0n1p2'],
+      address: null,
+      alias: 'root',
+      smart: null,
+    });
   });
 
   it('GET /disk-stats renames every counter (qemu-ga 10.0.13, recorded)', async () => {
@@ -145,9 +184,26 @@ describe('guest facts', () => {
 
   it('GET /disk-stats: null for the counters an older kernel lacks', async () => {
     await setup();
-    state.replies['guest-get-diskstats'] = { return: [{ name: 'vda', major: 254, minor: 0, stats: { 'read-sectors': 2048, 'read-ios': 100, 'read-ticks': 40, 'ios-pgr': 0, 'weight-ticks': 54 } }] };
+    state.replies['guest-get-diskstats'] = {
+      return: [
+        {
+          name: 'vda',
+          major: 254,
+          minor: 0,
+          stats: { 'read-sectors': 2048, 'read-ios': 100, 'read-ticks': 40, 'ios-pgr': 0, 'weight-ticks': 54 },
+        },
+      ],
+    };
     const r = await get('/domains/web1/disk-stats');
-    expect(r.body.disks[0].stats).toMatchObject({ readSectors: 2048, readIos: 100, readMs: 40, iosInProgress: 0, weightedIoMs: 54, writeSectors: null, flushMs: null });
+    expect(r.body.disks[0].stats).toMatchObject({
+      readSectors: 2048,
+      readIos: 100,
+      readMs: 40,
+      iosInProgress: 0,
+      weightedIoMs: 54,
+      writeSectors: null,
+      flushMs: null,
+    });
     expect(Object.keys(r.body.disks[0].stats)).toHaveLength(17);
   });
 
@@ -155,15 +211,60 @@ describe('guest facts', () => {
     await setup();
     const r = await get('/domains/web1/cpu-stats');
     expect(r.body.cpus).toEqual([
-      { cpu: 0, type: 'linux', userMs: 10630, niceMs: 0, systemMs: 15160, idleMs: 153060, iowaitMs: 90, irqMs: 0, softirqMs: 820, stealMs: 0, guestMs: 0, guestNiceMs: 0 },
-      { cpu: 1, type: 'linux', userMs: 10360, niceMs: 0, systemMs: 18730, idleMs: 149440, iowaitMs: 190, irqMs: 0, softirqMs: 690, stealMs: 0, guestMs: 0, guestNiceMs: 0 },
+      {
+        cpu: 0,
+        type: 'linux',
+        userMs: 10630,
+        niceMs: 0,
+        systemMs: 15160,
+        idleMs: 153060,
+        iowaitMs: 90,
+        irqMs: 0,
+        softirqMs: 820,
+        stealMs: 0,
+        guestMs: 0,
+        guestNiceMs: 0,
+      },
+      {
+        cpu: 1,
+        type: 'linux',
+        userMs: 10360,
+        niceMs: 0,
+        systemMs: 18730,
+        idleMs: 149440,
+        iowaitMs: 190,
+        irqMs: 0,
+        softirqMs: 690,
+        stealMs: 0,
+        guestMs: 0,
+        guestNiceMs: 0,
+      },
     ]);
     state.version = '7.2';
     expect((await get('/domains/web1/cpu-stats')).body.cpus).toEqual([
-      { cpu: 0, type: 'linux', userMs: 300, niceMs: 0, systemMs: 4410, idleMs: 173570, iowaitMs: 0, irqMs: 0, softirqMs: 90, stealMs: 0, guestMs: 0, guestNiceMs: 0 },
+      {
+        cpu: 0,
+        type: 'linux',
+        userMs: 300,
+        niceMs: 0,
+        systemMs: 4410,
+        idleMs: 173570,
+        iowaitMs: 0,
+        irqMs: 0,
+        softirqMs: 90,
+        stealMs: 0,
+        guestMs: 0,
+        guestNiceMs: 0,
+      },
     ]);
     state.replies['guest-get-cpustats'] = { return: [{ type: 'linux', cpu: 1, user: 1, nice: 2, system: 3, idle: 4 }] };
-    expect((await get('/domains/web1/cpu-stats')).body.cpus[0]).toMatchObject({ cpu: 1, userMs: 1, idleMs: 4, iowaitMs: null, guestNiceMs: null });
+    expect((await get('/domains/web1/cpu-stats')).body.cpus[0]).toMatchObject({
+      cpu: 1,
+      userMs: 1,
+      idleMs: 4,
+      iowaitMs: null,
+      guestNiceMs: null,
+    });
   });
 
   it('GET /load answers the load averages of a 10.0 agent (load1m, load5m, load15m in its reply)', async () => {
@@ -208,7 +309,17 @@ describe('guest facts', () => {
       mtu: 0,
       initialRtt: 0,
     });
-    expect(r.body.routes[4]).toMatchObject({ ipVersion: 6, destination: 'fe80::', destinationPrefixLength: '64', nextHop: '::', gateway: null, mask: null, window: null, flags: 1, metric: 256 });
+    expect(r.body.routes[4]).toMatchObject({
+      ipVersion: 6,
+      destination: 'fe80::',
+      destinationPrefixLength: '64',
+      nextHop: '::',
+      gateway: null,
+      mask: null,
+      window: null,
+      flags: 1,
+      metric: 256,
+    });
     // 18446744071564165121 in the reply: the kernel's 0x80200001 (as /proc/net/ipv6_route has it), sign-extended.
     expect(r.body.routes[7]).toMatchObject({ interface: 'lo', destination: '::1', flags: 0x80200001, metric: 0, refCount: 2 });
     // metric -1 in the reply: the kernel's 0xffffffff.
@@ -235,7 +346,11 @@ describe('guest facts', () => {
     state.replies['guest-get-fsinfo'] = { error: { class: 'GenericError', desc: 'failed to open /proc/self/mountinfo' } };
     const failed = await get('/domains/web1/filesystems');
     expect(failed.status).toBe(502);
-    expect(failed.body).toMatchObject({ code: 'agent_error', agentDesc: 'failed to open /proc/self/mountinfo', command: 'guest-get-fsinfo' });
+    expect(failed.body).toMatchObject({
+      code: 'agent_error',
+      agentDesc: 'failed to open /proc/self/mountinfo',
+      command: 'guest-get-fsinfo',
+    });
     state.replies['guest-get-cpustats'] = { return: [{ cpu: 0 }] };
     const bad = await get('/domains/web1/cpu-stats');
     expect(bad.status).toBe(502);

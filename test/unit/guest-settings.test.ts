@@ -25,7 +25,10 @@ describe('GET /domains/{domain}/time', () => {
     await setup();
     const r = await call('GET', '/domains/web1/time');
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ domain: { host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid }, time: { iso: '2026-11-28T00:07:14.961949000Z', ns: '1795824434961949000' } });
+    expect(r.body).toEqual({
+      domain: { host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid },
+      time: { iso: '2026-11-28T00:07:14.961949000Z', ns: '1795824434961949000' },
+    });
     expect(sentNames()).toEqual(['guest-get-time']);
   });
 });
@@ -35,7 +38,11 @@ describe('PUT /domains/{domain}/time', () => {
     await setup();
     const r = await call('PUT', '/domains/web1/time', { time: '2030-01-01T00:00:00+01:00' });
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ source: 'given', requested: { iso: '2029-12-31T23:00:00.000000000Z', ns: '1893452400000000000' }, time: { ns: '1893452400000000000' } });
+    expect(r.body).toMatchObject({
+      source: 'given',
+      requested: { iso: '2029-12-31T23:00:00.000000000Z', ns: '1893452400000000000' },
+      time: { ns: '1893452400000000000' },
+    });
     expect(sentNames()).toEqual(['guest-set-time', 'guest-get-time']);
     // Exact, as a JSON integer (read back as a bigint by the fake, as libvirt's parser keeps it).
     expect(sent()[0]!.arguments).toEqual({ time: 1893452400000000000n });
@@ -43,8 +50,13 @@ describe('PUT /domains/{domain}/time', () => {
 
   it('takes nanoseconds as a number or a decimal string', async () => {
     await setup();
-    expect((await call('PUT', '/domains/web1/time', { time: { ns: 1_000_000_000_000 } })).body.requested).toEqual({ iso: '1970-01-01T00:16:40.000000000Z', ns: '1000000000000' });
-    expect((await call('PUT', '/domains/web1/time', { time: { ns: '1893452400000000001' } })).body.requested.ns).toBe('1893452400000000001');
+    expect((await call('PUT', '/domains/web1/time', { time: { ns: 1_000_000_000_000 } })).body.requested).toEqual({
+      iso: '1970-01-01T00:16:40.000000000Z',
+      ns: '1000000000000',
+    });
+    expect((await call('PUT', '/domains/web1/time', { time: { ns: '1893452400000000001' } })).body.requested.ns).toBe(
+      '1893452400000000001',
+    );
     // Sent to the agent to the nanosecond (a double would have made it ...000000000), and read back so.
     expect(sent()[2]!.arguments).toEqual({ time: 1893452400000000001n });
     expect(state.timeNs).toBe(1893452400000000001n);
@@ -129,28 +141,57 @@ describe('vCPUs', () => {
 
   it('PATCH applies the changes in order and answers how many were applied', async () => {
     await setup();
-    const r = await call('PATCH', '/domains/web1/vcpus', { vcpus: [{ id: 2, online: true }, { id: 1, online: false }] });
+    const r = await call('PATCH', '/domains/web1/vcpus', {
+      vcpus: [
+        { id: 2, online: true },
+        { id: 1, online: false },
+      ],
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ requested: 2, applied: 2, complete: true, notApplied: [] });
     expect(r.body.vcpus.map((v: { online: boolean }) => v.online)).toEqual([true, false, true]);
     expect(sentNames()).toEqual(['guest-get-vcpus', 'guest-set-vcpus', 'guest-get-vcpus']);
-    expect(sent()[1]!.arguments).toEqual({ vcpus: [{ 'logical-id': 2, online: true }, { 'logical-id': 1, online: false }] });
+    expect(sent()[1]!.arguments).toEqual({
+      vcpus: [
+        { 'logical-id': 2, online: true },
+        { 'logical-id': 1, online: false },
+      ],
+    });
   });
 
   it('reports a partial application: the agent stopped at the first failure', async () => {
     await setup();
     // The guest lists vCPU 3, but it is gone by the time the agent applies the change.
     state.replies['guest-get-vcpus'] = { return: [...state.vcpus, { 'logical-id': 3, online: false, 'can-offline': true }] };
-    const r = await call('PATCH', '/domains/web1/vcpus', { vcpus: [{ id: 2, online: true }, { id: 3, online: true }] });
+    const r = await call('PATCH', '/domains/web1/vcpus', {
+      vcpus: [
+        { id: 2, online: true },
+        { id: 3, online: true },
+      ],
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ requested: 2, applied: 1, complete: false, notApplied: [{ id: 3, online: true }] });
   });
 
   it.each([
     ['an id the guest does not have', [{ id: 7, online: true }], /no vCPU 7/],
-    ['an id listed twice', [{ id: 1, online: true }, { id: 1, online: false }], /more than once/],
+    [
+      'an id listed twice',
+      [
+        { id: 1, online: true },
+        { id: 1, online: false },
+      ],
+      /more than once/,
+    ],
     ['a negative id', [{ id: -1, online: true }], /./],
-    ['every vCPU offline', [{ id: 1, online: false }, { id: 0, online: false }], /every vCPU/],
+    [
+      'every vCPU offline',
+      [
+        { id: 1, online: false },
+        { id: 0, online: false },
+      ],
+      /every vCPU/,
+    ],
     ['an empty list', [], /./],
   ])('answers 400 for %s without changing anything', async (_what, vcpus, detail) => {
     await setup();
@@ -175,7 +216,11 @@ describe('vCPUs', () => {
     state.replies['guest-get-vcpus'] = { return: state.vcpus.map((v) => ({ ...v, 'can-offline': true })) };
     const r = await call('PATCH', '/domains/web1/vcpus', { vcpus: [{ id: 0, online: false }] });
     expect(r.status).toBe(409);
-    expect(r.body).toMatchObject({ code: 'state_conflict', agentDesc: "logical processor #0 can't be offlined", command: 'guest-set-vcpus' });
+    expect(r.body).toMatchObject({
+      code: 'state_conflict',
+      agentDesc: "logical processor #0 can't be offlined",
+      command: 'guest-set-vcpus',
+    });
   });
 });
 
@@ -195,7 +240,12 @@ describe('memory blocks', () => {
   it('PATCH answers a result per block', async () => {
     await setup();
     state.replies['guest-get-memory-blocks'] = { return: [...state.memoryBlocks, { 'phys-index': 9, online: false, 'can-offline': true }] };
-    const r = await call('PATCH', '/domains/web1/memory-blocks', { blocks: [{ index: 2, online: true }, { index: 9, online: true }] });
+    const r = await call('PATCH', '/domains/web1/memory-blocks', {
+      blocks: [
+        { index: 2, online: true },
+        { index: 9, online: true },
+      ],
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({
       applied: 1,
@@ -204,13 +254,32 @@ describe('memory blocks', () => {
         { index: 9, online: true, result: 'not-found', errno: 2 },
       ],
     });
-    expect(sent()[1]!.arguments).toEqual({ 'mem-blks': [{ 'phys-index': 2, online: true }, { 'phys-index': 9, online: true }] });
+    expect(sent()[1]!.arguments).toEqual({
+      'mem-blks': [
+        { 'phys-index': 2, online: true },
+        { 'phys-index': 9, online: true },
+      ],
+    });
   });
 
   it.each([
     ['a block the guest does not have', [{ index: 5, online: true }], 400],
-    ['a block listed twice', [{ index: 1, online: true }, { index: 1, online: true }], 400],
-    ['every block offline', [{ index: 1, online: false }, { index: 0, online: false }], 400],
+    [
+      'a block listed twice',
+      [
+        { index: 1, online: true },
+        { index: 1, online: true },
+      ],
+      400,
+    ],
+    [
+      'every block offline',
+      [
+        { index: 1, online: false },
+        { index: 0, online: false },
+      ],
+      400,
+    ],
     ['a block that cannot go offline', [{ index: 0, online: false }], 409],
   ])('refuses %s without sending the change', async (_what, blocks, status) => {
     await setup();

@@ -20,12 +20,17 @@ describe('guest time conversions', () => {
     expect(nsToIso(isoToNs('0050-01-01T00:00:00.5Z')!)).toBe('0050-01-01T00:00:00.500000000Z');
   });
 
-  it.each(['2026-11-28T00:07:14', '2026-02-30T00:00:00Z', '2026-11-28T24:00:00Z', '2026-11-28 00:07:14Z', 'yesterday', '2026-11-28T00:07:14.1234567890Z', '2026-11-28T00:00:00+25:00'])(
-    'refuses %s',
-    (text) => {
-      expect(isoToNs(text)).toBeNull();
-    },
-  );
+  it.each([
+    '2026-11-28T00:07:14',
+    '2026-02-30T00:00:00Z',
+    '2026-11-28T24:00:00Z',
+    '2026-11-28 00:07:14Z',
+    'yesterday',
+    '2026-11-28T00:07:14.1234567890Z',
+    '2026-11-28T00:00:00+25:00',
+  ])('refuses %s', (text) => {
+    expect(isoToNs(text)).toBeNull();
+  });
 
   it('refuses times before 1970 and after the int64 limit with a 400', () => {
     for (const ns of [-1n, MAX_TIME_NS + 1n, 10n ** 19n]) {

@@ -30,7 +30,8 @@ const templates = new Map(templateFiles.map((f) => [f, readFileSync(join(TEMPLAT
 const packageJson = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as Tree;
 
 const validateValues = new Ajv({ allErrors: true, strict: true }).compile(schema);
-const schemaErrors = (v: unknown) => (validateValues(v) ? [] : (validateValues.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message}`));
+const schemaErrors = (v: unknown) =>
+  validateValues(v) ? [] : (validateValues.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message}`);
 
 // ---- the template checks, small enough to read: Go template actions, not a Go template parser ----
 
@@ -112,7 +113,8 @@ function templateBalanceErrors(src: string): string[] {
     if (depth !== 0) errors.push(`line ${a.line}: unbalanced parentheses in {{ ${a.text} }}`);
     const keyword = /^[a-z]+/.exec(code)?.[0] ?? '';
     if (OPENERS.has(keyword)) {
-      if (keyword === 'define' && stack.length > 0) errors.push(`line ${a.line}: define inside ${stack.at(-1)!.keyword} (line ${stack.at(-1)!.line})`);
+      if (keyword === 'define' && stack.length > 0)
+        errors.push(`line ${a.line}: define inside ${stack.at(-1)!.keyword} (line ${stack.at(-1)!.line})`);
       stack.push({ keyword, line: a.line });
     } else if (keyword === 'else') {
       const top = stack.at(-1);
@@ -171,7 +173,18 @@ describe('Helm chart: files', () => {
   it('values.yaml parses to an object holding the config block', () => {
     expect(values).toBeTypeOf('object');
     expect(values.config).toBeTypeOf('object');
-    expect(templateFiles).toEqual(expect.arrayContaining(['_helpers.tpl', 'NOTES.txt', 'daemonset.yaml', 'configmap.yaml', 'secret.yaml', 'service.yaml', 'serviceaccount.yaml', 'servicemonitor.yaml']));
+    expect(templateFiles).toEqual(
+      expect.arrayContaining([
+        '_helpers.tpl',
+        'NOTES.txt',
+        'daemonset.yaml',
+        'configmap.yaml',
+        'secret.yaml',
+        'service.yaml',
+        'serviceaccount.yaml',
+        'servicemonitor.yaml',
+      ]),
+    );
   });
 
   it('values.schema.json is draft-07', () => {
@@ -206,7 +219,7 @@ describe('Helm chart: values.schema.json', () => {
     ['protectPublic (the probes carry no token)', (v) => (v.config.auth.protectPublic = true)],
     ['an audit file (the root file system is read-only)', (v) => (v.config.audit = { destination: '/var/log/audit.log' })],
     ['no identitiesFile', (v) => delete v.config.auth.identitiesFile],
-    ['a token instead of its hash', (v) => (v.identities.list = [{ name: 'x', tokenSha256: 'qgw_' + 'a'.repeat(43), scopes: ['read'] }])],
+    ['a token instead of its hash', (v) => (v.identities.list = [{ name: 'x', tokenSha256: `qgw_${'a'.repeat(43)}`, scopes: ['read'] }])],
     ['an unknown scope', (v) => (v.identities.list = [{ name: 'x', tokenSha256: sha('t'), scopes: ['root'] }])],
     ['a socket group id as a string', (v) => (v.libvirt.socketGroupId = '106')],
     ['a relative socket directory', (v) => (v.libvirt.socketDir = 'run/libvirt')],
@@ -239,7 +252,7 @@ describe('Helm chart: values.schema.json', () => {
 });
 
 describe('Helm chart: the config block', () => {
-  it("is a valid gateway configuration as it stands (parseConfig)", () => {
+  it('is a valid gateway configuration as it stands (parseConfig)', () => {
     const c = parseConfig(values.config, 'values.yaml config');
     expect(c.listen.host).toBe('0.0.0.0');
     expect(c.auth.mode).toBe('tokens');
@@ -277,8 +290,17 @@ describe('Helm chart: the config block', () => {
 
 describe('Helm chart: pod defaults', () => {
   it('runs as uid 10001, non-root, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp', () => {
-    expect(values.podSecurityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(values.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(values.podSecurityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(values.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   it('requests at least the idle RSS (80 MiB) and allows half again the RSS under load (120 MiB)', () => {
@@ -301,7 +323,9 @@ describe('Helm chart: pod defaults', () => {
   it('mounts a writable volume at config.state.dir (the root file system is read-only): emptyDir, or the node directory asked for', () => {
     const ds = templates.get('daemonset.yaml')!;
     expect(ds).toMatch(/- name: state\s+mountPath: \{\{ \.Values\.config\.state\.dir \}\}\n/);
-    expect(ds).toMatch(/- name: state\s+\{\{- if \.Values\.stateVolume\.hostPath \}\}\s+hostPath:\s+path: \{\{ \.Values\.stateVolume\.hostPath \}\}[\s\S]*?\{\{- else \}\}\s+emptyDir: \{\}/);
+    expect(ds).toMatch(
+      /- name: state\s+\{\{- if \.Values\.stateVolume\.hostPath \}\}\s+hostPath:\s+path: \{\{ \.Values\.stateVolume\.hostPath \}\}[\s\S]*?\{\{- else \}\}\s+emptyDir: \{\}/,
+    );
     expect(values.config.state.dir).toBe(parseConfig({}).state.dir);
   });
 });
@@ -326,11 +350,16 @@ describe('Helm chart: templates', () => {
 
   it('the reference check finds a missing value, and not a present one', () => {
     expect(missingValueRefs('{{ .Values.image.repository }}{{ $.Values.service.port }}', values)).toEqual([]);
-    expect(missingValueRefs('{{ .Values.image.digest }} {{ $.Values.nope.x }} {{ .Values.image.tag.x }}', values)).toEqual(['image.digest', 'nope.x', 'image.tag.x']);
+    expect(missingValueRefs('{{ .Values.image.digest }} {{ $.Values.nope.x }} {{ .Values.image.tag.x }}', values)).toEqual([
+      'image.digest',
+      'nope.x',
+      'image.tag.x',
+    ]);
   });
 
   it('the balance check passes good templates and catches each kind of mistake', () => {
-    const good = '{{- define "x" -}}{{ if .a }}{{ range .b }}{{ "}}" }}{{ else }}{{ end }}{{ else if .c }}{{ with .d }}{{ . | quote }}{{ end }}{{ end }}{{- end }}{{/* {{ if */}}{{ printf "%s" ")" }}';
+    const good =
+      '{{- define "x" -}}{{ if .a }}{{ range .b }}{{ "}}" }}{{ else }}{{ end }}{{ else if .c }}{{ with .d }}{{ . | quote }}{{ end }}{{ end }}{{- end }}{{/* {{ if */}}{{ printf "%s" ")" }}';
     expect(templateBalanceErrors(good)).toEqual([]);
     const bad: [string, RegExp][] = [
       ['{{ if .a }}x', /if never closed/],

@@ -22,13 +22,18 @@ const get = (url: string) => request(gw!, 'GET', url);
 const sent = () => fake!.agentLog.filter((e) => e.execute !== 'guest-info');
 
 /** Answers every command but guest-info (left to the fake's own) with the given reply. */
-const answerAll = (reply: unknown): AgentHandler => (dom, cmd, t) => (cmd.execute === 'guest-info' ? defaultAgentHandler(dom, cmd, t) : (reply as never));
+const answerAll =
+  (reply: unknown): AgentHandler =>
+  (dom, cmd, t) =>
+    cmd.execute === 'guest-info' ? defaultAgentHandler(dom, cmd, t) : (reply as never);
 
 /** Agent handler that answers one command only when released. */
 function gated(execute: string) {
   const releases: (() => void)[] = [];
   const handler: AgentHandler = (dom, cmd, timeout) =>
-    cmd.execute === execute ? new Promise((resolve) => releases.push(() => resolve(defaultAgentHandler(dom, cmd, timeout) as never))) : defaultAgentHandler(dom, cmd, timeout);
+    cmd.execute === execute
+      ? new Promise((resolve) => releases.push(() => resolve(defaultAgentHandler(dom, cmd, timeout) as never)))
+      : defaultAgentHandler(dom, cmd, timeout);
   return { handler, releaseAll: () => releases.splice(0).forEach((r) => r()), pending: () => releases.length };
 }
 
@@ -53,7 +58,9 @@ describe('GET /domains/{domain}/network-interfaces', () => {
 
   it('keeps interfaces without addresses, MAC or statistics', async () => {
     await setup();
-    fake!.agentHandler = answerAll({ return: [{ name: 'dummy0' }, { name: 'eth1', 'hardware-address': 'AA:BB:CC:DD:EE:FF', 'ip-addresses': [] }] });
+    fake!.agentHandler = answerAll({
+      return: [{ name: 'dummy0' }, { name: 'eth1', 'hardware-address': 'AA:BB:CC:DD:EE:FF', 'ip-addresses': [] }],
+    });
     const { body } = await get('/domains/web1/network-interfaces');
     expect(body.interfaces).toEqual([
       { name: 'dummy0', mac: null, addresses: [], statistics: null },
@@ -64,7 +71,12 @@ describe('GET /domains/{domain}/network-interfaces', () => {
   it.each([
     ['the agent refuses', { error: { class: 'GenericError', desc: 'Operation not supported' } }, 502, 'agent_error'],
     ['the reply has the wrong shape', { return: { not: 'an array' } }, 502, 'agent_reply_invalid'],
-    ['libvirt says the agent is not connected', { libvirtError: { code: 86, message: 'Guest agent is not responding: QEMU guest agent is not connected' } }, 503, 'agent_not_connected'],
+    [
+      'libvirt says the agent is not connected',
+      { libvirtError: { code: 86, message: 'Guest agent is not responding: QEMU guest agent is not connected' } },
+      503,
+      'agent_not_connected',
+    ],
   ] as const)('maps the case where %s', async (_what, reply, status, code) => {
     await setup();
     fake!.agentHandler = answerAll(reply);
@@ -72,7 +84,12 @@ describe('GET /domains/{domain}/network-interfaces', () => {
     expect(r.status).toBe(status);
     expect(r.body.code).toBe(code);
     expect(r.headers['content-type']).toMatch(/problem\+json/);
-    if (code === 'agent_error') expect(r.body).toMatchObject({ agentClass: 'GenericError', agentDesc: 'Operation not supported', command: 'guest-network-get-interfaces' });
+    if (code === 'agent_error')
+      expect(r.body).toMatchObject({
+        agentClass: 'GenericError',
+        agentDesc: 'Operation not supported',
+        command: 'guest-network-get-interfaces',
+      });
   });
 
   it('answers 409 for a stopped domain and 503 for one without an agent channel', async () => {
@@ -111,7 +128,8 @@ describe('deadlines', () => {
 
   it('uses the configured default per kind of command', async () => {
     await setup({ agent: { timeoutsMs: { query: 200, quick: 3000 } } });
-    fake!.agentHandler = (dom, cmd, t) => (cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t));
+    fake!.agentHandler = (dom, cmd, t) =>
+      cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t);
     expect((await get('/domains/web1/network-interfaces')).status).toBe(504);
     expect((await get('/domains/web2/agent')).status).toBe(200);
   });
@@ -143,7 +161,11 @@ describe('the per-domain queue', () => {
     fake!.agentHandler = gate.handler;
     const accepted = [1, 2, 3].map(() => get('/domains/web1/network-interfaces'));
     await waitFor(() => gate.pending() === 1, 2000, 'the first command');
-    await waitFor(() => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 }) === 3, 2000, 'two waiting');
+    await waitFor(
+      () => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid: fake!.domain('web1').uuid, id: 1 }) === 3,
+      2000,
+      'two waiting',
+    );
     const refused = await get('/domains/web1/network-interfaces');
     expect(refused.status).toBe(503);
     expect(refused.body.code).toBe('agent_queue_full');
@@ -169,7 +191,11 @@ describe('the per-domain queue', () => {
     const uuid = fake!.domain('web1').uuid;
     await waitFor(() => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid, id: 1 }) === 2, 2000, 'the second to queue');
     req.destroy();
-    await waitFor(() => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid, id: 1 }) === 1, 2000, 'the second to leave the queue');
+    await waitFor(
+      () => gw!.gateway.agent.queueDepth({ host: 'local', name: 'web1', uuid, id: 1 }) === 1,
+      2000,
+      'the second to leave the queue',
+    );
     gate.releaseAll();
     expect((await running).status).toBe(200);
     expect(sent()).toHaveLength(1);
@@ -204,10 +230,12 @@ describe('request log', () => {
 });
 
 describe('capability gating', () => {
-  const infoWith = (commands: { name: string; enabled: boolean }[]): AgentHandler => (dom, cmd, t) =>
-    cmd.execute === 'guest-info'
-      ? { return: { version: '9.9.9', supported_commands: commands.map((c) => ({ ...c, 'success-response': true })) } }
-      : defaultAgentHandler(dom, cmd, t);
+  const infoWith =
+    (commands: { name: string; enabled: boolean }[]): AgentHandler =>
+    (dom, cmd, t) =>
+      cmd.execute === 'guest-info'
+        ? { return: { version: '9.9.9', supported_commands: commands.map((c) => ({ ...c, 'success-response': true })) } }
+        : defaultAgentHandler(dom, cmd, t);
 
   it('answers 501 with the agent version for a command the agent lacks or has disabled, without sending it', async () => {
     await setup();

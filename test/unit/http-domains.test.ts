@@ -9,7 +9,11 @@ let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
 
 async function setup(config: GatewayOverrides = {}) {
-  const domains = [{ name: 'web1', uuid: '11111111-2222-4333-8444-555555555555' }, { name: 'noagent', agent: 'none' as const }, { name: 'off', state: DomainState.SHUTOFF }];
+  const domains = [
+    { name: 'web1', uuid: '11111111-2222-4333-8444-555555555555' },
+    { name: 'noagent', agent: 'none' as const },
+    { name: 'off', state: DomainState.SHUTOFF },
+  ];
   ({ fake, gw } = await build({ domains, config }));
   return gw;
 }
@@ -23,7 +27,12 @@ describe('GET /domains', () => {
     expect(status).toBe(200);
     expect(body.domains.map((d: { name: string }) => d.name)).toEqual(['noagent', 'off', 'web1']);
     const byName = Object.fromEntries(body.domains.map((d: { name: string }) => [d.name, d]));
-    expect(byName.web1).toMatchObject({ uuid: '11111111-2222-4333-8444-555555555555', state: 'running', agentState: 'connected', agentChannel: true });
+    expect(byName.web1).toMatchObject({
+      uuid: '11111111-2222-4333-8444-555555555555',
+      state: 'running',
+      agentState: 'connected',
+      agentChannel: true,
+    });
     expect(byName.noagent).toMatchObject({ agentState: 'disconnected', agentChannel: false });
     expect(byName.off).toMatchObject({ state: 'shutoff', id: null, agentState: 'disconnected', agentChannel: true });
     expect(fake!.agentCommandCount).toBe(0);
@@ -62,7 +71,12 @@ describe('GET /domains', () => {
 describe('GET /domains/{domain}', () => {
   it('resolves names and UUIDs in any case, with or without dashes', async () => {
     await setup();
-    for (const id of ['web1', '11111111-2222-4333-8444-555555555555', '11111111-2222-4333-8444-555555555555'.toUpperCase(), '11111111222243338444555555555555']) {
+    for (const id of [
+      'web1',
+      '11111111-2222-4333-8444-555555555555',
+      '11111111-2222-4333-8444-555555555555'.toUpperCase(),
+      '11111111222243338444555555555555',
+    ]) {
       const r = await get(`/domains/${id}`);
       expect(r.status, id).toBe(200);
       expect(r.body.name).toBe('web1');
@@ -74,7 +88,12 @@ describe('GET /domains/{domain}', () => {
     const r = await get('/domains/nope');
     expect(r.status).toBe(404);
     expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(r.body).toMatchObject({ code: 'domain_not_found', status: 404, type: 'urn:qga-gateway:problem:domain_not_found', instance: '/domains/nope' });
+    expect(r.body).toMatchObject({
+      code: 'domain_not_found',
+      status: 404,
+      type: 'urn:qga-gateway:problem:domain_not_found',
+      instance: '/domains/nope',
+    });
     expect(r.body.requestId).toBe(r.headers['x-request-id']);
     const route = await get('/nothing/here');
     expect(route.status).toBe(404);

@@ -115,9 +115,18 @@ describe('refusals are rate limited per address (limits.unauthenticated)', () =>
   });
 
   it('answers 429 past the limit, audits the first excess once, and still lets a valid token from that address in', async () => {
-    await start({ auth: { mode: 'tokens', identities }, limits: { rateLimit: { max: 0 }, unauthenticated: { max: 3, timeWindowMs: 60_000 } } });
+    await start({
+      auth: { mode: 'tokens', identities },
+      limits: { rateLimit: { max: 0 }, unauthenticated: { max: 3, timeWindowMs: 60_000 } },
+    });
     const post = (token: string, remoteAddress = '127.0.0.1') =>
-      gw!.app.inject({ method: 'POST', url: '/domains/web1/exec', remoteAddress, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: '{"path":"/bin/true"}' });
+      gw!.app.inject({
+        method: 'POST',
+        url: '/domains/web1/exec',
+        remoteAddress,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        payload: '{"path":"/bin/true"}',
+      });
     for (let i = 0; i < 3; i++) expect((await post(WRONG)).statusCode).toBe(401);
     for (let i = 0; i < 5; i++) {
       const limited = await post(WRONG);
@@ -142,8 +151,16 @@ describe('refusals are rate limited per address (limits.unauthenticated)', () =>
   });
 
   it('counts two Authorization headers as a refusal too', async () => {
-    await start({ auth: { mode: 'tokens', identities }, limits: { rateLimit: { max: 0 }, unauthenticated: { max: 1, timeWindowMs: 60_000 } } });
-    const twice = () => gw!.app.inject({ method: 'GET', url: '/domains', headers: { authorization: [`Bearer ${tokens.reader}`, `Bearer ${WRONG}`] as never } });
+    await start({
+      auth: { mode: 'tokens', identities },
+      limits: { rateLimit: { max: 0 }, unauthenticated: { max: 1, timeWindowMs: 60_000 } },
+    });
+    const twice = () =>
+      gw!.app.inject({
+        method: 'GET',
+        url: '/domains',
+        headers: { authorization: [`Bearer ${tokens.reader}`, `Bearer ${WRONG}`] as never },
+      });
     expect((await twice()).statusCode).toBe(400);
     expect((await twice()).statusCode).toBe(429);
   });
@@ -176,7 +193,8 @@ describe('request ids and audit lines are bounded', () => {
     };
     for (const good of ['a', 'abc-123', 'A.b_c~d:e-f', 'x'.repeat(128)]) expect(await idOf(good)).toBe(good);
     // Too long, outside the characters, or one of our tokens sent in the wrong header: a fresh UUID instead.
-    for (const bad of ['x'.repeat(129), 'x'.repeat(15 * 1024), 'a b', 'a/b', 'a,b', 'é', '<script>', tokens.reader]) expect(await idOf(bad)).toMatch(UUID);
+    for (const bad of ['x'.repeat(129), 'x'.repeat(15 * 1024), 'a b', 'a/b', 'a,b', 'é', '<script>', tokens.reader])
+      expect(await idOf(bad)).toMatch(UUID);
     const problem = await gw!.app.inject({ method: 'GET', url: '/nowhere', headers: { 'x-request-id': 'y'.repeat(15 * 1024) } });
     expect(problem.json().requestId).toMatch(UUID);
     expect(JSON.stringify(gw!.logs)).not.toContain('y'.repeat(129));
@@ -186,11 +204,36 @@ describe('request ids and audit lines are bounded', () => {
     await start({ auth: { mode: 'tokens', identities }, rawCommands: { enabled: true } });
     const auth = { authorization: `Bearer ${tokens.admin}`, 'content-type': 'application/json' };
     const longDomain = 'd'.repeat(2000);
-    await gw!.app.inject({ method: 'POST', url: `/domains/${longDomain}/exec`, headers: { authorization: `Bearer ${WRONG}`, 'x-request-id': 'r'.repeat(15 * 1024) }, payload: '{}' });
-    await gw!.app.inject({ method: 'POST', url: '/domains/web1/exec', headers: auth, payload: JSON.stringify({ path: '/'.concat('p'.repeat(200_000)) }) });
-    await gw!.app.inject({ method: 'POST', url: '/domains/web1/agent/commands', headers: auth, payload: JSON.stringify({ execute: 'e'.repeat(100_000) }) });
-    await gw!.app.inject({ method: 'POST', url: '/domains/web1/fsfreeze', headers: auth, payload: JSON.stringify({ mountpoints: Array.from({ length: 2000 }, (_, i) => `/m${i}/${'m'.repeat(100)}`) }) });
-    await gw!.app.inject({ method: 'PUT', url: `/domains/web1/files/${'f'.repeat(2000)}`, headers: { authorization: `Bearer ${tokens.reader}` }, payload: 'x' });
+    await gw!.app.inject({
+      method: 'POST',
+      url: `/domains/${longDomain}/exec`,
+      headers: { authorization: `Bearer ${WRONG}`, 'x-request-id': 'r'.repeat(15 * 1024) },
+      payload: '{}',
+    });
+    await gw!.app.inject({
+      method: 'POST',
+      url: '/domains/web1/exec',
+      headers: auth,
+      payload: JSON.stringify({ path: '/'.concat('p'.repeat(200_000)) }),
+    });
+    await gw!.app.inject({
+      method: 'POST',
+      url: '/domains/web1/agent/commands',
+      headers: auth,
+      payload: JSON.stringify({ execute: 'e'.repeat(100_000) }),
+    });
+    await gw!.app.inject({
+      method: 'POST',
+      url: '/domains/web1/fsfreeze',
+      headers: auth,
+      payload: JSON.stringify({ mountpoints: Array.from({ length: 2000 }, (_, i) => `/m${i}/${'m'.repeat(100)}`) }),
+    });
+    await gw!.app.inject({
+      method: 'PUT',
+      url: `/domains/web1/files/${'f'.repeat(2000)}`,
+      headers: { authorization: `Bearer ${tokens.reader}` },
+      payload: 'x',
+    });
     expect(gw!.audit.length).toBeGreaterThanOrEqual(5);
     for (const line of gw!.audit) expect(JSON.stringify(line).length, JSON.stringify(line).slice(0, 300)).toBeLessThan(8 * 1024);
     // Cut, and saying so.
@@ -226,7 +269,9 @@ describe('slow requests are cut at the configured timeouts', () => {
   it('closes the connection after a 401 answered before the body arrived, instead of draining it', async () => {
     await start({ auth: { mode: 'tokens', identities }, limits: { requestTimeoutMs: 60_000 } });
     const c = await rawClient(await listen());
-    c.socket.write(`POST /domains/web1/exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${WRONG}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+    c.socket.write(
+      `POST /domains/web1/exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${WRONG}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`,
+    );
     trickle(c.socket, ' '.repeat(99_999), 100);
     const after = await c.closed(8_000);
     expect(c.received()).toMatch(/^HTTP\/1\.1 401 /);
@@ -245,7 +290,9 @@ describe('no log level prints a secret', () => {
         const a = (await files.handler(dom, cmd, timeout)) as { return: { supported_commands: { name: string }[] } };
         const b = (await control.handler(dom, cmd, timeout)) as { return: { supported_commands: { name: string }[] } };
         const names = new Set([...a.return.supported_commands, ...b.return.supported_commands].map((c) => c.name));
-        return { return: { version: '7.2.22', supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': true })) } };
+        return {
+          return: { version: '7.2.22', supported_commands: [...names].map((name) => ({ name, enabled: true, 'success-response': true })) },
+        };
       }
       return files.owns(cmd) ? files.handler(dom, cmd, timeout) : control.handler(dom, cmd, timeout);
     };
@@ -276,14 +323,31 @@ describe('no log level prints a secret', () => {
     expect(inQuery.statusCode).toBe(400);
     expect(inQuery.json()).toMatchObject({ code: 'invalid_request' });
     expect(inQuery.json().detail).toMatch(/Authorization header/);
-    expect((await app.inject({ method: 'GET', url: `/domains?timeoutMs=1000&q=${tokens.reader}`, headers: bearer(tokens.admin) })).statusCode).toBe(400);
+    expect(
+      (await app.inject({ method: 'GET', url: `/domains?timeoutMs=1000&q=${tokens.reader}`, headers: bearer(tokens.admin) })).statusCode,
+    ).toBe(400);
     expect((await app.inject({ method: 'GET', url: `/healthz?x=${encodeURIComponent(tokens.reader)}` })).statusCode).toBe(400);
-    const pw = await app.inject({ method: 'PUT', url: '/domains/web1/users/root/password', headers: { ...bearer(tokens.admin), 'content-type': 'application/json' }, payload: JSON.stringify({ password }) });
+    const pw = await app.inject({
+      method: 'PUT',
+      url: '/domains/web1/users/root/password',
+      headers: { ...bearer(tokens.admin), 'content-type': 'application/json' },
+      payload: JSON.stringify({ password }),
+    });
     expect(pw.statusCode).toBe(204);
-    const put = await app.inject({ method: 'PUT', url: '/domains/web1/files/tmp/a', headers: { ...bearer(tokens.admin), 'content-type': 'application/octet-stream' }, payload: upload });
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/domains/web1/files/tmp/a',
+      headers: { ...bearer(tokens.admin), 'content-type': 'application/octet-stream' },
+      payload: upload,
+    });
     expect(put.statusCode).toBe(200);
     expect(files.files.get('/tmp/a')?.toString()).toBe(upload);
-    const exec = await app.inject({ method: 'POST', url: '/domains/web1/exec', headers: { ...bearer(tokens.admin), 'content-type': 'application/json' }, payload: JSON.stringify({ path: '/bin/cat', input: { text: stdin } }) });
+    const exec = await app.inject({
+      method: 'POST',
+      url: '/domains/web1/exec',
+      headers: { ...bearer(tokens.admin), 'content-type': 'application/json' },
+      payload: JSON.stringify({ path: '/bin/cat', input: { text: stdin } }),
+    });
     expect(exec.statusCode).toBe(201);
     // Not HTTP at all past the first header: Node's parser fails and keeps the bytes read in err.rawPacket.
     const c = await rawClient(port);
@@ -303,7 +367,15 @@ describe('no log level prints a secret', () => {
     let out = '';
     const log = createLogger('trace', { write: (line: string) => void (out += line) });
     const secret = newToken();
-    log.trace({ err: Object.assign(new Error('Parse Error'), { code: 'HPE_INVALID_HEADER_TOKEN', rawPacket: Buffer.from(`Authorization: Bearer ${secret}`) }) }, 'client error');
+    log.trace(
+      {
+        err: Object.assign(new Error('Parse Error'), {
+          code: 'HPE_INVALID_HEADER_TOKEN',
+          rawPacket: Buffer.from(`Authorization: Bearer ${secret}`),
+        }),
+      },
+      'client error',
+    );
     log.trace({ rawPacket: Buffer.from(secret) }, 'bare');
     expect(leaks(out, secret)).toBe(false);
     expect(out).toContain('HPE_INVALID_HEADER_TOKEN');
@@ -336,7 +408,12 @@ describe('JSON nesting depth', () => {
       nested(100_000, '[', ']', ''),
     ];
     for (const payload of bodies) {
-      const res = await gw!.app.inject({ method: 'POST', url: '/domains/web1/agent/commands', headers: { 'content-type': 'application/json' }, payload });
+      const res = await gw!.app.inject({
+        method: 'POST',
+        url: '/domains/web1/agent/commands',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
       expect(res.statusCode, payload.slice(0, 60)).toBe(400);
       expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(res.json()).toMatchObject({ code: 'invalid_request' });
@@ -352,7 +429,12 @@ describe('JSON nesting depth', () => {
       `{"execute":"guest-ping","arguments":{"a":${JSON.stringify('[{"\\'.repeat(5000))}}}`,
     ];
     for (const payload of payloads) {
-      const res = await gw!.app.inject({ method: 'POST', url: '/domains/web1/agent/commands', headers: { 'content-type': 'application/json; charset=utf-8' }, payload });
+      const res = await gw!.app.inject({
+        method: 'POST',
+        url: '/domains/web1/agent/commands',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        payload,
+      });
       expect(res.statusCode, res.body.slice(0, 200)).toBe(200);
     }
   });

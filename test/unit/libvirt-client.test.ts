@@ -105,7 +105,11 @@ describe('LibvirtClient', () => {
 
   it('agentCommand passes arguments through to the agent', async () => {
     fake.agentHandler = (_d, c) => ({ return: { got: c.arguments } });
-    const out = await client.agentCommand(ref('web'), JSON.stringify({ execute: 'guest-exec', arguments: { path: '/bin/true', arg: ['a b'] } }), 10);
+    const out = await client.agentCommand(
+      ref('web'),
+      JSON.stringify({ execute: 'guest-exec', arguments: { path: '/bin/true', arg: ['a b'] } }),
+      10,
+    );
     expect(JSON.parse(out!)).toEqual({ return: { got: { path: '/bin/true', arg: ['a b'] } } });
   });
 

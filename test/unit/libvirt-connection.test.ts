@@ -3,7 +3,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LibvirtConnection, type ConnectionOptions } from '../../src/libvirt/connection.js';
 import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
 import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
-import { AuthType, DomainEventId, MessageType, Program, VirErrorCode, decode, uuidFromString, voidCodec, type WireDomain } from '../../src/libvirt/protocol.js';
+import {
+  AuthType,
+  DomainEventId,
+  MessageType,
+  Program,
+  VirErrorCode,
+  decode,
+  uuidFromString,
+  voidCodec,
+  type WireDomain,
+} from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, waitFor, type FakeDomain, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 
 let fake: FakeLibvirtd | null = null;
@@ -55,7 +65,11 @@ describe('LibvirtConnection.open', () => {
     await startFake();
     const conn = await open();
     expect(conn.isOpen).toBe(true);
-    expect(fake!.calls.map((c) => c.procedure)).toEqual([RemoteProc.AUTH_LIST, RemoteProc.CONNECT_OPEN, RemoteProc.CONNECT_SUPPORTS_FEATURE]);
+    expect(fake!.calls.map((c) => c.procedure)).toEqual([
+      RemoteProc.AUTH_LIST,
+      RemoteProc.CONNECT_OPEN,
+      RemoteProc.CONNECT_SUPPORTS_FEATURE,
+    ]);
     const [client] = fake!.clients;
     expect(client).toMatchObject({ opened: true, openedName: 'qemu:///system', keepaliveRequested: true });
     const { dom } = await lookup(conn, 'vm1');
@@ -112,7 +126,10 @@ describe('LibvirtConnection.open', () => {
 
   it('rejects with the libvirt error when CONNECT_OPEN fails, and closes the socket', async () => {
     await startFake();
-    fake!.injectError(RemoteProc.CONNECT_OPEN, { code: 38, message: 'Failed to connect socket to /run/libvirt/virtqemud-sock: No such file or directory' });
+    fake!.injectError(RemoteProc.CONNECT_OPEN, {
+      code: 38,
+      message: 'Failed to connect socket to /run/libvirt/virtqemud-sock: No such file or directory',
+    });
     const err = await LibvirtConnection.open(fake!.connectionOptions()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LibvirtError);
     expect(err).toMatchObject({ code: 38, message: expect.stringMatching(/virtqemud-sock/) });
@@ -121,7 +138,9 @@ describe('LibvirtConnection.open', () => {
 
   it('rejects with ConnectionError when nothing listens on the socket', async () => {
     await startFake();
-    const err = await LibvirtConnection.open(fake!.connectionOptions({ transport: { kind: 'unix', path: `${fake!.socketPath!}-missing` } })).catch((e: unknown) => e);
+    const err = await LibvirtConnection.open(
+      fake!.connectionOptions({ transport: { kind: 'unix', path: `${fake!.socketPath!}-missing` } }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectionError);
     expect((err as Error).message).toMatch(/cannot connect to libvirtd at .*-missing/);
   });
@@ -218,17 +237,29 @@ describe('LibvirtConnection calls', () => {
           if (r.ok) expect(JSON.parse((r.value as { result: string }).result)).toEqual({ return: { id, domain: dom.name } });
           break;
         case 2:
-          expect(r).toMatchObject({ ok: false, error: { code: 1, message: `internal error: unable to execute QEMU agent command 'fail': failure ${id}` } });
+          expect(r).toMatchObject({
+            ok: false,
+            error: { code: 1, message: `internal error: unable to execute QEMU agent command 'fail': failure ${id}` },
+          });
           break;
         case 3:
           expect(r).toMatchObject(
             id % 2
-              ? { ok: false, error: { code: VirErrorCode.OPERATION_INVALID, message: 'Requested operation is not valid: domain is not running' } }
-              : { ok: false, error: { code: VirErrorCode.ARGUMENT_UNSUPPORTED, message: 'argument unsupported: QEMU guest agent is not configured' } },
+              ? {
+                  ok: false,
+                  error: { code: VirErrorCode.OPERATION_INVALID, message: 'Requested operation is not valid: domain is not running' },
+                }
+              : {
+                  ok: false,
+                  error: { code: VirErrorCode.ARGUMENT_UNSUPPORTED, message: 'argument unsupported: QEMU guest agent is not configured' },
+                },
           );
           break;
         default:
-          expect(r).toMatchObject({ ok: false, error: { code: VirErrorCode.NO_DOMAIN, message: `Domain not found: no domain with matching name 'missing-${id}'` } });
+          expect(r).toMatchObject({
+            ok: false,
+            error: { code: VirErrorCode.NO_DOMAIN, message: `Domain not found: no domain with matching name 'missing-${id}'` },
+          });
       }
       if (!r.ok) expect(r.error).toBeInstanceOf(LibvirtError);
     });
@@ -243,7 +274,12 @@ describe('LibvirtConnection calls', () => {
     const [bad, good, unknown] = await Promise.all([
       settle(lookup(conn, 'nope')),
       settle(lookup(conn, 'vm1')),
-      settle(conn.call({ kind: 'call', name: 'REMOTE_PROC_9999', program: Program.REMOTE, procedure: 9999, args: voidCodec, ret: voidCodec }, undefined)),
+      settle(
+        conn.call(
+          { kind: 'call', name: 'REMOTE_PROC_9999', program: Program.REMOTE, procedure: 9999, args: voidCodec, ret: voidCodec },
+          undefined,
+        ),
+      ),
     ]);
     expect(bad.ok).toBe(false);
     const err = (bad as { error: LibvirtError }).error;
@@ -261,7 +297,9 @@ describe('LibvirtConnection calls', () => {
     const conn = await open();
     const dom = wire(fake!.domain('vm1'));
     // DOMAIN_GET_STATE answers 8 bytes; decoding them as a lifecycle message runs out of data.
-    const err = await conn.call({ ...Remote.DOMAIN_GET_STATE, ret: Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body }, { dom, flags: 0 }).catch((e: unknown) => e);
+    const err = await conn
+      .call({ ...Remote.DOMAIN_GET_STATE, ret: Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body }, { dom, flags: 0 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectionError);
     expect((err as Error).message).toMatch(/malformed reply to procedure 212/);
     expect((await lookup(conn, 'vm1')).dom.name).toBe('vm1');
@@ -349,12 +387,24 @@ describe('LibvirtConnection calls', () => {
   it('emits unsolicited MESSAGE packets as events', async () => {
     await startFake();
     const conn = await open();
-    const { callbackID } = await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID: DomainEventId.LIFECYCLE, dom: null });
+    const { callbackID } = await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, {
+      eventID: DomainEventId.LIFECYCLE,
+      dom: null,
+    });
     const event = new Promise<import('../../src/libvirt/framing.js').Packet>((resolve) => conn.once('event', resolve));
     expect(fake!.emitLifecycle('vm1', 5, 1)).toBe(1);
     const { header, body } = await event;
-    expect(header).toMatchObject({ program: Program.REMOTE, type: MessageType.MESSAGE, procedure: RemoteProc.DOMAIN_EVENT_CALLBACK_LIFECYCLE });
-    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, body)).toMatchObject({ callbackID, event: 5, detail: 1, dom: { name: 'vm1' } });
+    expect(header).toMatchObject({
+      program: Program.REMOTE,
+      type: MessageType.MESSAGE,
+      procedure: RemoteProc.DOMAIN_EVENT_CALLBACK_LIFECYCLE,
+    });
+    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, body)).toMatchObject({
+      callbackID,
+      event: 5,
+      detail: 1,
+      dom: { name: 'vm1' },
+    });
   });
 });
 

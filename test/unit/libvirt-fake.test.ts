@@ -7,7 +7,19 @@ import { LibvirtConnection } from '../../src/libvirt/connection.js';
 import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
 import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
-import { AuthType, MessageStatus, MessageType, Program, VirErrorCode, decode, encode, encodePacket, remoteErrorCodec, uuidFromString, type RemoteError } from '../../src/libvirt/protocol.js';
+import {
+  AuthType,
+  MessageStatus,
+  MessageType,
+  Program,
+  VirErrorCode,
+  decode,
+  encode,
+  encodePacket,
+  remoteErrorCodec,
+  uuidFromString,
+  type RemoteError,
+} from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, domainXml, waitFor, type FakeDomain, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 
 let fake: FakeLibvirtd | null = null;
@@ -42,7 +54,9 @@ async function rawClient(f: FakeLibvirtd) {
     socket,
     async call(procedure: number, body: Buffer = Buffer.alloc(0)): Promise<{ status: number; error: RemoteError | null }> {
       const s = serial++;
-      socket.write(encodePacket({ program: Program.REMOTE, version: 1, procedure, type: MessageType.CALL, serial: s, status: MessageStatus.OK }, body));
+      socket.write(
+        encodePacket({ program: Program.REMOTE, version: 1, procedure, type: MessageType.CALL, serial: s, status: MessageStatus.OK }, body),
+      );
       await waitFor(() => packets.some((p) => p.header.serial === s), 5000, `reply ${s}`);
       const p = packets.find((x) => x.header.serial === s)!;
       return { status: p.header.status, error: p.header.status === MessageStatus.ERROR ? decode(remoteErrorCodec, p.body) : null };
@@ -129,24 +143,37 @@ describe('FakeLibvirtd', () => {
     const { fake, conn } = await setup();
     const d = fake.addDomain({ name: 'vm' });
     fake.agentHandler = (_d, c) =>
-      c.execute === 'lv' ? { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent disappeared while executing command' } } : { error: { class: 'GenericError' } };
-    await expect(agent(conn, d, 'not json')).rejects.toMatchObject({ code: 1, message: expect.stringMatching(/^internal error: cannot parse json not json: /) });
-    await expect(agent(conn, d, '{"arguments":{}}')).rejects.toMatchObject({ code: 1, message: "internal error: unable to execute QEMU agent command '<unknown>': QMP input lacks member 'execute'" });
-    await expect(agent(conn, d, '{"execute":"x"}')).rejects.toMatchObject({ code: 1, message: "internal error: unable to execute QEMU agent command 'x': GenericError" });
+      c.execute === 'lv'
+        ? { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent disappeared while executing command' } }
+        : { error: { class: 'GenericError' } };
+    await expect(agent(conn, d, 'not json')).rejects.toMatchObject({
+      code: 1,
+      message: expect.stringMatching(/^internal error: cannot parse json not json: /),
+    });
+    await expect(agent(conn, d, '{"arguments":{}}')).rejects.toMatchObject({
+      code: 1,
+      message: "internal error: unable to execute QEMU agent command '<unknown>': QMP input lacks member 'execute'",
+    });
+    await expect(agent(conn, d, '{"execute":"x"}')).rejects.toMatchObject({
+      code: 1,
+      message: "internal error: unable to execute QEMU agent command 'x': GenericError",
+    });
     await expect(agent(conn, d, '{"execute":"lv"}')).rejects.toMatchObject({ code: 86, message: /disappeared/ });
     await expect(agent(conn, d, '{"execute":"x"}', -3)).rejects.toMatchObject({ code: 8 });
     fake.setState('vm', DomainState.PAUSED);
     await expect(agent(conn, d, '{"execute":"x"}')).rejects.toMatchObject({ code: VirErrorCode.OPERATION_INVALID });
     const ghost: FakeDomain = { ...d, name: 'ghost', uuid: '00000000-0000-0000-0000-000000000000' };
-    await expect(agent(conn, ghost, '{"execute":"x"}')).rejects.toMatchObject({ code: 42, message: "Domain not found: no domain with matching uuid '00000000-0000-0000-0000-000000000000' (ghost)" });
+    await expect(agent(conn, ghost, '{"execute":"x"}')).rejects.toMatchObject({
+      code: 42,
+      message: "Domain not found: no domain with matching uuid '00000000-0000-0000-0000-000000000000' (ghost)",
+    });
   });
 
   it('filters CONNECT_LIST_ALL_DOMAINS by active / inactive and honours needResults', async () => {
     const { fake, conn } = await setup();
     fake.addDomain({ name: 'on' });
     fake.addDomain({ name: 'off', state: DomainState.SHUTOFF });
-    const list = (needResults: number, flags: number) =>
-      conn.call(Remote.CONNECT_LIST_ALL_DOMAINS, { needResults, flags });
+    const list = (needResults: number, flags: number) => conn.call(Remote.CONNECT_LIST_ALL_DOMAINS, { needResults, flags });
     expect((await list(1, 1)).domains.map((d) => d.name)).toEqual(['on']);
     expect((await list(1, 2)).domains.map((d) => d.name)).toEqual(['off']);
     expect((await list(1, 0)).ret).toBe(2);
@@ -157,10 +184,16 @@ describe('FakeLibvirtd', () => {
     fake = await FakeLibvirtd.start({ authTypes: [AuthType.POLKIT] });
     const raw = await rawClient(fake);
     const open = encode(Remote.CONNECT_OPEN.args, { name: 'qemu:///system', flags: 0 });
-    expect(await raw.call(RemoteProc.CONNECT_OPEN, open)).toMatchObject({ status: 1, error: { code: 39, message: 'RPC error: authentication required' } });
+    expect(await raw.call(RemoteProc.CONNECT_OPEN, open)).toMatchObject({
+      status: 1,
+      error: { code: 39, message: 'RPC error: authentication required' },
+    });
     expect(await raw.call(RemoteProc.AUTH_POLKIT)).toMatchObject({ status: 0 });
     const lookupArgs = encode(Remote.DOMAIN_LOOKUP_BY_NAME.args, { name: 'x' });
-    expect(await raw.call(RemoteProc.DOMAIN_LOOKUP_BY_NAME, lookupArgs)).toMatchObject({ status: 1, error: { message: 'internal error: connection not open' } });
+    expect(await raw.call(RemoteProc.DOMAIN_LOOKUP_BY_NAME, lookupArgs)).toMatchObject({
+      status: 1,
+      error: { message: 'internal error: connection not open' },
+    });
     expect(await raw.call(RemoteProc.CONNECT_OPEN, open)).toMatchObject({ status: 0 });
     expect(await raw.call(RemoteProc.DOMAIN_LOOKUP_BY_NAME, lookupArgs)).toMatchObject({ status: 1, error: { code: 42 } });
     raw.socket.destroy();
@@ -171,16 +204,17 @@ describe('FakeLibvirtd', () => {
     const a = fake.addDomain({ name: 'a' });
     fake.addDomain({ name: 'b' });
     const register = (eventID: number, dom: FakeDomain | null) =>
-      conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID, dom: dom && { name: dom.name, uuid: uuidFromString(dom.uuid), id: dom.id } });
+      conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, {
+        eventID,
+        dom: dom && { name: dom.name, uuid: uuidFromString(dom.uuid), id: dom.id },
+      });
     const onlyA = await register(0, a);
     expect(fake.emitLifecycle('a', 2)).toBe(1);
     expect(fake.emitLifecycle('b', 2)).toBe(0);
     expect(fake.emitAgentLifecycle('a', 1)).toBe(0);
     await conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, onlyA);
     expect(fake.emitLifecycle('a', 2)).toBe(0);
-    await expect(
-      conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, onlyA),
-    ).rejects.toMatchObject({ code: 1 });
+    await expect(conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, onlyA)).rejects.toMatchObject({ code: 1 });
   });
 
   it('generates domain XML with the agent channel only when configured, escaped', () => {

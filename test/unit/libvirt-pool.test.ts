@@ -51,7 +51,12 @@ function lookup(pool: LibvirtPool, name: string) {
 
 function ping(pool: LibvirtPool, name = 'vm1') {
   const d = fake!.domain(name);
-  return pool.call(Qemu.DOMAIN_AGENT_COMMAND, { dom: { name: d.name, uuid: uuidFromString(d.uuid), id: d.id }, cmd: '{"execute":"guest-ping"}', timeout: -1, flags: 0 });
+  return pool.call(Qemu.DOMAIN_AGENT_COMMAND, {
+    dom: { name: d.name, uuid: uuidFromString(d.uuid), id: d.id },
+    cmd: '{"execute":"guest-ping"}',
+    timeout: -1,
+    flags: 0,
+  });
 }
 
 /** The fake's client carrying the pool's event subscription. */
@@ -145,7 +150,11 @@ describe('LibvirtPool', () => {
     expect(fake!.emitLifecycle('vm1', LifecycleEvent.STOPPED, 1)).toBe(1);
     expect(fake!.emitAgentLifecycle('vm1', 2, 1)).toBe(1);
     await waitFor(() => lifecycle.length === 1 && agentLifecycle.length === 1, 5000, 'events');
-    expect(lifecycle[0]).toEqual({ dom: { name: 'vm1', uuid: uuidFromString(vm1.uuid), id: vm1.id }, event: LifecycleEvent.STOPPED, detail: 1 });
+    expect(lifecycle[0]).toEqual({
+      dom: { name: 'vm1', uuid: uuidFromString(vm1.uuid), id: vm1.id },
+      event: LifecycleEvent.STOPPED,
+      detail: 1,
+    });
     expect(agentLifecycle[0]).toEqual({ dom: { name: 'vm1', uuid: uuidFromString(vm1.uuid), id: vm1.id }, state: 2, reason: 1 });
     // Order is kept across many events.
     for (let i = 0; i < 20; i++) fake!.emitLifecycle('vm1', i % 9, i);
@@ -314,9 +323,7 @@ describe('LibvirtPool room per connection', () => {
     const first = ping(pool).catch((e: unknown) => e);
     await hold.waitUntilHeld(1);
     const ac = new AbortController();
-    const aborted = pool
-      .call(Remote.DOMAIN_LOOKUP_BY_NAME, { name: 'vm1' }, ac.signal)
-      .catch((e: unknown) => e);
+    const aborted = pool.call(Remote.DOMAIN_LOOKUP_BY_NAME, { name: 'vm1' }, ac.signal).catch((e: unknown) => e);
     const waiting = lookup(pool, 'vm1').catch((e: unknown) => e);
     expect(pool.waiting).toBe(2);
     ac.abort(new Error('caller gone'));

@@ -24,9 +24,27 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 /** A certificate signed by the CA named (self-signed when none); leaves get CA:FALSE. */
 function makeCert(name: string, cn: string, ca?: string, extra: string[] = []): void {
   const signer = ca ? ['-CA', file(`${ca}.crt`), '-CAkey', file(`${ca}.key`), '-addext', 'basicConstraints=critical,CA:FALSE'] : [];
-  execFileSync('openssl', ['req', '-x509', ...EC, '-keyout', file(`${name}.key`), '-out', file(`${name}.crt`), '-subj', `/CN=${cn}`, '-days', '2', ...signer, ...extra], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      ...EC,
+      '-keyout',
+      file(`${name}.key`),
+      '-out',
+      file(`${name}.crt`),
+      '-subj',
+      `/CN=${cn}`,
+      '-days',
+      '2',
+      ...signer,
+      ...extra,
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
 }
 
 const SERVER_SAN = ['-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'];
@@ -62,7 +80,16 @@ function serverTls(overrides: Partial<FakeTlsOptions> = {}): FakeTlsOptions {
 }
 
 function clientTransport(port: number, overrides: Partial<TlsTransport> = {}): TlsTransport {
-  return { kind: 'tls', host: '127.0.0.1', port, certFile: file('client.crt'), keyFile: file('client.key'), caFile: file('ca.crt'), verify: true, ...overrides };
+  return {
+    kind: 'tls',
+    host: '127.0.0.1',
+    port,
+    certFile: file('client.crt'),
+    keyFile: file('client.key'),
+    caFile: file('ca.crt'),
+    verify: true,
+    ...overrides,
+  };
 }
 
 async function startFake(tlsOverrides: Partial<FakeTlsOptions> = {}): Promise<FakeLibvirtd> {
@@ -154,12 +181,16 @@ describe('qemu+tls transport', () => {
   it('fails when the server sends 0 instead of the confirmation byte 1', async () => {
     await startFake({ rejectByte: 0 });
     const message = await openFails(clientTransport(fake!.port!));
-    expect(message).toMatch(/refused our client certificate .*client\.crt \(server verification of our certificate or IP address failed: it sent 0 instead of 1\)/);
+    expect(message).toMatch(
+      /refused our client certificate .*client\.crt \(server verification of our certificate or IP address failed: it sent 0 instead of 1\)/,
+    );
   });
 
   it('fails when the server closes instead of confirming (a client certificate it does not accept)', async () => {
     await startFake();
-    const message = await openFails(clientTransport(fake!.port!, { certFile: file('client-other.crt'), keyFile: file('client-other.key') }));
+    const message = await openFails(
+      clientTransport(fake!.port!, { certFile: file('client-other.crt'), keyFile: file('client-other.key') }),
+    );
     expect(message).toMatch(/refused our client certificate .*client-other\.crt/);
     expect(fake!.totalConnections).toBe(0);
   });
@@ -178,7 +209,9 @@ describe('qemu+tls transport', () => {
   it('fails with the file names when the key does not belong to the certificate', async () => {
     await startFake();
     const message = await openFails(clientTransport(fake!.port!, { keyFile: file('client-other.key') }));
-    expect(message).toContain(`the TLS client certificate ${file('client.crt')}, its key ${file('client-other.key')} or the CA ${file('ca.crt')} cannot be used`);
+    expect(message).toContain(
+      `the TLS client certificate ${file('client.crt')}, its key ${file('client-other.key')} or the CA ${file('ca.crt')} cannot be used`,
+    );
   });
 
   it('fails with the address when nothing listens', async () => {
@@ -186,7 +219,9 @@ describe('qemu+tls transport', () => {
     const port = fake!.port!;
     await fake!.stop();
     const message = await openFails(clientTransport(port));
-    expect(message).toMatch(new RegExp(`cannot connect to libvirtd at tls://127\\.0\\.0\\.1:${port} \\(TCP connect or TLS handshake\\): connect ECONNREFUSED`));
+    expect(message).toMatch(
+      new RegExp(`cannot connect to libvirtd at tls://127\\.0\\.0\\.1:${port} \\(TCP connect or TLS handshake\\): connect ECONNREFUSED`),
+    );
   });
 
   it('counts the confirmation byte within connectTimeoutMs', async () => {
@@ -204,7 +239,14 @@ describe('qemu+tls transport', () => {
 
   it('keeps bytes that arrive together with the confirmation byte for the RPC reader', async () => {
     // The byte 1 and a keepalive PING in one record: the connection must answer the PING with a PONG.
-    const ping = encodePacket({ program: Program.KEEPALIVE, version: PROTOCOL_VERSION, procedure: KeepaliveProc.PING, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK });
+    const ping = encodePacket({
+      program: Program.KEEPALIVE,
+      version: PROTOCOL_VERSION,
+      procedure: KeepaliveProc.PING,
+      type: MessageType.MESSAGE,
+      serial: 0,
+      status: MessageStatus.OK,
+    });
     let received = Buffer.alloc(0);
     const server = tls.createServer({ cert: pem('server.crt'), key: pem('server.key') }, (s) => {
       s.on('error', () => {});

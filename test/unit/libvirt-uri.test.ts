@@ -3,7 +3,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, resolveUri } from '../../src/libvirt/uri.js';
 
 const none = () => false;
-const only = (...paths: string[]) => (p: string) => paths.includes(p);
+const only =
+  (...paths: string[]) =>
+  (p: string) =>
+    paths.includes(p);
 
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -11,15 +14,24 @@ afterEach(() => {
 
 describe('resolveUri', () => {
   it('qemu:///system -> /run/libvirt/libvirt-sock', () => {
-    expect(resolveUri('qemu:///system', undefined, none)).toEqual({ transport: { kind: 'unix', path: '/run/libvirt/libvirt-sock' }, name: 'qemu:///system' });
+    expect(resolveUri('qemu:///system', undefined, none)).toEqual({
+      transport: { kind: 'unix', path: '/run/libvirt/libvirt-sock' },
+      name: 'qemu:///system',
+    });
   });
 
   it('uses virtqemud-sock when only the modular daemon socket exists', () => {
-    expect(resolveUri('qemu:///system', undefined, only('/run/libvirt/virtqemud-sock')).transport).toEqual({ kind: 'unix', path: '/run/libvirt/virtqemud-sock' });
+    expect(resolveUri('qemu:///system', undefined, only('/run/libvirt/virtqemud-sock')).transport).toEqual({
+      kind: 'unix',
+      path: '/run/libvirt/virtqemud-sock',
+    });
   });
 
   it('uses libvirt-sock when only the monolithic daemon socket exists', () => {
-    expect(resolveUri('qemu:///system', undefined, only('/run/libvirt/libvirt-sock')).transport).toEqual({ kind: 'unix', path: '/run/libvirt/libvirt-sock' });
+    expect(resolveUri('qemu:///system', undefined, only('/run/libvirt/libvirt-sock')).transport).toEqual({
+      kind: 'unix',
+      path: '/run/libvirt/libvirt-sock',
+    });
   });
 
   // As libvirt's own client (remote_sockets.c, remoteGetUNIXSocket): the direct virtqemud-sock wins whenever it exists.
@@ -29,7 +41,10 @@ describe('resolveUri', () => {
   });
 
   it('accepts the explicit qemu+unix transport', () => {
-    expect(resolveUri('qemu+unix:///system', undefined, none)).toEqual({ transport: { kind: 'unix', path: '/run/libvirt/libvirt-sock' }, name: 'qemu:///system' });
+    expect(resolveUri('qemu+unix:///system', undefined, none)).toEqual({
+      transport: { kind: 'unix', path: '/run/libvirt/libvirt-sock' },
+      name: 'qemu:///system',
+    });
   });
 
   it('takes ?socket= from the URI and leaves it out of the name', () => {
@@ -46,11 +61,17 @@ describe('resolveUri', () => {
 
   it('qemu:///session -> the socket under $XDG_RUNTIME_DIR/libvirt', () => {
     vi.stubEnv('XDG_RUNTIME_DIR', '/run/user/1234');
-    expect(resolveUri('qemu:///session', undefined, none)).toEqual({ transport: { kind: 'unix', path: '/run/user/1234/libvirt/libvirt-sock' }, name: 'qemu:///session' });
+    expect(resolveUri('qemu:///session', undefined, none)).toEqual({
+      transport: { kind: 'unix', path: '/run/user/1234/libvirt/libvirt-sock' },
+      name: 'qemu:///session',
+    });
   });
 
   it('qemu+tcp://host:1234/system', () => {
-    expect(resolveUri('qemu+tcp://host:1234/system')).toEqual({ transport: { kind: 'tcp', host: 'host', port: 1234 }, name: 'qemu:///system' });
+    expect(resolveUri('qemu+tcp://host:1234/system')).toEqual({
+      transport: { kind: 'tcp', host: 'host', port: 1234 },
+      name: 'qemu:///system',
+    });
   });
 
   it('qemu+tcp://[::1]/system uses the default port 16509 and strips the brackets', () => {
@@ -59,10 +80,13 @@ describe('resolveUri', () => {
   });
 
   it('qemu+tcp://host with no path means /system', () => {
-    expect(resolveUri('qemu+tcp://10.0.0.5')).toEqual({ transport: { kind: 'tcp', host: '10.0.0.5', port: 16509 }, name: 'qemu:///system' });
+    expect(resolveUri('qemu+tcp://10.0.0.5')).toEqual({
+      transport: { kind: 'tcp', host: '10.0.0.5', port: 16509 },
+      name: 'qemu:///system',
+    });
   });
 
-  it('qemu+tls://host/system: port 16514, verification on, libvirt\'s default files', () => {
+  it("qemu+tls://host/system: port 16514, verification on, libvirt's default files", () => {
     expect(DEFAULT_TLS_PORT).toBe(16514);
     expect(resolveUri('qemu+tls://hv1.example/system')).toEqual({
       transport: {
@@ -94,8 +118,19 @@ describe('resolveUri', () => {
   });
 
   it('qemu+tls: files given by the host config win over ?pkipath, one by one', () => {
-    const { transport } = resolveUri('qemu+tls://[fd00::5]/system?pkipath=/pki', undefined, none, { certFile: '/cfg/cert.pem', keyFile: '/cfg/key.pem' });
-    expect(transport).toEqual({ kind: 'tls', host: 'fd00::5', port: 16514, certFile: '/cfg/cert.pem', keyFile: '/cfg/key.pem', caFile: '/pki/cacert.pem', verify: true });
+    const { transport } = resolveUri('qemu+tls://[fd00::5]/system?pkipath=/pki', undefined, none, {
+      certFile: '/cfg/cert.pem',
+      keyFile: '/cfg/key.pem',
+    });
+    expect(transport).toEqual({
+      kind: 'tls',
+      host: 'fd00::5',
+      port: 16514,
+      certFile: '/cfg/cert.pem',
+      keyFile: '/cfg/key.pem',
+      caFile: '/pki/cacert.pem',
+      verify: true,
+    });
     const all = resolveUri('qemu+tls://hv1/system', undefined, none, { certFile: '/c', keyFile: '/k', caFile: '/ca' }).transport;
     expect(all).toMatchObject({ certFile: '/c', keyFile: '/k', caFile: '/ca' });
   });
@@ -106,7 +141,11 @@ describe('resolveUri', () => {
   });
 
   it('ignores TLS files for unix and tcp URIs', () => {
-    expect(resolveUri('qemu+tcp://hv1/system', undefined, none, { certFile: '/c' }).transport).toEqual({ kind: 'tcp', host: 'hv1', port: 16509 });
+    expect(resolveUri('qemu+tcp://hv1/system', undefined, none, { certFile: '/c' }).transport).toEqual({
+      kind: 'tcp',
+      host: 'hv1',
+      port: 16509,
+    });
   });
 
   it.each([

@@ -13,7 +13,17 @@ import { LibvirtConnection } from '../../src/libvirt/connection.js';
 import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
 import { Keepalive, Qemu, Remote, type CallProcedure } from '../../src/libvirt/procedures.js';
-import { MessageStatus, MessageType, PROTOCOL_VERSION, decode, encode, encodePacket, remoteErrorCodec, uuidFromString, type RemoteError } from '../../src/libvirt/protocol.js';
+import {
+  MessageStatus,
+  MessageType,
+  PROTOCOL_VERSION,
+  decode,
+  encode,
+  encodePacket,
+  remoteErrorCodec,
+  uuidFromString,
+  type RemoteError,
+} from '../../src/libvirt/protocol.js';
 import { DomainState, FakeLibvirtd, waitFor } from '../support/fake-libvirtd.js';
 
 /** Bytes from hex words; spaces and line breaks are for the reader. */
@@ -138,7 +148,17 @@ const RECORDED = [
 ];
 
 function callPacket<A>(proc: CallProcedure<A, unknown>, args: A, serial: number): Buffer {
-  return encodePacket({ program: proc.program, version: PROTOCOL_VERSION, procedure: proc.procedure, type: MessageType.CALL, serial, status: MessageStatus.OK }, encode(proc.args, args));
+  return encodePacket(
+    {
+      program: proc.program,
+      version: PROTOCOL_VERSION,
+      procedure: proc.procedure,
+      type: MessageType.CALL,
+      serial,
+      status: MessageStatus.OK,
+    },
+    encode(proc.args, args),
+  );
 }
 
 function onePacket(bytes: Buffer): Packet {
@@ -183,7 +203,14 @@ describe('calls, byte for byte as libvirtd 9.0.0 accepted them', () => {
   });
 
   it('sends keepalive PING and PONG as bodiless messages with serial 0', () => {
-    const ping = encodePacket({ program: Keepalive.PING.program, version: 1, procedure: Keepalive.PING.procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK });
+    const ping = encodePacket({
+      program: Keepalive.PING.program,
+      version: 1,
+      procedure: Keepalive.PING.procedure,
+      type: MessageType.MESSAGE,
+      serial: 0,
+      status: MessageStatus.OK,
+    });
     //                              length   "keep"   version  PING     MESSAGE  serial 0 OK
     expect(ping.toString('hex')).toBe(hex('0000001c 6b656570 00000001 00000001 00000002 00000000 00000000').toString('hex'));
     expect(Keepalive.PONG.procedure).toBe(2);
@@ -204,14 +231,26 @@ describe('replies, decoded from the bytes libvirtd 9.0.0 sent', () => {
   });
 
   it("decodes the agent's reply (qemu_domain_agent_command_ret): an optional string", () => {
-    expect(decode(Qemu.DOMAIN_AGENT_COMMAND.ret, hex('00000001 0000000d 7b2272657475726e223a7b7d7d 000000'))).toEqual({ result: '{"return":{}}' });
+    expect(decode(Qemu.DOMAIN_AGENT_COMMAND.ret, hex('00000001 0000000d 7b2272657475726e223a7b7d7d 000000'))).toEqual({
+      result: '{"return":{}}',
+    });
     expect(decode(Qemu.DOMAIN_AGENT_COMMAND.ret, hex('00000000'))).toEqual({ result: null });
   });
 
   it('decodes the domain events: remote_domain_event_callback_lifecycle_msg and _agent_lifecycle_msg', () => {
     // int callbackID 3, the domain, then event 5 (STOPPED) detail 1 / state 2 (DISCONNECTED) reason 2 (CHANNEL)
-    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, hex('00000003', ...GUEST_STOPPED_WIRE, '00000005 00000001'))).toEqual({ callbackID: 3, dom: GUEST_STOPPED, event: 5, detail: 1 });
-    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.body, hex('00000003', ...GUEST_STOPPED_WIRE, '00000002 00000002'))).toEqual({ callbackID: 3, dom: GUEST_STOPPED, state: 2, reason: 2 });
+    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.body, hex('00000003', ...GUEST_STOPPED_WIRE, '00000005 00000001'))).toEqual({
+      callbackID: 3,
+      dom: GUEST_STOPPED,
+      event: 5,
+      detail: 1,
+    });
+    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.body, hex('00000003', ...GUEST_STOPPED_WIRE, '00000002 00000002'))).toEqual({
+      callbackID: 3,
+      dom: GUEST_STOPPED,
+      state: 2,
+      reason: 2,
+    });
     expect([Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.procedure, Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.procedure]).toEqual([318, 348]);
   });
 });
@@ -240,7 +279,13 @@ describe('the recording replayed', () => {
     });
     await new Promise<void>((resolve) => server.listen(join(dir, 'sock'), resolve));
     closers.push(() => server.close());
-    const conn = await LibvirtConnection.open({ transport: { kind: 'unix', path: join(dir, 'sock') }, name: 'qemu:///system', connectTimeoutMs: 2000, keepaliveIntervalMs: 0, keepaliveCount: 5 });
+    const conn = await LibvirtConnection.open({
+      transport: { kind: 'unix', path: join(dir, 'sock') },
+      name: 'qemu:///system',
+      connectTimeoutMs: 2000,
+      keepaliveIntervalMs: 0,
+      keepaliveCount: 5,
+    });
     closers.push(() => conn.destroy(new ConnectionError('test over')));
     expect(await conn.call(Remote.CONNECT_GET_LIB_VERSION, undefined)).toEqual({ libVer: 9_000_000n });
     const err = await conn.call(Remote.DOMAIN_LOOKUP_BY_NAME, { name: 'no-such-domain' }).catch((e: unknown) => e);
@@ -254,7 +299,9 @@ describe('the recording replayed', () => {
   });
 
   it('the fake libvirtd answers the recorded calls with the bytes libvirtd sent (the error: same code, domain, message)', async () => {
-    const fake = await FakeLibvirtd.start({ domains: [{ name: 'guest-stopped', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a04', state: DomainState.SHUTOFF, reason: 2 }] });
+    const fake = await FakeLibvirtd.start({
+      domains: [{ name: 'guest-stopped', uuid: '3b5a8f0e-1c2d-4e6f-8a9b-0c1d2e3f4a04', state: DomainState.SHUTOFF, reason: 2 }],
+    });
     closers.push(() => void fake.stop());
     const socket = net.connect({ path: fake.socketPath! });
     closers.push(() => socket.destroy());

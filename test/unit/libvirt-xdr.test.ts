@@ -25,7 +25,14 @@ import { XdrDecodeError, XdrReader, XdrWriter } from '../../src/libvirt/xdr.js';
 describe('XDR writer and reader', () => {
   it('round-trips ints, uints and booleans at their limits', () => {
     const w = new XdrWriter(4);
-    w.int(0).int(-1).int(2 ** 31 - 1).int(-(2 ** 31)).uint(0).uint(0xffffffff).bool(true).bool(false);
+    w.int(0)
+      .int(-1)
+      .int(2 ** 31 - 1)
+      .int(-(2 ** 31))
+      .uint(0)
+      .uint(0xffffffff)
+      .bool(true)
+      .bool(false);
     const buf = w.toBuffer();
     expect(buf.length).toBe(32);
     expect(buf.subarray(4, 8)).toEqual(Buffer.from([0xff, 0xff, 0xff, 0xff]));
@@ -50,7 +57,10 @@ describe('XDR writer and reader', () => {
 
   it('pads opaque data and strings to 4 bytes with zeros', () => {
     const w = new XdrWriter();
-    w.string('abcde').opaque(Buffer.from([9])).fixedOpaque(Buffer.from([1, 2, 3]), 3).string('');
+    w.string('abcde')
+      .opaque(Buffer.from([9]))
+      .fixedOpaque(Buffer.from([1, 2, 3]), 3)
+      .string('');
     const buf = w.toBuffer();
     // 4 (len) + 8 (abcde + 3 pad) + 4 (len) + 4 (9 + 3 pad) + 4 (1,2,3 + pad) + 4 (empty string length)
     expect(buf.length).toBe(28);
@@ -144,7 +154,14 @@ describe('protocol codecs', () => {
   const dom = { name: 'vm-1', uuid: uuidFromString('5f3c0e7a-1b2c-4d5e-8f90-112233445566'), id: 7 };
 
   it('round-trips the header and knows its size', () => {
-    const h: Header = { program: Program.QEMU, version: 1, procedure: 3, type: MessageType.REPLY, serial: 0xfffffffe, status: MessageStatus.ERROR };
+    const h: Header = {
+      program: Program.QEMU,
+      version: 1,
+      procedure: 3,
+      type: MessageType.REPLY,
+      serial: 0xfffffffe,
+      status: MessageStatus.ERROR,
+    };
     const buf = encode(headerCodec, h);
     expect(buf.length).toBe(HEADER_SIZE);
     expect(decode(headerCodec, buf)).toEqual(h);
@@ -251,7 +268,9 @@ describe('PacketDecoder', () => {
   });
 
   it('splits many packets delivered in one read, in order', () => {
-    const all = Buffer.concat(Array.from({ length: 50 }, (_, i) => packet(i + 1, encode(Remote.DOMAIN_LOOKUP_BY_NAME.args, { name: `vm-${i}` }))));
+    const all = Buffer.concat(
+      Array.from({ length: 50 }, (_, i) => packet(i + 1, encode(Remote.DOMAIN_LOOKUP_BY_NAME.args, { name: `vm-${i}` }))),
+    );
     const got = new PacketDecoder().push(all);
     expect(got.map((p) => p.header.serial)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(got.map((p) => decode(Remote.DOMAIN_LOOKUP_BY_NAME.args, p.body).name)).toEqual(Array.from({ length: 50 }, (_, i) => `vm-${i}`));
@@ -264,7 +283,10 @@ describe('PacketDecoder', () => {
         if (b >= stream.length) continue;
         const d = new PacketDecoder();
         const got = [...d.push(stream.subarray(0, a)), ...d.push(stream.subarray(a, b)), ...d.push(stream.subarray(b))];
-        expect(got.map((p) => p.header.serial), `split at ${a},${b}`).toEqual([1, 2, 3]);
+        expect(
+          got.map((p) => p.header.serial),
+          `split at ${a},${b}`,
+        ).toEqual([1, 2, 3]);
         expect(got[2]!.body).toEqual(Buffer.alloc(12, 3));
       }
     }

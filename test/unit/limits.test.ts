@@ -23,7 +23,8 @@ async function start(overrides: Record<string, unknown>) {
   return gw;
 }
 
-const get = (url: string, token?: string) => gw!.app.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+const get = (url: string, token?: string) =>
+  gw!.app.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
 
 describe('rate limits', () => {
   it('answers 429 rate_limited with Retry-After past max for one identity, while another is unaffected', async () => {
@@ -89,7 +90,12 @@ describe('body limits', () => {
     const guest = new FakeGuestFiles();
     fake!.agentHandler = guest.handler;
     const content = Buffer.alloc(16 * 1024, 7);
-    const put = await gw!.app.inject({ method: 'PUT', url: '/domains/web1/files/tmp/big', payload: content, headers: { 'content-type': 'application/octet-stream' } });
+    const put = await gw!.app.inject({
+      method: 'PUT',
+      url: '/domains/web1/files/tmp/big',
+      payload: content,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(put.statusCode).toBe(200);
     expect(guest.files.get('/tmp/big')!.equals(content)).toBe(true);
   });

@@ -9,7 +9,10 @@ import { buildWithMemoryAgent } from '../support/harness.js';
 import { operationsAgent } from '../support/operations-agent.js';
 
 /** Answers every command but guest-info (left to the default agent) with the given reply. */
-const answerAll = (reply: unknown): AgentHandler => (dom, cmd, t) => (cmd.execute === 'guest-info' ? defaultAgentHandler(dom, cmd, t) : (reply as never));
+const answerAll =
+  (reply: unknown): AgentHandler =>
+  (dom, cmd, t) =>
+    cmd.execute === 'guest-info' ? defaultAgentHandler(dom, cmd, t) : (reply as never);
 
 describe('the in-memory agent transport', () => {
   it('serves the domains without libvirt: running, on the host "local", answered by the default agent', async () => {
@@ -47,14 +50,24 @@ describe('the in-memory agent transport', () => {
   it.each([
     ['the agent refuses', { error: { class: 'GenericError', desc: 'Operation not supported' } }, 502, 'agent_error'],
     ['the reply has the wrong shape', { return: { not: 'an array' } }, 502, 'agent_reply_invalid'],
-    ['libvirt says the agent is not connected', { libvirtError: { code: 86, message: 'Guest agent is not responding: QEMU guest agent is not connected' } }, 503, 'agent_not_connected'],
+    [
+      'libvirt says the agent is not connected',
+      { libvirtError: { code: 86, message: 'Guest agent is not responding: QEMU guest agent is not connected' } },
+      503,
+      'agent_not_connected',
+    ],
   ] as const)('maps the case where %s', async (_what, reply, status, code) => {
     const { call } = await buildWithMemoryAgent({ domains: ['web1'], agent: answerAll(reply) });
     const r = await call('GET', '/domains/web1/network-interfaces');
     expect(r.status).toBe(status);
     expect(r.body.code).toBe(code);
     expect(r.headers['content-type']).toMatch(/problem\+json/);
-    if (code === 'agent_error') expect(r.body).toMatchObject({ agentClass: 'GenericError', agentDesc: 'Operation not supported', command: 'guest-network-get-interfaces' });
+    if (code === 'agent_error')
+      expect(r.body).toMatchObject({
+        agentClass: 'GenericError',
+        agentDesc: 'Operation not supported',
+        command: 'guest-network-get-interfaces',
+      });
   });
 
   it('answers 504 at the deadline when the agent never replies, and tells the agent a slightly longer timeout', async () => {

@@ -62,7 +62,9 @@ function value(text: string, name: string, labels: Record<string, string> = {}):
 function gated(execute: string) {
   const releases: (() => void)[] = [];
   const handler: AgentHandler = (dom, cmd, timeout) =>
-    cmd.execute === execute ? new Promise((resolve) => releases.push(() => resolve(defaultAgentHandler(dom, cmd, timeout) as never))) : defaultAgentHandler(dom, cmd, timeout);
+    cmd.execute === execute
+      ? new Promise((resolve) => releases.push(() => resolve(defaultAgentHandler(dom, cmd, timeout) as never)))
+      : defaultAgentHandler(dom, cmd, timeout);
   return { handler, releaseAll: () => releases.splice(0).forEach((r) => r()), pending: () => releases.length };
 }
 
@@ -88,7 +90,8 @@ describe('HTTP and agent metrics', () => {
     expect(refused.json().code).toBe('agent_queue_full');
 
     const text = await scrape(gw);
-    const http = (route: string, status: number, method = 'GET') => value(text, 'http_requests_total', { method, route, status: String(status) });
+    const http = (route: string, status: number, method = 'GET') =>
+      value(text, 'http_requests_total', { method, route, status: String(status) });
     expect(http('/domains/:domain/agent/ping', 200)).toBe(2);
     expect(http('/domains/:domain/agent/ping', 404)).toBe(1);
     expect(http('/domains/:domain/agent/ping', 503)).toBe(1);
@@ -98,17 +101,25 @@ describe('HTTP and agent metrics', () => {
     // The 504 took the 300 ms deadline (less a few ms: Node's timers may fire up to a millisecond early against
     // performance.now(), measured 299.8 ms once).
     const DEADLINE_S = 0.295;
-    expect(value(text, 'http_request_duration_seconds_sum', { method: 'GET', route: '/domains/:domain/network-interfaces' })).toBeGreaterThanOrEqual(DEADLINE_S);
+    expect(
+      value(text, 'http_request_duration_seconds_sum', { method: 'GET', route: '/domains/:domain/network-interfaces' }),
+    ).toBeGreaterThanOrEqual(DEADLINE_S);
 
     const agent = (command: string, outcome: string) => value(text, 'agent_command_duration_seconds_count', { command, outcome });
     expect(agent('guest-ping', 'ok')).toBe(2);
     expect(agent('guest-ping', 'queue_full')).toBe(1);
     expect(agent('guest-network-get-interfaces', 'timeout')).toBe(1);
     expect(agent('guest-info', 'ok')).toBe(1);
-    expect(value(text, 'agent_command_duration_seconds_sum', { command: 'guest-network-get-interfaces', outcome: 'timeout' })).toBeGreaterThanOrEqual(DEADLINE_S);
+    expect(
+      value(text, 'agent_command_duration_seconds_sum', { command: 'guest-network-get-interfaces', outcome: 'timeout' }),
+    ).toBeGreaterThanOrEqual(DEADLINE_S);
     // Cumulative buckets: the 300 ms call is above 0.25 s and within 0.5 s... or later, never below.
-    expect(value(text, 'agent_command_duration_seconds_bucket', { command: 'guest-network-get-interfaces', outcome: 'timeout', le: '0.25' })).toBe(0);
-    expect(value(text, 'agent_command_duration_seconds_bucket', { command: 'guest-network-get-interfaces', outcome: 'timeout', le: '+Inf' })).toBe(1);
+    expect(
+      value(text, 'agent_command_duration_seconds_bucket', { command: 'guest-network-get-interfaces', outcome: 'timeout', le: '0.25' }),
+    ).toBe(0);
+    expect(
+      value(text, 'agent_command_duration_seconds_bucket', { command: 'guest-network-get-interfaces', outcome: 'timeout', le: '+Inf' }),
+    ).toBe(1);
     expect(value(text, 'agent_queue_rejections_total')).toBe(1);
     expect(value(text, 'agent_queue_depth')).toBe(1);
 
@@ -131,7 +142,9 @@ describe('HTTP and agent metrics', () => {
     await waitFor(() => gate.pending() === 1, 2000, 'the command to reach the agent');
 
     let text = await scrape(gw);
-    expect(value(text, 'agent_command_duration_seconds_count', { command: 'guest-ping', outcome: 'ok', host: 'local', domain: 'web2' })).toBe(1);
+    expect(
+      value(text, 'agent_command_duration_seconds_count', { command: 'guest-ping', outcome: 'ok', host: 'local', domain: 'web2' }),
+    ).toBe(1);
     expect(value(text, 'agent_queue_depth', { host: 'local', domain: 'web1' })).toBe(1);
     expect(value(text, 'agent_queue_depth', { host: 'local', domain: 'web2' })).toBe(0);
     // Still no URL: the route label is the pattern.
@@ -140,7 +153,14 @@ describe('HTTP and agent metrics', () => {
     gate.releaseAll();
     expect((await pending).statusCode).toBe(200);
     text = await scrape(gw);
-    expect(value(text, 'agent_command_duration_seconds_count', { command: 'guest-network-get-interfaces', outcome: 'ok', host: 'local', domain: 'web1' })).toBe(1);
+    expect(
+      value(text, 'agent_command_duration_seconds_count', {
+        command: 'guest-network-get-interfaces',
+        outcome: 'ok',
+        host: 'local',
+        domain: 'web1',
+      }),
+    ).toBe(1);
     expect(value(text, 'agent_queue_depth', { host: 'local', domain: 'web1' })).toBe(0);
     // Idle domains leave the gauge once they were reported idle.
     expect(value(await scrape(gw), 'agent_queue_depth', { host: 'local', domain: 'web1' })).toBeUndefined();
@@ -163,7 +183,12 @@ describe('HTTP and agent metrics', () => {
     fake!.agentHandler = (dom, cmd, t) => {
       if (cmd.execute !== 'guest-info') return defaultAgentHandler(dom, cmd, t);
       const info = defaultAgentHandler(dom, cmd, t) as { return: { version: string; supported_commands: object[] } };
-      return { return: { ...info.return, supported_commands: [...info.return.supported_commands, { name: 'guest-x-secret-name', enabled: true, 'success-response': true }] } };
+      return {
+        return: {
+          ...info.return,
+          supported_commands: [...info.return.supported_commands, { name: 'guest-x-secret-name', enabled: true, 'success-response': true }],
+        },
+      };
     };
     const res = await gw.app.inject({ method: 'POST', url: '/domains/web1/agent/commands', payload: { execute: 'guest-x-secret-name' } });
     expect(res.statusCode, res.body).toBe(502);
@@ -181,7 +206,12 @@ describe('file transfers, freezes and agents', () => {
     guest.files.set('/srv/data.bin', Buffer.alloc(300_000, 7));
     const down = await get(gw, '/domains/web1/files/srv/data.bin');
     expect(down.rawPayload.length).toBe(300_000);
-    const up = await gw.app.inject({ method: 'PUT', url: '/domains/web1/files/tmp/up.bin', payload: Buffer.alloc(12_345, 1), headers: { 'content-type': 'application/octet-stream' } });
+    const up = await gw.app.inject({
+      method: 'PUT',
+      url: '/domains/web1/files/tmp/up.bin',
+      payload: Buffer.alloc(12_345, 1),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(up.statusCode).toBe(200);
     const text = await scrape(gw);
     expect(value(text, 'file_read_bytes_total')).toBe(300_000);

@@ -23,15 +23,18 @@ async function setup(overrides: Record<string, unknown> = {}) {
   const hBeta = await build({ libvirtd: { tcp: true }, domains: domains('only-beta'), gateway: false });
   beta = hBeta.fake;
   // Started through the harness built last: closed before either fake stops.
-  gw = await hBeta.startGateway({
-    ...overrides,
-    libvirt: {
-      hosts: [
-        { name: 'alpha', uri: alpha.uri },
-        { name: 'beta', uri: beta.uri },
-      ],
+  gw = await hBeta.startGateway(
+    {
+      ...overrides,
+      libvirt: {
+        hosts: [
+          { name: 'alpha', uri: alpha.uri },
+          { name: 'beta', uri: beta.uri },
+        ],
+      },
     },
-  }, { uri: 'qemu:///system' });
+    { uri: 'qemu:///system' },
+  );
   // Every connection of both hosts, not just the first (startTestGateway waits for one).
   await waitFor(() => gw!.gateway.hosts.list.every((h) => h.pool.up === h.pool.size), 3000, 'all connections up');
   return gw;
@@ -73,7 +76,10 @@ describe('several libvirt hosts', () => {
     expect(twice.body).toMatchObject({ code: 'domain_ambiguous', candidates: ['alpha:web1', 'beta:web1'] });
     expect(twice.body.detail).toMatch(/alpha:web1, beta:web1/);
     // The same UUID on both hosts is just as ambiguous.
-    expect((await get(`/domains/${SHARED_UUID}`)).body).toMatchObject({ code: 'domain_ambiguous', candidates: ['alpha:twin', 'beta:twin'] });
+    expect((await get(`/domains/${SHARED_UUID}`)).body).toMatchObject({
+      code: 'domain_ambiguous',
+      candidates: ['alpha:twin', 'beta:twin'],
+    });
     expect(alpha!.agentCommandCount + beta!.agentCommandCount).toBe(0);
   });
 
@@ -140,7 +146,9 @@ describe('several libvirt hosts', () => {
 
     const addresses = await get('/addresses');
     expect(addresses.status).toBe(200);
-    expect(addresses.body.unavailableHosts).toEqual([{ host: 'beta', error: expect.objectContaining({ code: 'libvirt_unavailable', status: 503 }) }]);
+    expect(addresses.body.unavailableHosts).toEqual([
+      { host: 'beta', error: expect.objectContaining({ code: 'libvirt_unavailable', status: 503 }) },
+    ]);
     expect(addresses.body.domains.map((d: { host: string }) => d.host)).toEqual(['alpha', 'alpha', 'alpha']);
   });
 
@@ -157,7 +165,11 @@ describe('several libvirt hosts', () => {
       'beta:web1:true',
     ]);
     const filtered = await get('/addresses?domain=beta:web1,only-alpha,nowhere');
-    expect(filtered.body.domains.map((d: { host: string | null; name: string }) => `${d.host}:${d.name}`)).toEqual(['null:nowhere', 'alpha:only-alpha', 'beta:web1']);
+    expect(filtered.body.domains.map((d: { host: string | null; name: string }) => `${d.host}:${d.name}`)).toEqual([
+      'null:nowhere',
+      'alpha:only-alpha',
+      'beta:web1',
+    ]);
   });
 
   it('an identity limited to host:pattern sees and touches only that host, and an ambiguous name lists only what it may touch', async () => {
@@ -165,7 +177,9 @@ describe('several libvirt hosts', () => {
     await setup({
       auth: {
         mode: 'tokens',
-        identities: [{ name: 'beta-ops', tokenSha256: createHash('sha256').update(token).digest('hex'), scopes: ['read'], domains: ['beta:*'] }],
+        identities: [
+          { name: 'beta-ops', tokenSha256: createHash('sha256').update(token).digest('hex'), scopes: ['read'], domains: ['beta:*'] },
+        ],
       },
     });
     const auth = { authorization: `Bearer ${token}` };
@@ -182,7 +196,16 @@ describe('several libvirt hosts', () => {
 
 describe('hosts and identities in the configuration', () => {
   it('refuses duplicate host names and names that cannot qualify a domain', () => {
-    expect(() => parseConfig({ libvirt: { hosts: [{ name: 'a', uri: 'qemu:///system' }, { name: 'a', uri: 'qemu+tcp://h/system' }] } })).toThrow(/libvirt\.hosts\.1\.name: duplicate host name 'a'/);
+    expect(() =>
+      parseConfig({
+        libvirt: {
+          hosts: [
+            { name: 'a', uri: 'qemu:///system' },
+            { name: 'a', uri: 'qemu+tcp://h/system' },
+          ],
+        },
+      }),
+    ).toThrow(/libvirt\.hosts\.1\.name: duplicate host name 'a'/);
     expect(() => parseConfig({ libvirt: { hosts: [{ name: 'hv:1', uri: 'qemu:///system' }] } })).toThrow(/libvirt\.hosts\.0\.name/);
   });
 
@@ -192,7 +215,10 @@ describe('hosts and identities in the configuration', () => {
     const file = join(dir, 'identities.yaml');
     writeFileSync(file, `- name: from-secret\n  tokenSha256: ${hash('b')}\n  scopes: [read]\n`);
     const configFile = join(dir, 'config.yaml');
-    writeFileSync(configFile, `auth:\n  identitiesFile: ${file}\n  identities:\n    - name: inline\n      tokenSha256: ${hash('a')}\n      scopes: [admin]\n`);
+    writeFileSync(
+      configFile,
+      `auth:\n  identitiesFile: ${file}\n  identities:\n    - name: inline\n      tokenSha256: ${hash('a')}\n      scopes: [admin]\n`,
+    );
     const config = loadConfig({ argv: ['--config', configFile], env: {} });
     expect(config.auth.identities.map((i) => i.name)).toEqual(['inline', 'from-secret']);
 

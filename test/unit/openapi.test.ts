@@ -14,9 +14,9 @@ describe('the checked-in OpenAPI document', () => {
   it('is OpenAPI 3.1 and gives every operation a permission and problem answers', async () => {
     const doc = JSON.parse(await generated);
     expect(doc.openapi).toBe('3.1.0');
-    const ops = Object.entries(doc.paths as Record<string, Record<string, { 'x-permission'?: string; responses: Record<string, unknown> }>>).flatMap(
-      ([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method, op })),
-    );
+    const ops = Object.entries(
+      doc.paths as Record<string, Record<string, { 'x-permission'?: string; responses: Record<string, unknown> }>>,
+    ).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method, op })));
     expect(ops.length).toBeGreaterThanOrEqual(6);
     for (const { path, method, op } of ops) {
       expect(op['x-permission'], `${method} ${path}`).toBeTruthy();

@@ -51,10 +51,15 @@ describe('path globs', () => {
   it('config: policies are optional and strict', () => {
     const base = { name: 'p', tokenSha256: 'a'.repeat(64), scopes: ['read'] };
     expect(parseConfig({ auth: { identities: [base] } }).auth.identities[0]!.policies).toBeUndefined();
-    expect(parseConfig({ auth: { identities: [{ ...base, policies: { files: { read: { allow: ['/srv/**'] } } } }] } }).auth.identities[0]!.policies?.files?.read?.deny).toEqual([]);
+    expect(
+      parseConfig({ auth: { identities: [{ ...base, policies: { files: { read: { allow: ['/srv/**'] } } } }] } }).auth.identities[0]!
+        .policies?.files?.read?.deny,
+    ).toEqual([]);
     expect(() => parseConfig({ auth: { identities: [{ ...base, policies: { files: { reed: {} } } }] } })).toThrow(ConfigError);
     expect(() => parseConfig({ auth: { identities: [{ ...base, policies: { exec: { allow: ['true'] } } }] } })).toThrow(ConfigError);
-    expect(() => parseConfig({ auth: { identities: [{ ...base, policies: { files: { write: { deny: ['etc/**'] } } } }] } })).toThrow(ConfigError);
+    expect(() => parseConfig({ auth: { identities: [{ ...base, policies: { files: { write: { deny: ['etc/**'] } } } }] } })).toThrow(
+      ConfigError,
+    );
   });
 });
 
@@ -67,7 +72,12 @@ const identities = [
     policies: { files: { read: { allow: ['/srv/**'], deny: ['/srv/secret/**'] }, write: { allow: ['/tmp/*'] } } },
   },
   { name: 'exec', tokenSha256: tokenSha256(tokens.exec), scopes: [...SCOPES], policies: { exec: { allow: ['/bin/true'] } } },
-  { name: 'raw', tokenSha256: tokenSha256(tokens.raw), scopes: [...SCOPES], policies: { raw: { allow: ['guest-ping', 'guest-get-host-name'] } } },
+  {
+    name: 'raw',
+    tokenSha256: tokenSha256(tokens.raw),
+    scopes: [...SCOPES],
+    policies: { raw: { allow: ['guest-ping', 'guest-get-host-name'] } },
+  },
   { name: 'free', tokenSha256: tokenSha256(tokens.free), scopes: [...SCOPES] },
 ];
 
@@ -80,7 +90,11 @@ async function setup(kind: 'files' | 'control') {
   guest.files.set('/srv/secret/key', Buffer.from('k'));
   guest.files.set('/etc/passwd', Buffer.from('root:x:0:0'));
   const agent = kind === 'files' ? guest.handler : new GuestControlAgent().handler;
-  ({ fake, gw } = await build({ domains: ['web1'], agent, config: { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true } } }));
+  ({ fake, gw } = await build({
+    domains: ['web1'],
+    agent,
+    config: { auth: { mode: 'tokens', identities } as never, rawCommands: { enabled: true } },
+  }));
 }
 
 async function call(token: string, method: 'GET' | 'HEAD' | 'PUT' | 'POST', url: string, payload?: unknown) {
@@ -135,7 +149,10 @@ describe('file policies over HTTP', () => {
 describe('exec policies over HTTP', () => {
   it('starts an allowed program; refuses another, and a bare name, with nothing sent', async () => {
     await setup('control');
-    await expectRefused(await call(tokens.exec, 'POST', '/domains/web1/exec', { path: '/bin/sh', args: ['-c', 'id'] }), /may not run '\/bin\/sh'/);
+    await expectRefused(
+      await call(tokens.exec, 'POST', '/domains/web1/exec', { path: '/bin/sh', args: ['-c', 'id'] }),
+      /may not run '\/bin\/sh'/,
+    );
     await expectRefused(await call(tokens.exec, 'POST', '/domains/web1/exec', { path: 'true' }), /absolute/);
     const ok = await call(tokens.exec, 'POST', '/domains/web1/exec', { path: '/bin/true' });
     expect(ok.status).toBe(201);
@@ -170,11 +187,21 @@ describe('raw endpoint under policies', () => {
 
   it('is no way around exec policies: a raw guest-exec is held to them like POST /exec', async () => {
     await setup('control');
-    await expectRefused(await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: '/bin/sh' } }), /may not run '\/bin\/sh'/);
-    await expectRefused(await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: 'true' } }), /absolute/);
-    expect((await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: '/bin/true' } })).status).toBe(200);
+    await expectRefused(
+      await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: '/bin/sh' } }),
+      /may not run '\/bin\/sh'/,
+    );
+    await expectRefused(
+      await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: 'true' } }),
+      /absolute/,
+    );
+    expect(
+      (await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: '/bin/true' } })).status,
+    ).toBe(200);
     // Other raw commands still go through for that identity, and guest-exec for one without policies.
     expect((await call(tokens.exec, 'POST', '/domains/web1/agent/commands', { execute: 'guest-ping' })).status).toBe(200);
-    expect((await call(tokens.free, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: '/bin/sh' } })).status).toBe(200);
+    expect(
+      (await call(tokens.free, 'POST', '/domains/web1/agent/commands', { execute: 'guest-exec', arguments: { path: '/bin/sh' } })).status,
+    ).toBe(200);
   });
 });

@@ -66,15 +66,23 @@ describe('POST /domains/{domain}/power', () => {
 
   it('answers 501 suspend_not_supported when the guest lacks the suspend mode', async () => {
     await setup();
-    agent.overrides.set('guest-suspend-hybrid', { error: { class: 'GenericError', desc: 'the requested suspend mode is not supported by the guest' } });
+    agent.overrides.set('guest-suspend-hybrid', {
+      error: { class: 'GenericError', desc: 'the requested suspend mode is not supported by the guest' },
+    });
     const r = await power('suspend-hybrid');
     expect(r.status).toBe(501);
-    expect(r.body).toMatchObject({ code: 'suspend_not_supported', command: 'guest-suspend-hybrid', agentDesc: 'the requested suspend mode is not supported by the guest' });
+    expect(r.body).toMatchObject({
+      code: 'suspend_not_supported',
+      command: 'guest-suspend-hybrid',
+      agentDesc: 'the requested suspend mode is not supported by the guest',
+    });
   });
 
   it('halts with guest-shutdown {"mode":"halt"} and takes "agent disappeared" as success', async () => {
     await setup();
-    agent.overrides.set('guest-shutdown', { libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent disappeared while executing command' } });
+    agent.overrides.set('guest-shutdown', {
+      libvirtError: { code: 86, message: 'Guest agent is not responding: Guest agent disappeared while executing command' },
+    });
     const r = await power('halt');
     expect(r.status).toBe(202);
     expect(r.body.command).toBe('guest-shutdown');
@@ -141,7 +149,8 @@ describe('POST /domains/{domain}/power', () => {
     await setup();
     const releases: (() => void)[] = [];
     const base = agent.handler;
-    fake!.agentHandler = (dom, cmd, t) => (cmd.execute === 'guest-get-host-name' ? new Promise((r) => releases.push(() => r(base(dom, cmd, t) as never))) : base(dom, cmd, t));
+    fake!.agentHandler = (dom, cmd, t) =>
+      cmd.execute === 'guest-get-host-name' ? new Promise((r) => releases.push(() => r(base(dom, cmd, t) as never))) : base(dom, cmd, t);
     // A command held inside the agent: the power call must not reach libvirt before it finishes.
     const dom = await gw!.gateway.domains.resolve('vm1');
     const running = gw!.gateway.agent.execute(dom, command('guest-get-host-name', 'quick', noArgs, z.looseObject({})), undefined);

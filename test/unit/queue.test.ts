@@ -18,9 +18,33 @@ describe('KeyedSerialQueue', () => {
     const q = new KeyedSerialQueue({ maxWaiting: 10, abandonGraceMs: 1000 });
     const order: string[] = [];
     const gates = [deferred(), deferred(), deferred()];
-    const a1 = q.run('a', async () => { order.push('a1 start'); await gates[0]!.promise; order.push('a1 end'); return 1; }, never());
-    const a2 = q.run('a', async () => { order.push('a2 start'); return 2; }, never());
-    const b1 = q.run('b', async () => { order.push('b1 start'); await gates[1]!.promise; return 3; }, never());
+    const a1 = q.run(
+      'a',
+      async () => {
+        order.push('a1 start');
+        await gates[0]!.promise;
+        order.push('a1 end');
+        return 1;
+      },
+      never(),
+    );
+    const a2 = q.run(
+      'a',
+      async () => {
+        order.push('a2 start');
+        return 2;
+      },
+      never(),
+    );
+    const b1 = q.run(
+      'b',
+      async () => {
+        order.push('b1 start');
+        await gates[1]!.promise;
+        return 3;
+      },
+      never(),
+    );
     await Promise.resolve();
     expect(order).toEqual(['a1 start', 'b1 start']);
     expect(q.depth('a')).toBe(2);
@@ -54,7 +78,13 @@ describe('KeyedSerialQueue', () => {
     const running = q.run('a', () => gate.promise, never());
     const ac = new AbortController();
     let ran = false;
-    const waiting = q.run('a', async () => { ran = true; }, ac.signal);
+    const waiting = q.run(
+      'a',
+      async () => {
+        ran = true;
+      },
+      ac.signal,
+    );
     ac.abort(new Error('deadline'));
     await expect(waiting).rejects.toThrow('deadline');
     expect(q.depth('a')).toBe(1);
@@ -70,7 +100,14 @@ describe('KeyedSerialQueue', () => {
     const ac = new AbortController();
     const first = q.run('a', () => gate.promise, ac.signal);
     let secondStarted = false;
-    const second = q.run('a', async () => { secondStarted = true; return 'second'; }, never());
+    const second = q.run(
+      'a',
+      async () => {
+        secondStarted = true;
+        return 'second';
+      },
+      never(),
+    );
     ac.abort(new Error('deadline'));
     await expect(first).rejects.toThrow('deadline');
     await new Promise((r) => setTimeout(r, 20));
@@ -94,7 +131,15 @@ describe('KeyedSerialQueue', () => {
     const ac = new AbortController();
     ac.abort(new Error('gone'));
     await expect(q.run('a', async () => 1, ac.signal)).rejects.toThrow('gone');
-    await expect(q.run('a', () => { throw new Error('sync'); }, never())).rejects.toThrow('sync');
+    await expect(
+      q.run(
+        'a',
+        () => {
+          throw new Error('sync');
+        },
+        never(),
+      ),
+    ).rejects.toThrow('sync');
     await expect(q.run('a', async () => 'ok', never())).resolves.toBe('ok');
   });
 

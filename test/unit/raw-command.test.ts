@@ -30,7 +30,7 @@ describe('POST /domains/{domain}/agent/commands', () => {
     expect(fake!.agentLog).toHaveLength(0);
   });
 
-  it('sends the command with its arguments and answers the agent\'s return', async () => {
+  it("sends the command with its arguments and answers the agent's return", async () => {
     await setup();
     agent.replies.set('guest-get-users', { return: [{ user: 'root', 'login-time': 1.5 }] });
     const r = await post({ execute: 'guest-get-users' });
@@ -87,12 +87,22 @@ describe('POST /domains/{domain}/agent/commands', () => {
     agent.replies.set('guest-get-users', { error: { class: 'GenericError', desc: 'failed to open file /var/run/utmp' } });
     const r = await post({ execute: 'guest-get-users' });
     expect(r.status).toBe(502);
-    expect(r.body).toMatchObject({ code: 'agent_error', agentClass: 'GenericError', agentDesc: 'failed to open file /var/run/utmp', command: 'guest-get-users' });
+    expect(r.body).toMatchObject({
+      code: 'agent_error',
+      agentClass: 'GenericError',
+      agentDesc: 'failed to open file /var/run/utmp',
+      command: 'guest-get-users',
+    });
   });
 
   it.each(
     FIXTURE_VERSIONS.flatMap((v) =>
-      ['host.missing-argument', 'host.unexpected-argument', 'host.wrong-argument-type', ...(v === '7.2' ? ['host.guest-exec.capture-mode'] : [])].map((name) => [v, name] as const),
+      [
+        'host.missing-argument',
+        'host.unexpected-argument',
+        'host.wrong-argument-type',
+        ...(v === '7.2' ? ['host.guest-exec.capture-mode'] : []),
+      ].map((name) => [v, name] as const),
     ),
   )("answers 400 for arguments qemu-ga %s's schema refuses (%s, recorded)", async (version, name) => {
     await setup();

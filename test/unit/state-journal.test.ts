@@ -29,7 +29,7 @@ function journal(root = tempRoot()): StateJournal<Entry> {
 }
 
 /** The file name the journal gives an id (sha256, first 32 hex digits). */
-const fileOf = (id: string) => createHash('sha256').update(id).digest('hex').slice(0, 32) + '.json';
+const fileOf = (id: string) => `${createHash('sha256').update(id).digest('hex').slice(0, 32)}.json`;
 
 const sorted = (entries: { id: string; entry: Entry }[]) => [...entries].sort((a, b) => a.id.localeCompare(b.id));
 
@@ -133,7 +133,11 @@ describe('StateJournal', () => {
       expect(statSync(keptAs).isFile()).toBe(true);
     }
     expect(readFileSync(byFile.get(junk)!.keptAs!, 'utf8')).toBe('{"id": "junk", "value": ');
-    expect(readdirSync(j.dir).filter((n) => n.endsWith('.json')).sort()).toEqual([fileOf('good/1'), fileOf('good/2')].sort());
+    expect(
+      readdirSync(j.dir)
+        .filter((n) => n.endsWith('.json'))
+        .sort(),
+    ).toEqual([fileOf('good/1'), fileOf('good/2')].sort());
 
     // Set aside once: the next read sees only the good entries.
     const again = await j.read();

@@ -19,8 +19,28 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 
 /** A certificate signed by the CA named (or self-signed when none), for a leaf: CA:FALSE. */
 function makeCert(name: string, cn: string, ca?: string, extra: string[] = []): void {
-  const signer = ca ? ['-CA', join(dir, `${ca}.crt`), '-CAkey', join(dir, `${ca}.key`), '-addext', 'basicConstraints=critical,CA:FALSE'] : [];
-  execFileSync('openssl', ['req', '-x509', ...EC, '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-subj', `/CN=${cn}`, '-days', '2', ...signer, ...extra], { stdio: 'ignore' });
+  const signer = ca
+    ? ['-CA', join(dir, `${ca}.crt`), '-CAkey', join(dir, `${ca}.key`), '-addext', 'basicConstraints=critical,CA:FALSE']
+    : [];
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      ...EC,
+      '-keyout',
+      join(dir, `${name}.key`),
+      '-out',
+      join(dir, `${name}.crt`),
+      '-subj',
+      `/CN=${cn}`,
+      '-days',
+      '2',
+      ...signer,
+      ...extra,
+    ],
+    { stdio: 'ignore' },
+  );
 }
 
 const tokens = { alice: newToken(), bob: newToken() };
@@ -68,7 +88,9 @@ function get(path: string, opts: { cert?: string; token?: string } = {}): Promis
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { code?: string } }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { code?: string } }),
+        );
         res.on('error', reject);
       },
     );
@@ -95,7 +117,12 @@ describe('HTTPS', () => {
     expect(() => parseConfig({ listen: { tls: { certFile: 'a', keyFile: 'b', clientCerts: 'optional' } } })).toThrow(ConfigError);
     expect(() => parseConfig({ listen: { tls: { certFile: 'a', keyFile: 'b', caFile: 'c', clientCerts: 'optional' } } })).not.toThrow();
     const f = 'ab'.repeat(32);
-    const twice = [1, 2].map((n) => ({ name: `i${n}`, tokenSha256: tokenSha256(newToken()), scopes: ['read'], clientCertFingerprints: [n === 1 ? f : f.toUpperCase()] }));
+    const twice = [1, 2].map((n) => ({
+      name: `i${n}`,
+      tokenSha256: tokenSha256(newToken()),
+      scopes: ['read'],
+      clientCertFingerprints: [n === 1 ? f : f.toUpperCase()],
+    }));
     expect(() => parseConfig({ auth: { identities: twice } })).toThrow(/already proves another identity/);
   });
 });

@@ -39,7 +39,13 @@ export interface AgentCommand<Args, Reply> extends CommandFacts {
   reply: z.ZodType<Reply>;
 }
 
-export function command<Args, Reply>(execute: string, kind: CommandKind, args: z.ZodType<Args>, reply: z.ZodType<Reply>, attributes: CommandAttributes = {}): AgentCommand<Args, Reply> {
+export function command<Args, Reply>(
+  execute: string,
+  kind: CommandKind,
+  args: z.ZodType<Args>,
+  reply: z.ZodType<Reply>,
+  attributes: CommandAttributes = {},
+): AgentCommand<Args, Reply> {
   return { execute, kind, args, reply, ...attributes };
 }
 

@@ -16,25 +16,49 @@ const W = { read: false, write: true };
 const RW = { read: true, write: true };
 /** Every mode qemu-ga's guest-file-open knows (its own table, the same on POSIX and Windows), and what each allows. */
 const OPEN_MODES: Record<string, { read: boolean; write: boolean }> = {
-  r: R, rb: R,
-  w: W, wb: W, a: W, ab: W,
-  'r+': RW, 'rb+': RW, 'r+b': RW, 'w+': RW, 'wb+': RW, 'w+b': RW, 'a+': RW, 'ab+': RW, 'a+b': RW,
+  r: R,
+  rb: R,
+  w: W,
+  wb: W,
+  a: W,
+  ab: W,
+  'r+': RW,
+  'rb+': RW,
+  'r+b': RW,
+  'w+': RW,
+  'wb+': RW,
+  'w+b': RW,
+  'a+': RW,
+  'ab+': RW,
+  'a+b': RW,
 };
 
 /** What a guest-file-open mode lets the handle do; 400 for a mode qemu-ga does not know. */
 export function openModeAccess(mode: unknown): { read: boolean; write: boolean } {
   if (mode === undefined) return OPEN_MODES.r!;
   const access = typeof mode === 'string' && Object.hasOwn(OPEN_MODES, mode) ? OPEN_MODES[mode] : undefined;
-  if (!access) throw new GatewayError('invalid_request', `guest-file-open mode must be one of ${Object.keys(OPEN_MODES).join(', ')}`, { command: 'guest-file-open' });
+  if (!access)
+    throw new GatewayError('invalid_request', `guest-file-open mode must be one of ${Object.keys(OPEN_MODES).join(', ')}`, {
+      command: 'guest-file-open',
+    });
   return access;
 }
 
-export const guestFileOpen = command('guest-file-open', 'query', z.object({ path: z.string().min(1), mode: z.enum(FILE_OPEN_MODES) }), handle, { rawScope: 'open-mode' });
+export const guestFileOpen = command(
+  'guest-file-open',
+  'query',
+  z.object({ path: z.string().min(1), mode: z.enum(FILE_OPEN_MODES) }),
+  handle,
+  { rawScope: 'open-mode' },
+);
 
 /** Moving or closing a handle needs whichever file scope opened it. */
 const EITHER_FILE_SCOPE = { anyOf: ['files:read', 'files:write'] } as const;
 
-export const guestFileClose = command('guest-file-close', 'quick', z.object({ handle }), z.looseObject({}), { rawScope: EITHER_FILE_SCOPE, takesHandle: true });
+export const guestFileClose = command('guest-file-close', 'quick', z.object({ handle }), z.looseObject({}), {
+  rawScope: EITHER_FILE_SCOPE,
+  takesHandle: true,
+});
 
 export const guestFileRead = command(
   'guest-file-read',
@@ -67,4 +91,7 @@ export const guestFileSeek = command(
   { rawScope: EITHER_FILE_SCOPE, takesHandle: true },
 );
 
-export const guestFileFlush = command('guest-file-flush', 'query', z.object({ handle }), z.looseObject({}), { rawScope: 'files:write', takesHandle: true });
+export const guestFileFlush = command('guest-file-flush', 'query', z.object({ handle }), z.looseObject({}), {
+  rawScope: 'files:write',
+  takesHandle: true,
+});

@@ -8,10 +8,25 @@ import { command, noArgs } from './define.js';
 const FREEZE_LEFT_IN_PLACE = "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline";
 
 // qga/qapi-schema.json: GuestFsfreezeStatus is 'thawed' | 'frozen'; freeze and thaw answer a count.
-export const guestFsfreezeStatus = command('guest-fsfreeze-status', 'quick', noArgs, z.string(), { allowedWhileFrozen: true, rawScope: 'read' });
-export const guestFsfreezeFreeze = command('guest-fsfreeze-freeze', 'slow', noArgs, z.number().int(), { rawRefused: FREEZE_LEFT_IN_PLACE, rawScope: 'freeze' });
-export const guestFsfreezeFreezeList = command('guest-fsfreeze-freeze-list', 'slow', z.object({ mountpoints: z.array(z.string()).optional() }), z.number().int(), { rawRefused: FREEZE_LEFT_IN_PLACE, rawScope: 'freeze' });
-export const guestFsfreezeThaw = command('guest-fsfreeze-thaw', 'slow', noArgs, z.number().int(), { allowedWhileFrozen: true, rawScope: 'freeze' });
+export const guestFsfreezeStatus = command('guest-fsfreeze-status', 'quick', noArgs, z.string(), {
+  allowedWhileFrozen: true,
+  rawScope: 'read',
+});
+export const guestFsfreezeFreeze = command('guest-fsfreeze-freeze', 'slow', noArgs, z.number().int(), {
+  rawRefused: FREEZE_LEFT_IN_PLACE,
+  rawScope: 'freeze',
+});
+export const guestFsfreezeFreezeList = command(
+  'guest-fsfreeze-freeze-list',
+  'slow',
+  z.object({ mountpoints: z.array(z.string()).optional() }),
+  z.number().int(),
+  { rawRefused: FREEZE_LEFT_IN_PLACE, rawScope: 'freeze' },
+);
+export const guestFsfreezeThaw = command('guest-fsfreeze-thaw', 'slow', noArgs, z.number().int(), {
+  allowedWhileFrozen: true,
+  rawScope: 'freeze',
+});
 export const guestFstrim = command(
   'guest-fstrim',
   'slow',
@@ -19,7 +34,12 @@ export const guestFstrim = command(
   z.looseObject({
     paths: z.array(
       // trimmed and minimum: int64 bytes, exact (a large file system's trimmed bytes are not bounded by 2^53).
-      z.looseObject({ path: z.string(), trimmed: agentUint64().optional(), minimum: agentUint64().optional(), error: z.string().optional() }),
+      z.looseObject({
+        path: z.string(),
+        trimmed: agentUint64().optional(),
+        minimum: agentUint64().optional(),
+        error: z.string().optional(),
+      }),
     ),
   }),
   { rawScope: 'freeze' },
@@ -94,7 +114,12 @@ export const guestGetDiskstatsReply = z.array(
     // uint64 in the schema; device numbers are 32 bits in Linux.
     major: z.number().int(),
     minor: z.number().int(),
-    stats: z.looseObject(Object.fromEntries(DISK_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<(typeof DISK_STAT_KEYS)[number], ReturnType<typeof optionalCounter>>),
+    stats: z.looseObject(
+      Object.fromEntries(DISK_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<
+        (typeof DISK_STAT_KEYS)[number],
+        ReturnType<typeof optionalCounter>
+      >,
+    ),
   }),
 );
 export const guestGetDiskstats = command('guest-get-diskstats', 'query', noArgs, guestGetDiskstatsReply, { rawScope: 'read' });

@@ -27,10 +27,13 @@ export * from './info.js';
 export * from './network.js';
 export * from './system.js';
 
-const isFacts = (v: unknown): v is CommandFacts => typeof v === 'object' && v !== null && typeof (v as { execute?: unknown }).execute === 'string';
+const isFacts = (v: unknown): v is CommandFacts =>
+  typeof v === 'object' && v !== null && typeof (v as { execute?: unknown }).execute === 'string';
 
 /** Every command definition the group files export. */
-export const CATALOGUE: readonly CommandFacts[] = [info, files, exec, fs, network, system, accounts].flatMap((group) => Object.values(group).filter(isFacts));
+export const CATALOGUE: readonly CommandFacts[] = [info, files, exec, fs, network, system, accounts].flatMap((group) =>
+  Object.values(group).filter(isFacts),
+);
 
 const BY_NAME = new Map<string, CommandFacts>();
 for (const entry of CATALOGUE) {

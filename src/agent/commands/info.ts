@@ -10,7 +10,11 @@ const TRANSPORT_OWN = 'the transport (libvirt) runs the guest-sync handshake its
 export const guestSyncDelimited = known('guest-sync-delimited', { ungated: true, allowedWhileFrozen: true, rawRefused: TRANSPORT_OWN });
 export const guestSync = known('guest-sync', { ungated: true, allowedWhileFrozen: true, rawRefused: TRANSPORT_OWN });
 
-export const guestPing = command('guest-ping', 'quick', noArgs, z.looseObject({}), { ungated: true, allowedWhileFrozen: true, rawScope: 'read' });
+export const guestPing = command('guest-ping', 'quick', noArgs, z.looseObject({}), {
+  ungated: true,
+  allowedWhileFrozen: true,
+  rawScope: 'read',
+});
 
 export const guestInfoReply = z.looseObject({
   version: z.string(),
@@ -22,4 +26,8 @@ export const guestInfoReply = z.looseObject({
     }),
   ),
 });
-export const guestInfo = command('guest-info', 'quick', noArgs, guestInfoReply, { ungated: true, allowedWhileFrozen: true, rawScope: 'read' });
+export const guestInfo = command('guest-info', 'quick', noArgs, guestInfoReply, {
+  ungated: true,
+  allowedWhileFrozen: true,
+  rawScope: 'read',
+});

@@ -29,7 +29,9 @@ export const guestNetworkInterfacesReply = z.array(
   }),
 );
 export type GuestNetworkInterfaces = z.infer<typeof guestNetworkInterfacesReply>;
-export const guestNetworkGetInterfaces = command('guest-network-get-interfaces', 'query', noArgs, guestNetworkInterfacesReply, { rawScope: 'read' });
+export const guestNetworkGetInterfaces = command('guest-network-get-interfaces', 'query', noArgs, guestNetworkInterfacesReply, {
+  rawScope: 'read',
+});
 
 /**
  * Since qemu-ga 9.1 (Linux), 11.0 (Windows, without flags, refcnt, use, window, mtu, irtt). Every number is the

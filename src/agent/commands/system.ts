@@ -15,7 +15,13 @@ export const guestGetTime = command('guest-get-time', 'quick', noArgs, agentInt6
  * With time: sets the system clock, then the RTC from it (hwclock -w). Without: sets the system clock from
  * the RTC (hwclock -s). 'slow': it runs hwclock in the guest.
  */
-export const guestSetTime = command('guest-set-time', 'slow', z.union([z.undefined(), z.strictObject({ time: z.bigint() })]), z.looseObject({}), { rawScope: 'power' });
+export const guestSetTime = command(
+  'guest-set-time',
+  'slow',
+  z.union([z.undefined(), z.strictObject({ time: z.bigint() })]),
+  z.looseObject({}),
+  { rawScope: 'power' },
+);
 
 const logicalProcessor = z.looseObject({ 'logical-id': z.number().int(), online: z.boolean(), 'can-offline': z.boolean().optional() });
 export const guestGetVcpus = command('guest-get-vcpus', 'query', noArgs, z.array(logicalProcessor), { rawScope: 'read' });
@@ -44,7 +50,9 @@ export const guestSetMemoryBlocks = command(
 );
 
 // size: uint64 bytes, exact. phys-index above stays a safe integer: block numbers are ids the API sorts and takes back.
-export const guestGetMemoryBlockInfo = command('guest-get-memory-block-info', 'query', noArgs, z.looseObject({ size: agentUint64() }), { rawScope: 'read' });
+export const guestGetMemoryBlockInfo = command('guest-get-memory-block-info', 'query', noArgs, z.looseObject({ size: agentUint64() }), {
+  rawScope: 'read',
+});
 
 export const guestGetOsinfo = command(
   'guest-get-osinfo',
@@ -66,9 +74,17 @@ export const guestGetOsinfo = command(
   { rawScope: 'read' },
 );
 
-export const guestGetHostName = command('guest-get-host-name', 'query', noArgs, z.looseObject({ 'host-name': z.string() }), { rawScope: 'read' });
+export const guestGetHostName = command('guest-get-host-name', 'query', noArgs, z.looseObject({ 'host-name': z.string() }), {
+  rawScope: 'read',
+});
 
-export const guestGetTimezone = command('guest-get-timezone', 'query', noArgs, z.looseObject({ zone: z.string().optional(), offset: z.number().int() }), { rawScope: 'read' });
+export const guestGetTimezone = command(
+  'guest-get-timezone',
+  'query',
+  noArgs,
+  z.looseObject({ zone: z.string().optional(), offset: z.number().int() }),
+  { rawScope: 'read' },
+);
 
 export const guestGetUsers = command(
   'guest-get-users',
@@ -88,20 +104,35 @@ export const guestGetCpustatsReply = z.array(
   z.looseObject({
     type: z.string(),
     cpu: z.number().int().optional(),
-    ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<(typeof CPU_STAT_KEYS)[number], ReturnType<typeof optionalCounter>>),
+    ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [k, optionalCounter()])) as Record<
+      (typeof CPU_STAT_KEYS)[number],
+      ReturnType<typeof optionalCounter>
+    >),
   }),
 );
 export const guestGetCpustats = command('guest-get-cpustats', 'query', noArgs, guestGetCpustatsReply, { rawScope: 'read' });
 
 /** Since qemu-ga 10.0 (Linux with getloadavg; Windows emulates it since 10.1). */
 // qga/qapi-schema.json GuestLoadAverage (10.0): load1m, load5m, load15m (doubles); as qemu-ga 10.0.13 answers here.
-export const guestGetLoad = command('guest-get-load', 'query', noArgs, z.looseObject({ load1m: z.number(), load5m: z.number(), load15m: z.number() }), { rawScope: 'read' });
+export const guestGetLoad = command(
+  'guest-get-load',
+  'query',
+  noArgs,
+  z.looseObject({ load1m: z.number(), load5m: z.number(), load15m: z.number() }),
+  { rawScope: 'read' },
+);
 
 /** GuestDeviceInfo (Windows guests): not typed here, sent only raw. */
 export const guestGetDevices = known('guest-get-devices', { rawScope: 'read' });
 
 /** guest-shutdown: mode powerdown (default), halt or reboot; no reply on success. */
-export const guestShutdown = command('guest-shutdown', 'quick', z.object({ mode: z.enum(['powerdown', 'halt', 'reboot']).optional() }), z.looseObject({}), { rawScope: 'power' });
+export const guestShutdown = command(
+  'guest-shutdown',
+  'quick',
+  z.object({ mode: z.enum(['powerdown', 'halt', 'reboot']).optional() }),
+  z.looseObject({}),
+  { rawScope: 'power' },
+);
 
 /** No reply on success either; the guest's kernel may not offer every mode (its error is a 501 then). */
 export const guestSuspendDisk = command('guest-suspend-disk', 'quick', noArgs, z.looseObject({}), { rawScope: 'power' });

@@ -132,7 +132,13 @@ export class AgentService {
    * virDomainPMSuspendForDuration, ...) like a command: guarded and gated on `execute`, queued on the domain,
    * under the deadline. fn gets a signal that aborts at the deadline or when the caller goes away.
    */
-  async runExclusive<R>(dom: DomainRef, execute: string, kind: CommandKind, fn: (signal: AbortSignal) => Promise<R>, opts: AgentCallOptions = {}): Promise<R> {
+  async runExclusive<R>(
+    dom: DomainRef,
+    execute: string,
+    kind: CommandKind,
+    fn: (signal: AbortSignal) => Promise<R>,
+    opts: AgentCallOptions = {},
+  ): Promise<R> {
     for (const guard of this.guards) guard.check(dom, execute);
     await this.ensureSupported(dom, execute, opts);
     const result = await this.exclusive(dom, execute, this.config.timeoutsMs[kind], ({ signal }) => fn(signal), opts);
@@ -147,7 +153,13 @@ export class AgentService {
    */
   async executeWithoutReply<A>(dom: DomainRef, cmd: AgentCommand<A, unknown>, args: A, opts: AgentCallOptions = {}): Promise<void> {
     const payload = this.payload(dom, cmd.execute, await this.admit(dom, cmd, args, opts));
-    await this.exclusive(dom, cmd.execute, this.defaultTimeoutMs(cmd), (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: false }), opts);
+    await this.exclusive(
+      dom,
+      cmd.execute,
+      this.defaultTimeoutMs(cmd),
+      (run) => this.transportFor(dom).command(dom, payload, { ...run, expectReply: false }),
+      opts,
+    );
     for (const guard of this.guards) guard.succeeded?.(dom, cmd.execute);
   }
 
@@ -155,7 +167,10 @@ export class AgentService {
   private async admit<A>(dom: DomainRef, cmd: AgentCommand<A, unknown>, args: A, opts: AgentCallOptions): Promise<A> {
     const parsedArgs = cmd.args.safeParse(args);
     if (!parsedArgs.success) {
-      throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, { domain: dom.name, command: cmd.execute });
+      throw new GatewayError('invalid_request', `invalid arguments for ${cmd.execute}: ${parsedArgs.error.message}`, {
+        domain: dom.name,
+        command: cmd.execute,
+      });
     }
     for (const guard of this.guards) guard.check(dom, cmd.execute);
     await this.ensureSupported(dom, cmd.execute, opts);
@@ -170,8 +185,15 @@ export class AgentService {
     const transport = this.transportFor(dom);
     const chosen = command ?? transport.syncCommands[0]!;
     if (!transport.syncCommands.includes(chosen)) {
-      const why = transport.backend === 'libvirt' ? "libvirt cannot read the 0xFF byte it puts before its reply (it would mark the domain's agent broken)" : 'this transport cannot send it';
-      throw new GatewayError('invalid_request', `${chosen} is not sent through ${transport.backend}: ${why}; use ${transport.syncCommands.join(' or ')}`, { domain: dom.name, command: chosen });
+      const why =
+        transport.backend === 'libvirt'
+          ? "libvirt cannot read the 0xFF byte it puts before its reply (it would mark the domain's agent broken)"
+          : 'this transport cannot send it';
+      throw new GatewayError(
+        'invalid_request',
+        `${chosen} is not sent through ${transport.backend}: ${why}; use ${transport.syncCommands.join(' or ')}`,
+        { domain: dom.name, command: chosen },
+      );
     }
     return this.exclusive(dom, chosen, this.config.timeoutsMs.quick, (run) => transport.sync(dom, chosen, run), opts);
   }
@@ -184,10 +206,14 @@ export class AgentService {
     // desynchronises the domain's agent channel (command-limits.ts).
     const bytes = Buffer.byteLength(payload);
     if (bytes > MAX_COMMAND_JSON_BYTES) {
-      throw new GatewayError('payload_too_large', `the ${execute} command would be ${bytes} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes the guest agent parses reliably`, {
-        domain: dom.name,
-        command: execute,
-      });
+      throw new GatewayError(
+        'payload_too_large',
+        `the ${execute} command would be ${bytes} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes the guest agent parses reliably`,
+        {
+          domain: dom.name,
+          command: execute,
+        },
+      );
     }
     return payload;
   }
@@ -200,7 +226,11 @@ export class AgentService {
       dom,
       cmd.execute,
       this.defaultTimeoutMs(cmd),
-      async (run) => this.parseReply(cmd, await this.transportFor(dom).command(dom, payload, { ...run, expectReply: true }), { domain: dom.name, command: cmd.execute }),
+      async (run) =>
+        this.parseReply(cmd, await this.transportFor(dom).command(dom, payload, { ...run, expectReply: true }), {
+          domain: dom.name,
+          command: cmd.execute,
+        }),
       opts,
     );
   }
@@ -229,7 +259,8 @@ export class AgentService {
       const result = await this.queue.run(
         domainKey(dom),
         () => {
-          if (opts.proceed && !opts.proceed()) return Promise.reject(new GatewayError('agent_error', `${execute} not sent: an earlier command it depends on failed`, context));
+          if (opts.proceed && !opts.proceed())
+            return Promise.reject(new GatewayError('agent_error', `${execute} not sent: an earlier command it depends on failed`, context));
           startedAt = Date.now();
           opts.onCommand?.(execute);
           const result = call({ signal: abort.signal, deadlineAt });
@@ -269,7 +300,12 @@ export class AgentService {
     // hands it over as it came.
     if (json && typeof json === 'object' && 'error' in json) {
       const { class: agentClass, desc } = (json.error ?? {}) as { class?: unknown; desc?: unknown };
-      throw agentError(cmd.execute, typeof desc === 'string' ? desc : '', typeof agentClass === 'string' ? agentClass : 'GenericError', context);
+      throw agentError(
+        cmd.execute,
+        typeof desc === 'string' ? desc : '',
+        typeof agentClass === 'string' ? agentClass : 'GenericError',
+        context,
+      );
     }
     if (!json || typeof json !== 'object' || !('return' in json)) {
       throw new GatewayError('agent_reply_invalid', `the reply to ${cmd.execute} has no "return" member`, context);
@@ -278,7 +314,11 @@ export class AgentService {
     if (!parsed.success) {
       const first = parsed.error.issues[0];
       const where = first?.path.length ? first.path.join('.') : 'reply';
-      throw new GatewayError('agent_reply_invalid', `unexpected reply to ${cmd.execute} at ${where}: ${first?.message ?? 'invalid'}`, context);
+      throw new GatewayError(
+        'agent_reply_invalid',
+        `unexpected reply to ${cmd.execute} at ${where}: ${first?.message ?? 'invalid'}`,
+        context,
+      );
     }
     return parsed.data;
   }
@@ -289,9 +329,13 @@ export class AgentService {
       return new GatewayError('deadline_exceeded', `${where} within the ${timeoutMs} ms deadline`, context);
     }
     if (err instanceof QueueFullError) {
-      return new GatewayError('agent_queue_full', `${err.message}; try again later`, { ...context, retryAfter: this.config.retryAfterSeconds });
+      return new GatewayError('agent_queue_full', `${err.message}; try again later`, {
+        ...context,
+        retryAfter: this.config.retryAfterSeconds,
+      });
     }
-    if (err instanceof QueueClosedError) return new GatewayError('shutting_down', err.message, { ...context, retryAfter: this.config.retryAfterSeconds });
+    if (err instanceof QueueClosedError)
+      return new GatewayError('shutting_down', err.message, { ...context, retryAfter: this.config.retryAfterSeconds });
     if (err instanceof Error && err.name === 'AbortError') return new GatewayError('client_gone', 'the client went away', context);
     return backendError(err, context);
   }
@@ -302,7 +346,10 @@ export class AgentService {
   }
 }
 
-export function toCapabilities(info: { version: string; supported_commands: { name: string; enabled: boolean; 'success-response': boolean }[] }): AgentCapabilities {
+export function toCapabilities(info: {
+  version: string;
+  supported_commands: { name: string; enabled: boolean; 'success-response': boolean }[];
+}): AgentCapabilities {
   return {
     version: info.version,
     commands: new Map(info.supported_commands.map((c) => [c.name, { enabled: c.enabled, successResponse: c['success-response'] }])),

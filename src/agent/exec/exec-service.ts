@@ -75,7 +75,11 @@ function mapStartError(err: unknown, path: string): unknown {
   const m = AGENT_ERROR_TEXT.spawnFailed.exec(desc);
   if (!m) return err;
   const reason = m[1]!;
-  const code = /No such file or directory/.test(reason) ? 'file_not_found' : /Permission denied/.test(reason) ? 'permission_denied' : 'invalid_request';
+  const code = /No such file or directory/.test(reason)
+    ? 'file_not_found'
+    : /Permission denied/.test(reason)
+      ? 'permission_denied'
+      : 'invalid_request';
   return new GatewayError(code, `the guest cannot run ${path}: ${desc}`, err.extras);
 }
 
@@ -90,10 +94,14 @@ function mapStatusError(err: unknown, dom: DomainRef, pid: number): unknown {
     );
   }
   if (isAgentError(err, 'unknownPid')) {
-    return new GatewayError('process_not_found', `the guest agent knows no process ${pid}, and the gateway kept no result for it (started elsewhere, never started, or read longer ago than the result cache keeps)`, {
-      ...err.extras,
-      domain: dom.name,
-    });
+    return new GatewayError(
+      'process_not_found',
+      `the guest agent knows no process ${pid}, and the gateway kept no result for it (started elsewhere, never started, or read longer ago than the result cache keeps)`,
+      {
+        ...err.extras,
+        domain: dom.name,
+      },
+    );
   }
   return err;
 }
@@ -146,7 +154,11 @@ export class ExecService {
   async start(dom: DomainRef, req: ExecStart, opts: AgentCallOptions, owner: string): Promise<number> {
     const context = { domain: dom.name, command: guestExec.execute };
     if (req.input && req.input.length > this.config.maxInputBytes) {
-      throw new GatewayError('payload_too_large', `stdin of ${req.input.length} bytes is over the ${this.config.maxInputBytes} bytes the gateway sends with guest-exec (exec.maxInputBytes); write larger input to a file in the guest first`, context);
+      throw new GatewayError(
+        'payload_too_large',
+        `stdin of ${req.input.length} bytes is over the ${this.config.maxInputBytes} bytes the gateway sends with guest-exec (exec.maxInputBytes); write larger input to a file in the guest first`,
+        context,
+      );
     }
     const args: GuestExecArgs = {
       path: req.path,
@@ -157,7 +169,11 @@ export class ExecService {
     };
     const size = commandJsonBytes(guestExec.execute, args);
     if (size > MAX_COMMAND_JSON_BYTES) {
-      throw new GatewayError('payload_too_large', `the guest-exec command would be ${size} bytes of JSON (stdin base64-encoded), over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably`, context);
+      throw new GatewayError(
+        'payload_too_large',
+        `the guest-exec command would be ${size} bytes of JSON (stdin base64-encoded), over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably`,
+        context,
+      );
     }
     try {
       const { pid } = await this.agent.execute(dom, guestExec, args, opts);

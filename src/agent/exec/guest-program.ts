@@ -21,7 +21,13 @@ const text = (b64: string | undefined) => Buffer.from(b64 ?? '', 'base64').toStr
  * programs take a few ms with busybox but ~0.5 s with a GNU userland under TCG (each of the replace script's
  * ~8 processes ~45 ms): a doubling interval would have answered a 0.45 s script only at 0.63 s.
  */
-export async function runGuestProgram(agent: AgentService, dom: DomainRef, program: GuestProgram, maxWaitMs: number, opts: AgentCallOptions): Promise<ProgramOutcome> {
+export async function runGuestProgram(
+  agent: AgentService,
+  dom: DomainRef,
+  program: GuestProgram,
+  maxWaitMs: number,
+  opts: AgentCallOptions,
+): Promise<ProgramOutcome> {
   let pid: number;
   try {
     ({ pid } = await agent.execute(dom, guestExec, { path: program.path, arg: program.args, 'capture-output': true }, opts));
@@ -37,7 +43,10 @@ export async function runGuestProgram(agent: AgentService, dom: DomainRef, progr
   for (let interval = 10; ; interval = Date.now() - started < 2_000 ? Math.min(interval * 2, 100) : 500) {
     const s = await agent.execute(dom, guestExecStatus, { pid }, opts);
     if (s.exited) return { exitCode: s.exitcode ?? null, stdout: text(s['out-data']), stderr: text(s['err-data']) };
-    if (Date.now() >= until) throw new GatewayError('deadline_exceeded', `the guest program ${program.path} (pid ${pid}) did not finish within ${maxWaitMs} ms`, { domain: dom.name });
+    if (Date.now() >= until)
+      throw new GatewayError('deadline_exceeded', `the guest program ${program.path} (pid ${pid}) did not finish within ${maxWaitMs} ms`, {
+        domain: dom.name,
+      });
     await new Promise((r) => setTimeout(r, interval));
   }
 }

@@ -46,7 +46,12 @@ async function* untilAborted<T>(body: AsyncIterable<T> | Iterable<T>, signal: Ab
 const WRITES_IN_FLIGHT = 2;
 
 /** Answers the bytes written (also counted in `progress`). Flushes at the end; closing the handle is the caller's (on every path). */
-export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, limits: UploadLimits, progress: WriteProgress = { bytesWritten: 0 }): Promise<number> {
+export async function writeStream(
+  file: GuestFile,
+  body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  limits: UploadLimits,
+  progress: WriteProgress = { bytesWritten: 0 },
+): Promise<number> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let received = 0;
@@ -88,7 +93,10 @@ export async function writeStream(file: GuestFile, body: AsyncIterable<Buffer | 
       const buf = typeof piece === 'string' ? Buffer.from(piece) : piece;
       received += buf.length;
       if (received > limits.maxBytes) {
-        throw new GatewayError('payload_too_large', `the upload is larger than the limit of ${limits.maxBytes} bytes; it stopped after ${progress.bytesWritten} bytes were written`);
+        throw new GatewayError(
+          'payload_too_large',
+          `the upload is larger than the limit of ${limits.maxBytes} bytes; it stopped after ${progress.bytesWritten} bytes were written`,
+        );
       }
       pending.push(buf);
       pendingBytes += buf.length;

@@ -17,7 +17,12 @@ import type { DomainRef } from '../../domains/vocabulary.js';
 export function mapFileError(err: unknown, path: string): unknown {
   if (!(err instanceof GatewayError) || err.code !== 'agent_error') return err;
   const desc = err.extras.agentDesc ?? err.message;
-  const extras = { domain: err.extras.domain, command: err.extras.command, agentClass: err.extras.agentClass, agentDesc: err.extras.agentDesc };
+  const extras = {
+    domain: err.extras.domain,
+    command: err.extras.command,
+    agentClass: err.extras.agentClass,
+    agentDesc: err.extras.agentDesc,
+  };
   if (AGENT_ERROR_TEXT.fileNotFound.test(desc)) return new GatewayError('file_not_found', `${path}: ${desc}`, extras);
   if (AGENT_ERROR_TEXT.filePermission.test(desc)) return new GatewayError('permission_denied', `${path}: ${desc}`, extras);
   if (AGENT_ERROR_TEXT.fileIsDirectory.test(desc)) return new GatewayError('invalid_request', `${path} is a directory: ${desc}`, extras);
@@ -85,7 +90,10 @@ export class GuestFile {
 
   /** Moves the position; answers the new one (a bigint past 2^53). */
   seek(offset: number, whence: 'set' | 'cur' | 'end'): Promise<ExactInteger> {
-    return this.call(async () => (await this.service.agent.execute(this.dom, guestFileSeek, { handle: this.handle, offset, whence }, this.callOpts)).position);
+    return this.call(
+      async () =>
+        (await this.service.agent.execute(this.dom, guestFileSeek, { handle: this.handle, offset, whence }, this.callOpts)).position,
+    );
   }
 
   /**
@@ -130,7 +138,12 @@ export class GuestFile {
    */
   write(data: Buffer, order: Pick<AgentCallOptions, 'proceed' | 'onOutcome'> = {}): Promise<number> {
     return this.call(async () => {
-      const reply = await this.service.agent.execute(this.dom, guestFileWrite, { handle: this.handle, 'buf-b64': data.toString('base64'), count: data.length }, { ...this.callOpts, ...order });
+      const reply = await this.service.agent.execute(
+        this.dom,
+        guestFileWrite,
+        { handle: this.handle, 'buf-b64': data.toString('base64'), count: data.length },
+        { ...this.callOpts, ...order },
+      );
       this.service.transfers?.written(reply.count);
       return reply.count;
     });
@@ -158,7 +171,10 @@ export class GuestFile {
       this.opts.signal?.removeEventListener('abort', this.onClientGone);
       const outcome = await this.attemptClose();
       if (outcome === 'refused' && !this.service.stopping) {
-        this.service.log.info({ domain: this.dom.name, handle: this.handle }, 'guest-file-close refused while the guest is frozen; retrying in the background');
+        this.service.log.info(
+          { domain: this.dom.name, handle: this.handle },
+          'guest-file-close refused while the guest is frozen; retrying in the background',
+        );
         this.scheduleRetry(Date.now() + this.service.config.closeRetryMs);
         return;
       }
@@ -188,17 +204,29 @@ export class GuestFile {
   }
 
   private gaveUp(outcome: 'closed' | 'refused' | 'failed'): void {
-    if (outcome === 'refused') this.service.log.warn({ domain: this.dom.name, handle: this.handle }, 'guest-file-close still refused (guest frozen); the handle may stay open in the guest');
+    if (outcome === 'refused')
+      this.service.log.warn(
+        { domain: this.dom.name, handle: this.handle },
+        'guest-file-close still refused (guest frozen); the handle may stay open in the guest',
+      );
     this.service.forget(this);
   }
 
   private async attemptClose(): Promise<'closed' | 'refused' | 'failed'> {
     try {
-      await this.service.agent.execute(this.dom, guestFileClose, { handle: this.handle }, { timeoutMs: this.service.config.closeTimeoutMs, onCommand: this.opts.onCommand });
+      await this.service.agent.execute(
+        this.dom,
+        guestFileClose,
+        { handle: this.handle },
+        { timeoutMs: this.service.config.closeTimeoutMs, onCommand: this.opts.onCommand },
+      );
       return 'closed';
     } catch (err) {
       if (refusedWhileFrozen(err)) return 'refused';
-      this.service.log.warn({ domain: this.dom.name, handle: this.handle, err: err instanceof Error ? err.message : String(err) }, 'guest-file-close failed; the handle may stay open in the guest');
+      this.service.log.warn(
+        { domain: this.dom.name, handle: this.handle, err: err instanceof Error ? err.message : String(err) },
+        'guest-file-close failed; the handle may stay open in the guest',
+      );
       return 'failed';
     }
   }

@@ -56,7 +56,17 @@ export function powershellLiteral(text: string): string {
 }
 
 function powershell(script: string): GuestProgram {
-  return { path: POWERSHELL, args: ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-EncodedCommand', Buffer.from(script, 'utf16le').toString('base64')] };
+  return {
+    path: POWERSHELL,
+    args: [
+      '-NoProfile',
+      '-NonInteractive',
+      '-ExecutionPolicy',
+      'Bypass',
+      '-EncodedCommand',
+      Buffer.from(script, 'utf16le').toString('base64'),
+    ],
+  };
 }
 
 /**
@@ -87,7 +97,10 @@ export function replaceProgram(os: GuestOsFamily, temp: string, target: string, 
 
 /** Removes a temporary file; succeeds when it is absent. */
 export function removeProgram(os: GuestOsFamily, temp: string): GuestProgram {
-  if (os === 'windows') return powershell(`Remove-Item -LiteralPath ${powershellLiteral(temp)} -Force -ErrorAction SilentlyContinue; if (Test-Path -LiteralPath ${powershellLiteral(temp)}) { exit 1 }`);
+  if (os === 'windows')
+    return powershell(
+      `Remove-Item -LiteralPath ${powershellLiteral(temp)} -Force -ErrorAction SilentlyContinue; if (Test-Path -LiteralPath ${powershellLiteral(temp)}) { exit 1 }`,
+    );
   return { path: '/bin/rm', args: ['-f', '--', temp] };
 }
 

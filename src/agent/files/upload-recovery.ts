@@ -39,7 +39,10 @@ async function recoverOne(deps: UploadRecoveryDeps, lookup: Lookup, entry: Uploa
     if (entry.handle !== undefined && (entry.domId <= 0 || dom.id === entry.domId)) await closeStale(deps, dom, entry.handle);
     const outcome = await deps.run(dom, removeProgram(entry.os, entry.temp));
     if (outcome.exitCode !== 0) throw new Error(`exit ${outcome.exitCode}: ${outcome.stderr.trim()}`);
-    log.info({ domain: dom.name, temp: entry.temp, target: entry.target }, 'upload journal: removed the temporary file of an upload an earlier run did not finish');
+    log.info(
+      { domain: dom.name, temp: entry.temp, target: entry.target },
+      'upload journal: removed the temporary file of an upload an earlier run did not finish',
+    );
     await deps.forget(entry);
   } catch (err) {
     if (err instanceof GatewayError && err.code === 'domain_not_found') {
@@ -47,7 +50,10 @@ async function recoverOne(deps: UploadRecoveryDeps, lookup: Lookup, entry: Uploa
       await deps.forget(entry);
       return;
     }
-    log.warn({ host: entry.host, domain: entry.name, temp: entry.temp, err: (err as Error).message }, 'upload journal: temporary file not removed yet; the next start tries again');
+    log.warn(
+      { host: entry.host, domain: entry.name, temp: entry.temp, err: (err as Error).message },
+      'upload journal: temporary file not removed yet; the next start tries again',
+    );
   }
 }
 
@@ -57,7 +63,10 @@ async function closeStale(deps: UploadRecoveryDeps, dom: DomainRef, handle: numb
     await deps.closeHandle(dom, handle);
     deps.log.info({ domain: dom.name, handle }, 'upload journal: closed a guest file handle an earlier run left open');
   } catch (err) {
-    deps.log.info({ domain: dom.name, handle, err: (err as Error).message }, 'upload journal: the handle an earlier run left is no longer open');
+    deps.log.info(
+      { domain: dom.name, handle, err: (err as Error).message },
+      'upload journal: the handle an earlier run left is no longer open',
+    );
   }
 }
 

@@ -36,21 +36,27 @@ export function isTempPath(path: string): boolean {
   return cut >= 0 && /^\..*\.qga-gateway-[0-9a-f]{24}\.tmp$/s.test(path.slice(cut + 1));
 }
 
-export const uploadRecordSchema = z.strictObject({
-  /** The temporary path's domain key and path: unique (random). */
-  id: z.string().min(1),
-  host: z.string().min(1),
-  uuid: z.string().min(1),
-  name: z.string(),
-  /** libvirt's id of the running domain: another one at recovery means it restarted, and the handle is gone. */
-  domId: z.number().int(),
-  os: z.enum(['posix', 'windows']),
-  /** The temporary file's handle in qemu-ga, once open: closed at recovery, or it stays open in the agent. */
-  handle: z.number().int().optional(),
-  temp: z.string().min(1),
-  target: z.string().min(1),
-  startedAt: z.iso.datetime(),
-}).refine((r) => isTempPath(r.temp), { message: "temp is not a name the gateway makes (.NAME.qga-gateway-<24 hex>.tmp): a record that could make the gateway remove another file is refused", path: ['temp'] });
+export const uploadRecordSchema = z
+  .strictObject({
+    /** The temporary path's domain key and path: unique (random). */
+    id: z.string().min(1),
+    host: z.string().min(1),
+    uuid: z.string().min(1),
+    name: z.string(),
+    /** libvirt's id of the running domain: another one at recovery means it restarted, and the handle is gone. */
+    domId: z.number().int(),
+    os: z.enum(['posix', 'windows']),
+    /** The temporary file's handle in qemu-ga, once open: closed at recovery, or it stays open in the agent. */
+    handle: z.number().int().optional(),
+    temp: z.string().min(1),
+    target: z.string().min(1),
+    startedAt: z.iso.datetime(),
+  })
+  .refine((r) => isTempPath(r.temp), {
+    message:
+      'temp is not a name the gateway makes (.NAME.qga-gateway-<24 hex>.tmp): a record that could make the gateway remove another file is refused',
+    path: ['temp'],
+  });
 export type UploadRecord = z.infer<typeof uploadRecordSchema>;
 
 export function uploadJournal(stateDir: string): StateJournal<UploadRecord> {
@@ -58,5 +64,15 @@ export function uploadJournal(stateDir: string): StateJournal<UploadRecord> {
 }
 
 export function uploadRecord(dom: DomainRef, os: UploadRecord['os'], temp: string, target: string): UploadRecord {
-  return { id: `${dom.host}/${dom.uuid}/${temp}`, host: dom.host, uuid: dom.uuid, name: dom.name, domId: dom.id, os, temp, target, startedAt: new Date().toISOString() };
+  return {
+    id: `${dom.host}/${dom.uuid}/${temp}`,
+    host: dom.host,
+    uuid: dom.uuid,
+    name: dom.name,
+    domId: dom.id,
+    os,
+    temp,
+    target,
+    startedAt: new Date().toISOString(),
+  };
 }

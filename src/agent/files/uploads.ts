@@ -52,7 +52,18 @@ export interface UploadProgress extends WriteProgress {
 
 const OS_CACHE_MS = 10 * 60_000;
 /** An open that failed with these created no file: the agent refused it, or it was never sent. */
-const NOTHING_OPENED = new Set(['file_not_found', 'permission_denied', 'invalid_request', 'command_not_supported', 'state_conflict', 'domain_not_running', 'agent_not_configured', 'agent_not_connected', 'agent_queue_full', 'agent_busy']);
+const NOTHING_OPENED = new Set([
+  'file_not_found',
+  'permission_denied',
+  'invalid_request',
+  'command_not_supported',
+  'state_conflict',
+  'domain_not_running',
+  'agent_not_configured',
+  'agent_not_connected',
+  'agent_queue_full',
+  'agent_busy',
+]);
 
 export class UploadService {
   private readonly osCache = new Map<string, { os: GuestOsFamily; expires: number }>();
@@ -68,8 +79,18 @@ export class UploadService {
   ) {}
 
   /** Writes the body into the guest; `progress` says what was done when it throws. */
-  upload(dom: DomainRef, path: string, how: UploadRequest, body: AsyncIterable<Buffer | string>, opts: OpenOptions, progress: UploadProgress): Promise<UploadResult> {
-    const run = how.mode === 'truncate' && how.atomic ? this.replace(dom, path, body, opts, progress) : this.inPlace(dom, path, how, body, opts, progress);
+  upload(
+    dom: DomainRef,
+    path: string,
+    how: UploadRequest,
+    body: AsyncIterable<Buffer | string>,
+    opts: OpenOptions,
+    progress: UploadProgress,
+  ): Promise<UploadResult> {
+    const run =
+      how.mode === 'truncate' && how.atomic
+        ? this.replace(dom, path, body, opts, progress)
+        : this.inPlace(dom, path, how, body, opts, progress);
     this.running.add(run);
     void run.finally(() => this.running.delete(run)).catch(() => {});
     return run;
@@ -83,7 +104,14 @@ export class UploadService {
     await this.journal.settled();
   }
 
-  private async inPlace(dom: DomainRef, path: string, how: UploadRequest, body: AsyncIterable<Buffer | string>, opts: OpenOptions, progress: UploadProgress): Promise<UploadResult> {
+  private async inPlace(
+    dom: DomainRef,
+    path: string,
+    how: UploadRequest,
+    body: AsyncIterable<Buffer | string>,
+    opts: OpenOptions,
+    progress: UploadProgress,
+  ): Promise<UploadResult> {
     const file = await this.openInPlace(dom, path, how.mode, opts);
     try {
       if (how.mode === 'offset') await file.seek(how.offset ?? 0, 'set');
@@ -105,8 +133,18 @@ export class UploadService {
     }
   }
 
-  private async replace(dom: DomainRef, path: string, body: AsyncIterable<Buffer | string>, opts: OpenOptions, progress: UploadProgress): Promise<UploadResult> {
-    const callOpts: AgentCallOptions = { timeoutMs: opts.timeoutMs ?? this.config.chunkTimeoutMs, signal: opts.signal, onCommand: opts.onCommand };
+  private async replace(
+    dom: DomainRef,
+    path: string,
+    body: AsyncIterable<Buffer | string>,
+    opts: OpenOptions,
+    progress: UploadProgress,
+  ): Promise<UploadResult> {
+    const callOpts: AgentCallOptions = {
+      timeoutMs: opts.timeoutMs ?? this.config.chunkTimeoutMs,
+      signal: opts.signal,
+      onCommand: opts.onCommand,
+    };
     await this.ensureCanRename(dom, path, callOpts);
     const os = await this.osOf(dom, path, callOpts);
     const temp = tempPathFor(path);
@@ -152,7 +190,12 @@ export class UploadService {
       await this.agent.ensureSupported(dom, guestExecStatus.execute, opts);
     } catch (err) {
       if (!(err instanceof GatewayError) || err.code !== 'command_not_supported') throw err;
-      throw unavailable(dom, path, `${err.message}; the gateway renames the uploaded file over the target with guest-exec`, err.extras.agentVersion);
+      throw unavailable(
+        dom,
+        path,
+        `${err.message}; the gateway renames the uploaded file over the target with guest-exec`,
+        err.extras.agentVersion,
+      );
     }
   }
 
@@ -174,7 +217,12 @@ export class UploadService {
   }
 
   /** Runs the rename; the script refuses a link or a directory and removes the temporary file itself then. */
-  private async rename(dom: DomainRef, record: UploadRecord, progress: UploadProgress, onCommand?: (execute: string) => void): Promise<UploadResult['kept']> {
+  private async rename(
+    dom: DomainRef,
+    record: UploadRecord,
+    progress: UploadProgress,
+    onCommand?: (execute: string) => void,
+  ): Promise<UploadResult['kept']> {
     let outcome: ProgramOutcome;
     try {
       outcome = await this.runProgram(dom, replaceProgram(record.os, record.temp, record.target, progress.bytesWritten), onCommand);
@@ -189,19 +237,35 @@ export class UploadService {
     }
     await this.removeTemp(dom, record, progress);
     if (outcome.exitCode === REPLACE_EXIT.symlink) {
-      throw new GatewayError('not_a_regular_file', `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, or add ?atomic=false to write through the link`, { domain: dom.name });
+      throw new GatewayError(
+        'not_a_regular_file',
+        `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, or add ?atomic=false to write through the link`,
+        { domain: dom.name },
+      );
     }
     if (outcome.exitCode === REPLACE_EXIT.notRegular) {
       const type = outcome.stderr.trim() || 'not a regular file';
-      throw new GatewayError('not_a_regular_file', `${record.target} is a ${type}: an atomic upload would put a plain file in its place. An upload names a file; to write to a device or FIFO, add ?atomic=false`, { domain: dom.name });
+      throw new GatewayError(
+        'not_a_regular_file',
+        `${record.target} is a ${type}: an atomic upload would put a plain file in its place. An upload names a file; to write to a device or FIFO, add ?atomic=false`,
+        { domain: dom.name },
+      );
     }
     if (outcome.exitCode === REPLACE_EXIT.tempReplaced) {
-      throw new GatewayError('state_conflict', `the temporary file ${record.temp} was replaced or changed by someone in the guest before the rename: ${record.target} is unchanged`, { domain: dom.name });
+      throw new GatewayError(
+        'state_conflict',
+        `the temporary file ${record.temp} was replaced or changed by someone in the guest before the rename: ${record.target} is unchanged`,
+        { domain: dom.name },
+      );
     }
-    throw new GatewayError('agent_error', `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}; the target is unchanged`, {
-      domain: dom.name,
-      command: guestExec.execute,
-    });
+    throw new GatewayError(
+      'agent_error',
+      `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}; the target is unchanged`,
+      {
+        domain: dom.name,
+        command: guestExec.execute,
+      },
+    );
   }
 
   /** Removes the temporary file; on failure says so in the log and keeps its record for the next start. */
@@ -212,7 +276,10 @@ export class UploadService {
       await this.forget(record);
     } catch (err) {
       progress.leftBehind = record.temp;
-      this.log.error({ domain: dom.name, temp: record.temp, target: record.target, err: (err as Error).message }, 'upload failed and its temporary file could not be removed; the next start tries again');
+      this.log.error(
+        { domain: dom.name, temp: record.temp, target: record.target, err: (err as Error).message },
+        'upload failed and its temporary file could not be removed; the next start tries again',
+      );
     }
   }
 
@@ -248,17 +315,23 @@ export class UploadService {
   private journalFailed(err: unknown): void {
     if (this.journalWarned) return;
     this.journalWarned = true;
-    this.log.warn({ err: (err as Error).message }, 'uploads: state.dir cannot be written; a gateway killed mid-upload will leave its temporary file (.*.qga-gateway-*.tmp) behind');
+    this.log.warn(
+      { err: (err as Error).message },
+      'uploads: state.dir cannot be written; a gateway killed mid-upload will leave its temporary file (.*.qga-gateway-*.tmp) behind',
+    );
   }
-
 }
 
 function unavailable(dom: DomainRef, path: string, why: string, agentVersion?: string): GatewayError {
-  return new GatewayError('atomic_replace_unavailable', `cannot replace ${path} in one step: ${why}. Add ?atomic=false to write the file in place (an interrupted upload then leaves it partly written), or let qemu-ga run guest-exec`, {
-    domain: dom.name,
-    command: guestExec.execute,
-    ...(agentVersion ? { agentVersion } : {}),
-  });
+  return new GatewayError(
+    'atomic_replace_unavailable',
+    `cannot replace ${path} in one step: ${why}. Add ?atomic=false to write the file in place (an interrupted upload then leaves it partly written), or let qemu-ga run guest-exec`,
+    {
+      domain: dom.name,
+      command: guestExec.execute,
+      ...(agentVersion ? { agentVersion } : {}),
+    },
+  );
 }
 
 /** The open of the temporary file failed: say it in terms of the target's directory. */
@@ -266,10 +339,18 @@ function openError(err: unknown, target: string, temp: string): unknown {
   if (!(err instanceof GatewayError)) return err;
   const dir = target.slice(0, Math.max(target.lastIndexOf('/'), target.lastIndexOf('\\')) + 1);
   if (err.code === 'file_not_found') {
-    return new GatewayError('file_not_found', `the guest cannot create ${temp} (an atomic upload writes a new file beside the target): the directory ${dir} does not exist, or its file system takes no new files (procfs, sysfs: add ?atomic=false)`, err.extras);
+    return new GatewayError(
+      'file_not_found',
+      `the guest cannot create ${temp} (an atomic upload writes a new file beside the target): the directory ${dir} does not exist, or its file system takes no new files (procfs, sysfs: add ?atomic=false)`,
+      err.extras,
+    );
   }
   if (err.code === 'permission_denied') {
-    return new GatewayError('permission_denied', `the guest refused to create ${temp} in ${dir} (an atomic upload writes a new file beside the target; ?atomic=false writes the target in place): ${err.message}`, err.extras);
+    return new GatewayError(
+      'permission_denied',
+      `the guest refused to create ${temp} in ${dir} (an atomic upload writes a new file beside the target; ?atomic=false writes the target in place): ${err.message}`,
+      err.extras,
+    );
   }
   return err;
 }
@@ -279,5 +360,9 @@ function renameError(err: unknown, dom: DomainRef, record: UploadRecord): unknow
   if (err.code === 'guest_program_missing') {
     return unavailable(dom, record.target, `the guest cannot run the gateway's rename program (${err.message})`);
   }
-  return new GatewayError(err.code, `${err.message}; the rename of the upload over ${record.target} may not have run: the target holds either its old or its new content, whole`, err.extras);
+  return new GatewayError(
+    err.code,
+    `${err.message}; the rename of the upload over ${record.target} may not have run: the target holds either its old or its new content, whole`,
+    err.extras,
+  );
 }

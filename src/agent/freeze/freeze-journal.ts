@@ -58,6 +58,7 @@ export function recoveryVerdict(record: FreezeRecord, lookup: { dom: DomainRef }
   const { dom } = lookup;
   if (dom.id === -1) return { action: 'drop', why: 'the domain is not running: its file systems are not frozen' };
   // Agent-socket domains have no libvirt id (0 throughout): only libvirt's ids tell a restart.
-  if (record.domId > 0 && dom.id !== record.domId) return { action: 'drop', why: `the domain has restarted since (libvirt id ${record.domId}, now ${dom.id}): its freeze is gone` };
+  if (record.domId > 0 && dom.id !== record.domId)
+    return { action: 'drop', why: `the domain has restarted since (libvirt id ${record.domId}, now ${dom.id}): its freeze is gone` };
   return { action: 'hold', dom, overdue: Date.parse(record.thawAt) <= now };
 }

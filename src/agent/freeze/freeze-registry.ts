@@ -50,7 +50,14 @@ export class FreezeRegistry implements CommandGuard {
   hold(dom: DomainRef, timeoutMs: number, mountpoints: string[] | null): HeldFreeze {
     this.refuseSecond(dom);
     const now = Date.now();
-    const held: HeldFreeze = { dom, mountpoints, frozenAt: new Date(now), thawAt: new Date(now + timeoutMs), frozen: false, timer: undefined };
+    const held: HeldFreeze = {
+      dom,
+      mountpoints,
+      frozenAt: new Date(now),
+      thawAt: new Date(now + timeoutMs),
+      frozen: false,
+      timer: undefined,
+    };
     this.held.set(domainKey(dom), held);
     return held;
   }
@@ -81,10 +88,14 @@ export class FreezeRegistry implements CommandGuard {
   private refuseSecond(dom: DomainRef): void {
     const existing = this.held.get(domainKey(dom));
     if (existing) {
-      throw new GatewayError('state_conflict', `the gateway already holds ${dom.name}'s file systems frozen until ${existing.thawAt.toISOString()}; thaw first`, {
-        domain: dom.name,
-        command: guestFsfreezeFreeze.execute,
-      });
+      throw new GatewayError(
+        'state_conflict',
+        `the gateway already holds ${dom.name}'s file systems frozen until ${existing.thawAt.toISOString()}; thaw first`,
+        {
+          domain: dom.name,
+          command: guestFsfreezeFreeze.execute,
+        },
+      );
     }
   }
 

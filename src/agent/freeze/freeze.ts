@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import { type LibvirtHosts } from '../../libvirt/hosts.js';
+import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { LifecycleEvent } from '../../libvirt/protocol.js';
 import type { ExactInteger } from '../core/agent-json.js';
 import { guestFsfreezeFreeze, guestFsfreezeFreezeList, guestFsfreezeStatus, guestFsfreezeThaw, guestFstrim } from '../commands/fs.js';
@@ -17,7 +17,17 @@ import type { AgentCallOptions, AgentService } from '../core/service.js';
 import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 /** Freeze outcomes that prove nothing was frozen: the gateway need not thaw later. */
-const DEFINITE_FAILURES = new Set(['agent_error', 'command_not_supported', 'domain_not_running', 'agent_not_configured', 'agent_not_connected', 'invalid_request', 'agent_queue_full', 'shutting_down', 'domain_not_found']);
+const DEFINITE_FAILURES = new Set([
+  'agent_error',
+  'command_not_supported',
+  'domain_not_running',
+  'agent_not_configured',
+  'agent_not_connected',
+  'invalid_request',
+  'agent_queue_full',
+  'shutting_down',
+  'domain_not_found',
+]);
 
 /** A deadline thaw that fails is retried soon a few times, then every 30 s for as long as the freeze is held. */
 const DEADLINE_THAW_QUICK_ATTEMPTS = 5;
@@ -71,12 +81,25 @@ export class FreezeService {
   }
 
   /** Freezes all (mountpoints null) or the listed file systems, thawing by itself after thawAfterMs. */
-  async freeze(dom: DomainRef, mountpoints: string[] | null, thawAfterMs: number, opts: AgentCallOptions): Promise<FreezeStatus & { count: number }> {
+  async freeze(
+    dom: DomainRef,
+    mountpoints: string[] | null,
+    thawAfterMs: number,
+    opts: AgentCallOptions,
+  ): Promise<FreezeStatus & { count: number }> {
     if (thawAfterMs > this.config.maxTimeoutMs) {
-      throw new GatewayError('invalid_request', `thawAfterMs ${thawAfterMs} is above the configured maximum of ${this.config.maxTimeoutMs} ms`, { domain: dom.name });
+      throw new GatewayError(
+        'invalid_request',
+        `thawAfterMs ${thawAfterMs} is above the configured maximum of ${this.config.maxTimeoutMs} ms`,
+        { domain: dom.name },
+      );
     }
     if (this.recovering.has(domainKey(dom))) {
-      throw new GatewayError('state_conflict', `the gateway is taking back a freeze of ${dom.name} it held before it restarted: try again in a few seconds`, { domain: dom.name, command: guestFsfreezeFreeze.execute, retryAfter: 2 });
+      throw new GatewayError(
+        'state_conflict',
+        `the gateway is taking back a freeze of ${dom.name} it held before it restarted: try again in a few seconds`,
+        { domain: dom.name, command: guestFsfreezeFreeze.execute, retryAfter: 2 },
+      );
     }
     // Held before sending: a freeze whose reply is lost (deadline) may have happened and must still be thawed.
     const held = this.registry.hold(dom, thawAfterMs, mountpoints);
@@ -86,21 +109,29 @@ export class FreezeService {
     } catch (err) {
       this.registry.release(domainKey(dom), false);
       this.log.error({ domain: dom.name, err: (err as Error).message }, 'freeze refused: its record could not be written');
-      throw err instanceof GatewayError ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: guestFsfreezeFreeze.execute }) : err;
+      throw err instanceof GatewayError
+        ? new GatewayError(err.code, `not frozen: ${err.message}`, { domain: dom.name, command: guestFsfreezeFreeze.execute })
+        : err;
     }
     // The deadline runs from the hold, but is armed only now (freeze-registry.ts says why).
     // Released meanwhile (the domain stopped or restarted): the release dropped the record already.
     if (!this.registry.arm(held, (d) => this.thawOnDeadline(d, 1))) {
-      throw new GatewayError('state_conflict', `${dom.name} stopped or restarted before its freeze was sent: not frozen`, { domain: dom.name, command: guestFsfreezeFreeze.execute });
+      throw new GatewayError('state_conflict', `${dom.name} stopped or restarted before its freeze was sent: not frozen`, {
+        domain: dom.name,
+        command: guestFsfreezeFreeze.execute,
+      });
     }
     let count: number;
     try {
-      const sending = mountpoints ? this.agent.execute(dom, guestFsfreezeFreezeList, { mountpoints }, opts) : this.agent.execute(dom, guestFsfreezeFreeze, undefined, opts);
+      const sending = mountpoints
+        ? this.agent.execute(dom, guestFsfreezeFreezeList, { mountpoints }, opts)
+        : this.agent.execute(dom, guestFsfreezeFreeze, undefined, opts);
       held.sending = sending.catch(() => {});
       count = await sending;
     } catch (err) {
       // qemu-ga thaws by itself when a freeze fails part way, so a definite failure leaves nothing frozen.
-      if (err instanceof GatewayError && (DEFINITE_FAILURES.has(err.code) || /waiting in the queue/.test(err.message))) this.registry.release(domainKey(dom));
+      if (err instanceof GatewayError && (DEFINITE_FAILURES.has(err.code) || /waiting in the queue/.test(err.message)))
+        this.registry.release(domainKey(dom));
       // Otherwise the answer was lost, not the freeze: assume frozen (409 for other commands) until the deadline thaw.
       else this.registry.setFrozen(domainKey(dom), true);
       throw err;
@@ -128,7 +159,10 @@ export class FreezeService {
   /** Drops a freeze's durable record once the freeze is over (the registry calls this on every release). */
   forgetRecord(key: string): void {
     this.journal.remove(key).catch((err: unknown) => {
-      this.log.error({ key, err: (err as Error).message }, 'a thawed freeze is still in the journal: the next start will look at its domain again');
+      this.log.error(
+        { key, err: (err as Error).message },
+        'a thawed freeze is still in the journal: the next start will look at its domain again',
+      );
     });
   }
 
@@ -151,7 +185,10 @@ export class FreezeService {
       (err: unknown) => {
         const message = err instanceof Error ? err.message : String(err);
         if (err instanceof GatewayError && FREEZE_GONE.has(err.code)) {
-          this.log.warn({ domain: dom.name, attempt, err: message }, 'freeze deadline passed: the domain is gone or stopped, so is its freeze');
+          this.log.warn(
+            { domain: dom.name, attempt, err: message },
+            'freeze deadline passed: the domain is gone or stopped, so is its freeze',
+          );
           this.registry.release(domainKey(dom));
           return;
         }
@@ -169,11 +206,17 @@ export class FreezeService {
   /** At start-up, before the gateway serves: the freezes a previous run recorded (unreadable ones set aside and logged). */
   async readRecords(): Promise<FreezeRecord[]> {
     const { entries, corrupt } = await this.journal.read().catch((err: unknown) => {
-      this.log.error({ dir: this.journal.dir, err: (err as Error).message }, 'freeze journal unreadable: freezes an earlier run held cannot be thawed by this one');
+      this.log.error(
+        { dir: this.journal.dir, err: (err as Error).message },
+        'freeze journal unreadable: freezes an earlier run held cannot be thawed by this one',
+      );
       return { entries: [], corrupt: [] };
     });
     for (const c of corrupt) {
-      this.log.error({ file: c.file, keptAs: c.keptAs, reason: c.reason }, 'freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand');
+      this.log.error(
+        { file: c.file, keptAs: c.keptAs, reason: c.reason },
+        'freeze journal: unreadable record set aside; the freeze it named (if any) is not thawed by the gateway: check the guests by hand',
+      );
     }
     for (const { entry } of entries) this.recovering.add(entry.id);
     return entries.map((e) => e.entry);
@@ -186,14 +229,28 @@ export class FreezeService {
    * thawed at its deadline, or at once when it passed while the gateway was down. Resolves when every record
    * has been looked at.
    */
-  async recover(records: FreezeRecord[], lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs = DEADLINE_THAW_RETRY_MS): Promise<void> {
+  async recover(
+    records: FreezeRecord[],
+    lookup: (host: string, uuid: string) => Promise<DomainRef>,
+    retryMs = DEADLINE_THAW_RETRY_MS,
+  ): Promise<void> {
     await Promise.all(records.map((record) => this.recoverOne(record, lookup, retryMs).finally(() => this.recovering.delete(record.id))));
   }
 
-  private async recoverOne(record: FreezeRecord, lookup: (host: string, uuid: string) => Promise<DomainRef>, retryMs: number): Promise<void> {
+  private async recoverOne(
+    record: FreezeRecord,
+    lookup: (host: string, uuid: string) => Promise<DomainRef>,
+    retryMs: number,
+  ): Promise<void> {
     const where = { host: record.host, domain: record.name, uuid: record.uuid, thawAt: record.thawAt };
     for (let attempt = 1; !this.closing; attempt++) {
-      const verdict = recoveryVerdict(record, await lookup(record.host, record.uuid).then((dom) => ({ dom }), (error: unknown) => ({ error })));
+      const verdict = recoveryVerdict(
+        record,
+        await lookup(record.host, record.uuid).then(
+          (dom) => ({ dom }),
+          (error: unknown) => ({ error }),
+        ),
+      );
       if (verdict.action === 'drop') {
         this.log.warn({ ...where, why: verdict.why }, 'freeze journal: record dropped');
         this.forgetRecord(record.id);
@@ -204,15 +261,27 @@ export class FreezeService {
         // Not knowing (the agent not answering yet) holds it: a frozen guest would refuse other commands anyway.
         const status = await this.agent.execute(dom, guestFsfreezeStatus, undefined, { timeoutMs: 10_000 }).catch(() => 'unknown');
         if (status === 'thawed') {
-          this.log.warn({ ...where, domain: dom.name }, 'freeze journal: the guest is thawed already (by hand, or by a restart of its agent); record dropped');
+          this.log.warn(
+            { ...where, domain: dom.name },
+            'freeze journal: the guest is thawed already (by hand, or by a restart of its agent); record dropped',
+          );
           this.forgetRecord(record.id);
           return;
         }
-        this.registry.restore({ dom, mountpoints: record.mountpoints, frozenAt: new Date(record.frozenAt), thawAt: new Date(record.thawAt) }, (d) => this.thawOnDeadline(d, 1));
-        this.log.info({ ...where, domain: dom.name, overdue: verdict.overdue }, verdict.overdue ? 'freeze journal: deadline passed while the gateway was down; thawing now' : 'freeze journal: freeze held again until its deadline');
+        this.registry.restore(
+          { dom, mountpoints: record.mountpoints, frozenAt: new Date(record.frozenAt), thawAt: new Date(record.thawAt) },
+          (d) => this.thawOnDeadline(d, 1),
+        );
+        this.log.info(
+          { ...where, domain: dom.name, overdue: verdict.overdue },
+          verdict.overdue
+            ? 'freeze journal: deadline passed while the gateway was down; thawing now'
+            : 'freeze journal: freeze held again until its deadline',
+        );
         return;
       }
-      if (attempt === 1) this.log.warn({ ...where, err: verdict.why }, 'freeze journal: domain not reachable yet; asking again until it is');
+      if (attempt === 1)
+        this.log.warn({ ...where, err: verdict.why }, 'freeze journal: domain not reachable yet; asking again until it is');
       await this.pause(retryMs);
     }
   }
@@ -239,7 +308,10 @@ export class FreezeService {
           const count = await this.thaw(dom, { timeoutMs });
           this.log.info({ domain: dom.name, count }, 'shutting down: thawed');
         } catch (err) {
-          this.log.error({ domain: dom.name, err: (err as Error).message }, 'shutting down: thaw failed; its record stays in the journal for the next start');
+          this.log.error(
+            { domain: dom.name, err: (err as Error).message },
+            'shutting down: thaw failed; its record stays in the journal for the next start',
+          );
         }
       }),
     );
@@ -249,6 +321,11 @@ export class FreezeService {
 
   async fstrim(dom: DomainRef, minimumBytes: number | undefined, opts: AgentCallOptions): Promise<TrimResult[]> {
     const reply = await this.agent.execute(dom, guestFstrim, minimumBytes === undefined ? undefined : { minimum: minimumBytes }, opts);
-    return reply.paths.map((p) => ({ path: p.path, trimmedBytes: p.trimmed ?? null, minimumBytes: p.minimum ?? null, error: p.error ?? null }));
+    return reply.paths.map((p) => ({
+      path: p.path,
+      trimmedBytes: p.trimmed ?? null,
+      minimumBytes: p.minimum ?? null,
+      error: p.error ?? null,
+    }));
   }
 }

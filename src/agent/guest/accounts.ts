@@ -3,7 +3,12 @@
 // in the agent command only, and error messages never carry it.
 import { GatewayError } from '../../errors.js';
 import { isAgentError } from '../core/agent-errors.js';
-import { guestSetUserPassword, guestSshAddAuthorizedKeys, guestSshGetAuthorizedKeys, guestSshRemoveAuthorizedKeys } from '../commands/accounts.js';
+import {
+  guestSetUserPassword,
+  guestSshAddAuthorizedKeys,
+  guestSshGetAuthorizedKeys,
+  guestSshRemoveAuthorizedKeys,
+} from '../commands/accounts.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import { describeKeyLine, type AuthorizedKey } from './ssh-keys.js';
 import type { DomainRef } from '../../domains/vocabulary.js';
@@ -16,7 +21,11 @@ function mapAccountError(err: unknown, dom: DomainRef, user: string): unknown {
   if (isAgentError(err, 'userNotFound')) return new GatewayError('user_not_found', `the guest has no user ${JSON.stringify(user)}`, extras);
   // Linux qemu-ga runs chpasswd for guest-set-user-password; 7.2's message names "passwd" whatever it looked for.
   if (isAgentError(err, 'passwordProgramMissing')) {
-    return new GatewayError('guest_program_missing', `the guest agent cannot set passwords in this guest: ${desc} (it runs chpasswd)`, extras);
+    return new GatewayError(
+      'guest_program_missing',
+      `the guest agent cannot set passwords in this guest: ${desc} (it runs chpasswd)`,
+      extras,
+    );
   }
   return err;
 }

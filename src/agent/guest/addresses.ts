@@ -4,7 +4,7 @@
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainDirectory } from '../../domains/directory.js';
-import { type LibvirtHosts } from '../../libvirt/hosts.js';
+import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
 import { backendError } from '../../domains/backend-errors.js';
@@ -57,7 +57,12 @@ export class AddressBook {
    * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
    * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
    */
-  async collect(filter: string[] | null, timeoutMs: number, signal?: AbortSignal, mayTouch: (dom: DomainRef) => boolean = () => true): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
+  async collect(
+    filter: string[] | null,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    mayTouch: (dom: DomainRef) => boolean = () => true,
+  ): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;
     // Every host at once; one that cannot be listed is reported and the others answered.
     const { refs, failed } = await this.directory.listRefs(signal);
@@ -73,7 +78,9 @@ export class AddressBook {
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))));
+    const deadline = new Promise<'deadline'>(
+      (resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))),
+    );
     try {
       const entries = await Promise.all(targets.map((t) => this.entryFor(t, deadlineAt, deadline, timeoutMs, failedHosts.length > 0)));
       return { entries: entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
@@ -82,11 +89,21 @@ export class AddressBook {
     }
   }
 
-  private async entryFor(target: DomainRef | { missing: string }, deadlineAt: number, deadline: Promise<'deadline'>, timeoutMs: number, someHostDown: boolean): Promise<AddressEntry> {
+  private async entryFor(
+    target: DomainRef | { missing: string },
+    deadlineAt: number,
+    deadline: Promise<'deadline'>,
+    timeoutMs: number,
+    someHostDown: boolean,
+  ): Promise<AddressEntry> {
     if ('missing' in target) {
       // Not found while a host could not be listed: it may be on that host.
       const error = someHostDown
-        ? new GatewayError('host_unavailable', `no domain named or with UUID '${target.missing}' on the reachable hosts; some hosts are not reachable`, { domain: target.missing })
+        ? new GatewayError(
+            'host_unavailable',
+            `no domain named or with UUID '${target.missing}' on the reachable hosts; some hosts are not reachable`,
+            { domain: target.missing },
+          )
         : new GatewayError('domain_not_found', `no domain named or with UUID '${target.missing}'`, { domain: target.missing });
       return { host: null, name: target.missing, uuid: null, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
@@ -96,10 +113,14 @@ export class AddressBook {
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
     const hit = this.cache.get(domainKey(dom));
-    if (hit && hit.expires > Date.now()) return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
+    if (hit && hit.expires > Date.now())
+      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
     const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
     if (fetched === 'deadline') {
-      const error = new GatewayError('deadline_exceeded', `the guest agent did not answer within the ${timeoutMs} ms deadline`, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
+      const error = new GatewayError('deadline_exceeded', `the guest agent did not answer within the ${timeoutMs} ms deadline`, {
+        domain: dom.name,
+        command: guestNetworkGetInterfaces.execute,
+      });
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
     return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };

@@ -43,7 +43,12 @@ export async function readGuestTime(agent: AgentService, dom: DomainRef, opts: A
 }
 
 /** Sets the guest clock; answers the time that was asked for (null for the hardware clock). */
-export async function setGuestTime(agent: AgentService, dom: DomainRef, source: TimeSource, opts: AgentCallOptions): Promise<bigint | null> {
+export async function setGuestTime(
+  agent: AgentService,
+  dom: DomainRef,
+  source: TimeSource,
+  opts: AgentCallOptions,
+): Promise<bigint | null> {
   const ns = source.kind === 'given' ? source.ns : source.kind === 'host' ? hostNowNs() : null;
   if (ns !== null) checkTimeRange(ns);
   try {
@@ -66,14 +71,20 @@ export async function listVcpus(agent: AgentService, dom: DomainRef, opts: Agent
 
 export async function listMemoryBlocks(agent: AgentService, dom: DomainRef, opts: AgentCallOptions): Promise<MemoryBlock[]> {
   const reply = await agent.execute(dom, guestGetMemoryBlocks, undefined, opts);
-  return reply.map((b) => ({ index: b['phys-index'], online: b.online, canOffline: b['can-offline'] ?? null })).sort((a, b) => a.index - b.index);
+  return reply
+    .map((b) => ({ index: b['phys-index'], online: b.online, canOffline: b['can-offline'] ?? null }))
+    .sort((a, b) => a.index - b.index);
 }
 
 /**
  * Refuses what the agent would apply only in part or what would cripple the guest: ids it does not have,
  * an id twice, taking every unit offline (400); offlining one the guest says cannot go offline (409).
  */
-export function checkOnlineChanges(what: 'vCPU' | 'memory block', current: { id: number; online: boolean; canOffline: boolean | null }[], changes: OnlineChange[]): void {
+export function checkOnlineChanges(
+  what: 'vCPU' | 'memory block',
+  current: { id: number; online: boolean; canOffline: boolean | null }[],
+  changes: OnlineChange[],
+): void {
   const byId = new Map(current.map((c) => [c.id, c]));
   const seen = new Set<number>();
   for (const change of changes) {
@@ -105,7 +116,12 @@ export interface VcpuChangeResult {
   vcpus: Vcpu[];
 }
 
-export async function setVcpus(agent: AgentService, dom: DomainRef, changes: OnlineChange[], opts: AgentCallOptions): Promise<VcpuChangeResult> {
+export async function setVcpus(
+  agent: AgentService,
+  dom: DomainRef,
+  changes: OnlineChange[],
+  opts: AgentCallOptions,
+): Promise<VcpuChangeResult> {
   checkOnlineChanges('vCPU', await listVcpus(agent, dom, opts), changes);
   let applied: number;
   try {
@@ -127,10 +143,20 @@ export interface MemoryBlockResult {
   errno: number | null;
 }
 
-export async function setMemoryBlocks(agent: AgentService, dom: DomainRef, changes: OnlineChange[], opts: AgentCallOptions): Promise<MemoryBlockResult[]> {
+export async function setMemoryBlocks(
+  agent: AgentService,
+  dom: DomainRef,
+  changes: OnlineChange[],
+  opts: AgentCallOptions,
+): Promise<MemoryBlockResult[]> {
   const current = (await listMemoryBlocks(agent, dom, opts)).map((b) => ({ id: b.index, online: b.online, canOffline: b.canOffline }));
   checkOnlineChanges('memory block', current, changes);
-  const reply = await agent.execute(dom, guestSetMemoryBlocks, { 'mem-blks': changes.map((c) => ({ 'phys-index': c.id, online: c.online })) }, opts);
+  const reply = await agent.execute(
+    dom,
+    guestSetMemoryBlocks,
+    { 'mem-blks': changes.map((c) => ({ 'phys-index': c.id, online: c.online })) },
+    opts,
+  );
   // One result per block asked for, in the same order; matched by index in case an agent reorders them.
   const byIndex = new Map(reply.map((r) => [r['phys-index'], r]));
   return changes.map((c) => {

@@ -38,7 +38,14 @@ export function isoToNs(text: string): bigint | null {
   d.setUTCHours(hour, minute, second, 0);
   const ms = d.getTime();
   // Date.UTC rolls 2026-02-30 over into March: a round trip catches it (and hour 24, minute 60, ...).
-  if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day || d.getUTCHours() !== hour || d.getUTCMinutes() !== minute || d.getUTCSeconds() !== second) {
+  if (
+    d.getUTCFullYear() !== year ||
+    d.getUTCMonth() !== month - 1 ||
+    d.getUTCDate() !== day ||
+    d.getUTCHours() !== hour ||
+    d.getUTCMinutes() !== minute ||
+    d.getUTCSeconds() !== second
+  ) {
     return null;
   }
   const zone = m[8]!.toUpperCase();
@@ -55,7 +62,10 @@ export function isoToNs(text: string): bigint | null {
 /** Refuses (400) a time the agent or the guest kernel cannot take. */
 export function checkTimeRange(ns: bigint): void {
   if (ns < MIN_TIME_NS || ns > MAX_TIME_NS) {
-    throw new GatewayError('invalid_request', `time out of range: ${ns} ns; it must lie between ${nsToIso(MIN_TIME_NS)} and ${nsToIso(MAX_TIME_NS)}`);
+    throw new GatewayError(
+      'invalid_request',
+      `time out of range: ${ns} ns; it must lie between ${nsToIso(MIN_TIME_NS)} and ${nsToIso(MAX_TIME_NS)}`,
+    );
   }
 }
 

@@ -20,7 +20,11 @@ const SUSPEND_COMMANDS: Partial<Record<PowerAction, AgentCommand<undefined, unkn
   'suspend-disk': guestSuspendDisk,
   'suspend-hybrid': guestSuspendHybrid,
 };
-const SHUTDOWN_MODES: Partial<Record<PowerAction, 'powerdown' | 'halt' | 'reboot'>> = { shutdown: 'powerdown', halt: 'halt', reboot: 'reboot' };
+const SHUTDOWN_MODES: Partial<Record<PowerAction, 'powerdown' | 'halt' | 'reboot'>> = {
+  shutdown: 'powerdown',
+  halt: 'halt',
+  reboot: 'reboot',
+};
 
 /** What a caller will see once the action takes effect: GET /domains/{domain} and libvirt's events. */
 export interface PowerExpectation {
@@ -46,7 +50,11 @@ const PLANS: Record<PowerAction, PowerPlan> = {
   halt: {
     execute: guestShutdown.execute,
     // A halted guest stops its CPUs; whether QEMU then powers off is the guest's choice (busybox's halt does).
-    expect: { state: 'shutoff', lifecycleEvents: ['shutdown', 'stopped'], agentState: 'disconnected (stays so if the guest halts without powering off)' },
+    expect: {
+      state: 'shutoff',
+      lifecycleEvents: ['shutdown', 'stopped'],
+      agentState: 'disconnected (stays so if the guest halts without powering off)',
+    },
   },
   reboot: {
     execute: guestShutdown.execute,
@@ -54,11 +62,19 @@ const PLANS: Record<PowerAction, PowerPlan> = {
   },
   'suspend-ram': {
     execute: guestSuspendRam.execute,
-    expect: { state: 'pmsuspended', lifecycleEvents: ['pmsuspended'], agentState: 'disconnected until the guest wakes (virsh dompmwakeup)' },
+    expect: {
+      state: 'pmsuspended',
+      lifecycleEvents: ['pmsuspended'],
+      agentState: 'disconnected until the guest wakes (virsh dompmwakeup)',
+    },
   },
   'suspend-hybrid': {
     execute: guestSuspendHybrid.execute,
-    expect: { state: 'pmsuspended', lifecycleEvents: ['pmsuspended'], agentState: 'disconnected until the guest wakes (virsh dompmwakeup)' },
+    expect: {
+      state: 'pmsuspended',
+      lifecycleEvents: ['pmsuspended'],
+      agentState: 'disconnected until the guest wakes (virsh dompmwakeup)',
+    },
   },
   'suspend-disk': {
     execute: guestSuspendDisk.execute,
@@ -156,7 +172,10 @@ function isNoReplyError(err: GatewayError): boolean {
 /** qemu-ga refuses a suspend mode the guest's kernel does not offer: that is a 501, not an agent failure. */
 function suspendModeError(err: unknown, action: PowerAction, dom: DomainRef): unknown {
   if (isAgentError(err, 'suspendNotSupported')) {
-    return new GatewayError('suspend_not_supported', `the guest cannot ${action}: ${err.extras.agentDesc}`, { ...err.extras, domain: dom.name });
+    return new GatewayError('suspend_not_supported', `the guest cannot ${action}: ${err.extras.agentDesc}`, {
+      ...err.extras,
+      domain: dom.name,
+    });
   }
   return err;
 }

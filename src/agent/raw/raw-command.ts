@@ -42,11 +42,16 @@ export class RawCommandService {
   check(req: RawCommandRequest, dom?: DomainRef): void {
     const context = { command: req.execute, ...(dom ? { domain: dom.name } : {}) };
     if (!this.config.enabled) {
-      throw new GatewayError('command_forbidden', 'raw agent commands are turned off; set rawCommands.enabled to true in the gateway config to allow them', context);
+      throw new GatewayError(
+        'command_forbidden',
+        'raw agent commands are turned off; set rawCommands.enabled to true in the gateway config to allow them',
+        context,
+      );
     }
     const why = commandFacts(req.execute)?.rawRefused;
     if (why) throw new GatewayError('command_forbidden', `${req.execute} is refused here: ${why}`, context);
-    if (this.config.deny.includes(req.execute)) throw new GatewayError('command_forbidden', `${req.execute} is denied by the gateway config (rawCommands.deny)`, context);
+    if (this.config.deny.includes(req.execute))
+      throw new GatewayError('command_forbidden', `${req.execute} is denied by the gateway config (rawCommands.deny)`, context);
     if (req.execute === guestFileRead.execute) {
       const count = req.arguments?.count;
       if (count !== undefined && (typeof count !== 'number' || count > MAX_RAW_FILE_READ_BYTES)) {
@@ -59,7 +64,11 @@ export class RawCommandService {
     }
     const size = commandJsonBytes(req.execute, req.arguments);
     if (size > MAX_COMMAND_JSON_BYTES) {
-      throw new GatewayError('payload_too_large', `the command is ${size} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably (a larger one can be misread and desynchronise the agent channel)`, context);
+      throw new GatewayError(
+        'payload_too_large',
+        `the command is ${size} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably (a larger one can be misread and desynchronise the agent channel)`,
+        context,
+      );
     }
   }
 
@@ -83,7 +92,11 @@ export class RawCommandService {
     // domain's queue until the deadline and then look like a failure: the typed power resources handle them.
     const caps = await this.agent.capabilities(dom, opts);
     if (caps.commands.get(req.execute)?.successResponse === false) {
-      throw new GatewayError('command_forbidden', `${req.execute} sends no reply on success, which this endpoint cannot tell from a hang; use the power resources`, { domain: dom.name, command: req.execute });
+      throw new GatewayError(
+        'command_forbidden',
+        `${req.execute} sends no reply on success, which this endpoint cannot tell from a hang; use the power resources`,
+        { domain: dom.name, command: req.execute },
+      );
     }
     const key = domainKey(dom);
     const handle = req.arguments?.handle;
@@ -92,7 +105,11 @@ export class RawCommandService {
         // Arguments this agent's schema refuses (missing, unknown, of the wrong type: e.g. an argument only a newer
         // agent takes) are the caller's to fix: 400, with the agent's words.
         if (isAgentError(err, 'badArguments')) {
-          throw new GatewayError('invalid_request', `the guest agent (${req.execute}) refused the arguments: ${err.extras.agentDesc}`, err.extras);
+          throw new GatewayError(
+            'invalid_request',
+            `the guest agent (${req.execute}) refused the arguments: ${err.extras.agentDesc}`,
+            err.extras,
+          );
         }
         throw err;
       });

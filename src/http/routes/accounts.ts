@@ -70,7 +70,10 @@ const removeKeysBody = z
 
 export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
   const params = z.object({ user: userName });
-  const keysOf = async (request: DomainRequest<typeof params>) => ({ user: request.params.user, keys: await accounts.getKeys(request.domain, request.params.user, request.agentOpts) });
+  const keysOf = async (request: DomainRequest<typeof params>) => ({
+    user: request.params.user,
+    keys: await accounts.getKeys(request.domain, request.params.user, request.agentOpts),
+  });
 
   return [
     domainRoute({
@@ -80,7 +83,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       tags: ['accounts'],
       summary: "Set a guest user's password",
       description:
-        "Agent command: guest-set-user-password (the gateway base64-encodes the password). Answers 204. On Linux the agent runs chpasswd: a guest without it answers 501 guest_program_missing. The password is never logged nor echoed.",
+        'Agent command: guest-set-user-password (the gateway base64-encodes the password). Answers 204. On Linux the agent runs chpasswd: a guest without it answers 501 guest_program_missing. The password is never logged nor echoed.',
       params,
       body: passwordBody,
       response: { 204: z.null().describe('Password set') },
@@ -98,7 +101,8 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       permission: 'accounts',
       tags: ['accounts'],
       summary: "A guest user's SSH authorized keys",
-      description: "Agent command: guest-ssh-get-authorized-keys. A user without ~/.ssh/authorized_keys has no keys (empty list); an unknown user: 404 user_not_found.",
+      description:
+        'Agent command: guest-ssh-get-authorized-keys. A user without ~/.ssh/authorized_keys has no keys (empty list); an unknown user: 404 user_not_found.',
       params,
       response: { 200: keysSchema },
       problems: [501],
@@ -110,7 +114,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       path: '/users/:user/ssh-keys',
       permission: 'accounts',
       tags: ['accounts'],
-      summary: "Add SSH authorized keys for a guest user (or replace them all)",
+      summary: 'Add SSH authorized keys for a guest user (or replace them all)',
       description:
         'Agent commands: guest-ssh-add-authorized-keys (with reset when asked), then guest-ssh-get-authorized-keys for the answer. Keys already there are not added twice. Malformed key lines: 400.',
       params,

@@ -24,9 +24,7 @@ const entrySchema = z.object({
   uuid: z.guid().nullable().describe('null for a filter entry that names no domain'),
   ok: z.boolean(),
   interfaces: z.array(interfaceSchema).optional().describe('ok only: interfaces other than loopback, with their addresses'),
-  error: errorSchema
-    .optional()
-    .describe("not ok only: the problem code, HTTP status and detail a per-domain request would have answered"),
+  error: errorSchema.optional().describe('not ok only: the problem code, HTTP status and detail a per-domain request would have answered'),
   fetchedAt: z.iso.datetime().describe('When the gateway learnt this (older than the request when cached)'),
   cached: z.boolean(),
 });
@@ -75,12 +73,21 @@ const domainFilter = z
   .optional()
   .transform((v, ctx) => {
     if (v === undefined) return null;
-    const tokens = [...new Set((Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
+    const tokens = [
+      ...new Set(
+        (Array.isArray(v) ? v : [v])
+          .flatMap((s) => s.split(','))
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    ];
     if (tokens.length === 0) return null;
     if (tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
     return tokens;
   })
-  .describe('Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error');
+  .describe(
+    'Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error',
+  );
 
 const isLoopback = (nic: z.infer<typeof interfaceSchema>) =>
   nic.name === 'lo' || (nic.addresses.length > 0 && nic.addresses.every((a) => a.address === '::1' || a.address.startsWith('127.')));
@@ -114,7 +121,13 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             'Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. Domains that are not running are skipped unless the filter names them.',
           querystring: z.object({
             domain: domainFilter,
-            timeoutMs: z.coerce.number().int().min(1).max(gateway.config.agent.maxTimeoutMs).optional().describe('The deadline of the whole fan-out, in milliseconds'),
+            timeoutMs: z.coerce
+              .number()
+              .int()
+              .min(1)
+              .max(gateway.config.agent.maxTimeoutMs)
+              .optional()
+              .describe('The deadline of the whole fan-out, in milliseconds'),
           }),
           response: { 200: addressesSchema, ...problemResponses() },
         },
@@ -123,7 +136,12 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const started = performance.now();
         const timeoutMs = request.query.timeoutMs ?? book.defaultTimeoutMs;
         const identity = request.identity;
-        const { entries, failedHosts } = await book.collect(request.query.domain, timeoutMs, request.clientGone, (dom) => !identity || mayTouch(identity, dom));
+        const { entries, failedHosts } = await book.collect(
+          request.query.domain,
+          timeoutMs,
+          request.clientGone,
+          (dom) => !identity || mayTouch(identity, dom),
+        );
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');
         return {

@@ -10,7 +10,9 @@ const syncRequestSchema = z
     command: z
       .enum(['guest-sync-delimited', 'guest-sync'])
       .optional()
-      .describe('guest-sync-delimited (the default over an agent socket) also makes the agent send 0xFF before its reply; guest-sync (the default, and the only one, through libvirt)'),
+      .describe(
+        'guest-sync-delimited (the default over an agent socket) also makes the agent send 0xFF before its reply; guest-sync (the default, and the only one, through libvirt)',
+      ),
   })
   .nullish();
 
@@ -21,13 +23,29 @@ const syncReportSchema = z
     command: z.enum(['guest-sync-delimited', 'guest-sync']),
     id: z.number().int().describe('The random id sent'),
     roundTripMs: z.number(),
-    inStep: z.boolean().describe('The first reply read answered this id. Through libvirt: the id came back (libvirt resynchronises on its own before every command)'),
-    discardedBytes: z.number().int().describe('Bytes thrown away before the answer (garbage, a stray 0xFF error reply); always 0 through libvirt'),
+    inStep: z
+      .boolean()
+      .describe(
+        'The first reply read answered this id. Through libvirt: the id came back (libvirt resynchronises on its own before every command)',
+      ),
+    discardedBytes: z
+      .number()
+      .int()
+      .describe('Bytes thrown away before the answer (garbage, a stray 0xFF error reply); always 0 through libvirt'),
     staleReplies: z.number().int().describe('Replies to earlier commands or ids skipped before the answer; always 0 through libvirt'),
   })
   .meta({
     id: 'AgentSyncReport',
-    example: { domain: EXAMPLE_DOMAIN, backend: 'agent-socket', command: 'guest-sync-delimited', id: 1833749201, roundTripMs: 1.9, inStep: true, discardedBytes: 0, staleReplies: 0 },
+    example: {
+      domain: EXAMPLE_DOMAIN,
+      backend: 'agent-socket',
+      command: 'guest-sync-delimited',
+      id: 1833749201,
+      roundTripMs: 1.9,
+      inStep: true,
+      discardedBytes: 0,
+      staleReplies: 0,
+    },
   });
 
 export function agentSyncRoutes({ agent }: Gateway): DomainRoute[] {
@@ -37,7 +55,7 @@ export function agentSyncRoutes({ agent }: Gateway): DomainRoute[] {
       path: '/agent/sync',
       permission: 'admin',
       tags: ['agent'],
-      summary: "Diagnose the agent channel: a guest-sync round trip and whether the channel was in step",
+      summary: 'Diagnose the agent channel: a guest-sync round trip and whether the channel was in step',
       description:
         'Agent command: guest-sync-delimited or guest-sync with a fresh random id, queued like any command. ' +
         'Over an agent socket the gateway reports what it found before the answer (garbage, stale replies) and leaves the channel in step. ' +

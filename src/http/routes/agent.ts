@@ -8,7 +8,10 @@ import { domainRefSchema } from '../schemas.js';
 const agentInfoSchema = z
   .object({
     domain: domainRefSchema,
-    ping: z.object({ ok: z.literal(true), roundTripMs: z.number().describe('guest-ping round trip (through libvirt or the agent socket), in milliseconds') }),
+    ping: z.object({
+      ok: z.literal(true),
+      roundTripMs: z.number().describe('guest-ping round trip (through libvirt or the agent socket), in milliseconds'),
+    }),
     version: z.string().describe("qemu-ga's version"),
     commands: z.array(
       z.object({
@@ -34,7 +37,10 @@ const pingSchema = z
     ok: z.literal(true),
     roundTripMs: z.number().describe('guest-ping round trip (through libvirt or the agent socket), queue wait included, in milliseconds'),
   })
-  .meta({ id: 'AgentPing', example: { domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' }, ok: true, roundTripMs: 3.2 } });
+  .meta({
+    id: 'AgentPing',
+    example: { domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' }, ok: true, roundTripMs: 3.2 },
+  });
 
 const roundedMsSince = (t0: number) => Math.round((performance.now() - t0) * 100) / 100;
 

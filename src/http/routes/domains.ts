@@ -9,7 +9,16 @@ import { problemResponses } from '../problem.js';
 import { domainSchema, type DomainBody } from '../schemas.js';
 
 function toBody(d: DomainInfo): DomainBody {
-  return { host: d.host, backend: d.backend, name: d.name, uuid: d.uuid, id: d.id, state: d.state, agentState: d.agent.state, agentChannel: d.agent.channel };
+  return {
+    host: d.host,
+    backend: d.backend,
+    name: d.name,
+    uuid: d.uuid,
+    id: d.id,
+    state: d.state,
+    agentState: d.agent.state,
+    agentChannel: d.agent.channel,
+  };
 }
 
 export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {

@@ -27,7 +27,9 @@ const execStatusSchema = z
     exited: z.boolean().describe('Whether the gateway has seen the process exit; false right after a start without wait'),
     exitCode: z.number().int().nullable().describe('The exit status, when it exited normally'),
     signal: z.number().int().nullable().describe('The signal that ended it, if one did'),
-    stdout: outputSchema.nullable().describe('null until it exited, when output was not captured, or when the stream was empty (qemu-ga then sends none)'),
+    stdout: outputSchema
+      .nullable()
+      .describe('null until it exited, when output was not captured, or when the stream was empty (qemu-ga then sends none)'),
     stderr: outputSchema.nullable().describe('As stdout'),
   })
   .meta({
@@ -60,7 +62,10 @@ function execStartBody(maxWaitMs: number) {
         .union([z.strictObject({ text: z.string() }), z.strictObject({ base64: z.base64() })])
         .optional()
         .describe('stdin for the program: UTF-8 text or base64 bytes'),
-      captureOutput: z.boolean().default(true).describe('Capture stdout and stderr (keep them below about 3 MiB together: see the description)'),
+      captureOutput: z
+        .boolean()
+        .default(true)
+        .describe('Capture stdout and stderr (keep them below about 3 MiB together: see the description)'),
       wait: z
         .strictObject({ timeoutMs: z.number().int().min(1).max(maxWaitMs) })
         .optional()
@@ -68,7 +73,13 @@ function execStartBody(maxWaitMs: number) {
     })
     .meta({
       id: 'ExecStart',
-      example: { path: '/bin/sh', args: ['-c', 'echo out; echo err >&2; exit 3'], env: { LANG: 'C' }, captureOutput: true, wait: { timeoutMs: 10000 } },
+      example: {
+        path: '/bin/sh',
+        args: ['-c', 'echo out; echo err >&2; exit 3'],
+        env: { LANG: 'C' },
+        captureOutput: true,
+        wait: { timeoutMs: 10000 },
+      },
     });
 }
 
@@ -101,8 +112,17 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
       },
       answer: async (request, reply, { identity, env }) => {
         const { domain: dom, agentOpts: opts, body } = request;
-        const input = body.input ? ('text' in body.input ? Buffer.from(body.input.text, 'utf8') : Buffer.from(body.input.base64, 'base64')) : undefined;
-        const pid = await exec.start(dom, { path: body.path, args: body.args, env, input, captureOutput: body.captureOutput }, opts, identity.name);
+        const input = body.input
+          ? 'text' in body.input
+            ? Buffer.from(body.input.text, 'utf8')
+            : Buffer.from(body.input.base64, 'base64')
+          : undefined;
+        const pid = await exec.start(
+          dom,
+          { path: body.path, args: body.args, env, input, captureOutput: body.captureOutput },
+          opts,
+          identity.name,
+        );
         request.log.info({ pid, path: body.path, argCount: body.args.length }, 'guest process started');
         const status: ExecStatus = body.wait
           ? await exec.wait(dom, pid, body.wait.timeoutMs, opts)
@@ -119,7 +139,14 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
       tags: ['exec'],
       summary: "A guest process's status and output",
       description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. A process's status is visible only to the identity that started it (through this route or a raw guest-exec) and to identities with scope admin: any other pid answers 404 process_not_found, without asking the agent. ${OUTPUT_NOTE}`,
-      params: z.object({ pid: z.coerce.number().int().min(0).max(2 ** 31 - 1).describe('The pid POST /domains/{domain}/exec answered') }),
+      params: z.object({
+        pid: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(2 ** 31 - 1)
+          .describe('The pid POST /domains/{domain}/exec answered'),
+      }),
       querystring: z.object({
         waitMs: z.coerce
           .number()
@@ -138,7 +165,11 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
         // Another identity's process answers as one that does not exist: no probing of others' pids. An
         // identity with 'admin' sees every process, those started outside the gateway or before it restarted too.
         if (!identity.scopes.has('admin') && exec.ownerOf(dom, pid) !== identity.name) {
-          throw new GatewayError('process_not_found', `no process ${pid} started by identity '${identity.name}' is known in this domain (a process's status is visible only to the identity that started it, and to 'admin')`, { domain: dom.name });
+          throw new GatewayError(
+            'process_not_found',
+            `no process ${pid} started by identity '${identity.name}' is known in this domain (a process's status is visible only to the identity that started it, and to 'admin')`,
+            { domain: dom.name },
+          );
         }
         const { waitMs } = request.query;
         return waitMs ? await exec.wait(dom, pid, waitMs, opts) : await exec.status(dom, pid, opts);

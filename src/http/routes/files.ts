@@ -17,10 +17,15 @@ const OCTET_STREAM = 'application/octet-stream';
 const pathParams = z.object({
   '*': z
     .string()
-    .describe("The guest path without its leading '/', percent-encoded as needed (etc/os-release); a Windows path with its drive: C:/Windows/win.ini"),
+    .describe(
+      "The guest path without its leading '/', percent-encoded as needed (etc/os-release); a Windows path with its drive: C:/Windows/win.ini",
+    ),
 });
 
-const binaryBody = (description: string) => ({ description, content: { [OCTET_STREAM]: { schema: z.string().meta({ format: 'binary' }) } } });
+const binaryBody = (description: string) => ({
+  description,
+  content: { [OCTET_STREAM]: { schema: z.string().meta({ format: 'binary' }) } },
+});
 
 const uploadQuery = z.object({
   mode: z
@@ -51,8 +56,16 @@ const fileWrittenSchema = z
     bytesWritten: z.number().int(),
     atomic: z.boolean().describe('true: written to a temporary file and renamed over the target in one step; false: written in place'),
     created: z.boolean().nullable().describe('Atomic: whether the target did not exist before; null when written in place'),
-    keptOwner: z.boolean().nullable().describe("Atomic: whether the replaced file's owner was given to the new one (needs the agent to run as root); null when new or in place"),
-    keptMode: z.boolean().nullable().describe("Atomic: whether the replaced file's permission bits were given to the new one; null when new or in place"),
+    keptOwner: z
+      .boolean()
+      .nullable()
+      .describe(
+        "Atomic: whether the replaced file's owner was given to the new one (needs the agent to run as root); null when new or in place",
+      ),
+    keptMode: z
+      .boolean()
+      .nullable()
+      .describe("Atomic: whether the replaced file's permission bits were given to the new one; null when new or in place"),
   })
   .meta({
     id: 'FileWritten',
@@ -156,7 +169,9 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
           const range = size === null ? ({ kind: 'none' } as const) : parseRange(request.headers.range, size);
           if (range.kind === 'unsatisfiable') {
             reply.header('content-range', `bytes */${size}`);
-            throw new GatewayError('range_not_satisfiable', `the range '${request.headers.range}' is outside the file's ${size} bytes`, { domain: file.dom.name });
+            throw new GatewayError('range_not_satisfiable', `the range '${request.headers.range}' is outside the file's ${size} bytes`, {
+              domain: file.dom.name,
+            });
           }
           if (range.kind === 'range') {
             start = range.start;
@@ -189,8 +204,8 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
       description:
         'Agent commands: guest-file-open, guest-file-seek (offset), guest-file-write (at most 128 KiB each, the writeChunkBytes setting: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
         "Replacing also runs guest-get-osinfo (once per domain) and the gateway's own rename program through guest-exec and guest-exec-status (that program only: this route runs nothing else). " +
-        'Replacing (the default mode) is atomic: the body goes into a temporary file beside the target (.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, giving it the old file\'s owner and mode and syncing it first; PowerShell File.Replace on Windows). ' +
-        'Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused (409). An agent that cannot run guest-exec (disabled, as in RHEL\'s default qemu-ga configuration) gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. ' +
+        "Replacing (the default mode) is atomic: the body goes into a temporary file beside the target (.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, giving it the old file's owner and mode and syncing it first; PowerShell File.Replace on Windows). " +
+        "Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused (409). An agent that cannot run guest-exec (disabled, as in RHEL's default qemu-ga configuration) gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. " +
         'mode=append and offset write in place: an interrupted one leaves the bytes written so far (bytesWritten in the problem, the request log and the audit line). ' +
         `The body is streamed, never held whole; larger than files.maxUploadBytes (${cfg.maxUploadBytes} here): 413, before anything is opened when Content-Length says so.`,
       consumes: [OCTET_STREAM],
@@ -202,15 +217,23 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
       check: (request, reply) => {
         const path = allowedPath(request, 'write');
         const { offset } = request.query;
-        if (offset !== undefined && request.query.mode === 'append') throw new GatewayError('invalid_request', 'offset and mode=append exclude each other');
+        if (offset !== undefined && request.query.mode === 'append')
+          throw new GatewayError('invalid_request', 'offset and mode=append exclude each other');
         const mode = offset !== undefined ? 'offset' : (request.query.mode ?? 'truncate');
-        if (mode !== 'truncate' && request.query.atomic === 'true') throw new GatewayError('invalid_request', `atomic=true is for replacing a whole file; ${mode === 'append' ? 'mode=append' : 'offset'} writes in place`);
+        if (mode !== 'truncate' && request.query.atomic === 'true')
+          throw new GatewayError(
+            'invalid_request',
+            `atomic=true is for replacing a whole file; ${mode === 'append' ? 'mode=append' : 'offset'} writes in place`,
+          );
         const atomic = mode === 'truncate' && request.query.atomic !== 'false';
         const declared = request.headers['content-length'] === undefined ? null : Number(request.headers['content-length']);
         if (declared !== null && declared > cfg.maxUploadBytes) {
           // Refused before anything is opened; the connection closes so the unread body does not linger.
           reply.header('connection', 'close');
-          throw new GatewayError('payload_too_large', `the body of ${declared} bytes is larger than the upload limit of ${cfg.maxUploadBytes} bytes; nothing was written`);
+          throw new GatewayError(
+            'payload_too_large',
+            `the body of ${declared} bytes is larger than the upload limit of ${cfg.maxUploadBytes} bytes; nothing was written`,
+          );
         }
         return { path, mode, offset, atomic } as const;
       },
@@ -234,12 +257,22 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
           };
         } catch (err) {
           // What a failed upload left: nothing (atomic: the temporary file removed), or the bytes written in place.
-          request.guestEffect = { atomic, bytesWritten: progress.bytesWritten, ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}) };
-          if (!atomic && progress.bytesWritten > 0) request.log.warn({ path, mode, bytesWritten: progress.bytesWritten }, 'in-place upload stopped part way: the bytes written so far stay in the file');
+          request.guestEffect = {
+            atomic,
+            bytesWritten: progress.bytesWritten,
+            ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}),
+          };
+          if (!atomic && progress.bytesWritten > 0)
+            request.log.warn(
+              { path, mode, bytesWritten: progress.bytesWritten },
+              'in-place upload stopped part way: the bytes written so far stay in the file',
+            );
           if (err instanceof GatewayError && err.code === 'payload_too_large') reply.header('connection', 'close');
           // The body stream fails with 'aborted' when the client leaves mid-upload: not a gateway fault.
           const failure =
-            !(err instanceof GatewayError) && (request.clientGone.aborted || request.raw.errored) ? new GatewayError('client_gone', 'the client went away before the whole body arrived', { domain: dom.name }) : err;
+            !(err instanceof GatewayError) && (request.clientGone.aborted || request.raw.errored)
+              ? new GatewayError('client_gone', 'the client went away before the whole body arrived', { domain: dom.name })
+              : err;
           throw failure instanceof GatewayError ? withUploadOutcome(failure, path, atomic, progress) : failure;
         }
       },
@@ -258,5 +291,9 @@ function withUploadOutcome(err: GatewayError, path: string, atomic: boolean, pro
       : progress.bytesWritten > 0
         ? `; written in place: the first ${progress.bytesWritten} bytes of the upload are in ${path}`
         : '';
-  return new GatewayError(err.code, err.message + left, { ...err.extras, bytesWritten: progress.bytesWritten, ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}) });
+  return new GatewayError(err.code, err.message + left, {
+    ...err.extras,
+    bytesWritten: progress.bytesWritten,
+    ...(progress.leftBehind ? { leftBehind: progress.leftBehind } : {}),
+  });
 }

@@ -29,7 +29,10 @@ const freezeStatusSchema = z
 const freezeResultSchema = z
   .object({
     domain: domainRefSchema,
-    frozenFileSystems: z.number().int().describe('What guest-fsfreeze-freeze(-list) answered; 0 when nothing is freezable (an initramfs root)'),
+    frozenFileSystems: z
+      .number()
+      .int()
+      .describe('What guest-fsfreeze-freeze(-list) answered; 0 when nothing is freezable (an initramfs root)'),
     status: z.string().describe("guest-fsfreeze-status right after: 'frozen', or 'thawed' when nothing was freezable"),
     heldByGateway: heldSchema,
   })
@@ -59,11 +62,19 @@ const trimResultSchema = z
       }),
     ),
   })
-  .meta({ id: 'FsTrimResult', example: { domain: EXAMPLE_DOMAIN, paths: [{ path: '/', trimmedBytes: 1048576, minimumBytes: 0, error: null }] } });
+  .meta({
+    id: 'FsTrimResult',
+    example: { domain: EXAMPLE_DOMAIN, paths: [{ path: '/', trimmedBytes: 1048576, minimumBytes: 0, error: null }] },
+  });
 
 function heldBody(held: HeldFreeze | undefined) {
   if (!held) return null;
-  return { frozenAt: held.frozenAt.toISOString(), autoThawAt: held.thawAt.toISOString(), mountpoints: held.mountpoints, blocking: held.frozen };
+  return {
+    frozenAt: held.frozenAt.toISOString(),
+    autoThawAt: held.thawAt.toISOString(),
+    mountpoints: held.mountpoints,
+    blocking: held.frozen,
+  };
 }
 
 export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
@@ -71,7 +82,14 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
   const freezeBody = z
     .object({
       mountpoints: z
-        .array(z.string().min(1).max(4096).startsWith('/').regex(/^[^\u0000]*$/, 'must not contain NUL'))
+        .array(
+          z
+            .string()
+            .min(1)
+            .max(4096)
+            .startsWith('/')
+            .regex(/^[^\u0000]*$/, 'must not contain NUL'),
+        )
         .min(1)
         .max(256)
         .optional()
@@ -82,12 +100,20 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
         .min(1)
         .max(maxThawAfterMs)
         .optional()
-        .describe(`The freeze's deadline: the gateway thaws on its own when it passes (default ${config.freeze.defaultTimeoutMs}, at most ${maxThawAfterMs})`),
+        .describe(
+          `The freeze's deadline: the gateway thaws on its own when it passes (default ${config.freeze.defaultTimeoutMs}, at most ${maxThawAfterMs})`,
+        ),
     })
     .meta({ id: 'FsFreezeRequest', example: { mountpoints: ['/var/lib/db'], thawAfterMs: 30000 } });
   const trimBody = z
     .object({
-      minimumBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Free ranges smaller than this are not trimmed (guest-fstrim minimum)'),
+      minimumBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(Number.MAX_SAFE_INTEGER)
+        .optional()
+        .describe('Free ranges smaller than this are not trimmed (guest-fstrim minimum)'),
     })
     .meta({ id: 'FsTrimRequest', example: { minimumBytes: 65536 } });
 

@@ -1,6 +1,14 @@
 // Read-only facts about the guest: OS, host name, time zone, users, CPU statistics, load and routes.
 import type { ExactInteger } from '../../agent/core/agent-json.js';
-import { CPU_STAT_KEYS, guestGetCpustats, guestGetHostName, guestGetLoad, guestGetOsinfo, guestGetTimezone, guestGetUsers } from '../../agent/commands/system.js';
+import {
+  CPU_STAT_KEYS,
+  guestGetCpustats,
+  guestGetHostName,
+  guestGetLoad,
+  guestGetOsinfo,
+  guestGetTimezone,
+  guestGetUsers,
+} from '../../agent/commands/system.js';
 import { guestNetworkGetRoute } from '../../agent/commands/network.js';
 import { kernelU32 } from '../../agent/core/reply-integers.js';
 import type { Gateway } from '../../gateway.js';
@@ -92,7 +100,10 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
         cpus: r.map((c) => ({
           cpu: c.cpu ?? null,
           type: c.type,
-          ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [camelCpuKey(k), c[k] ?? null])) as Record<ReturnType<typeof camelCpuKey>, ExactInteger | null>),
+          ...(Object.fromEntries(CPU_STAT_KEYS.map((k) => [camelCpuKey(k), c[k] ?? null])) as Record<
+            ReturnType<typeof camelCpuKey>,
+            ExactInteger | null
+          >),
         })),
       }),
     }),
@@ -116,7 +127,8 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
       summary: "The guest's routing table",
       command: guestNetworkGetRoute,
       requires: 'qemu-ga 9.1+; older agents answer 501 command_not_supported',
-      details: "The numbers are the kernel's (unsigned 32-bit): the negative and sign-extended values qemu-ga sends for some IPv6 routes are turned back into them.",
+      details:
+        "The numbers are the kernel's (unsigned 32-bit): the negative and sign-extended values qemu-ga sends for some IPv6 routes are turned back into them.",
       response: routesSchema,
       problems: [501],
       reshape: (r) => {

@@ -19,18 +19,16 @@ const memoryBlockSchema = z
   })
   .meta({ id: 'GuestMemoryBlock' });
 
-const memoryBlocksSchema = z
-  .object({ domain: domainRefSchema, blocks: z.array(memoryBlockSchema) })
-  .meta({
-    id: 'GuestMemoryBlocks',
-    example: {
-      domain: EXAMPLE_DOMAIN,
-      blocks: [
-        { index: 0, online: true, canOffline: true },
-        { index: 1, online: true, canOffline: true },
-      ],
-    },
-  });
+const memoryBlocksSchema = z.object({ domain: domainRefSchema, blocks: z.array(memoryBlockSchema) }).meta({
+  id: 'GuestMemoryBlocks',
+  example: {
+    domain: EXAMPLE_DOMAIN,
+    blocks: [
+      { index: 0, online: true, canOffline: true },
+      { index: 1, online: true, canOffline: true },
+    ],
+  },
+});
 
 const memoryBlockInfoSchema = z
   .object({ domain: domainRefSchema, blockSizeBytes: exactUint64('Size of one memory block, the unit of memory hot(un)plug') })
@@ -55,7 +53,10 @@ const memoryBlockChangeResultSchema = z
       }),
     ),
   })
-  .meta({ id: 'GuestMemoryBlockChangeResult', example: { domain: EXAMPLE_DOMAIN, applied: 1, results: [{ index: 1, online: true, result: 'success', errno: null }] } });
+  .meta({
+    id: 'GuestMemoryBlockChangeResult',
+    example: { domain: EXAMPLE_DOMAIN, applied: 1, results: [{ index: 1, online: true, result: 'success', errno: null }] },
+  });
 
 export function guestMemoryBlockRoutes({ agent }: Gateway): DomainRoute[] {
   return [

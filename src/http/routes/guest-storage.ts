@@ -11,7 +11,9 @@ import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 const diskAddressSchema = z
   .object({
     busType: z.string().describe('ide, scsi, virtio, sata, usb, nvme, ... (GuestDiskBusType)'),
-    pciController: z.object({ domain: z.number().int(), bus: z.number().int(), slot: z.number().int(), function: z.number().int() }).describe('-1 in every field when unknown'),
+    pciController: z
+      .object({ domain: z.number().int(), bus: z.number().int(), slot: z.number().int(), function: z.number().int() })
+      .describe('-1 in every field when unknown'),
     bus: z.number().int(),
     target: z.number().int(),
     unit: z.number().int(),
@@ -62,7 +64,17 @@ const filesystemsSchema = z
     id: 'GuestFilesystems',
     example: {
       domain: EXAMPLE_DOMAIN,
-      filesystems: [{ name: 'vda1', mountpoint: '/', type: 'ext4', usedBytes: 1073741824, totalBytes: 10737418240, totalBytesPrivileged: null, disks: [EXAMPLE_ADDRESS] }],
+      filesystems: [
+        {
+          name: 'vda1',
+          mountpoint: '/',
+          type: 'ext4',
+          usedBytes: 1073741824,
+          totalBytes: 10737418240,
+          totalBytesPrivileged: null,
+          disks: [EXAMPLE_ADDRESS],
+        },
+      ],
     },
   });
 
@@ -82,7 +94,10 @@ const disksSchema = z
   })
   .meta({
     id: 'GuestDisks',
-    example: { domain: EXAMPLE_DOMAIN, disks: [{ name: '/dev/vda', partition: false, dependencies: [], address: EXAMPLE_ADDRESS, alias: null, smart: null }] },
+    example: {
+      domain: EXAMPLE_DOMAIN,
+      disks: [{ name: '/dev/vda', partition: false, dependencies: [], address: EXAMPLE_ADDRESS, alias: null, smart: null }],
+    },
   });
 
 /** GuestDiskStats members and the names they get here: ticks are milliseconds. */
@@ -117,8 +132,15 @@ const diskStatsSchema = z
         major: z.number().int(),
         minor: z.number().int(),
         stats: z
-          .object(Object.fromEntries(Object.values(DISK_STAT_NAMES).map((n) => [n, diskCounter()])) as Record<DiskStatName, ReturnType<typeof diskCounter>>)
-          .describe('Counters since boot (/proc/diskstats); *Ms in milliseconds, sectors of 512 bytes; exact uint64 JSON integers (may exceed 2^53); null when the guest does not report one'),
+          .object(
+            Object.fromEntries(Object.values(DISK_STAT_NAMES).map((n) => [n, diskCounter()])) as Record<
+              DiskStatName,
+              ReturnType<typeof diskCounter>
+            >,
+          )
+          .describe(
+            'Counters since boot (/proc/diskstats); *Ms in milliseconds, sectors of 512 bytes; exact uint64 JSON integers (may exceed 2^53); null when the guest does not report one',
+          ),
       }),
     ),
   })
@@ -159,7 +181,9 @@ const diskStatsSchema = z
 function camelKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(camelKeys);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase()), camelKeys(v)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase()), camelKeys(v)]),
+    );
   }
   return value;
 }
@@ -223,7 +247,9 @@ export function guestStorageRoutes({ agent }: Gateway): DomainRoute[] {
           name: d.name,
           major: d.major,
           minor: d.minor,
-          stats: Object.fromEntries(Object.entries(DISK_STAT_NAMES).map(([k, n]) => [n, d.stats[k as keyof typeof DISK_STAT_NAMES] ?? null])) as Record<DiskStatName, ExactInteger | null>,
+          stats: Object.fromEntries(
+            Object.entries(DISK_STAT_NAMES).map(([k, n]) => [n, d.stats[k as keyof typeof DISK_STAT_NAMES] ?? null]),
+          ) as Record<DiskStatName, ExactInteger | null>,
         })),
       }),
     }),

@@ -11,13 +11,18 @@ import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 const timeValueSchema = z
   .object({
     iso: z.string().describe('ISO 8601, UTC, nine fraction digits'),
-    ns: z.string().regex(/^-?\d+$/).describe('Nanoseconds since the epoch, as a decimal string (too large for an exact JSON number)'),
+    ns: z
+      .string()
+      .regex(/^-?\d+$/)
+      .describe('Nanoseconds since the epoch, as a decimal string (too large for an exact JSON number)'),
   })
   .meta({ id: 'GuestTimeValue' });
 
 const EXAMPLE_TIME = { iso: '2026-11-28T00:07:14.961949000Z', ns: '1795824434961949000' };
 
-const guestTimeSchema = z.object({ domain: domainRefSchema, time: timeValueSchema }).meta({ id: 'GuestTime', example: { domain: EXAMPLE_DOMAIN, time: EXAMPLE_TIME } });
+const guestTimeSchema = z
+  .object({ domain: domainRefSchema, time: timeValueSchema })
+  .meta({ id: 'GuestTime', example: { domain: EXAMPLE_DOMAIN, time: EXAMPLE_TIME } });
 
 const setTimeResultSchema = z
   .object({
@@ -33,18 +38,25 @@ const nsInput = z.union([
   z
     .number()
     .refine(Number.isInteger, 'must be a whole number')
-    .describe('A JSON number: exact up to 2^53, larger values arrive rounded to the nearest double (256 ns today); send a string for exact values'),
+    .describe(
+      'A JSON number: exact up to 2^53, larger values arrive rounded to the nearest double (256 ns today); send a string for exact values',
+    ),
   z.string().regex(/^-?\d{1,20}$/, 'must be a decimal integer'),
 ]);
 
 const setTimeBody = z
   .union([
     z.strictObject({
-      time: z.union([z.string().describe('ISO 8601 with a zone (Z or ±hh:mm), up to nine fraction digits'), z.strictObject({ ns: nsInput })]),
+      time: z.union([
+        z.string().describe('ISO 8601 with a zone (Z or ±hh:mm), up to nine fraction digits'),
+        z.strictObject({ ns: nsInput }),
+      ]),
     }),
     z.strictObject({ source: z.enum(['host', 'hardware-clock']) }),
   ])
-  .describe('{"time": ISO 8601} or {"time": {"ns": nanoseconds since the epoch}}: set it; {"source": "host"}: set it to the host\'s clock; {"source": "hardware-clock"}: set it from the guest\'s RTC')
+  .describe(
+    '{"time": ISO 8601} or {"time": {"ns": nanoseconds since the epoch}}: set it; {"source": "host"}: set it to the host\'s clock; {"source": "hardware-clock"}: set it from the guest\'s RTC',
+  )
   .meta({ id: 'GuestTimeSetRequest', example: { time: '2026-11-28T00:07:14.5Z' } });
 
 function toSource(body: z.infer<typeof setTimeBody>): TimeSource {
@@ -52,7 +64,8 @@ function toSource(body: z.infer<typeof setTimeBody>): TimeSource {
   let ns: bigint | null;
   if (typeof body.time === 'string') {
     ns = isoToNs(body.time);
-    if (ns === null) throw new GatewayError('invalid_request', `time is not an ISO 8601 date-time with a zone: ${JSON.stringify(body.time)}`);
+    if (ns === null)
+      throw new GatewayError('invalid_request', `time is not an ISO 8601 date-time with a zone: ${JSON.stringify(body.time)}`);
   } else {
     ns = BigInt(body.time.ns);
   }
@@ -68,7 +81,8 @@ export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
       permission: 'read',
       tags: ['guest-settings'],
       summary: "The guest's clock",
-      description: 'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, read without rounding); Linux agents send whole microseconds.',
+      description:
+        'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, read without rounding); Linux agents send whole microseconds.',
       response: { 200: guestTimeSchema },
       problems: [501],
       answer: async ({ domain, agentOpts }) => ({ time: timeBody(await readGuestTime(agent, domain, agentOpts)) }),
@@ -81,7 +95,7 @@ export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
       tags: ['guest-settings'],
       summary: "Sets the guest's clock",
       description:
-        "Agent commands: guest-set-time (with a time: sets the system clock, then the RTC from it; without: sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, or one the guest kernel refuses (e.g. before the guest booted): 400.",
+        'Agent commands: guest-set-time (with a time: sets the system clock, then the RTC from it; without: sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, or one the guest kernel refuses (e.g. before the guest booted): 400.',
       body: setTimeBody,
       response: { 200: setTimeResultSchema },
       problems: [501],

@@ -18,12 +18,17 @@ const vcpuSchema = z
 
 const vcpusSchema = z
   .object({ domain: domainRefSchema, online: z.number().int(), total: z.number().int(), vcpus: z.array(vcpuSchema) })
-  .meta({ id: 'GuestVcpus', example: { domain: EXAMPLE_DOMAIN, online: 1, total: 1, vcpus: [{ id: 0, online: true, canOffline: false }] } });
+  .meta({
+    id: 'GuestVcpus',
+    example: { domain: EXAMPLE_DOMAIN, online: 1, total: 1, vcpus: [{ id: 0, online: true, canOffline: false }] },
+  });
 
 const changeSchema = z.strictObject({ id: z.number().int().min(0), online: z.boolean() });
 
 const vcpuChangeBody = z
-  .strictObject({ vcpus: z.array(changeSchema).min(1).max(MAX_VCPU_CHANGES).describe('Applied in this order; the agent stops at the first failure') })
+  .strictObject({
+    vcpus: z.array(changeSchema).min(1).max(MAX_VCPU_CHANGES).describe('Applied in this order; the agent stops at the first failure'),
+  })
   .meta({ id: 'GuestVcpuChangeRequest', example: { vcpus: [{ id: 1, online: false }] } });
 
 const vcpuChangeResultSchema = z
@@ -81,7 +86,13 @@ export function guestVcpuRoutes({ agent }: Gateway): DomainRoute[] {
       answer: async (request) => {
         const r = await setVcpus(agent, request.domain, request.body.vcpus, request.agentOpts);
         request.log.info({ requested: r.requested, applied: r.applied }, 'guest vCPUs changed');
-        return { requested: r.requested, applied: r.applied, complete: r.applied === r.requested, notApplied: r.notApplied, vcpus: r.vcpus };
+        return {
+          requested: r.requested,
+          applied: r.applied,
+          complete: r.applied === r.requested,
+          notApplied: r.notApplied,
+          vcpus: r.vcpus,
+        };
       },
     }),
   ];

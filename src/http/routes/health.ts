@@ -6,12 +6,14 @@ import { allHostBodies, hostSchema } from './hosts.js';
 
 const readySchema = z.object({
   status: z.enum(['ready', 'not-ready']),
-  libvirt: z.object({
-    connectionsUp: z.number().int(),
-    connections: z.number().int(),
-    reconnects: z.number().int(),
-    lastError: z.string().nullable(),
-  }).describe('All libvirt hosts together'),
+  libvirt: z
+    .object({
+      connectionsUp: z.number().int(),
+      connections: z.number().int(),
+      reconnects: z.number().int(),
+      lastError: z.string().nullable(),
+    })
+    .describe('All libvirt hosts together'),
   hosts: z.array(hostSchema),
 });
 

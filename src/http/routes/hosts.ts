@@ -13,7 +13,9 @@ export const hostSchema = z
     backend: z.enum(['libvirt', 'agent-socket']),
     uri: z.string().describe('The libvirt URI the gateway connects to; for agent sockets, where they are found'),
     transport: z.enum(['unix', 'tcp', 'tls', 'agent-socket']),
-    state: z.enum(['up', 'degraded', 'down']).describe('up: every connection open; degraded: some; down: none (its domains answer 503 host_unavailable)'),
+    state: z
+      .enum(['up', 'degraded', 'down'])
+      .describe('up: every connection open; degraded: some; down: none (its domains answer 503 host_unavailable)'),
     connectionsUp: z.number().int().describe('Open connections; for agent sockets, channels open and in step'),
     connections: z.number().int().describe('Connections kept; for agent sockets, the domains configured or found'),
     reconnects: z.number().int().describe('Connections re-established after a drop since start-up'),
@@ -21,7 +23,17 @@ export const hostSchema = z
   })
   .meta({
     id: 'LibvirtHost',
-    example: { name: 'local', backend: 'libvirt', uri: 'qemu:///system', transport: 'unix', state: 'up', connectionsUp: 3, connections: 3, reconnects: 0, lastError: null },
+    example: {
+      name: 'local',
+      backend: 'libvirt',
+      uri: 'qemu:///system',
+      transport: 'unix',
+      state: 'up',
+      connectionsUp: 3,
+      connections: 3,
+      reconnects: 0,
+      lastError: null,
+    },
   });
 
 export function hostBody(h: LibvirtHost): z.infer<typeof hostSchema> {
@@ -42,7 +54,17 @@ export function hostBody(h: LibvirtHost): z.infer<typeof hostSchema> {
 /** The agent sockets' host is always up: there is no daemon to reach, each domain's socket answers for itself. */
 export async function agentSocketHostBody(h: AgentSocketHost, where: string): Promise<z.infer<typeof hostSchema>> {
   const { domains, connected } = await h.summary();
-  return { name: h.name, backend: 'agent-socket', uri: where, transport: 'agent-socket', state: 'up', connectionsUp: connected, connections: domains, reconnects: 0, lastError: null };
+  return {
+    name: h.name,
+    backend: 'agent-socket',
+    uri: where,
+    transport: 'agent-socket',
+    state: 'up',
+    connectionsUp: connected,
+    connections: domains,
+    reconnects: 0,
+    lastError: null,
+  };
 }
 
 /** Every host: libvirt's first, then the agent sockets'. */
@@ -50,7 +72,10 @@ export async function allHostBodies(gateway: Gateway): Promise<z.infer<typeof ho
   const bodies = gateway.hosts.list.map(hostBody);
   if (gateway.agentSockets) {
     const c = gateway.config.agentSockets;
-    const where = [...c.directories.map((d) => d.glob), ...(c.sockets.length ? [`${c.sockets.length} listed socket${c.sockets.length > 1 ? 's' : ''}`] : [])].join(', ');
+    const where = [
+      ...c.directories.map((d) => d.glob),
+      ...(c.sockets.length ? [`${c.sockets.length} listed socket${c.sockets.length > 1 ? 's' : ''}`] : []),
+    ].join(', ');
     bodies.push(await agentSocketHostBody(gateway.agentSockets, where));
   }
   return bodies;

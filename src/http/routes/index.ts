@@ -53,7 +53,7 @@ export const ROUTE_TAGS: { name: string; description: string }[] = [
   { name: 'domains', description: 'Domains known to libvirt, on every host' },
   { name: 'agent', description: 'The guest agent itself' },
   { name: 'network', description: "The guest's network" },
-  { name: 'guest', description: "Facts about the guest: OS, host name, time zone, users, filesystems, disks, statistics" },
+  { name: 'guest', description: 'Facts about the guest: OS, host name, time zone, users, filesystems, disks, statistics' },
   { name: 'guest-settings', description: "The guest's clock, vCPUs and memory blocks" },
   { name: 'files', description: 'Guest files, streamed in and out' },
   { name: 'exec', description: 'Programs run in the guest' },

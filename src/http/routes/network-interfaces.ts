@@ -35,22 +35,20 @@ const networkInterfaceSchema = z.object({
   statistics: statisticsSchema.nullable().describe('Counters, when the agent reports them'),
 });
 
-const networkInterfacesSchema = z
-  .object({ domain: domainRefSchema, interfaces: z.array(networkInterfaceSchema) })
-  .meta({
-    id: 'NetworkInterfaces',
-    example: {
-      domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
-      interfaces: [
-        {
-          name: 'eth0',
-          mac: '52:54:00:a0:00:01',
-          addresses: [{ family: 'ipv4', address: '10.0.2.21', prefix: 24 }],
-          statistics: { rxBytes: 1024, rxPackets: 8, rxErrors: 0, rxDropped: 0, txBytes: 2048, txPackets: 9, txErrors: 0, txDropped: 0 },
-        },
-      ],
-    },
-  });
+const networkInterfacesSchema = z.object({ domain: domainRefSchema, interfaces: z.array(networkInterfaceSchema) }).meta({
+  id: 'NetworkInterfaces',
+  example: {
+    domain: { host: 'local', name: 'guest1', uuid: '8f1c3a52-1b5e-4c1a-9d7e-0a0000000001' },
+    interfaces: [
+      {
+        name: 'eth0',
+        mac: '52:54:00:a0:00:01',
+        addresses: [{ family: 'ipv4', address: '10.0.2.21', prefix: 24 }],
+        statistics: { rxBytes: 1024, rxPackets: 8, rxErrors: 0, rxDropped: 0, txBytes: 2048, txPackets: 9, txErrors: 0, txDropped: 0 },
+      },
+    ],
+  },
+});
 
 export function normaliseInterfaces(reply: GuestNetworkInterfaces): z.infer<typeof networkInterfaceSchema>[] {
   return reply.map((nic) => {

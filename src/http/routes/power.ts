@@ -24,7 +24,7 @@ const powerAcceptedSchema = z
     monitor: z.string().describe('Where to watch the effect: GET this domain resource (also the Location header)'),
     expect: z.object({
       state: z.enum(DOMAIN_STATES).describe('The state the domain resource should reach; reboot stays running'),
-      lifecycleEvents: z.array(z.string()).describe("libvirt lifecycle events that confirm the effect, in order"),
+      lifecycleEvents: z.array(z.string()).describe('libvirt lifecycle events that confirm the effect, in order'),
       agentState: z.string().describe('What happens to agentState meanwhile'),
     }),
   })

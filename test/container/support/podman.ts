@@ -30,10 +30,15 @@ export interface Run {
 /** Runs podman; resolves with the exit code (no throw), so that a test can check a failure's code too. */
 export function podmanRun(args: string[], timeoutMs = 120_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    execFile('podman', [...PODMAN_FLAGS, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(new Error(`podman ${args[0]}: ${err.message}\n${stderr}`));
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
+    execFile(
+      'podman',
+      [...PODMAN_FLAGS, ...args],
+      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(new Error(`podman ${args[0]}: ${err.message}\n${stderr}`));
+        resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -101,7 +106,18 @@ export function ensureHostAccount(): void {
   };
   if (!has('group', APP_GID)) execFileSync('groupadd', ['--gid', String(APP_GID), 'qga-gateway']);
   if (!has('passwd', APP_UID)) {
-    execFileSync('useradd', ['--uid', String(APP_UID), '--gid', String(APP_GID), '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'qga-gateway']);
+    execFileSync('useradd', [
+      '--uid',
+      String(APP_UID),
+      '--gid',
+      String(APP_GID),
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+      'qga-gateway',
+    ]);
   }
 }
 
@@ -120,12 +136,20 @@ export interface GatewayContainer {
  * socket is connected to, which needs write access to it), the socket's group (unless groupAdd is false), and a
  * read-only config with one token identity (its hash only; the token stays with the caller).
  */
-export async function startContainer(opts: { scopes?: string[]; extraArgs?: string[]; groupAdd?: boolean } = {}): Promise<GatewayContainer> {
+export async function startContainer(
+  opts: { scopes?: string[]; extraArgs?: string[]; groupAdd?: boolean } = {},
+): Promise<GatewayContainer> {
   const token = `qgw_${randomBytes(32).toString('base64url')}`;
   const config = {
     auth: {
       mode: 'tokens',
-      identities: [{ name: 'container-test', tokenSha256: createHash('sha256').update(token).digest('hex'), scopes: opts.scopes ?? ['read', 'files:read'] }],
+      identities: [
+        {
+          name: 'container-test',
+          tokenSha256: createHash('sha256').update(token).digest('hex'),
+          scopes: opts.scopes ?? ['read', 'files:read'],
+        },
+      ],
     },
   };
   const dir = mkdtempSync(join(tmpdir(), 'qga-container-'));
@@ -143,11 +167,18 @@ export async function startContainer(opts: { scopes?: string[]; extraArgs?: stri
   };
   try {
     await podman([
-      'run', '--detach', '--name', name, ...CONTAINER_FLAGS,
-      '--volume', '/run/libvirt:/run/libvirt',
-      '--volume', `${configFile}:/etc/qga-gateway/config.yaml:ro`,
+      'run',
+      '--detach',
+      '--name',
+      name,
+      ...CONTAINER_FLAGS,
+      '--volume',
+      '/run/libvirt:/run/libvirt',
+      '--volume',
+      `${configFile}:/etc/qga-gateway/config.yaml:ro`,
       ...(opts.groupAdd === false ? [] : ['--group-add', String(socketGid)]),
-      '--env', `PORT=${port}`,
+      '--env',
+      `PORT=${port}`,
       ...(opts.extraArgs ?? []),
       IMAGE,
     ]);

@@ -85,7 +85,8 @@ export async function assertDebian13(): Promise<void> {
   assertProvisioned();
   await ensureDebian13Up();
   const info = agentCommand(DOM, { execute: 'guest-info' }) as { version: string };
-  if (!info.version.startsWith('10.')) throw new Error(`debian13 runs qemu-ga ${info.version}, expected 10.x: run scripts/provision-guests.sh`);
+  if (!info.version.startsWith('10.'))
+    throw new Error(`debian13 runs qemu-ga ${info.version}, expected 10.x: run scripts/provision-guests.sh`);
   // A freeze some earlier run left behind would hang every write of the guest.
   thawRaw();
 }

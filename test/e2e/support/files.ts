@@ -10,10 +10,18 @@ export interface ShellResult {
 
 /** Runs a busybox sh script in the guest and waits for it (guest-exec, then guest-exec-status until it exits). */
 export async function guestShell(domain: string, script: string, timeoutMs = 60_000): Promise<ShellResult> {
-  const { pid } = agentCommand(domain, { execute: 'guest-exec', arguments: { path: '/bin/sh', arg: ['-c', script], 'capture-output': true } }) as { pid: number };
+  const { pid } = agentCommand(domain, {
+    execute: 'guest-exec',
+    arguments: { path: '/bin/sh', arg: ['-c', script], 'capture-output': true },
+  }) as { pid: number };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const s = agentCommand(domain, { execute: 'guest-exec-status', arguments: { pid } }) as { exited: boolean; exitcode?: number; 'out-data'?: string; 'err-data'?: string };
+    const s = agentCommand(domain, { execute: 'guest-exec-status', arguments: { pid } }) as {
+      exited: boolean;
+      exitcode?: number;
+      'out-data'?: string;
+      'err-data'?: string;
+    };
     if (s.exited) {
       return {
         exitcode: s.exitcode ?? -1,

@@ -20,7 +20,10 @@ export async function startGateway(config: object = {}, timeoutMs = 20_000): Pro
   // Development mode (no tokens) and no rate limit unless the test's config names its own auth or limits section.
   // Never the host's /var/lib/qga-gateway: a freeze one test's gateway left there would be thawed by another's.
   const state = { dir: join(dir, 'state') };
-  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, state, ...config }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, state, ...config }),
+  );
   const stateDir = (config as { state?: { dir?: string } }).state?.dir ?? state.dir;
   const child = spawn(process.execPath, ['dist/server.js', '--config', configFile], {
     env: { ...process.env, PORT: '', HOST: '', LIBVIRT_URI: '', LOG_LEVEL: 'info', STATE_DIRECTORY: '' },

@@ -24,7 +24,11 @@ export function guest(predicate: (g: TestGuest) => boolean, what: string): TestG
 }
 
 export function virsh(...args: string[]): string {
-  return execFileSync('virsh', ['-q', '-c', 'qemu:///system', ...args], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('virsh', ['-q', '-c', 'qemu:///system', ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 export function agentCommand(domain: string, command: object, timeoutSeconds = 10): unknown {

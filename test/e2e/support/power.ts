@@ -36,10 +36,16 @@ export async function ensurePowerGuestRunning(timeoutMs = 120_000): Promise<void
 
 /** The guest kernel's boot id: a new one proves a reboot. */
 export function bootId(name = powerGuest.name): string {
-  const { pid } = agentCommand(name, { execute: 'guest-exec', arguments: { path: '/bin/cat', arg: ['/proc/sys/kernel/random/boot_id'], 'capture-output': true } }) as { pid: number };
+  const { pid } = agentCommand(name, {
+    execute: 'guest-exec',
+    arguments: { path: '/bin/cat', arg: ['/proc/sys/kernel/random/boot_id'], 'capture-output': true },
+  }) as { pid: number };
   for (let i = 0; i < 50; i++) {
     const st = agentCommand(name, { execute: 'guest-exec-status', arguments: { pid } }) as { exited: boolean; 'out-data'?: string };
-    if (st.exited) return Buffer.from(st['out-data'] ?? '', 'base64').toString('utf8').trim();
+    if (st.exited)
+      return Buffer.from(st['out-data'] ?? '', 'base64')
+        .toString('utf8')
+        .trim();
     execSleep(100);
   }
   throw new Error('cat /proc/sys/kernel/random/boot_id did not finish');

@@ -4,7 +4,16 @@
 // unable to execute QEMU agent command 'X': desc"). The agent itself is the test's AgentHandler.
 import { parseAgentJson } from '../../../src/agent/core/agent-json.js';
 import { VirErrorCode } from '../../../src/libvirt/protocol.js';
-import { DomainState, FakeRpcError, VIR_ERR_INVALID_ARG, type AgentCommand, type AgentHandler, type AgentLogEntry, type AgentReply, type FakeDomain } from './types.js';
+import {
+  DomainState,
+  FakeRpcError,
+  VIR_ERR_INVALID_ARG,
+  type AgentCommand,
+  type AgentHandler,
+  type AgentLogEntry,
+  type AgentReply,
+  type FakeDomain,
+} from './types.js';
 
 export interface AgentSettings {
   /** One agent command per domain at a time (libvirt's agent job). */
@@ -41,7 +50,12 @@ class JobLock {
         timers.delete(timer);
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(new FakeRpcError(VirErrorCode.OPERATION_TIMEOUT, 'Timed out during operation: cannot acquire state change lock (held by agent=remoteDispatchDomainQemuAgentCommand)'));
+        reject(
+          new FakeRpcError(
+            VirErrorCode.OPERATION_TIMEOUT,
+            'Timed out during operation: cannot acquire state change lock (held by agent=remoteDispatchDomainQemuAgentCommand)',
+          ),
+        );
       }, waitMs);
       timers.add(timer);
       this.waiters.push(waiter);
@@ -57,13 +71,19 @@ class JobLock {
 
 /** libvirt's refusals before a command reaches the agent. */
 function checkAgentUsable(dom: FakeDomain): void {
-  if (dom.state !== DomainState.RUNNING) throw new FakeRpcError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not running');
-  if (dom.agent === 'none') throw new FakeRpcError(VirErrorCode.ARGUMENT_UNSUPPORTED, 'argument unsupported: QEMU guest agent is not configured');
-  if (dom.agent === 'disconnected') throw new FakeRpcError(VirErrorCode.AGENT_UNRESPONSIVE, 'Guest agent is not responding: QEMU guest agent is not connected');
+  if (dom.state !== DomainState.RUNNING)
+    throw new FakeRpcError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not running');
+  if (dom.agent === 'none')
+    throw new FakeRpcError(VirErrorCode.ARGUMENT_UNSUPPORTED, 'argument unsupported: QEMU guest agent is not configured');
+  if (dom.agent === 'disconnected')
+    throw new FakeRpcError(VirErrorCode.AGENT_UNRESPONSIVE, 'Guest agent is not responding: QEMU guest agent is not connected');
 }
 
 function agentFailed(execute: string, error: { class: string; desc?: string }): FakeRpcError {
-  return new FakeRpcError(VirErrorCode.INTERNAL_ERROR, `internal error: unable to execute QEMU agent command '${execute}': ${error.desc ?? error.class}`);
+  return new FakeRpcError(
+    VirErrorCode.INTERNAL_ERROR,
+    `internal error: unable to execute QEMU agent command '${execute}': ${error.desc ?? error.class}`,
+  );
 }
 
 /** The fake's guest agents: every domain's commands, its agent jobs and the counts tests read. */
@@ -101,7 +121,8 @@ export class FakeAgents {
     this.inFlightBy.set(name, inFlight);
     this.peakBy.set(name, Math.max(inFlight, this.peakInFlight(name)));
     try {
-      if (timeout < -2) throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: guest agent timeout '${timeout}' is less than the minimum '-2'`);
+      if (timeout < -2)
+        throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: guest agent timeout '${timeout}' is less than the minimum '-2'`);
       return await this.underJob(dom, () => this.run(clientId, dom, cmd, timeout));
     } finally {
       this.inFlightBy.set(name, this.inFlight(name) - 1);
@@ -114,7 +135,11 @@ export class FakeAgents {
    * libvirt would, anything else ({ hang } included: these commands never reply) succeeds at once.
    */
   async power(clientId: number, dom: FakeDomain, flags: number, command: AgentCommand): Promise<void> {
-    if (flags !== 2) throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: the fake only implements the guest agent method (flags 2), got ${flags}`);
+    if (flags !== 2)
+      throw new FakeRpcError(
+        VIR_ERR_INVALID_ARG,
+        `invalid argument: the fake only implements the guest agent method (flags 2), got ${flags}`,
+      );
     await this.underJob(dom, async () => {
       checkAgentUsable(dom);
       this.log.push({ domain: dom.name, execute: command.execute, arguments: command.arguments, timeoutSeconds: 60, clientId });
@@ -197,7 +222,8 @@ export class FakeAgents {
     });
     try {
       const r = await Promise.race([answer, timedOut]);
-      if (r === NO_ANSWER) throw new FakeRpcError(VirErrorCode.AGENT_UNRESPONSIVE, 'Guest agent is not responding: Guest agent not available for now');
+      if (r === NO_ANSWER)
+        throw new FakeRpcError(VirErrorCode.AGENT_UNRESPONSIVE, 'Guest agent is not responding: Guest agent not available for now');
       return r;
     } finally {
       clearTimeout(timer);

@@ -6,7 +6,18 @@ import type { ConnectionOptions, Transport } from '../../../src/libvirt/connecti
 import type { Packet } from '../../../src/libvirt/framing.js';
 import type { PoolOptions } from '../../../src/libvirt/pool.js';
 import { Keepalive, Remote } from '../../../src/libvirt/procedures.js';
-import { DomainEventId, MessageStatus, MessageType, PROTOCOL_VERSION, Program, VirErrorCode, encode, encodePacket, remoteErrorCodec, type Header } from '../../../src/libvirt/protocol.js';
+import {
+  DomainEventId,
+  MessageStatus,
+  MessageType,
+  PROTOCOL_VERSION,
+  Program,
+  VirErrorCode,
+  encode,
+  encodePacket,
+  remoteErrorCodec,
+  type Header,
+} from '../../../src/libvirt/protocol.js';
 import { trackedSleep } from '../tracked-sleep.js';
 import { FakeAgents } from './agent.js';
 import { defaultAgentHandler } from './default-agent.js';
@@ -91,7 +102,12 @@ export class FakeLibvirtd {
     this.agentJobWaitMs = opts.agentJobWaitMs ?? 30_000;
     this.agentSecondMs = opts.agentSecondMs ?? 1000;
     this.agentDefaultTimeoutSeconds = opts.agentDefaultTimeoutSeconds ?? 5;
-    const settings = { serialize: this.serializeAgentCommands, jobWaitMs: this.agentJobWaitMs, secondMs: this.agentSecondMs, defaultTimeoutSeconds: this.agentDefaultTimeoutSeconds };
+    const settings = {
+      serialize: this.serializeAgentCommands,
+      jobWaitMs: this.agentJobWaitMs,
+      secondMs: this.agentSecondMs,
+      defaultTimeoutSeconds: this.agentDefaultTimeoutSeconds,
+    };
     this.agents = new FakeAgents(settings, () => this.agentHandler, this.agentLog, this.timers);
     const self = this;
     this.host = {
@@ -139,12 +155,26 @@ export class FakeLibvirtd {
 
   /** ConnectionOptions for LibvirtConnection.open: 2 s connect timeout, our own keepalive off unless overridden. */
   connectionOptions(overrides: Partial<ConnectionOptions> = {}): ConnectionOptions {
-    return { transport: overrides.transport ?? this.transport, name: 'qemu:///system', connectTimeoutMs: 2000, keepaliveIntervalMs: 0, keepaliveCount: 5, ...overrides };
+    return {
+      transport: overrides.transport ?? this.transport,
+      name: 'qemu:///system',
+      connectTimeoutMs: 2000,
+      keepaliveIntervalMs: 0,
+      keepaliveCount: 5,
+      ...overrides,
+    };
   }
 
   /** PoolOptions for LibvirtPool: size 2, 4 calls per connection, backoff 10..50 ms unless overridden. */
   poolOptions(overrides: Partial<PoolOptions> = {}): PoolOptions {
-    return { ...this.connectionOptions(overrides.transport ? { transport: overrides.transport } : {}), size: 2, maxCallsPerConnection: 4, backoffInitialMs: 10, backoffMaxMs: 50, ...overrides };
+    return {
+      ...this.connectionOptions(overrides.transport ? { transport: overrides.transport } : {}),
+      size: 2,
+      maxCallsPerConnection: 4,
+      backoffInitialMs: 10,
+      backoffMaxMs: 50,
+      ...overrides,
+    };
   }
 
   // ----- domains -----------------------------------------------------------------------------------------
@@ -272,14 +302,18 @@ export class FakeLibvirtd {
   emitLifecycle(domain: string | FakeDomain, event: number, detail = 0): number {
     const dom = typeof domain === 'string' ? this.domain(domain) : domain;
     const msg = Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE;
-    return this.emitEvent(DomainEventId.LIFECYCLE, dom, msg.procedure, (callbackID) => encode(msg.body, { callbackID, dom: toWire(dom), event, detail }));
+    return this.emitEvent(DomainEventId.LIFECYCLE, dom, msg.procedure, (callbackID) =>
+      encode(msg.body, { callbackID, dom: toWire(dom), event, detail }),
+    );
   }
 
   /** Sends an agent lifecycle event (state 1 connected / 2 disconnected, reason 0 unknown / 1 domain started / 2 channel); returns how many clients got it. */
   emitAgentLifecycle(domain: string | FakeDomain, state: number, reason = 2): number {
     const dom = typeof domain === 'string' ? this.domain(domain) : domain;
     const msg = Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE;
-    return this.emitEvent(DomainEventId.AGENT_LIFECYCLE, dom, msg.procedure, (callbackID) => encode(msg.body, { callbackID, dom: toWire(dom), state, reason }));
+    return this.emitEvent(DomainEventId.AGENT_LIFECYCLE, dom, msg.procedure, (callbackID) =>
+      encode(msg.body, { callbackID, dom: toWire(dom), state, reason }),
+    );
   }
 
   private emitEvent(eventID: number, dom: FakeDomain, procedure: number, body: (callbackID: number) => Buffer): number {
@@ -287,7 +321,14 @@ export class FakeLibvirtd {
     for (const c of this.clientSet) {
       for (const [callbackID, cb] of c.callbacks) {
         if (cb.eventID !== eventID || (cb.domain !== null && cb.domain !== dom.uuid)) continue;
-        const header: Header = { program: Program.REMOTE, version: PROTOCOL_VERSION, procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK };
+        const header: Header = {
+          program: Program.REMOTE,
+          version: PROTOCOL_VERSION,
+          procedure,
+          type: MessageType.MESSAGE,
+          serial: 0,
+          status: MessageStatus.OK,
+        };
         this.send(c, encodePacket(header, body(callbackID)));
         sent++;
       }
@@ -379,8 +420,21 @@ export class FakeLibvirtd {
       body = await dispatch(this.host, client, call, packet.body);
     } catch (err) {
       status = MessageStatus.ERROR;
-      const e = err instanceof FakeRpcError ? err : new FakeRpcError(VirErrorCode.INTERNAL_ERROR, `internal error: ${(err as Error).message}`);
-      body = encode(remoteErrorCodec, { code: e.code, domain: e.errDomain, message: e.message, level: VIR_ERR_LEVEL_ERROR, dom: null, str1: null, str2: null, str3: null, int1: -1, int2: -1, net: null });
+      const e =
+        err instanceof FakeRpcError ? err : new FakeRpcError(VirErrorCode.INTERNAL_ERROR, `internal error: ${(err as Error).message}`);
+      body = encode(remoteErrorCodec, {
+        code: e.code,
+        domain: e.errDomain,
+        message: e.message,
+        level: VIR_ERR_LEVEL_ERROR,
+        dom: null,
+        str1: null,
+        str2: null,
+        str3: null,
+        int1: -1,
+        int2: -1,
+        net: null,
+      });
     }
     const delay = Math.max(this.faults.delayOf(call), this.replyDelay?.(call) ?? 0);
     if (delay > 0) await trackedSleep(this.timers, delay);

@@ -5,11 +5,29 @@
 // libvirtd sent.
 import type { CallProcedure } from '../../../src/libvirt/procedures.js';
 import { Qemu, Remote } from '../../../src/libvirt/procedures.js';
-import { AuthType, DriverFeature, PROTOCOL_VERSION, Program, SuspendTarget, VirErrorCode, decode, encode } from '../../../src/libvirt/protocol.js';
+import {
+  AuthType,
+  DriverFeature,
+  PROTOCOL_VERSION,
+  Program,
+  SuspendTarget,
+  VirErrorCode,
+  decode,
+  encode,
+} from '../../../src/libvirt/protocol.js';
 import type { FakeAgents } from './agent.js';
 import { byName, byUuid, byWire, domainXml, listed, toWire } from './domains.js';
 import type { ClientState } from './server.js';
-import { ErrFrom, FakeRpcError, VIR_ERR_AUTH_FAILED, VIR_ERR_INVALID_ARG, VIR_ERR_RPC, type FakeCall, type FakeDomain, type FakeLibvirtdOptions } from './types.js';
+import {
+  ErrFrom,
+  FakeRpcError,
+  VIR_ERR_AUTH_FAILED,
+  VIR_ERR_INVALID_ARG,
+  VIR_ERR_RPC,
+  type FakeCall,
+  type FakeDomain,
+  type FakeLibvirtdOptions,
+} from './types.js';
 
 /** What the handlers see of the fake. */
 export interface ProcedureHost {
@@ -49,7 +67,8 @@ const HANDLERS = [
     if (!(host.options.authTypes ?? []).includes(AuthType.POLKIT)) {
       throw new FakeRpcError(VIR_ERR_AUTH_FAILED, 'authentication failed: polkit authentication is not enabled', ErrFrom.RPC);
     }
-    if (host.options.polkitDenied) throw new FakeRpcError(VIR_ERR_AUTH_FAILED, "authentication failed: access denied by policy 'org.libvirt.unix.manage'", ErrFrom.RPC);
+    if (host.options.polkitDenied)
+      throw new FakeRpcError(VIR_ERR_AUTH_FAILED, "authentication failed: access denied by policy 'org.libvirt.unix.manage'", ErrFrom.RPC);
     client.authenticated = true;
     return { complete: 1 };
   }),
@@ -96,8 +115,13 @@ const HANDLERS = [
     host.agents.power(client.id, byWire(host.domains, dom), flags, { execute: 'guest-shutdown', arguments: { mode: 'reboot' } }),
   ),
   handle(Remote.DOMAIN_PM_SUSPEND_FOR_DURATION, 'open', ({ host, client }, { dom, target, duration, flags }) => {
-    const execute = { [SuspendTarget.MEM]: 'guest-suspend-ram', [SuspendTarget.DISK]: 'guest-suspend-disk', [SuspendTarget.HYBRID]: 'guest-suspend-hybrid' }[target];
-    if (!execute || duration !== 0n || flags !== 0) throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: target ${target}, duration ${duration}, flags ${flags}`);
+    const execute = {
+      [SuspendTarget.MEM]: 'guest-suspend-ram',
+      [SuspendTarget.DISK]: 'guest-suspend-disk',
+      [SuspendTarget.HYBRID]: 'guest-suspend-hybrid',
+    }[target];
+    if (!execute || duration !== 0n || flags !== 0)
+      throw new FakeRpcError(VIR_ERR_INVALID_ARG, `invalid argument: target ${target}, duration ${duration}, flags ${flags}`);
     return host.agents.power(client.id, byWire(host.domains, dom), 2, { execute });
   }),
   handle(Qemu.DOMAIN_AGENT_COMMAND, 'open', async ({ host, client }, { dom, cmd, timeout }) => ({
@@ -105,7 +129,9 @@ const HANDLERS = [
   })),
 ];
 
-const byNumber = new Map<string, Handler<unknown, unknown>>(HANDLERS.map((h) => [`${h.proc.program}:${h.proc.procedure}`, h as Handler<unknown, unknown>]));
+const byNumber = new Map<string, Handler<unknown, unknown>>(
+  HANDLERS.map((h) => [`${h.proc.program}:${h.proc.procedure}`, h as Handler<unknown, unknown>]),
+);
 
 function requireAuth({ host, client }: Context): void {
   const types = authTypes(host.options);
@@ -132,7 +158,11 @@ export async function dispatch(host: ProcedureHost, client: ClientState, call: F
   if (needs !== 'nothing') requireAuth(ctx);
   if (needs === 'open') requireOpen(ctx);
   if (!handler) {
-    throw new FakeRpcError(VirErrorCode.NO_SUPPORT, `this function is not supported by the connection driver: unknown procedure: ${call.procedure}`, ErrFrom.RPC);
+    throw new FakeRpcError(
+      VirErrorCode.NO_SUPPORT,
+      `this function is not supported by the connection driver: unknown procedure: ${call.procedure}`,
+      ErrFrom.RPC,
+    );
   }
   return encode(handler.proc.ret, await handler.run(ctx, decode(handler.proc.args, body)));
 }

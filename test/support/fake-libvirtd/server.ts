@@ -90,7 +90,12 @@ export interface ClientState extends FakeClientInfo {
 }
 
 /** A new client on this socket: every packet it sends goes to onPacket; a corrupt stream closes it. */
-export function attachClient(id: number, socket: net.Socket, onPacket: (client: ClientState, packet: Packet) => void, onClose: (client: ClientState) => void): ClientState {
+export function attachClient(
+  id: number,
+  socket: net.Socket,
+  onPacket: (client: ClientState, packet: Packet) => void,
+  onClose: (client: ClientState) => void,
+): ClientState {
   const client: ClientState = {
     id,
     socket,
