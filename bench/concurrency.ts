@@ -78,7 +78,8 @@ main(async () => {
     );
   }
   console.log(
-    `  predicted by the serial per-domain queue: ${perGuest} x ${f2(predicted / perGuest)} ms = ${f2(predicted)} ms; actual/predicted = ${(wall / predicted).toFixed(2)}`,
+    `  predicted by the serial per-domain queue: ${perGuest} x ${f2(predicted / perGuest)} ms = ${f2(predicted)} ms; ` +
+      `actual/predicted = ${(wall / predicted).toFixed(2)}`,
   );
   for (const d of failed.slice(0, 5)) console.log(`  failed: ${d.g}: ${describe(d.r)}`);
   check(failed.length === 0, `${failed.length} of the burst's requests failed`);
@@ -116,7 +117,8 @@ main(async () => {
     console.log(formatSummary('  guest1 sequential, before the stop', b));
     console.log(formatSummary('  guest1 sequential, guest2 stopped', d));
     console.log(
-      `  guest1 median ${f2(b.median)} -> ${f2(d.median)} ms (x${(d.median / b.median).toFixed(2)}), p90 ${f2(b.p90)} -> ${f2(d.p90)} ms (x${(d.p90 / b.p90).toFixed(2)})`,
+      `  guest1 median ${f2(b.median)} -> ${f2(d.median)} ms (x${(d.median / b.median).toFixed(2)}), ` +
+        `p90 ${f2(b.p90)} -> ${f2(d.p90)} ms (x${(d.p90 / b.p90).toFixed(2)})`,
     );
     for (const p of probes) console.log(`  guest2 ${nics('guest2', '?timeoutMs=2000')} meanwhile: ${describe(p)}`);
     check(probes.length > 0 && probes.every((p) => p.status === 504), 'guest2 requests during the stop did not all get 504');

@@ -128,7 +128,8 @@ main(async () => {
   const bestGw = Math.max(...gwRates);
   const bestPy = Math.max(...pyRates);
   console.log(
-    `  download best: gateway ${f2(bestGw)} MB/s vs python (best of its chunk sizes) ${f2(bestPy)} MB/s = ${((bestGw / bestPy) * 100).toFixed(1)} % (target >= 95 %)`,
+    `  download best: gateway ${f2(bestGw)} MB/s vs python (best of its chunk sizes) ` +
+      `${f2(bestPy)} MB/s = ${((bestGw / bestPy) * 100).toFixed(1)} % (target >= 95 %)`,
   );
 
   // ---- 200 MiB download: RSS ------------------------------------------------------------------------------
@@ -158,7 +159,8 @@ main(async () => {
   check(big.status === 0 && big.bytes === bigMib * MiB, `200 MiB download: curl exit ${big.status}, ${big.bytes} bytes`);
   check(big.sha === zeroSha, '200 MiB download: not all zeros');
   console.log(
-    `  download ${bigMib} MiB sparse: ${f2(secs)} s = ${f2(mbps(big.bytes, secs))} MB/s; gateway RSS ${f2(rssBefore)} MiB before, peak ${f2(rssPeak)} MiB: growth ${f2(rssPeak - rssBefore)} MiB (target < 50 MB)`,
+    `  download ${bigMib} MiB sparse: ${f2(secs)} s = ${f2(mbps(big.bytes, secs))} MB/s; ` +
+      `gateway RSS ${f2(rssBefore)} MiB before, peak ${f2(rssPeak)} MiB: growth ${f2(rssPeak - rssBefore)} MiB (target < 50 MB)`,
   );
 
   await guestRun(domain, `rm -rf ${dir}`);

@@ -126,7 +126,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve((exitCode = code))));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
   onCleanup(() => {
     if (exitCode === undefined) child.kill('SIGKILL');
   });
@@ -246,7 +251,10 @@ export function summarize(values: number[]): Summary {
 export const f2 = (x: number) => x.toFixed(2);
 
 export function formatSummary(label: string, s: Summary): string {
-  return `${label.padEnd(46)} n=${String(s.n).padStart(4)}  median ${f2(s.median).padStart(7)}  p90 ${f2(s.p90).padStart(7)}  p99 ${f2(s.p99).padStart(7)}  min ${f2(s.min).padStart(7)}  max ${f2(s.max).padStart(8)}  ms`;
+  return (
+    `${label.padEnd(46)} n=${String(s.n).padStart(4)}  median ${f2(s.median).padStart(7)}  ` +
+    `p90 ${f2(s.p90).padStart(7)}  p99 ${f2(s.p99).padStart(7)}  min ${f2(s.min).padStart(7)}  max ${f2(s.max).padStart(8)}  ms`
+  );
 }
 
 /** VmRSS of a process, in MiB. */

@@ -126,8 +126,10 @@ main(async () => {
   const agent = keepAliveAgent(gateways.length);
   const py = await startPythonPinger(uri, domain);
   const path = `/domains/${encodeURIComponent(domain)}/agent/ping`;
+  const listed = gateways.map((g) => `${g.label} pid ${g.gw.pid} on :${g.gw.port}`).join(', ');
+  const authMode = auth ? 'bearer token, domain pattern and policies' : 'development mode';
   console.log(
-    `ping: ${domain}, ${gateways.map((g) => `${g.label} pid ${g.gw.pid} on :${g.gw.port}`).join(', ')} (LOG_LEVEL=${logLevel}, ${auth ? 'bearer token, domain pattern and policies' : 'development mode'}), python ${PYTHON}; ${warmup} warm-up + ${n} samples each, in turn`,
+    `ping: ${domain}, ${listed} (LOG_LEVEL=${logLevel}, ${authMode}), python ${PYTHON}; ${warmup} warm-up + ${n} samples each, in turn`,
   );
 
   const pyPing: number[] = [];

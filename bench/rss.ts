@@ -51,7 +51,8 @@ main(async () => {
     const mib = rssMiB(gw.pid);
     rss.push([`after ${round * perRound} requests`, mib]);
     console.log(
-      `  round ${round}: ${next} requests in ${seconds.toFixed(1)} s = ${(next / seconds).toFixed(0)} requests/s, ${failures.length} failed; RSS ${f2(mib)} MiB`,
+      `  round ${round}: ${next} requests in ${seconds.toFixed(1)} s = ${(next / seconds).toFixed(0)} requests/s, ` +
+        `${failures.length} failed; RSS ${f2(mib)} MiB`,
     );
     for (const [route, ms] of latency) console.log(formatSummary(`    ${route}`, summarize(ms)));
     for (const f of failures.slice(0, 5)) console.log(`    failed: ${f}`);

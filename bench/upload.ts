@@ -145,7 +145,9 @@ main(async () => {
   const extraMs = median(fixed.atomic!) - median(fixed.inPlace!);
   const bigSeconds = content.length / 1e6 / median(contenders[1]!.rates);
   console.log(
-    `  1-byte uploads, 20 each: atomic median ${f2(median(fixed.atomic!))} ms, in place ${f2(median(fixed.inPlace!))} ms: the atomic path's fixed cost ${f2(extraMs)} ms = ${((extraMs / 1000 / bigSeconds) * 100).toFixed(1)} % of a ${mib} MiB upload in place (${f2(bigSeconds)} s)`,
+    `  1-byte uploads, 20 each: atomic median ${f2(median(fixed.atomic!))} ms, in place ${f2(median(fixed.inPlace!))} ms: ` +
+      `the atomic path's fixed cost ${f2(extraMs)} ms = ${((extraMs / 1000 / bigSeconds) * 100).toFixed(1)} % of a ${mib} MiB ` +
+      `upload in place (${f2(bigSeconds)} s)`,
   );
 
   const atomic = median(contenders[0]!.rates);

@@ -52,16 +52,19 @@ function linksOf(text) {
     }
     para = [];
   };
-  lines.forEach((line, i) => {
+  for (const [i, line] of lines.entries()) {
     if (/^\s*(```|~~~)/.test(line)) {
       flush();
       inFence = !inFence;
-      return;
+      continue;
     }
-    if (inFence || (/^ {4}/.test(line) && para.length === 0)) return; // indented code block
-    if (!line.trim()) return flush();
+    if (inFence || (/^ {4}/.test(line) && para.length === 0)) continue; // indented code block
+    if (!line.trim()) {
+      flush();
+      continue;
+    }
     para.push({ text: line, no: i + 1 });
-  });
+  }
   flush();
   return links;
 }

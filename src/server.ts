@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Starts the gateway: config, libvirt connections, HTTP listener, and a graceful stop on SIGTERM/SIGINT.
 import { loadConfig, ConfigError } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { Gateway } from './gateway.js';
 import { buildApp } from './http/app.js';
 import { createLogger } from './logger.js';
 
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {

@@ -37,7 +37,10 @@ export function bounded(value: unknown, depth = 0): unknown {
 
 /** The one line that stands for every refusal from an address past limits.unauthenticated in this window. */
 function limitedNote(limited: RefusalsLimited): string {
-  return `more than ${limited.max} refused requests from this address within ${limited.timeWindowMs} ms: answering 429, and its further refusals are not audited until ${limited.until.toISOString()}`;
+  return (
+    `more than ${limited.max} refused requests from this address within ${limited.timeWindowMs} ms: answering 429, ` +
+    `and its further refusals are not audited until ${limited.until.toISOString()}`
+  );
 }
 
 export function createAuditLog(config: Config['audit']): Logger | null {

@@ -108,7 +108,7 @@ export async function authoriseDomain(
   if (!identity.domains) return null;
   const refused = () => new GatewayError('forbidden', `identity '${identity.name}' may not touch domain '${named}'`, { domain: named });
   if (!isDomainId(named)) throw refused();
-  let dom;
+  let dom: DomainRef;
   try {
     dom = await domains.resolve(named, signal);
   } catch (err) {

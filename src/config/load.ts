@@ -43,8 +43,12 @@ function readConfigFile(path: string): unknown {
 function setIn(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let node = obj;
   for (const key of path.slice(0, -1)) {
-    const next = node[key];
-    node = (next && typeof next === 'object' ? next : (node[key] = {})) as Record<string, unknown>;
+    let next = node[key];
+    if (!next || typeof next !== 'object') {
+      next = {};
+      node[key] = next;
+    }
+    node = next as Record<string, unknown>;
   }
   node[path[path.length - 1]!] = value;
 }

@@ -208,7 +208,10 @@ export const configSchema = z.strictObject({
               .default(['*']),
             /** Guest path (files read/write), exec and raw-command allow/deny lists; absent: scopes alone decide. */
             policies: policiesConfigSchema.optional(),
-            /** SHA-256 fingerprints (hex, colons allowed: `openssl x509 -noout -fingerprint -sha256`) of client certificates that prove this identity (listen.tls.clientCerts). */
+            /**
+             * SHA-256 fingerprints (hex, colons allowed: `openssl x509 -noout -fingerprint -sha256`) of client
+             * certificates that prove this identity (listen.tls.clientCerts).
+             */
             clientCertFingerprints: z
               .array(
                 z
@@ -326,7 +329,9 @@ export const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
     ctx.addIssue({
       code: 'custom',
       path: ['limits', 'connectionTimeoutMs'],
-      message: `must exceed the longest wait a request may ask for (${longestWait} ms: agent.maxTimeoutMs, exec.maxWaitMs, files.chunkTimeoutMs, addresses.timeoutMs), or be 0`,
+      message:
+        `must exceed the longest wait a request may ask for (${longestWait} ms: agent.maxTimeoutMs, exec.maxWaitMs, ` +
+        'files.chunkTimeoutMs, addresses.timeoutMs), or be 0',
     });
   }
   if (c.listen.tls && c.listen.tls.clientCerts !== 'off' && !c.listen.tls.caFile) {

@@ -28,7 +28,13 @@ function answerFor(code: string | undefined): Answer {
 function rawProblem({ status, detail, code }: Answer): string {
   const title = ERROR_TITLES[code];
   const body = JSON.stringify({ type: `urn:qga-gateway:problem:${code}`, title, status, detail, code });
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  return `${head.join('\r\n')}\r\n\r\n${body}`;
 }
 
 /** Fastify's clientErrorHandler: answers like Fastify did (400, 408, 431), as problem+json, then closes. */

@@ -143,7 +143,9 @@ export const routesSchema = z
         sourcePrefixLength: str().describe('IPv6; as the agent reports it'),
         metric: u32('Route metric (IPv6 routes the kernel gives metric 0xffffffff: 4294967295, which qemu-ga sends as -1)'),
         flags: u32(
-          'RTF_* flags (IPv6 routes with the top bit set, such as 0x80200001 = 2149580801, reach the gateway sign-extended to 64 bits from qemu-ga 9.1-10.x: 18446744071564165121; answered as the kernel has them)',
+          'RTF_* flags (IPv6 routes with the top bit set, such as 0x80200001 = 2149580801, ' +
+            'reach the gateway sign-extended to 64 bits from qemu-ga 9.1-10.x: 18446744071564165121; ' +
+            'answered as the kernel has them)',
         ).nullable(),
         refCount: u32().nullable(),
         use: u32().nullable(),

@@ -6,7 +6,8 @@ import { DOMAIN_STATES } from '../libvirt/protocol.js';
 
 export const domainParams = z.object({
   domain: domainIdString().describe(
-    'A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one',
+    'A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are ' +
+      'configured and the name is on more than one',
   ),
 });
 
@@ -20,7 +21,8 @@ export function deadlineQuery(maxTimeoutMs: number) {
       .max(maxTimeoutMs)
       .optional()
       .describe(
-        `Deadline for each agent command of this request, queue wait included, in milliseconds (at most ${maxTimeoutMs}); the command kind's default when absent`,
+        `Deadline for each agent command of this request, queue wait included, in milliseconds (at most ${maxTimeoutMs}); ` +
+          "the command kind's default when absent",
       ),
   });
 }

@@ -73,12 +73,11 @@ export class LibvirtConnection extends EventEmitter<ConnectionEvents> {
       // Declaring keepalive support makes libvirtd ping us; an unanswered ping makes it drop us.
       await conn.call(Remote.CONNECT_SUPPORTS_FEATURE, { feature: DriverFeature.PROGRAM_KEEPALIVE }, setupDeadline);
     } catch (err) {
+      const why = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${opts.connectTimeoutMs} ms` : String(err);
       const reason =
         err instanceof LibvirtError || err instanceof ConnectionError
           ? err
-          : new ConnectionError(
-              `opening the connection to libvirtd at ${describeTransport(opts.transport)} failed: ${err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${opts.connectTimeoutMs} ms` : String(err)}`,
-            );
+          : new ConnectionError(`opening the connection to libvirtd at ${describeTransport(opts.transport)} failed: ${why}`);
       conn.destroy(reason);
       throw reason;
     }

@@ -46,8 +46,10 @@ export interface MessageProcedure<B> {
   readonly body: Codec<B>;
 }
 
-// A codec holds its value type both ways (encode and decode), so a list of mixed procedures needs `any` here.
-export type AnyProcedure = CallProcedure<any, any> | MessageProcedure<any>;
+// Any entry of the table, its value types erased: a caller that takes one from the list must know (or check) what
+// its codecs carry. Codec's methods are checked bivariantly in their parameter, so every CallProcedure<A, R> is a
+// CallProcedure<unknown, unknown>.
+export type AnyProcedure = CallProcedure<unknown, unknown> | MessageProcedure<unknown>;
 
 function call<A, R>(program: number, procedure: number, name: string, args: Codec<A>, ret: Codec<R>): CallProcedure<A, R> {
   return { kind: 'call', name, program, procedure, args, ret };

@@ -134,13 +134,10 @@ async function connectTls(t: TlsTransport, timeoutMs: number): Promise<net.Socke
       socket.destroy();
       reject(new ConnectionError(message));
     };
-    const timer = setTimeout(
-      () =>
-        fail(
-          `connecting to libvirtd at ${where} timed out after ${timeoutMs} ms (${stage === 'handshake' ? 'TCP connect or TLS handshake' : "waiting for the server's confirmation byte"})`,
-        ),
-      remainingMs,
-    );
+    const timer = setTimeout(() => {
+      const waiting = stage === 'handshake' ? 'TCP connect or TLS handshake' : "waiting for the server's confirmation byte";
+      fail(`connecting to libvirtd at ${where} timed out after ${timeoutMs} ms (${waiting})`);
+    }, remainingMs);
 
     function onSecure() {
       if (t.verify && !socket.authorized) {
@@ -167,7 +164,8 @@ async function connectTls(t: TlsTransport, timeoutMs: number): Promise<net.Socke
       if (byte === null) return;
       if (byte[0] !== 1) {
         fail(
-          `TLS to libvirtd at ${where}: the server refused our client certificate ${t.certFile} (server verification of our certificate or IP address failed: it sent ${byte[0]} instead of 1)`,
+          `TLS to libvirtd at ${where}: the server refused our client certificate ${t.certFile} (server verification of our ` +
+            `certificate or IP address failed: it sent ${byte[0]} instead of 1)`,
         );
         return;
       }
@@ -188,7 +186,8 @@ async function connectTls(t: TlsTransport, timeoutMs: number): Promise<net.Socke
       fail(
         stage === 'handshake'
           ? `TLS to libvirtd at ${where}: the server closed the connection during the handshake`
-          : `TLS to libvirtd at ${where}: the server closed the connection instead of confirming: it refused our client certificate ${t.certFile} or our address`,
+          : `TLS to libvirtd at ${where}: the server closed the connection instead of confirming: ` +
+              `it refused our client certificate ${t.certFile} or our address`,
       );
     }
 

@@ -132,9 +132,8 @@ describe('AgentSocketChannel against qemu-ga on the host', () => {
     const again = open();
     expect(await eventually(again, { execute: 'guest-get-host-name' })).toEqual({ return: { 'host-name': os.hostname() } });
     expect(again.state).toBe('connected');
-    console.info(
-      `[host-qga] client gone mid-reply: qemu-ga ${qga.version} ${qga.restarts > restarts ? `exited (${JSON.stringify(qga.exits.at(-1))}) and was restarted` : 'survived'}`,
-    );
+    const fate = qga.restarts > restarts ? `exited (${JSON.stringify(qga.exits.at(-1))}) and was restarted` : 'survived';
+    console.info(`[host-qga] client gone mid-reply: qemu-ga ${qga.version} ${fate}`);
   });
 
   it("resets the agent's parser with 0xFF after a previous client left garbage and half a command in it", async () => {
@@ -333,8 +332,7 @@ function lineReader(s: net.Socket): { next(): Promise<string> } {
   s.setEncoding('latin1');
   s.on('data', (d: string) => {
     buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       if (waiting) {

@@ -25,7 +25,9 @@ import {
 
 const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq e2e-debian13@qga-gateway';
 const ECDSA =
-  'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAB12hz4B0+j6AzfyEYqk3L09I/pr4kYgX6B9RTxz/3WZRZ7Q/raGww7BvQ+G31npY0APZbHSpL0BjZquV5zeE4= e2e-debian13-2';
+  'ecdsa-sha2-nistp256 ' +
+  'AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAB12hz4B0+j6AzfyE' +
+  'Yqk3L09I/pr4kYgX6B9RTxz/3WZRZ7Q/raGww7BvQ+G31npY0APZbHSpL0BjZquV5zeE4= e2e-debian13-2';
 
 let gw: GatewayProcess;
 const call = (method: string, path: string, body?: unknown) => callGateway(gw.url, method, `/domains/${DOM}${path}`, body);
@@ -353,7 +355,11 @@ describe('freeze of the ext4 root', () => {
     await waitFor('the gateway to thaw debian13 at the deadline', async () => rawStatus() === 'thawed', 30_000, 200);
     expect(Date.now()).toBeGreaterThanOrEqual(autoThawAt - 50);
     let out = '';
-    await waitFor('the writer result', async () => (out = (await sh(`cat ${result} 2>/dev/null || true`)).trim()) !== '', 60_000, 1000);
+    const written = async () => {
+      out = (await sh(`cat ${result} 2>/dev/null || true`)).trim();
+      return out !== '';
+    };
+    await waitFor('the writer result', written, 60_000, 1000);
     // A write to the root was held by the freeze (about 4 s; at least 1 s on a slow host).
     expect(Number(out)).toBeGreaterThanOrEqual(100);
     await sh(`rm -f ${result}`);

@@ -233,111 +233,115 @@ describe('load and routes of debian13 (qemu-ga 10 only)', () => {
   /** /proc/net/route's little-endian hex as a dotted quad. */
   const ipv4 = (hex: string) => [6, 4, 2, 0].map((i) => parseInt(hex.slice(i, i + 2), 16)).join('.');
 
-  it("GET /routes is guest-network-get-route field by field (the kernel's u32 values, IPv6 flags beyond 2^53 undone exactly), and the kernel tables", async () => {
-    // Reference counts move: take the gateway's answer and the kernel's tables between two identical raw replies.
-    let raw: any[] = [];
-    let r: Awaited<ReturnType<typeof get>> | undefined;
-    let proc4 = '';
-    let proc6 = '';
-    for (let attempt = 1; attempt <= 5; attempt++) {
-      raw = rawExact({ execute: 'guest-network-get-route' });
-      r = await get('/routes');
-      proc4 = await sh('cat /proc/net/route');
-      proc6 = await sh('cat /proc/net/ipv6_route');
-      if (routeText(raw) === routeText(rawExact({ execute: 'guest-network-get-route' }))) break;
-    }
-    expect(r!.status).toBe(200);
-    expect(r!.body.domain).toEqual(DOMAIN_REF);
-    expect(r!.body.routes).toHaveLength(raw.length);
-    expect(raw.length).toBeGreaterThan(0);
-    raw.forEach((x, i) => {
-      const api = r!.body.routes[i];
-      expect(api, `route ${i}`).toEqual({
-        interface: x.iface,
-        ipVersion: x.version,
-        destination: x.destination,
-        destinationPrefixLength: x.desprefixlen ?? null,
-        gateway: x.gateway ?? null,
-        mask: x.mask ?? null,
-        nextHop: x.nexthop ?? null,
-        source: x.source ?? null,
-        sourcePrefixLength: x.srcprefixlen ?? null,
-        // The kernel's unsigned 32-bit values: qemu-ga sends -1 for a metric of 0xffffffff, and IPv6 flags
-        // sign-extended to 64 bits; the gateway answers what the kernel holds, exactly.
-        metric: kernelU32(x.metric),
-        flags: kernelU32(x.flags),
-        refCount: kernelU32(x.refcnt),
-        use: kernelU32(x.use),
-        window: kernelU32(x.window),
-        mtu: kernelU32(x.mtu),
-        initialRtt: kernelU32(x.irtt),
-      });
-      // Nothing but the sign extension is dropped: the raw value's upper 32 bits are all zeros or all ones.
-      for (const v of [x.metric, x.flags, x.refcnt, x.use, x.window, x.mtu, x.irtt].filter((n) => n !== undefined)) {
-        expect([0n, -1n], `route ${i}: ${v}`).toContain(BigInt.asIntN(64, BigInt(v)) >> 32n);
+  it(
+    "GET /routes is guest-network-get-route field by field (the kernel's u32 values, IPv6 flags beyond 2^53 undone exactly), " +
+      'and the kernel tables',
+    async () => {
+      // Reference counts move: take the gateway's answer and the kernel's tables between two identical raw replies.
+      let raw: any[] = [];
+      let r: Awaited<ReturnType<typeof get>> | undefined;
+      let proc4 = '';
+      let proc6 = '';
+      for (let attempt = 1; attempt <= 5; attempt++) {
+        raw = rawExact({ execute: 'guest-network-get-route' });
+        r = await get('/routes');
+        proc4 = await sh('cat /proc/net/route');
+        proc6 = await sh('cat /proc/net/ipv6_route');
+        if (routeText(raw) === routeText(rawExact({ execute: 'guest-network-get-route' }))) break;
       }
-    });
-    // qemu-ga 10 sends some IPv6 flags beyond 2^53 (0x80200001 sign-extended: 18446744071564165121) and a metric of -1.
-    expect(raw.some((x) => typeof x.flags === 'bigint' && x.flags === 18446744071564165121n)).toBe(true);
-    expect(r!.body.routes.some((x: { flags: number }) => x.flags === 0x80200001)).toBe(true);
-    expect(r!.text).not.toContain('18446744071564165');
-
-    // IPv4: /proc/net/route, every line.
-    const v4 = proc4
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.trim().split(/\s+/));
-    const api4 = r!.body.routes.filter((x: { ipVersion: number }) => x.ipVersion === 4);
-    expect(api4).toHaveLength(v4.length);
-    for (const [iface, dst, gwHex, flags, refcnt, use, metric, mask, mtu, window, irtt] of v4) {
-      const api = api4.find((x: { destination: string; mask: string }) => x.destination === ipv4(dst!) && x.mask === ipv4(mask!));
-      expect(api, `${ipv4(dst!)}/${ipv4(mask!)}`).toMatchObject({
-        interface: iface,
-        gateway: ipv4(gwHex!),
-        refCount: Number(refcnt),
-        use: Number(use),
-        metric: Number(metric),
-        mtu: Number(mtu),
-        window: Number(window),
-        initialRtt: Number(irtt),
+      expect(r!.status).toBe(200);
+      expect(r!.body.domain).toEqual(DOMAIN_REF);
+      expect(r!.body.routes).toHaveLength(raw.length);
+      expect(raw.length).toBeGreaterThan(0);
+      raw.forEach((x, i) => {
+        const api = r!.body.routes[i];
+        expect(api, `route ${i}`).toEqual({
+          interface: x.iface,
+          ipVersion: x.version,
+          destination: x.destination,
+          destinationPrefixLength: x.desprefixlen ?? null,
+          gateway: x.gateway ?? null,
+          mask: x.mask ?? null,
+          nextHop: x.nexthop ?? null,
+          source: x.source ?? null,
+          sourcePrefixLength: x.srcprefixlen ?? null,
+          // The kernel's unsigned 32-bit values: qemu-ga sends -1 for a metric of 0xffffffff, and IPv6 flags
+          // sign-extended to 64 bits; the gateway answers what the kernel holds, exactly.
+          metric: kernelU32(x.metric),
+          flags: kernelU32(x.flags),
+          refCount: kernelU32(x.refcnt),
+          use: kernelU32(x.use),
+          window: kernelU32(x.window),
+          mtu: kernelU32(x.mtu),
+          initialRtt: kernelU32(x.irtt),
+        });
+        // Nothing but the sign extension is dropped: the raw value's upper 32 bits are all zeros or all ones.
+        for (const v of [x.metric, x.flags, x.refcnt, x.use, x.window, x.mtu, x.irtt].filter((n) => n !== undefined)) {
+          expect([0n, -1n], `route ${i}: ${v}`).toContain(BigInt.asIntN(64, BigInt(v)) >> 32n);
+        }
       });
-      expect(api.flags).toBe(parseInt(flags!, 16));
-    }
-    // IPv6: /proc/net/ipv6_route (dst, dst len, src, src len, next hop, metric, refcnt, use, flags, iface).
-    const v6 = proc6
-      .trim()
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/));
-    const api6 = r!.body.routes.filter((x: { ipVersion: number }) => x.ipVersion === 6);
-    expect(api6).toHaveLength(v6.length);
-    for (const [dst, dstLen, src, srcLen, nextHop, metric, refcnt, use, flags, iface] of v6) {
-      const api = api6.find(
-        (x: { destination: string; destinationPrefixLength: string; interface: string }) =>
-          ipv6Hex(x.destination) === dst && Number(x.destinationPrefixLength) === parseInt(dstLen!, 16) && x.interface === iface,
+      // qemu-ga 10 sends some IPv6 flags beyond 2^53 (0x80200001 sign-extended: 18446744071564165121) and a metric of -1.
+      expect(raw.some((x) => typeof x.flags === 'bigint' && x.flags === 18446744071564165121n)).toBe(true);
+      expect(r!.body.routes.some((x: { flags: number }) => x.flags === 0x80200001)).toBe(true);
+      expect(r!.text).not.toContain('18446744071564165');
+
+      // IPv4: /proc/net/route, every line.
+      const v4 = proc4
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim().split(/\s+/));
+      const api4 = r!.body.routes.filter((x: { ipVersion: number }) => x.ipVersion === 4);
+      expect(api4).toHaveLength(v4.length);
+      for (const [iface, dst, gwHex, flags, refcnt, use, metric, mask, mtu, window, irtt] of v4) {
+        const api = api4.find((x: { destination: string; mask: string }) => x.destination === ipv4(dst!) && x.mask === ipv4(mask!));
+        expect(api, `${ipv4(dst!)}/${ipv4(mask!)}`).toMatchObject({
+          interface: iface,
+          gateway: ipv4(gwHex!),
+          refCount: Number(refcnt),
+          use: Number(use),
+          metric: Number(metric),
+          mtu: Number(mtu),
+          window: Number(window),
+          initialRtt: Number(irtt),
+        });
+        expect(api.flags).toBe(parseInt(flags!, 16));
+      }
+      // IPv6: /proc/net/ipv6_route (dst, dst len, src, src len, next hop, metric, refcnt, use, flags, iface).
+      const v6 = proc6
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/));
+      const api6 = r!.body.routes.filter((x: { ipVersion: number }) => x.ipVersion === 6);
+      expect(api6).toHaveLength(v6.length);
+      for (const [dst, dstLen, src, srcLen, nextHop, metric, refcnt, use, flags, iface] of v6) {
+        const api = api6.find(
+          (x: { destination: string; destinationPrefixLength: string; interface: string }) =>
+            ipv6Hex(x.destination) === dst && Number(x.destinationPrefixLength) === parseInt(dstLen!, 16) && x.interface === iface,
+        );
+        expect(api, `${dst}/${dstLen} ${iface}`).toBeDefined();
+        expect(ipv6Hex(api.source)).toBe(src);
+        expect(Number(api.sourcePrefixLength)).toBe(parseInt(srcLen!, 16));
+        expect(ipv6Hex(api.nextHop)).toBe(nextHop);
+        expect(api.metric).toBe(parseInt(metric!, 16));
+        expect(api.refCount).toBe(parseInt(refcnt!, 16));
+        expect(api.use).toBe(parseInt(use!, 16));
+        expect(api.flags).toBe(parseInt(flags!, 16));
+      }
+      // And as ip(8) shows it: the DHCP default route through slirp's 10.0.2.2.
+      const dflt = JSON.parse(await sh('ip -j -4 route show default')) as { gateway: string; dev: string; metric: number }[];
+      expect(dflt).toHaveLength(1);
+      expect(api4).toContainEqual(
+        expect.objectContaining({
+          destination: '0.0.0.0',
+          mask: '0.0.0.0',
+          gateway: dflt[0]!.gateway,
+          interface: dflt[0]!.dev,
+          metric: dflt[0]!.metric,
+        }),
       );
-      expect(api, `${dst}/${dstLen} ${iface}`).toBeDefined();
-      expect(ipv6Hex(api.source)).toBe(src);
-      expect(Number(api.sourcePrefixLength)).toBe(parseInt(srcLen!, 16));
-      expect(ipv6Hex(api.nextHop)).toBe(nextHop);
-      expect(api.metric).toBe(parseInt(metric!, 16));
-      expect(api.refCount).toBe(parseInt(refcnt!, 16));
-      expect(api.use).toBe(parseInt(use!, 16));
-      expect(api.flags).toBe(parseInt(flags!, 16));
-    }
-    // And as ip(8) shows it: the DHCP default route through slirp's 10.0.2.2.
-    const dflt = JSON.parse(await sh('ip -j -4 route show default')) as { gateway: string; dev: string; metric: number }[];
-    expect(dflt).toHaveLength(1);
-    expect(api4).toContainEqual(
-      expect.objectContaining({
-        destination: '0.0.0.0',
-        mask: '0.0.0.0',
-        gateway: dflt[0]!.gateway,
-        interface: dflt[0]!.dev,
-        metric: dflt[0]!.metric,
-      }),
-    );
-  });
+    },
+  );
 });
 
 /** A route number of the raw reply as the kernel's unsigned 32-bit value; null when the agent sent none. */

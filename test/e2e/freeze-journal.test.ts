@@ -80,7 +80,12 @@ describe('a freeze held when the gateway is SIGKILLed', () => {
     expect(status()).toBe('frozen');
 
     let thawedAt = 0;
-    await waitFor('the deadline thaw', async () => (status() === 'thawed' ? ((thawedAt = Date.now()), true) : false), 40_000, 250);
+    const thawed = async () => {
+      if (status() !== 'thawed') return false;
+      thawedAt = Date.now();
+      return true;
+    };
+    await waitFor('the deadline thaw', thawed, 40_000, 250);
     expect(thawedAt).toBeGreaterThanOrEqual(thawAt - 250);
     expect(thawedAt).toBeLessThan(thawAt + 10_000);
     // The log is written asynchronously: a line may reach the pipe a moment after what it says happened.

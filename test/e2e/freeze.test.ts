@@ -46,7 +46,8 @@ async function guestShell(script: string): Promise<string> {
 async function startWriter(result: string): Promise<void> {
   const loop =
     `i=0; max=0; while [ $i -lt 40 ]; do a=$(cut -d' ' -f1 /proc/uptime | tr -d .); echo $i > /data/writer.txt; ` +
-    `b=$(cut -d' ' -f1 /proc/uptime | tr -d .); d=$((b - a)); [ $d -gt $max ] && max=$d; [ $max -ge 100 ] && break; sleep 0.2; i=$((i + 1)); done; echo $max > ${result}`;
+    `b=$(cut -d' ' -f1 /proc/uptime | tr -d .); d=$((b - a)); [ $d -gt $max ] && max=$d; [ $max -ge 100 ] && break; sleep 0.2; ` +
+    `i=$((i + 1)); done; echo $max > ${result}`;
   await guestShell(`rm -f ${result}; (${loop}) </dev/null >/dev/null 2>&1 &`);
 }
 
@@ -55,7 +56,10 @@ async function writerResult(result: string): Promise<number> {
   let out = '';
   await waitFor(
     `the guest writer's ${result}`,
-    async () => (out = await guestShell(`cat ${result} 2>/dev/null || true`)).trim() !== '',
+    async () => {
+      out = await guestShell(`cat ${result} 2>/dev/null || true`);
+      return out.trim() !== '';
+    },
     60_000,
     1000,
   );

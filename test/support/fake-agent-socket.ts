@@ -151,7 +151,14 @@ export class FakeAgentSocket {
     this.waiting.length = 0;
     const closing = [...this.clients].map(
       (c) =>
-        new Promise<void>((resolve) => (c.socket.destroyed ? resolve() : (c.socket.once('close', () => resolve()), c.socket.destroy()))),
+        new Promise<void>((resolve) => {
+          if (c.socket.destroyed) {
+            resolve();
+            return;
+          }
+          c.socket.once('close', () => resolve());
+          c.socket.destroy();
+        }),
     );
     this.clients.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));

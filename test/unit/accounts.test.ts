@@ -10,9 +10,13 @@ import type { TestGateway } from '../support/test-gateway.js';
 
 const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq alice@laptop';
 const RSA =
-  'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCaBInMZY1XOnvjFCdaU380nhKxM+dmehGomQcEQDHWKINQBIUVZXhoNBqWRJnLSYIL/nNZow8JxD1CUfGzbyxmwU/5f85qGXCR3uyKrLONRb0MTzkgrRIF1PTIW5g92plXtsw/tpS8Rt3wut3wVdN1ZdPn568ZcqNDo/6BF5tC/w== bob';
+  'ssh-rsa ' +
+  'AAAAB3NzaC1yc2EAAAADAQABAAAAgQCaBInMZY1XOnvjFCdaU380nhKxM+dmehGomQcEQDHWKINQBIUVZXhoNBqWRJnLSYIL/nNZow' +
+  '8JxD1CUfGzbyxmwU/5f85qGXCR3uyKrLONRb0MTzkgrRIF1PTIW5g92plXtsw/tpS8Rt3wut3wVdN1ZdPn568ZcqNDo/6BF5tC/w== bob';
 const ECDSA_NO_COMMENT =
-  'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAB12hz4B0+j6AzfyEYqk3L09I/pr4kYgX6B9RTxz/3WZRZ7Q/raGww7BvQ+G31npY0APZbHSpL0BjZquV5zeE4=';
+  'ecdsa-sha2-nistp256 ' +
+  'AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAB12hz4B0+j6AzfyE' +
+  'Yqk3L09I/pr4kYgX6B9RTxz/3WZRZ7Q/raGww7BvQ+G31npY0APZbHSpL0BjZquV5zeE4=';
 
 let fake: FakeLibvirtd | null = null;
 let gw: TestGateway | null = null;
@@ -88,7 +92,9 @@ describe('PUT /domains/{domain}/users/{user}/password', () => {
     await setup();
     // qemu-ga 10.0 in a Debian 13 guest, for a user that does not exist (recorded wording).
     const desc =
-      'child process has failed to set user password: chpasswd: (user nobody) pam_chauthtok() failed, error:\nAuthentication token manipulation error\nchpasswd: (line 1, user nobody) password not changed\n';
+      'child process has failed to set user password: chpasswd: (user nobody) pam_chauthtok() failed, error:\n' +
+      'Authentication token manipulation error\n' +
+      'chpasswd: (line 1, user nobody) password not changed\n';
     agent.passwordReply = { error: { class: 'GenericError', desc } };
     const r = await call('PUT', '/domains/web1/users/nobody/password', { password: SECRET });
     expect(r.status).toBe(404);

@@ -59,7 +59,7 @@ describe('GET /addresses', () => {
     const pending = addresses();
     await waitFor(() => releases.length === 2, 5000, 'both domains asked');
     expect(fake!.agentInFlight('vm1') + fake!.agentInFlight('vm2')).toBe(2);
-    releases.forEach((r) => r());
+    for (const release of releases) release();
     const { body } = await pending;
     expect(body.domains.filter((d: { ok: boolean }) => d.ok).length).toBe(2);
   });

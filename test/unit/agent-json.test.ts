@@ -18,7 +18,8 @@ describe('parseAgentJson', () => {
       18446744073709551615n,
       -9223372036854775808n,
       1e300,
-      12345678901234567.5,
+      // The double nearest 12345678901234567.5 (a literal with that many digits would lose precision in this file too).
+      Number('12345678901234567.5'),
     ]);
   });
 

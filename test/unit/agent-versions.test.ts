@@ -237,19 +237,23 @@ describe('error wording of every version (recorded from qemu-ga on the host unle
     }
   });
 
-  it('wordings read in the source and the binaries, not recordable here without changing the host: the 8.2+ fix of the pid message, 9.1+ chpasswd, frozen', () => {
-    expect(AGENT_ERROR_TEXT.unknownPid.test('PID 1234 does not exist')).toBe(true);
-    expect(AGENT_ERROR_TEXT.passwordProgramMissing.test("cannot find 'passwd' program in PATH")).toBe(true);
-    expect(
-      AGENT_ERROR_TEXT.passwordProgramMissing.test(
-        "child process has failed to set user password: failed to exec 'chpasswd': No such file or directory",
-      ),
-    ).toBe(true);
-    expect(agentClassFromDesc('Command guest-file-close has been disabled: the agent is in frozen state')).toBe('CommandNotFound');
-    expect(AGENT_ERROR_TEXT.timeRefused.test('Failed to set time to guest: Invalid argument')).toBe(true);
-    expect(AGENT_ERROR_TEXT.vcpuCannotOffline.test("logical processor #0 can't be offlined")).toBe(true);
-    expect(AGENT_ERROR_TEXT.suspendNotSupported.test('the requested suspend mode is not supported by the guest')).toBe(true);
-  });
+  it(
+    'wordings read in the source and the binaries, not recordable here without changing the host: the 8.2+ fix of the pid message, ' +
+      '9.1+ chpasswd, frozen',
+    () => {
+      expect(AGENT_ERROR_TEXT.unknownPid.test('PID 1234 does not exist')).toBe(true);
+      expect(AGENT_ERROR_TEXT.passwordProgramMissing.test("cannot find 'passwd' program in PATH")).toBe(true);
+      expect(
+        AGENT_ERROR_TEXT.passwordProgramMissing.test(
+          "child process has failed to set user password: failed to exec 'chpasswd': No such file or directory",
+        ),
+      ).toBe(true);
+      expect(agentClassFromDesc('Command guest-file-close has been disabled: the agent is in frozen state')).toBe('CommandNotFound');
+      expect(AGENT_ERROR_TEXT.timeRefused.test('Failed to set time to guest: Invalid argument')).toBe(true);
+      expect(AGENT_ERROR_TEXT.vcpuCannotOffline.test("logical processor #0 can't be offlined")).toBe(true);
+      expect(AGENT_ERROR_TEXT.suspendNotSupported.test('the requested suspend mode is not supported by the guest')).toBe(true);
+    },
+  );
 });
 
 describe('through the gateway, with the recorded replies', () => {

@@ -44,7 +44,9 @@ async function startFake(observe?: (cmd: string) => void) {
     domains: ['vm1'],
     agent: handler,
     gateway: false,
-    after: () => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })),
+    after: () => {
+      for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    },
   });
   fake = h.fake;
 }

@@ -324,7 +324,10 @@ describe('Helm chart: pod defaults', () => {
     const ds = templates.get('daemonset.yaml')!;
     expect(ds).toMatch(/- name: state\s+mountPath: \{\{ \.Values\.config\.state\.dir \}\}\n/);
     expect(ds).toMatch(
-      /- name: state\s+\{\{- if \.Values\.stateVolume\.hostPath \}\}\s+hostPath:\s+path: \{\{ \.Values\.stateVolume\.hostPath \}\}[\s\S]*?\{\{- else \}\}\s+emptyDir: \{\}/,
+      new RegExp(
+        /- name: state\s+\{\{- if \.Values\.stateVolume\.hostPath \}\}\s+/.source +
+          /hostPath:\s+path: \{\{ \.Values\.stateVolume\.hostPath \}\}[\s\S]*?\{\{- else \}\}\s+emptyDir: \{\}/.source,
+      ),
     );
     expect(values.config.state.dir).toBe(parseConfig({}).state.dir);
   });
@@ -359,7 +362,8 @@ describe('Helm chart: templates', () => {
 
   it('the balance check passes good templates and catches each kind of mistake', () => {
     const good =
-      '{{- define "x" -}}{{ if .a }}{{ range .b }}{{ "}}" }}{{ else }}{{ end }}{{ else if .c }}{{ with .d }}{{ . | quote }}{{ end }}{{ end }}{{- end }}{{/* {{ if */}}{{ printf "%s" ")" }}';
+      '{{- define "x" -}}{{ if .a }}{{ range .b }}{{ "}}" }}{{ else }}{{ end }}' +
+      '{{ else if .c }}{{ with .d }}{{ . | quote }}{{ end }}{{ end }}{{- end }}{{/* {{ if */}}{{ printf "%s" ")" }}';
     expect(templateBalanceErrors(good)).toEqual([]);
     const bad: [string, RegExp][] = [
       ['{{ if .a }}x', /if never closed/],

@@ -34,7 +34,10 @@ function gated(execute: string) {
     cmd.execute === execute
       ? new Promise((resolve) => releases.push(() => resolve(defaultAgentHandler(dom, cmd, timeout) as never)))
       : defaultAgentHandler(dom, cmd, timeout);
-  return { handler, releaseAll: () => releases.splice(0).forEach((r) => r()), pending: () => releases.length };
+  const releaseAll = () => {
+    for (const release of releases.splice(0)) release();
+  };
+  return { handler, releaseAll, pending: () => releases.length };
 }
 
 describe('GET /domains/{domain}/network-interfaces', () => {

@@ -297,7 +297,11 @@ describe('no log level prints a secret', () => {
       return files.owns(cmd) ? files.handler(dom, cmd, timeout) : control.handler(dom, cmd, timeout);
     };
     let out = '';
-    const capture = { write: (line: string) => void (out += line) };
+    const capture = {
+      write: (line: string) => {
+        out += line;
+      },
+    };
     const config = parseConfig({
       auth: { mode: 'tokens', identities },
       log: { level: 'trace' },
@@ -365,7 +369,11 @@ describe('no log level prints a secret', () => {
 
   it('redacts err.rawPacket whoever logs it, and shows a query only as the route declares it', async () => {
     let out = '';
-    const log = createLogger('trace', { write: (line: string) => void (out += line) });
+    const log = createLogger('trace', {
+      write: (line: string) => {
+        out += line;
+      },
+    });
     const secret = newToken();
     log.trace(
       {

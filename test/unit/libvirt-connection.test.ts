@@ -170,9 +170,15 @@ describe('LibvirtConnection calls', () => {
     const conn = await open();
     const hold = fake!.holdReplies(RemoteProc.DOMAIN_GET_XML_DESC);
     const done: string[] = [];
-    const slow = xmlDesc(conn, fake!.domain('vm1')).then((r) => (done.push('xml'), r));
+    const slow = xmlDesc(conn, fake!.domain('vm1')).then((r) => {
+      done.push('xml');
+      return r;
+    });
     await hold.waitUntilHeld(1);
-    const quick = lookup(conn, 'vm1').then((r) => (done.push('lookup'), r));
+    const quick = lookup(conn, 'vm1').then((r) => {
+      done.push('lookup');
+      return r;
+    });
     expect((await quick).dom.name).toBe('vm1');
     expect(done).toEqual(['lookup']);
     hold.release();
@@ -185,8 +191,14 @@ describe('LibvirtConnection calls', () => {
     const conn = await open();
     fake!.setReplyDelay(RemoteProc.DOMAIN_GET_XML_DESC, 500);
     const done: string[] = [];
-    const slow = xmlDesc(conn, fake!.domain('vm1')).then((r) => (done.push('xml'), r));
-    const quick = lookup(conn, 'vm1').then((r) => (done.push('lookup'), r));
+    const slow = xmlDesc(conn, fake!.domain('vm1')).then((r) => {
+      done.push('xml');
+      return r;
+    });
+    const quick = lookup(conn, 'vm1').then((r) => {
+      done.push('lookup');
+      return r;
+    });
     const [x, l] = await Promise.all([slow, quick]);
     expect(done).toEqual(['lookup', 'xml']);
     expect(x.xml).toContain("name='org.qemu.guest_agent.0' state='connected'");

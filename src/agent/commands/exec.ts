@@ -27,5 +27,7 @@ export type GuestExecStatus = z.infer<typeof guestExecStatusReply>;
 export const guestExecStatus = command('guest-exec-status', 'query', z.object({ pid: z.number().int() }), guestExecStatusReply, {
   rawScope: 'exec',
   rawRefused:
-    "its reply carries up to 16 MiB per stream of the process's output, base64-encoded, and one over 10 MiB breaks the domain's agent channel; use GET /domains/{domain}/exec/{pid}, which also keeps the result after the agent reaps the process",
+    "its reply carries up to 16 MiB per stream of the process's output, base64-encoded, " +
+    "and one over 10 MiB breaks the domain's agent channel; use GET /domains/{domain}/exec/{pid}, " +
+    'which also keeps the result after the agent reaps the process',
 });

@@ -7,7 +7,10 @@ import { COMMAND_NOT_FOUND } from '../../domains/backend-errors.js';
 import { GatewayError } from '../../errors.js';
 
 export const AGENT_ERROR_TEXT = {
-  /** guest-exec-status of a pid the agent does not know (or has reaped): up to 8.1 "Invalid parameter 'pid'"; 8.2+ "PID ld does not exist" (a format bug: "PID " PRId64 without %). */
+  /**
+   * guest-exec-status of a pid the agent does not know (or has reaped): up to 8.1 "Invalid parameter 'pid'"; 8.2+
+   * "PID ld does not exist" (a format bug: "PID " PRId64 without %).
+   */
   unknownPid: /Invalid parameter 'pid'|^PID \S+ does not exist/,
   /**
    * guest-exec of a program that cannot start, GLib's g_spawn message: 7.2 wraps it ("Guest agent command failed,
@@ -17,7 +20,10 @@ export const AGENT_ERROR_TEXT = {
   spawnFailed: /Failed to execute child process .*\((.+)\)\s*'?$/,
   /** guest-ssh-*-authorized-keys and guest-set-user-password for a user the guest lacks: "failed to lookup user 'x': Success" (7.2, 10.0). */
   userNotFound: /failed to lookup user/,
-  /** guest-ssh-get-authorized-keys of a user without the file: "failed to read '/h/.ssh/authorized_keys': Failed to open file “…”: No such file or directory" (7.2, 10.0). */
+  /**
+   * guest-ssh-get-authorized-keys of a user without the file: "failed to read '/h/.ssh/authorized_keys': Failed to
+   * open file “…”: No such file or directory" (7.2, 10.0).
+   */
   noAuthorizedKeysFile: /failed to read .*No such file or directory/,
   /**
    * guest-set-user-password without chpasswd in the guest: 7.2 "cannot find 'passwd' program in PATH" (it looks
@@ -52,8 +58,16 @@ export const AGENT_ERROR_TEXT = {
    * (7.2 for a capture-output mode, which only 8.0+ takes: "... 'capture-output', expected: boolean"), and the
    * visitor's range and enum refusals.
    */
-  badArguments:
-    /^(Parameter '[^']*' (is missing|is unexpected|expects |does not accept value )|Parameters '[^']*' are unexpected|Invalid parameter type for '[^']*', expected: |Value '.*' is too large for parameter '[^']*')/,
+  badArguments: new RegExp(
+    [
+      /^Parameter '[^']*' (is missing|is unexpected|expects |does not accept value )/,
+      /^Parameters '[^']*' are unexpected/,
+      /^Invalid parameter type for '[^']*', expected: /,
+      /^Value '.*' is too large for parameter '[^']*'/,
+    ]
+      .map((re) => re.source)
+      .join('|'),
+  ),
 } as const;
 
 export type AgentErrorText = keyof typeof AGENT_ERROR_TEXT;

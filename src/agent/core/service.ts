@@ -266,7 +266,10 @@ export class AgentService {
           const result = call({ signal: abort.signal, deadlineAt });
           if (!opts.onOutcome) return result;
           return result.then(
-            (value) => (opts.onOutcome!(true), value),
+            (value) => {
+              opts.onOutcome!(true);
+              return value;
+            },
             (err: unknown) => {
               opts.onOutcome!(false);
               throw err;

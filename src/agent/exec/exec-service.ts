@@ -89,14 +89,17 @@ function mapStatusError(err: unknown, dom: DomainRef, pid: number): unknown {
   if (err instanceof GatewayError && err.code === 'libvirt_error' && /Unable to encode message payload/.test(err.message)) {
     return new GatewayError(
       'agent_reply_too_large',
-      `process ${pid} exited, but its captured output made the agent's reply too large for libvirt's 4 MiB message (libvirt: ${err.message}); its exit status and output are lost. Keep captured output below about 3 MiB, or write it to a file in the guest`,
+      `process ${pid} exited, but its captured output made the agent's reply too large for libvirt's 4 MiB message (libvirt: ` +
+        `${err.message}); its exit status and output are lost. Keep captured output below about 3 MiB, ` +
+        'or write it to a file in the guest',
       { ...err.extras, domain: dom.name },
     );
   }
   if (isAgentError(err, 'unknownPid')) {
     return new GatewayError(
       'process_not_found',
-      `the guest agent knows no process ${pid}, and the gateway kept no result for it (started elsewhere, never started, or read longer ago than the result cache keeps)`,
+      `the guest agent knows no process ${pid}, and the gateway kept no result for it (started elsewhere, never started, ` +
+        'or read longer ago than the result cache keeps)',
       {
         ...err.extras,
         domain: dom.name,
@@ -156,7 +159,8 @@ export class ExecService {
     if (req.input && req.input.length > this.config.maxInputBytes) {
       throw new GatewayError(
         'payload_too_large',
-        `stdin of ${req.input.length} bytes is over the ${this.config.maxInputBytes} bytes the gateway sends with guest-exec (exec.maxInputBytes); write larger input to a file in the guest first`,
+        `stdin of ${req.input.length} bytes is over the ${this.config.maxInputBytes} bytes the gateway sends with guest-exec ` +
+          '(exec.maxInputBytes); write larger input to a file in the guest first',
         context,
       );
     }

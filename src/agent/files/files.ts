@@ -51,7 +51,10 @@ export class GuestFileService implements GuestFileOwner {
     }
     const file = new GuestFile(this, dom, path, handle, opts);
     let set = this.open.get(domainKey(dom));
-    if (!set) this.open.set(domainKey(dom), (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.open.set(domainKey(dom), set);
+    }
     set.add(file);
     // Opened while the gateway began to stop, or after the client left: do not keep it.
     if (this.stopping || opts.signal?.aborted) {

@@ -35,6 +35,7 @@ const POSIX_REPLACE = [
   'if [ "$(stat -L -c %d:%i:%h:%u:%s /proc/self/fd/3)" != "$me" ]; then rm -f -- "$t"; exit 6; fi',
   's=$(stat -c \'%F|%u:%g|%a\' -- "$f" 2>/dev/null)',
   'case "$s" in',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: POSIX shell parameter expansion (owner and mode cut out of $s), not a JS template
   '  regular*) o=${s#*|}; o=${o%|*}; m=${s##*|}',
   '    chown -- "$o" /proc/self/fd/3 2>/dev/null && echo owner',
   '    chmod -- "$m" /proc/self/fd/3 2>/dev/null && echo mode ;;',
@@ -82,7 +83,8 @@ function windowsReplace(temp: string, target: string, bytes: number): GuestProgr
       'if ($i -and ($i.Attributes -band [IO.FileAttributes]::ReparsePoint)) { Remove-Item -LiteralPath $t -Force; exit 3 }',
       // The temporary file as written: not swapped for a link (reparse point) or another file meanwhile.
       '$n = Get-Item -LiteralPath $t -Force',
-      `if (($n.Attributes -band [IO.FileAttributes]::ReparsePoint) -or $n.PSIsContainer -or $n.Length -ne ${bytes}) { Remove-Item -LiteralPath $t -Force; exit 6 }`,
+      `if (($n.Attributes -band [IO.FileAttributes]::ReparsePoint) -or $n.PSIsContainer -or $n.Length -ne ${bytes}) ` +
+        `{ Remove-Item -LiteralPath $t -Force; exit 6 }`,
       "try { if ($i) { [IO.File]::Replace($t, $f, $null); 'owner'; 'mode' } else { [IO.File]::Move($t, $f); 'new' } }",
       'catch { Remove-Item -LiteralPath $t -Force -ErrorAction SilentlyContinue; [Console]::Error.WriteLine($_.Exception.Message); exit 5 }',
     ].join('\n'),
@@ -99,7 +101,8 @@ export function replaceProgram(os: GuestOsFamily, temp: string, target: string, 
 export function removeProgram(os: GuestOsFamily, temp: string): GuestProgram {
   if (os === 'windows')
     return powershell(
-      `Remove-Item -LiteralPath ${powershellLiteral(temp)} -Force -ErrorAction SilentlyContinue; if (Test-Path -LiteralPath ${powershellLiteral(temp)}) { exit 1 }`,
+      `Remove-Item -LiteralPath ${powershellLiteral(temp)} -Force -ErrorAction SilentlyContinue; ` +
+        `if (Test-Path -LiteralPath ${powershellLiteral(temp)}) { exit 1 }`,
     );
   return { path: '/bin/rm', args: ['-f', '--', temp] };
 }

@@ -239,7 +239,8 @@ export class UploadService {
     if (outcome.exitCode === REPLACE_EXIT.symlink) {
       throw new GatewayError(
         'not_a_regular_file',
-        `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, or add ?atomic=false to write through the link`,
+        `${record.target} is a symbolic link: an atomic upload would replace the link itself. PUT the file it points to, ` +
+          'or add ?atomic=false to write through the link',
         { domain: dom.name },
       );
     }
@@ -247,7 +248,8 @@ export class UploadService {
       const type = outcome.stderr.trim() || 'not a regular file';
       throw new GatewayError(
         'not_a_regular_file',
-        `${record.target} is a ${type}: an atomic upload would put a plain file in its place. An upload names a file; to write to a device or FIFO, add ?atomic=false`,
+        `${record.target} is a ${type}: an atomic upload would put a plain file in its place. An upload names a file; ` +
+          'to write to a device or FIFO, add ?atomic=false',
         { domain: dom.name },
       );
     }
@@ -260,7 +262,8 @@ export class UploadService {
     }
     throw new GatewayError(
       'agent_error',
-      `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}; the target is unchanged`,
+      `the rename of ${record.temp} over ${record.target} failed in the guest (exit ${outcome.exitCode}): ` +
+        `${outcome.stderr.trim() || 'no message'}; the target is unchanged`,
       {
         domain: dom.name,
         command: guestExec.execute,
@@ -325,7 +328,8 @@ export class UploadService {
 function unavailable(dom: DomainRef, path: string, why: string, agentVersion?: string): GatewayError {
   return new GatewayError(
     'atomic_replace_unavailable',
-    `cannot replace ${path} in one step: ${why}. Add ?atomic=false to write the file in place (an interrupted upload then leaves it partly written), or let qemu-ga run guest-exec`,
+    `cannot replace ${path} in one step: ${why}. Add ?atomic=false to write the file in place (an interrupted upload then leaves ` +
+      'it partly written), or let qemu-ga run guest-exec',
     {
       domain: dom.name,
       command: guestExec.execute,
@@ -341,14 +345,16 @@ function openError(err: unknown, target: string, temp: string): unknown {
   if (err.code === 'file_not_found') {
     return new GatewayError(
       'file_not_found',
-      `the guest cannot create ${temp} (an atomic upload writes a new file beside the target): the directory ${dir} does not exist, or its file system takes no new files (procfs, sysfs: add ?atomic=false)`,
+      `the guest cannot create ${temp} (an atomic upload writes a new file beside the target): ` +
+        `the directory ${dir} does not exist, or its file system takes no new files (procfs, sysfs: add ?atomic=false)`,
       err.extras,
     );
   }
   if (err.code === 'permission_denied') {
     return new GatewayError(
       'permission_denied',
-      `the guest refused to create ${temp} in ${dir} (an atomic upload writes a new file beside the target; ?atomic=false writes the target in place): ${err.message}`,
+      `the guest refused to create ${temp} in ${dir} (an atomic upload writes a new file beside the target; ` +
+        `?atomic=false writes the target in place): ${err.message}`,
       err.extras,
     );
   }

@@ -130,7 +130,8 @@ export class FreezeRegistry implements CommandGuard {
     if (!entry?.frozen || commandFacts(execute)?.allowedWhileFrozen) return;
     throw new GatewayError(
       'state_conflict',
-      `${dom.name}'s file systems are frozen by the gateway until ${entry.thawAt.toISOString()}: only guest-ping, guest-info, guest-fsfreeze-status and guest-fsfreeze-thaw run until then (DELETE /domains/${dom.name}/fsfreeze thaws)`,
+      `${dom.name}'s file systems are frozen by the gateway until ${entry.thawAt.toISOString()}: only guest-ping, guest-info, ` +
+        `guest-fsfreeze-status and guest-fsfreeze-thaw run until then (DELETE /domains/${dom.name}/fsfreeze thaws)`,
       { domain: dom.name, command: execute },
     );
   }

@@ -57,7 +57,8 @@ export class RawCommandService {
       if (count !== undefined && (typeof count !== 'number' || count > MAX_RAW_FILE_READ_BYTES)) {
         throw new GatewayError(
           'command_forbidden',
-          `guest-file-read count must be a number of at most ${MAX_RAW_FILE_READ_BYTES} bytes: a larger reply fails libvirt's 4 MiB message cap, and one over 10 MiB breaks the domain's agent channel`,
+          `guest-file-read count must be a number of at most ${MAX_RAW_FILE_READ_BYTES} bytes: ` +
+            "a larger reply fails libvirt's 4 MiB message cap, and one over 10 MiB breaks the domain's agent channel",
           context,
         );
       }
@@ -66,7 +67,8 @@ export class RawCommandService {
     if (size > MAX_COMMAND_JSON_BYTES) {
       throw new GatewayError(
         'payload_too_large',
-        `the command is ${size} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably (a larger one can be misread and desynchronise the agent channel)`,
+        `the command is ${size} bytes of JSON, over the ${MAX_COMMAND_JSON_BYTES} bytes qemu-ga 7.2 parses reliably (a larger ` +
+          'one can be misread and desynchronise the agent channel)',
         context,
       );
     }

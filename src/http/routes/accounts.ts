@@ -83,7 +83,9 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       tags: ['accounts'],
       summary: "Set a guest user's password",
       description:
-        'Agent command: guest-set-user-password (the gateway base64-encodes the password). Answers 204. On Linux the agent runs chpasswd: a guest without it answers 501 guest_program_missing. The password is never logged nor echoed.',
+        'Agent command: guest-set-user-password (the gateway base64-encodes the password). Answers 204. ' +
+        'On Linux the agent runs chpasswd: a guest without it answers 501 guest_program_missing. ' +
+        'The password is never logged nor echoed.',
       params,
       body: passwordBody,
       response: { 204: z.null().describe('Password set') },
@@ -116,7 +118,8 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       tags: ['accounts'],
       summary: 'Add SSH authorized keys for a guest user (or replace them all)',
       description:
-        'Agent commands: guest-ssh-add-authorized-keys (with reset when asked), then guest-ssh-get-authorized-keys for the answer. Keys already there are not added twice. Malformed key lines: 400.',
+        'Agent commands: guest-ssh-add-authorized-keys (with reset when asked), then guest-ssh-get-authorized-keys for the ' +
+        'answer. Keys already there are not added twice. Malformed key lines: 400.',
       params,
       body: addKeysBody,
       response: { 200: keysSchema },
@@ -136,7 +139,8 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       tags: ['accounts'],
       summary: 'Remove SSH authorized keys of a guest user',
       description:
-        'Agent commands: guest-ssh-remove-authorized-keys, then guest-ssh-get-authorized-keys for the answer. The body (JSON) lists the key lines to remove; keys not there are ignored.',
+        'Agent commands: guest-ssh-remove-authorized-keys, then guest-ssh-get-authorized-keys for the answer. The body (JSON) ' +
+        'lists the key lines to remove; keys not there are ignored.',
       params,
       body: removeKeysBody,
       response: { 200: keysSchema },

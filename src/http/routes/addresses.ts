@@ -86,7 +86,8 @@ const domainFilter = z
     return tokens;
   })
   .describe(
-    'Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error',
+    'Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. ' +
+      'A filter also lists stopped and unknown domains, with their error',
   );
 
 const isLoopback = (nic: z.infer<typeof interfaceSchema>) =>
@@ -116,9 +117,12 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['network'],
           summary: "Every running domain's guest IP addresses, in one call",
           description:
-            'Agent command: guest-network-get-interfaces, sent to every running domain at once under one deadline (?timeoutMs=, default addresses.timeoutMs). ' +
-            'Each domain is ok with its non-loopback interfaces, or carries its error (agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). ' +
-            'Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. Domains that are not running are skipped unless the filter names them.',
+            'Agent command: guest-network-get-interfaces, sent to every running domain at once under one deadline ' +
+            '(?timeoutMs=, default addresses.timeoutMs). ' +
+            'Each domain is ok with its non-loopback interfaces, or carries its error ' +
+            '(agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). ' +
+            'Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. ' +
+            'Domains that are not running are skipped unless the filter names them.',
           querystring: z.object({
             domain: domainFilter,
             timeoutMs: z.coerce

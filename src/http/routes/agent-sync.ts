@@ -11,7 +11,8 @@ const syncRequestSchema = z
       .enum(['guest-sync-delimited', 'guest-sync'])
       .optional()
       .describe(
-        'guest-sync-delimited (the default over an agent socket) also makes the agent send 0xFF before its reply; guest-sync (the default, and the only one, through libvirt)',
+        'guest-sync-delimited (the default over an agent socket) also makes the agent send 0xFF before its reply; ' +
+          'guest-sync (the default, and the only one, through libvirt)',
       ),
   })
   .nullish();
@@ -59,7 +60,8 @@ export function agentSyncRoutes({ agent }: Gateway): DomainRoute[] {
       description:
         'Agent command: guest-sync-delimited or guest-sync with a fresh random id, queued like any command. ' +
         'Over an agent socket the gateway reports what it found before the answer (garbage, stale replies) and leaves the channel in step. ' +
-        "Through libvirt only guest-sync (400 for guest-sync-delimited): libvirt cannot read the 0xFF that comes before the reply and would mark the domain's agent broken until it reconnects. " +
+        'Through libvirt only guest-sync (400 for guest-sync-delimited): libvirt cannot read the 0xFF that comes before the ' +
+        "reply and would mark the domain's agent broken until it reconnects. " +
         'The raw command endpoint refuses these commands; this is the way to send them.',
       body: syncRequestSchema,
       response: { 200: syncReportSchema },

@@ -31,7 +31,8 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['domains'],
           summary: 'List every domain',
           description:
-            'Every domain of every libvirt host (that the token may touch), running or not, with its host, state and guest agent state. Talks to libvirt only, never to a guest. ' +
+            'Every domain of every libvirt host (that the token may touch), running or not, with its host, ' +
+            'state and guest agent state. Talks to libvirt only, never to a guest. ' +
             'A host that is down is listed in unavailableHosts and the others answer; a domain found on several hosts appears once per host.',
           response: {
             200: z.object({

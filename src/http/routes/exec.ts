@@ -56,7 +56,9 @@ function execStartBody(maxWaitMs: number) {
         .record(z.string().regex(envName, 'an environment variable name has no "=" or NUL'), z.string())
         .default({})
         .describe(
-          "Environment variables. Note: qemu-ga then runs the program with ONLY these (not the agent's own environment). Under an exec policy only the names its env list allows, and never a loader or interpreter variable (LD_*, DYLD_*, PATH, BASH_ENV, PYTHON*...): else 403",
+          "Environment variables. Note: qemu-ga then runs the program with ONLY these (not the agent's own environment). " +
+            'Under an exec policy only the names its env list allows, and never a loader or interpreter variable (LD_*, DYLD_*, ' +
+            'PATH, BASH_ENV, PYTHON*...): else 403',
         ),
       input: z
         .union([z.strictObject({ text: z.string() }), z.strictObject({ base64: z.base64() })])
@@ -84,13 +86,17 @@ function execStartBody(maxWaitMs: number) {
 }
 
 const OUTPUT_NOTE =
-  'Captured output comes back in full (up to 16 MiB a stream, base64 inside the agent reply) in the one guest-exec-status reply that says the process exited: ' +
-  "over about 3 MiB of output in all that reply fails libvirt's 4 MiB message cap and the output is lost; over about 7.5 MiB it breaks the domain's agent channel until the agent reconnects. " +
+  'Captured output comes back in full (up to 16 MiB a stream, base64 inside the agent reply) ' +
+  'in the one guest-exec-status reply that says the process exited: ' +
+  "over about 3 MiB of output in all that reply fails libvirt's 4 MiB message cap and the output is lost; " +
+  "over about 7.5 MiB it breaks the domain's agent channel until the agent reconnects. " +
   'The gateway cannot see the size beforehand: redirect large output to a file in the guest and read it with the file resources.';
 
 export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
   const { maxWaitMs, maxInputBytes } = config.exec;
-  const inputNote = `stdin up to ${maxInputBytes} bytes (exec.maxInputBytes), and the whole guest-exec command up to ${MAX_COMMAND_JSON_BYTES} bytes of JSON (qemu-ga 7.2 misreads larger commands): past either, 413.`;
+  const inputNote =
+    `stdin up to ${maxInputBytes} bytes (exec.maxInputBytes), and the whole guest-exec command up to ${MAX_COMMAND_JSON_BYTES} ` +
+    'bytes of JSON (qemu-ga 7.2 misreads larger commands): past either, 413.';
 
   return [
     domainRoute({
@@ -99,7 +105,10 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
       permission: 'exec',
       tags: ['exec'],
       summary: 'Start a program in the guest',
-      description: `Agent command: guest-exec (then guest-exec-status while waiting). Answers 201 with the pid and a Location to poll; with wait, the final result once it exited (or the still-running status at the bound). A missing program: 404 file_not_found with the agent's message; not executable: 403. Input: ${inputNote} ${OUTPUT_NOTE}`,
+      description:
+        'Agent command: guest-exec (then guest-exec-status while waiting). Answers 201 with the pid and a Location to poll; ' +
+        'with wait, the final result once it exited (or the still-running status at the bound). A missing program: ' +
+        `404 file_not_found with the agent's message; not executable: 403. Input: ${inputNote} ${OUTPUT_NOTE}`,
       body: execStartBody(maxWaitMs),
       response: { 201: execStatusSchema },
       problems: [403, 413, 501],
@@ -138,7 +147,11 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
       permission: 'exec',
       tags: ['exec'],
       summary: "A guest process's status and output",
-      description: `Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. A process's status is visible only to the identity that started it (through this route or a raw guest-exec) and to identities with scope admin: any other pid answers 404 process_not_found, without asking the agent. ${OUTPUT_NOTE}`,
+      description:
+        'Agent command: guest-exec-status (repeated while waiting). The agent forgets a process once it has reported it exited; ' +
+        'the gateway keeps that result for exec.resultCacheTtlMs, so asking again works. Unknown pid: 404 process_not_found. ' +
+        "A process's status is visible only to the identity that started it (through this route or a raw guest-exec) " +
+        `and to identities with scope admin: any other pid answers 404 process_not_found, without asking the agent. ${OUTPUT_NOTE}`,
       params: z.object({
         pid: z.coerce
           .number()
@@ -167,7 +180,8 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
         if (!identity.scopes.has('admin') && exec.ownerOf(dom, pid) !== identity.name) {
           throw new GatewayError(
             'process_not_found',
-            `no process ${pid} started by identity '${identity.name}' is known in this domain (a process's status is visible only to the identity that started it, and to 'admin')`,
+            `no process ${pid} started by identity '${identity.name}' is known in this domain (a process's status is visible ` +
+              "only to the identity that started it, and to 'admin')",
             { domain: dom.name },
           );
         }

@@ -43,7 +43,9 @@ const uploadQuery = z.object({
     .enum(['true', 'false'])
     .optional()
     .describe(
-      'Replacing (mode truncate): true (default) writes a temporary file beside the target and renames it over the target at the end, so that the file is replaced whole or not at all; false writes the target in place. Append and offset writes are always in place',
+      'Replacing (mode truncate): true (default) writes a temporary file beside the target and renames it over the target at the ' +
+        'end, so that the file is replaced whole or not at all; false writes the target in place. ' +
+        'Append and offset writes are always in place',
     ),
 });
 
@@ -129,7 +131,8 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
       tags: ['files'],
       summary: "A guest file's size",
       description:
-        'Agent commands: guest-file-open (mode r), guest-file-seek (whence end), guest-file-close. Content-Length is the size; absent when the file cannot tell (procfs).',
+        'Agent commands: guest-file-open (mode r), guest-file-seek (whence end), guest-file-close. Content-Length is the size; ' +
+        'absent when the file cannot tell (procfs).',
       params: pathParams,
       response: { 200: binaryBody('No body (HEAD): Content-Length is the size, with Accept-Ranges: bytes') },
       problems: [403, 501],
@@ -152,8 +155,11 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
       tags: ['files'],
       summary: 'Download a guest file (streamed; Range supported)',
       description:
-        `Agent commands: guest-file-open (mode r), guest-file-seek (size, and the start of a Range), guest-file-read (chunks of files.chunkBytes, ${cfg.chunkBytes} bytes here), guest-file-close. ` +
-        'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file). HEAD on the same path answers the size (Content-Length) without reading the file.',
+        'Agent commands: guest-file-open (mode r), guest-file-seek (size, and the start of a Range), ' +
+        `guest-file-read (chunks of files.chunkBytes, ${cfg.chunkBytes} bytes here), guest-file-close. ` +
+        'Streams as it reads: the next read is queued while one runs, and reads pause while the client does not keep up. ' +
+        'One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file). ' +
+        'HEAD on the same path answers the size (Content-Length) without reading the file.',
       params: pathParams,
       response: {
         200: binaryBody('The file'),
@@ -202,12 +208,22 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
       tags: ['files'],
       summary: 'Upload a guest file (streamed; replaced whole or not at all)',
       description:
-        'Agent commands: guest-file-open, guest-file-seek (offset), guest-file-write (at most 128 KiB each, the writeChunkBytes setting: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
-        "Replacing also runs guest-get-osinfo (once per domain) and the gateway's own rename program through guest-exec and guest-exec-status (that program only: this route runs nothing else). " +
-        "Replacing (the default mode) is atomic: the body goes into a temporary file beside the target (.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, giving it the old file's owner and mode and syncing it first; PowerShell File.Replace on Windows). " +
-        "Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused (409). An agent that cannot run guest-exec (disabled, as in RHEL's default qemu-ga configuration) gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. " +
-        'mode=append and offset write in place: an interrupted one leaves the bytes written so far (bytesWritten in the problem, the request log and the audit line). ' +
-        `The body is streamed, never held whole; larger than files.maxUploadBytes (${cfg.maxUploadBytes} here): 413, before anything is opened when Content-Length says so.`,
+        'Agent commands: guest-file-open, guest-file-seek (offset), guest-file-write (at most 128 KiB each, ' +
+        'the writeChunkBytes setting: qemu-ga misparses larger commands), guest-file-flush, guest-file-close. ' +
+        "Replacing also runs guest-get-osinfo (once per domain) and the gateway's own rename program through guest-exec and " +
+        'guest-exec-status (that program only: this route runs nothing else). ' +
+        'Replacing (the default mode) is atomic: the body goes into a temporary file beside the target ' +
+        '(.NAME.qga-gateway-RANDOM.tmp), which is renamed over the target in one step once it is complete, ' +
+        'flushed and closed (a fixed program run with guest-exec: sh -c with the paths as arguments, ' +
+        "giving it the old file's owner and mode and syncing it first; PowerShell File.Replace on Windows). " +
+        'Any failure before that (client gone, deadline, 413, agent error, gateway shutdown) ' +
+        'removes the temporary file and leaves the target as it was. A target that is a symbolic link or a directory is refused ' +
+        "(409). An agent that cannot run guest-exec (disabled, as in RHEL's default qemu-ga configuration) " +
+        'gets 501 atomic_replace_unavailable unless atomic=false asks for the old in-place write. ' +
+        'mode=append and offset write in place: an interrupted one leaves the bytes written so far (bytesWritten in the problem, ' +
+        'the request log and the audit line). ' +
+        `The body is streamed, never held whole; larger than files.maxUploadBytes (${cfg.maxUploadBytes} here): 413, ` +
+        'before anything is opened when Content-Length says so.',
       consumes: [OCTET_STREAM],
       params: pathParams,
       querystring: uploadQuery,

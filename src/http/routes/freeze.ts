@@ -139,8 +139,10 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
       tags: ['fsfreeze'],
       summary: 'Freeze the guest file systems, with a deadline',
       description:
-        'Agent commands: guest-fsfreeze-freeze, or guest-fsfreeze-freeze-list with mountpoints; then guest-fsfreeze-status. The gateway thaws (guest-fsfreeze-thaw) by itself after thawAfterMs, ' +
-        'when it shuts down, and never leaves a freeze behind. While frozen, other commands to the domain get 409 state_conflict (only guest-ping, guest-info, guest-fsfreeze-status and -thaw work). 409 when the gateway already holds a freeze.',
+        'Agent commands: guest-fsfreeze-freeze, or guest-fsfreeze-freeze-list with mountpoints; then guest-fsfreeze-status. ' +
+        'The gateway thaws (guest-fsfreeze-thaw) by itself after thawAfterMs, when it shuts down, and never leaves a freeze behind. ' +
+        'While frozen, other commands to the domain get 409 state_conflict ' +
+        '(only guest-ping, guest-info, guest-fsfreeze-status and -thaw work). 409 when the gateway already holds a freeze.',
       body: freezeBody.nullish(),
       response: { 200: freezeResultSchema },
       problems: [501],

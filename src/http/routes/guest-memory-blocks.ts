@@ -90,7 +90,9 @@ export function guestMemoryBlockRoutes({ agent }: Gateway): DomainRoute[] {
       tags: ['guest-settings'],
       summary: "Takes the guest's memory blocks online or offline",
       description:
-        'Agent commands: guest-get-memory-blocks (to check the request), then guest-set-memory-blocks. 400 for blocks the guest does not have, a block listed twice, or taking every block offline; 409 for a block the guest cannot take offline. Each block gets its own result.',
+        'Agent commands: guest-get-memory-blocks (to check the request), then guest-set-memory-blocks. ' +
+        '400 for blocks the guest does not have, a block listed twice, or taking every block offline; ' +
+        '409 for a block the guest cannot take offline. Each block gets its own result.',
       body: memoryBlockChangeBody,
       response: { 200: memoryBlockChangeResultSchema },
       problems: [501],

@@ -139,7 +139,8 @@ const diskStatsSchema = z
             >,
           )
           .describe(
-            'Counters since boot (/proc/diskstats); *Ms in milliseconds, sectors of 512 bytes; exact uint64 JSON integers (may exceed 2^53); null when the guest does not report one',
+            'Counters since boot (/proc/diskstats); *Ms in milliseconds, sectors of 512 bytes; ' +
+              'exact uint64 JSON integers (may exceed 2^53); null when the guest does not report one',
           ),
       }),
     ),

@@ -55,7 +55,8 @@ const setTimeBody = z
     z.strictObject({ source: z.enum(['host', 'hardware-clock']) }),
   ])
   .describe(
-    '{"time": ISO 8601} or {"time": {"ns": nanoseconds since the epoch}}: set it; {"source": "host"}: set it to the host\'s clock; {"source": "hardware-clock"}: set it from the guest\'s RTC',
+    '{"time": ISO 8601} or {"time": {"ns": nanoseconds since the epoch}}: set it; {"source": "host"}: ' +
+      'set it to the host\'s clock; {"source": "hardware-clock"}: set it from the guest\'s RTC',
   )
   .meta({ id: 'GuestTimeSetRequest', example: { time: '2026-11-28T00:07:14.5Z' } });
 
@@ -82,7 +83,8 @@ export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
       tags: ['guest-settings'],
       summary: "The guest's clock",
       description:
-        'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, read without rounding); Linux agents send whole microseconds.',
+        'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, ' +
+        'read without rounding); Linux agents send whole microseconds.',
       response: { 200: guestTimeSchema },
       problems: [501],
       answer: async ({ domain, agentOpts }) => ({ time: timeBody(await readGuestTime(agent, domain, agentOpts)) }),
@@ -95,7 +97,9 @@ export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
       tags: ['guest-settings'],
       summary: "Sets the guest's clock",
       description:
-        'Agent commands: guest-set-time (with a time: sets the system clock, then the RTC from it; without: sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, or one the guest kernel refuses (e.g. before the guest booted): 400.',
+        'Agent commands: guest-set-time (with a time: sets the system clock, then the RTC from it; without: ' +
+        'sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, ' +
+        'or one the guest kernel refuses (e.g. before the guest booted): 400.',
       body: setTimeBody,
       response: { 200: setTimeResultSchema },
       problems: [501],

@@ -79,7 +79,9 @@ export function guestVcpuRoutes({ agent }: Gateway): DomainRoute[] {
       tags: ['guest-settings'],
       summary: "Takes the guest's logical processors online or offline",
       description:
-        'Agent commands: guest-get-vcpus (to check the request), guest-set-vcpus, guest-get-vcpus. 400 for ids the guest does not have, an id listed twice, or taking every vCPU offline; 409 for a vCPU the guest cannot take offline. The answer says how many changes were applied.',
+        'Agent commands: guest-get-vcpus (to check the request), guest-set-vcpus, guest-get-vcpus. ' +
+        '400 for ids the guest does not have, an id listed twice, or taking every vCPU offline; ' +
+        '409 for a vCPU the guest cannot take offline. The answer says how many changes were applied.',
       body: vcpuChangeBody,
       response: { 200: vcpuChangeResultSchema },
       problems: [501],

@@ -91,7 +91,8 @@ export function hostRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['hosts'],
           summary: 'The libvirt hosts and their connection state',
           description:
-            'Every libvirt daemon in the configuration (libvirt.hosts; one named "local" by default), with the state of its connections, then the agent sockets\' host (agentSockets) when configured. ' +
+            'Every libvirt daemon in the configuration (libvirt.hosts; one named "local" by default), ' +
+            "with the state of its connections, then the agent sockets' host (agentSockets) when configured. " +
             'A host that is down makes only its own domains unavailable.',
           response: { 200: z.object({ hosts: z.array(hostSchema) }), ...problemResponses() },
         },

@@ -20,8 +20,10 @@ export function metricsRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           summary: 'Prometheus metrics',
           description:
             'Text exposition format, names prefixed qga_gateway_: HTTP requests by route pattern and status, agent command durations by command and outcome, ' +
-            'agent queue depth and rejections, agents connected, libvirt connections up and reconnects per host, guest file bytes read and written, freezes in force, ' +
-            'and the Node process. Needs the `metrics` scope unless metrics.public is true. No domain appears in a label unless metrics.perDomainLabels is true.',
+            'agent queue depth and rejections, agents connected, libvirt connections up and reconnects per host, ' +
+            'guest file bytes read and written, freezes in force, and the Node process. ' +
+            'Needs the `metrics` scope unless metrics.public is true. ' +
+            'No domain appears in a label unless metrics.perDomainLabels is true.',
           response: {
             200: { description: 'The metrics', content: { [prometheusContentType]: { schema: z.string() } } },
             ...problemResponses(403),

@@ -49,9 +49,13 @@ export function powerRoutes({ domains, power }: Gateway): DomainRoute[] {
       tags: ['power'],
       summary: 'Shut down, halt, reboot or suspend the guest from inside',
       description:
-        'Agent commands: guest-shutdown (shutdown, halt, reboot), guest-suspend-ram / -disk / -hybrid. None replies on success, so the gateway never waits for a reply: ' +
-        'shutdown uses virDomainShutdownFlags(GUEST_AGENT), reboot virDomainReboot(GUEST_AGENT), suspend-* virDomainPMSuspendForDuration; halt sends guest-shutdown {"mode":"halt"} and takes the agent vanishing as success. ' +
-        'Answers 202 when the guest has the request; watch GET /domains/{domain} (Location) for the state in `expect`. 501 when the agent lacks the command or the guest the suspend mode; 409 while the gateway holds the file systems frozen.',
+        'Agent commands: guest-shutdown (shutdown, halt, reboot), guest-suspend-ram / -disk / -hybrid. ' +
+        'None replies on success, so the gateway never waits for a reply: ' +
+        'shutdown uses virDomainShutdownFlags(GUEST_AGENT), reboot virDomainReboot(GUEST_AGENT), ' +
+        'suspend-* virDomainPMSuspendForDuration; ' +
+        'halt sends guest-shutdown {"mode":"halt"} and takes the agent vanishing as success. ' +
+        'Answers 202 when the guest has the request; watch GET /domains/{domain} (Location) for the state in `expect`. ' +
+        '501 when the agent lacks the command or the guest the suspend mode; 409 while the gateway holds the file systems frozen.',
       body: powerRequestSchema,
       response: { 202: powerAcceptedSchema },
       problems: [501],

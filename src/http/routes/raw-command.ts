@@ -39,9 +39,24 @@ export function rawCommandRoutes({ raw }: Gateway): DomainRoute[] {
       tags: ['agent'],
       summary: 'Run any guest-agent command (raw)',
       description:
-        'Agent command: the one named in `execute`, with `arguments`. Off unless rawCommands.enabled is true (else 403 command_forbidden). Still gated on what the agent offers (501), queued per domain and under the deadline. ' +
-        "Beside `admin`, the token needs the scope of the resource the command stands for (guest-exec: exec; guest-file-open: files:read and/or files:write by its mode; guest-file-read: files:read; guest-file-write and -flush: files:write; guest-set-user-password and guest-ssh-*: accounts; guest-set-time, -vcpus, -memory-blocks: power; guest-fsfreeze-*, guest-fstrim: freeze; guest-get-* and other queries: read), and the identity's policies apply as on the resource routes: a guest-file-open's path and mode against policies.files, a guest-exec's program and env against policies.exec. A file handle belongs to whoever opened it through this endpoint; one a file transfer holds is refused to all. Else 403 forbidden. " +
-        `Always refused (403 command_forbidden): guest-sync and guest-sync-delimited (the transport's), guest-exec-status (its reply can break the agent channel; use GET /domains/{domain}/exec/{pid}), guest-fsfreeze-freeze(-list) (use the freeze resource), commands without a success reply (guest-shutdown, guest-suspend-*), guest-file-read with a count over ${MAX_RAW_FILE_READ_BYTES}, and whatever rawCommands.deny lists. A command over ${MAX_COMMAND_JSON_BYTES} bytes of JSON: 413 (qemu-ga 7.2 misreads larger ones). Arguments the agent's schema refuses (missing, unexpected, of the wrong type, such as an argument only newer agents take): 400 invalid_request with agentDesc. Other agent errors: 502 agent_error with agentClass and agentDesc. Integers in the reply are passed on exactly, 64-bit ones included (JSON integers that may exceed 2^53).`,
+        'Agent command: the one named in `execute`, with `arguments`. Off unless rawCommands.enabled is true (else 403 ' +
+        'command_forbidden). Still gated on what the agent offers (501), queued per domain and under the deadline. ' +
+        'Beside `admin`, the token needs the scope of the resource the command stands for (guest-exec: exec; guest-file-open: ' +
+        'files:read and/or files:write by its mode; guest-file-read: files:read; guest-file-write and -flush: files:write; ' +
+        'guest-set-user-password and guest-ssh-*: accounts; guest-set-time, -vcpus, -memory-blocks: power; guest-fsfreeze-*, ' +
+        "guest-fstrim: freeze; guest-get-* and other queries: read), and the identity's policies apply as on the resource " +
+        "routes: a guest-file-open's path and mode against policies.files, a guest-exec's program and env against policies.exec. " +
+        'A file handle belongs to whoever opened it through this endpoint; one a file transfer holds is refused to all. ' +
+        'Else 403 forbidden. ' +
+        "Always refused (403 command_forbidden): guest-sync and guest-sync-delimited (the transport's), " +
+        'guest-exec-status (its reply can break the agent channel; use GET /domains/{domain}/exec/{pid}), ' +
+        'guest-fsfreeze-freeze(-list) (use the freeze resource), commands without a success reply (guest-shutdown, ' +
+        `guest-suspend-*), guest-file-read with a count over ${MAX_RAW_FILE_READ_BYTES}, and whatever rawCommands.deny lists. ` +
+        `A command over ${MAX_COMMAND_JSON_BYTES} bytes of JSON: 413 (qemu-ga 7.2 misreads larger ones). ` +
+        "Arguments the agent's schema refuses (missing, unexpected, of the wrong type, " +
+        'such as an argument only newer agents take): 400 invalid_request with agentDesc. Other agent errors: ' +
+        '502 agent_error with agentClass and agentDesc. Integers in the reply are passed on exactly, ' +
+        '64-bit ones included (JSON integers that may exceed 2^53).',
       body: rawCommandBody,
       response: { 200: rawCommandReply },
       problems: [403, 413, 501],

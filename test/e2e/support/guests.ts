@@ -78,7 +78,9 @@ export function assertProvisioned(): void {
  * backgrounds itself so that the guest-exec reply comes back before the agent stops.
  */
 export function stopAgentFor(domain: string, seconds: number): void {
-  const script = `(sleep 1; for p in $(pidof qemu-ga); do kill -STOP $p; done; sleep ${seconds}; for p in $(pidof qemu-ga); do kill -CONT $p; done) >/dev/null 2>&1 &`;
+  const script =
+    `(sleep 1; for p in $(pidof qemu-ga); do kill -STOP $p; done; sleep ${seconds}; ` +
+    'for p in $(pidof qemu-ga); do kill -CONT $p; done) >/dev/null 2>&1 &';
   agentCommand(domain, { execute: 'guest-exec', arguments: { path: '/bin/sh', arg: ['-c', script] } });
 }
 
