@@ -35,7 +35,7 @@ export function classify(bytes: Buffer): Classified {
   if (text.trim() === '') return { kind: 'blank' };
   try {
     // Read here only for its shape ("return"/"error", a sync id below 2^31): the reply text itself goes to the agent
-    // service, which parses it without rounding 64-bit integers (src/agent/core/agent-json.ts).
+    // service, which parses it without rounding 64-bit integers (src/agent/transports/agent-json.ts).
     const value: unknown = JSON.parse(text);
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       return { kind: 'reply', value: value as Record<string, unknown> };

@@ -5,10 +5,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { DomainDirectory } from '../domains/directory.js';
-import { isDomainId } from '../domains/domain-id.js';
+import { isDomainId } from '../config/domain-id.js';
 import { GatewayError } from '../errors.js';
-import type { Gateway } from '../gateway.js';
-import { authorizationHeader } from '../http/authorization-header.js';
+import { authorizationHeader } from './authorization-header.js';
 import type { DomainRef } from '../domains/vocabulary.js';
 import { clientCertificate, type ClientCertificate } from './client-certificate.js';
 import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
@@ -70,7 +69,7 @@ export class Authenticator {
 /** beforeAuthorise: runs once the identity is known, before its scope and domain are checked (the refusal limit). */
 export function registerAuthentication(
   app: FastifyInstance,
-  gateway: Gateway,
+  protectPublic: boolean,
   auth: Authenticator,
   beforeAuthorise: (request: FastifyRequest) => void = () => {},
 ): void {
@@ -79,8 +78,7 @@ export function registerAuthentication(
     const permission = request.routeOptions.config?.permission;
     if (!permission) return; // no such route: the not-found handler answers
     if (permission === 'public') {
-      if (gateway.config.auth.protectPublic)
-        request.identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
+      if (protectPublic) request.identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
       return;
     }
     const identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));

@@ -3,7 +3,7 @@
 // as /var/run/qemu-server/VMID.qga). These domains appear beside libvirt's under their own host name.
 import { z } from 'zod';
 import { hostNameSchema, ms } from '../config/fields.js';
-import { domainIdString } from '../domains/domain-id.js';
+import { domainIdString } from './domain-id.js';
 
 export const agentSocketsConfigSchema = z
   .strictObject({

@@ -5,7 +5,7 @@
 // serializer (serializer.ts) writes both as plain digits. Fields that are always that large (nanoseconds since
 // the epoch) are decimal strings instead (GuestTimeValue.ns).
 import { z } from 'zod';
-import { isExactInteger, type ExactInteger } from '../agent/core/agent-json.js';
+import { isExactInteger, type ExactInteger } from '../agent/transports/agent-json.js';
 
 /** A uint64 of the agent's, exact in the answer. OpenAPI: integer, format uint64. */
 export function exactUint64(description?: string): z.ZodType<ExactInteger> {

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { TOKEN_PREFIX } from '../auth/tokens.js';
-import { PreAuthenticationRefusal } from './authorization-header.js';
+import { PreAuthenticationRefusal } from '../auth/authorization-header.js';
 import { truncate } from './problem.js';
 import { splitUrl } from './url-parts.js';
 

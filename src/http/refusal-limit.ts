@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import { PreAuthenticationRefusal } from './authorization-header.js';
+import { PreAuthenticationRefusal } from '../auth/authorization-header.js';
 import type { ErrorRewrite } from './problem.js';
 
 /** Addresses counted at once; past it the oldest window goes. Bounds memory whatever the number of clients. */

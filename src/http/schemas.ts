@@ -1,6 +1,6 @@
 // Schemas shared by several routes.
 import { z } from 'zod';
-import { domainIdString } from '../domains/domain-id.js';
+import { domainIdString } from '../config/domain-id.js';
 import type { DomainRef } from '../domains/vocabulary.js';
 import { DOMAIN_STATES } from '../libvirt/protocol.js';
 

@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ResponseSerializationError } from 'fastify-type-provider-zod';
 import { $ZodType, safeEncode } from 'zod/v4/core';
-import { stringifyJson } from '../agent/core/agent-json.js';
+import { stringifyJson } from '../agent/transports/agent-json.js';
 
 type SerializerCompiler = Parameters<FastifyInstance['setSerializerCompiler']>[0];
 

@@ -11,7 +11,7 @@
 // {"error": ...} included (the agent service turns it into agent_error), no reply read for guest-shutdown and
 // guest-suspend-*. An { hang } reply waits until the call's deadline; a { libvirtError } is thrown as libvirt's.
 import { randomInt } from 'node:crypto';
-import { parseAgentJson } from '../../src/agent/core/agent-json.js';
+import { parseAgentJson } from '../../src/agent/transports/agent-json.js';
 import type { AgentBackend } from '../../src/domains/vocabulary.js';
 import type { AgentTransport, SyncReport, TransportRun } from '../../src/agent/transports/transport.js';
 import { LibvirtError } from '../../src/libvirt/errors.js';

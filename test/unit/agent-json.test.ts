@@ -1,8 +1,8 @@
 // Reading and writing the agent's JSON without rounding 64-bit integers (src/agent/core/agent-json.ts), and the
 // kernel's u32 behind qemu-ga's sign-extended route members (src/agent/core/reply-integers.ts).
 import { describe, expect, it } from 'vitest';
-import { isExactInteger, parseAgentJson, stringifyJson } from '../../src/agent/core/agent-json.js';
-import { agentInt64, agentUint64, kernelU32 } from '../../src/agent/core/reply-integers.js';
+import { isExactInteger, parseAgentJson, stringifyJson } from '../../src/agent/transports/agent-json.js';
+import { agentInt64, agentUint64, kernelU32 } from '../../src/agent/commands/reply-integers.js';
 
 describe('parseAgentJson', () => {
   it('keeps safe integers and fractions as numbers, makes larger integers exact bigints', () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { guestSshGetAuthorizedKeys } from '../../src/agent/commands/accounts.js';
 import { agentClassFromDesc } from '../../src/domains/backend-errors.js';
 import { AGENT_ERROR_TEXT, isAgentError, isCommandDisabled } from '../../src/agent/core/agent-errors.js';
-import { parseAgentJson } from '../../src/agent/core/agent-json.js';
+import { parseAgentJson } from '../../src/agent/transports/agent-json.js';
 import { guestInfo, guestPing } from '../../src/agent/commands/info.js';
 import { guestNetworkGetInterfaces } from '../../src/agent/commands/network.js';
 import type { AgentCommand } from '../../src/agent/commands/define.js';
@@ -24,7 +24,7 @@ import {
 import { guestFsfreezeStatus } from '../../src/agent/commands/fs.js';
 import * as facts from '../../src/agent/commands/index.js';
 import * as settings from '../../src/agent/commands/index.js';
-import { kernelU32 } from '../../src/agent/core/reply-integers.js';
+import { kernelU32 } from '../../src/agent/commands/reply-integers.js';
 import { LibvirtError } from '../../src/libvirt/errors.js';
 import type { AgentHandler } from '../support/fake-libvirtd.js';
 import {

@@ -1,6 +1,6 @@
 // the audit names the target of each state-changing call (README: guest path, program, ...). POST /exec
 // records `program`, a PUT records `path`; the raw endpoint reaching the same effect records only `command`:
-// targetOf() in src/auth/audit.ts reads body.path, never body.arguments.path. So running a program or opening a
+// targetOf() in src/http/audit.ts reads body.path, never body.arguments.path. So running a program or opening a
 // file through the raw endpoint leaves no trace of which.
 import { describe, expect, it } from 'vitest';
 import { startEnv, type Env } from '../support/guard-rail-env.js';

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
 import { command } from './define.js';
-import { agentInt64 } from '../core/reply-integers.js';
+import { agentInt64 } from './reply-integers.js';
 
 const handle = z.number().int();
 

@@ -2,7 +2,7 @@
 // read-only facts: mounted file systems, disks and their I/O statistics. Replies are loose objects: newer agents
 // add fields (total-bytes-privileged, smart, ...).
 import { z } from 'zod';
-import { agentUint64 } from '../core/reply-integers.js';
+import { agentUint64 } from './reply-integers.js';
 import { command, noArgs } from './define.js';
 
 const FREEZE_LEFT_IN_PLACE = "a freeze left in place hangs the guest's writes; use the freeze resource, which thaws on a deadline";

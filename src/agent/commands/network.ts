@@ -1,7 +1,7 @@
 // The guest's network as its agent sees it (qga/qapi-schema.json): interfaces with their addresses and counters,
 // and the routing table. Read-only.
 import { z } from 'zod';
-import { agentInt64, agentUint64 } from '../core/reply-integers.js';
+import { agentInt64, agentUint64 } from './reply-integers.js';
 import { command, noArgs } from './define.js';
 
 const ipAddress = z.looseObject({

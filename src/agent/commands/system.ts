@@ -2,12 +2,12 @@
 // memory blocks, CPU statistics and load, devices, and power (guest-shutdown, guest-suspend-*, which never reply on
 // success: src/agent/power/). Replies are loose objects: newer agents add fields.
 import { z } from 'zod';
-import { agentInt64, agentUint64 } from '../core/reply-integers.js';
+import { agentInt64, agentUint64 } from './reply-integers.js';
 import { command, known, noArgs } from './define.js';
 
 /**
  * Nanoseconds since the epoch (int64), a JSON number far above 2^53 today: read and sent as exact bigints
- * (core/agent-json.ts). Linux agents send whole microseconds (g_get_real_time() * 1000).
+ * (transports/agent-json.ts). Linux agents send whole microseconds (g_get_real_time() * 1000).
  */
 export const guestGetTime = command('guest-get-time', 'quick', noArgs, agentInt64(), { rawScope: 'read' });
 

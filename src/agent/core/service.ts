@@ -2,7 +2,7 @@
 // The agent service (this file) runs typed commands one at a time per domain (queue.ts), under a deadline that
 // covers queueing and the call, gated on what the agent offers (capabilities.ts) and on the guards (the freeze
 // registry), refused when larger than qemu-ga parses reliably (command-limits.ts), with the reply read without
-// losing 64-bit integers (agent-json.ts, reply-integers.ts) and checked against the command's schema; the
+// losing 64-bit integers (transports/agent-json.ts, commands/reply-integers.ts) and checked against the command's schema; the
 // transport's errors become the gateway's in src/domains/backend-errors.ts, and agent-errors.ts reads the agent's
 // own. Around it, one folder per feature: commands/ (the catalogue of commands), transports/ (libvirt, agent
 // socket), files/, exec/, freeze/, power/, guest/ (settings, time, accounts, addresses) and raw/ (the raw endpoint).
@@ -15,7 +15,7 @@ import type { AgentCommand } from '../commands/define.js';
 import { commandFacts } from '../commands/index.js';
 import { guestInfo, type guestInfoReply } from '../commands/info.js';
 import type { AgentTransport, SyncReport } from '../transports/transport.js';
-import { parseAgentJson, stringifyJson } from './agent-json.js';
+import { parseAgentJson, stringifyJson } from '../transports/agent-json.js';
 import { CapabilityCache, type AgentCapabilities } from './capabilities.js';
 import { MAX_COMMAND_JSON_BYTES } from './command-limits.js';
 import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';

@@ -4,9 +4,14 @@
 import { GatewayError } from '../../errors.js';
 import { isAgentError } from '../core/agent-errors.js';
 import { guestExec, guestExecStatus } from '../commands/exec.js';
-import type { GuestProgram } from '../files/replace-commands.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import type { DomainRef } from '../../domains/vocabulary.js';
+
+/** A program to run in the guest: its absolute path and arguments (no shell unless the path is one). */
+export interface GuestProgram {
+  path: string;
+  args: string[];
+}
 
 export interface ProgramOutcome {
   exitCode: number | null;

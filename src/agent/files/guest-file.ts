@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import { AGENT_ERROR_TEXT, isAgentError, isCommandDisabled } from '../core/agent-errors.js';
-import type { ExactInteger } from '../core/agent-json.js';
+import type { ExactInteger } from '../transports/agent-json.js';
 import { guestFileClose, guestFileFlush, guestFileRead, guestFileSeek, guestFileWrite } from '../commands/files.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import type { DomainRef } from '../../domains/vocabulary.js';

@@ -2,14 +2,10 @@
 // rename command. Each is a fixed program with a fixed script; the guest paths travel as separate arguments
 // (POSIX: "$1" and "$2" of sh -c) or as quoted literals inside a base64-encoded script (Windows PowerShell's
 // -EncodedCommand), never spliced into a command line a shell would parse.
+import type { GuestProgram } from '../exec/guest-program.js';
 
 /** 'windows' when guest-get-osinfo says mswindows (or, without that command, the path has a drive letter). */
 export type GuestOsFamily = 'posix' | 'windows';
-
-export interface GuestProgram {
-  path: string;
-  args: string[];
-}
 
 /** Exit statuses of the replace program (both families). */
 export const REPLACE_EXIT = { ok: 0, symlink: 3, notRegular: 4, moveFailed: 5, tempReplaced: 6 } as const;

@@ -5,7 +5,8 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../../errors.js';
 import type { StateJournal } from '../../state/journal.js';
-import { removeProgram, type GuestProgram } from './replace-commands.js';
+import type { GuestProgram } from '../exec/guest-program.js';
+import { removeProgram } from './replace-commands.js';
 import type { UploadRecord } from './upload-temp.js';
 import type { DomainRef } from '../../domains/vocabulary.js';
 

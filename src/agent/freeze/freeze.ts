@@ -8,7 +8,7 @@ import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { LifecycleEvent } from '../../libvirt/protocol.js';
-import type { ExactInteger } from '../core/agent-json.js';
+import type { ExactInteger } from '../transports/agent-json.js';
 import { guestFsfreezeFreeze, guestFsfreezeFreezeList, guestFsfreezeStatus, guestFsfreezeThaw, guestFstrim } from '../commands/fs.js';
 import { recoveryVerdict, toFreezeRecord, type FreezeRecord } from './freeze-journal.js';
 import type { FreezeRegistry, HeldFreeze } from './freeze-registry.js';

@@ -1,7 +1,7 @@
 // The guest clock in nanoseconds since the epoch, and ISO 8601 with up to nine fraction digits. Nanoseconds
 // are bigints here: today's values (~1.8e18) are far past the integers a JavaScript number holds exactly.
 import { GatewayError } from '../../errors.js';
-import type { ExactInteger } from '../core/agent-json.js';
+import type { ExactInteger } from '../transports/agent-json.js';
 
 const NS_PER_SECOND = 1_000_000_000n;
 

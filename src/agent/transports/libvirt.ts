@@ -3,7 +3,7 @@
 import { randomInt } from 'node:crypto';
 import type { DomainRef } from '../../domains/vocabulary.js';
 import type { LibvirtHosts } from '../../libvirt/hosts.js';
-import { parseAgentJson } from '../core/agent-json.js';
+import { parseAgentJson } from './agent-json.js';
 import type { AgentTransport, SyncReport, TransportRun } from './transport.js';
 
 /** Through libvirt, which runs its own guest-sync before every command and holds the domain's agent job. */

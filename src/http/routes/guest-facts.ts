@@ -1,5 +1,5 @@
 // Read-only facts about the guest: OS, host name, time zone, users, CPU statistics, load and routes.
-import type { ExactInteger } from '../../agent/core/agent-json.js';
+import type { ExactInteger } from '../../agent/transports/agent-json.js';
 import {
   CPU_STAT_KEYS,
   guestGetCpustats,
@@ -10,7 +10,7 @@ import {
   guestGetUsers,
 } from '../../agent/commands/system.js';
 import { guestNetworkGetRoute } from '../../agent/commands/network.js';
-import { kernelU32 } from '../../agent/core/reply-integers.js';
+import { kernelU32 } from '../../agent/commands/reply-integers.js';
 import type { Gateway } from '../../gateway.js';
 import { agentQuery } from '../agent-query.js';
 import type { DomainRoute } from '../domain-scope.js';

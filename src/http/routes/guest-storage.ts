@@ -1,6 +1,6 @@
 // The guest's filesystems (with used and total bytes), its disks, and their I/O statistics.
 import { z } from 'zod';
-import type { ExactInteger } from '../../agent/core/agent-json.js';
+import type { ExactInteger } from '../../agent/transports/agent-json.js';
 import { guestGetDisks, guestGetDiskstats, guestGetFsinfo, type DiskAddressReply } from '../../agent/commands/fs.js';
 import type { Gateway } from '../../gateway.js';
 import { agentQuery } from '../agent-query.js';

@@ -2,7 +2,7 @@
 // configured and connected), its agent job (one command per domain at a time, 68 after a bounded wait), its
 // timeouts (86 "not available for now"), and how it folds the agent's error into its own (1 "internal error:
 // unable to execute QEMU agent command 'X': desc"). The agent itself is the test's AgentHandler.
-import { parseAgentJson } from '../../../src/agent/core/agent-json.js';
+import { parseAgentJson } from '../../../src/agent/transports/agent-json.js';
 import { VirErrorCode } from '../../../src/libvirt/protocol.js';
 import {
   DomainState,

@@ -4,7 +4,7 @@
 // of them above 2^53 to the nearest double. libvirt passes them on as the agent wrote them.
 //
 // Integers a double holds exactly stay numbers; larger ones become bigints, which the reply schemas
-// (reply-integers.ts) accept where the agent may send them and refuse where it may not. Fractions and exponents
+// (../commands/reply-integers.ts) accept where the agent may send them and refuse where it may not. Fractions and exponents
 // (load averages, login times) are doubles in qemu-ga too: parsed as JSON.parse would.
 import { isInteger, parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
 

@@ -1,4 +1,4 @@
-// Zod pieces for the integers of agent replies, parsed by parseAgentJson (agent-json.ts): a safe integer is a
+// Zod pieces for the integers of agent replies, parsed by parseAgentJson (../transports/agent-json.ts): a safe integer is a
 // number, a larger one a bigint. Which one a member takes follows qga/qapi-schema.json and what real agents send:
 // - agentUint64(): uint64 counters and sizes (byte and packet counters, sectors, milliseconds, filesystem bytes):
 //   any size, kept exact; the HTTP answers write them as exact JSON integers (src/http/exact-integer.ts).
@@ -6,7 +6,7 @@
 // - z.number().int() (safe integers only) for handles, pids, counts, indexes: a bigint there is refused as a bad
 //   reply (502) rather than rounded.
 import { z } from 'zod';
-import type { ExactInteger } from './agent-json.js';
+import type { ExactInteger } from '../transports/agent-json.js';
 
 /** An integer of any size, as parseAgentJson gives it. */
 export const agentInt64 = (): z.ZodType<ExactInteger> => z.union([z.number().int(), z.bigint()]);

@@ -5,9 +5,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { withoutTokens } from '../http/query-secrets.js';
-import type { RefusalsLimited } from '../http/refusal-limit.js';
-import type { RequestDone } from '../http/request-context.js';
+import { withoutTokens } from './query-secrets.js';
+import type { RefusalsLimited } from './refusal-limit.js';
+import type { RequestDone } from './request-context.js';
 
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
