@@ -75,10 +75,6 @@ export class XdrWriter {
     return this;
   }
 
-  get length(): number {
-    return this.pos;
-  }
-
   toBuffer(): Buffer {
     return this.buf.subarray(0, this.pos);
   }
