@@ -132,6 +132,24 @@ def ensure_data_disk(g):
     os.rename(tmp, path)   # atomic: a half-made disk is never attached
 
 
+def virtio_disk(fmt, path):
+    """vda, a file on the host; discard='unmap' so that guest-fstrim really trims it."""
+    return f"""
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='{fmt}' discard='unmap'/>
+      <source file='{path}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>"""
+
+
+def direct_boot(kernel, initrd, cmdline):
+    """<os> boots the image's kernel and initrd itself: no boot loader in any image."""
+    return f"""
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>{cmdline}</cmdline>"""
+
+
 def domain_xml(g, images, log_dir):
     """The kernel command line: no_timer_check because under TCG on a loaded host the
     kernel's IO-APIC timer check fails and panics ("IO-APIC + timer doesn't work!", seen
@@ -148,30 +166,13 @@ def domain_xml(g, images, log_dir):
     </channel>"""
     disk = ""
     if g["dataDisk"]:
-        # discard='unmap': guest-fstrim really trims it.
-        disk = f"""
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw' discard='unmap'/>
-      <source file='{data_disk(name)}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>"""
-    boot = f"""
-    <kernel>{image_dir}/vmlinuz</kernel>
-    <initrd>{image_dir}/initrd.gz</initrd>
-    <cmdline>console=ttyS0 no_timer_check panic=5 qga.ip={g['ip']}</cmdline>"""
+        disk = virtio_disk("raw", data_disk(name))
+    boot = direct_boot(f"{image_dir}/vmlinuz", f"{image_dir}/initrd.gz", f"console=ttyS0 no_timer_check panic=5 qga.ip={g['ip']}")
     cpu = tcg = ""
     if g["image"] == "debian13":
-        # The root: a qcow2 overlay (see make_root_overlay), discard='unmap' so fstrim reaches it.
-        disk = f"""
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2' discard='unmap'/>
-      <source file='{root_overlay(name)}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>"""
-        boot = f"""
-    <kernel>{image_dir}/vmlinuz</kernel>
-    <initrd>{image_dir}/initrd.img</initrd>
-    <cmdline>root=/dev/vda rw console=ttyS0 no_timer_check panic=5</cmdline>"""
+        # The root: a qcow2 overlay (see make_root_overlay).
+        disk = virtio_disk("qcow2", root_overlay(name))
+        boot = direct_boot(f"{image_dir}/vmlinuz", f"{image_dir}/initrd.img", "root=/dev/vda rw console=ttyS0 no_timer_check panic=5")
         # TCG's translation buffer defaults to 1 GiB here: 128 MiB keeps QEMU at ~530 MB instead of
         # ~1.2 GB and boots as fast (measured, ../shared/FACTS.md). The 'max' CPU: a modern x86-64.
         tcg = """
