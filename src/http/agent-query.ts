@@ -7,9 +7,12 @@ import type { AnswerFields, DomainRoute } from './domain-scope.js';
 import type { Permission } from './permissions.js';
 
 export interface AgentQuerySpec<T, R extends z.ZodType> {
+  /** The operation's stable name (domain-scope.ts). */
+  operationId: string;
   path: string;
   permission: Permission;
   tags: string[];
+  /** Names what the answer is, too: its response's description. */
   summary: string;
   command: AgentCommand<undefined, T>;
   /** Which agents have the command, in parentheses after its name: 'qemu-ga 7.1+, Linux guests'. */
@@ -29,7 +32,7 @@ export function agentQuery<T, R extends z.ZodType>(agent: AgentService, spec: Ag
     ...rest,
     method: 'GET',
     description: `Agent command: ${command.execute}${requires ? ` (${requires})` : ''}.${details ? ` ${details}` : ''}`,
-    response: { 200: response },
+    response: { 200: { description: spec.summary, schema: response } },
     answer: async (request) => reshape(await agent.execute(request.domain, command, undefined, request.agentOpts)) as object,
   };
 }

@@ -3,7 +3,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { createAuditLog, registerAudit } from './audit.js';
 import { Authenticator, registerAuthentication } from '../auth/authenticate.js';
@@ -21,43 +21,10 @@ import { httpsOptions } from './tls.js';
 import { registerRequestContext } from './request-context.js';
 import { exactSerializerCompiler } from './serializer.js';
 import { applyServerTimeouts } from './server-timeouts.js';
-import { ROUTE_MODULES, ROUTE_TAGS } from './routes/index.js';
+import { ROUTE_MODULES } from './routes/index.js';
+import { swaggerOptions } from './openapi-document.js';
 
-export const API_VERSION = '0.1.0';
 const DOCS_PREFIX = '/docs';
-
-/** zod registers an input and an output variant of every named schema; keep the ones referenced. */
-type OpenApiObject = ReturnType<typeof jsonSchemaTransformObject>;
-function pruneUnusedComponents(doc: OpenApiObject): OpenApiObject {
-  const { components, ...rest } = doc as { components?: { schemas?: Record<string, unknown> } };
-  const schemas = components?.schemas;
-  if (!schemas) return doc;
-  let used = new Set<string>();
-  // Follow references from the paths, then from the kept schemas, until nothing new turns up.
-  let text = JSON.stringify(rest);
-  for (;;) {
-    const next = new Set([...text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!));
-    if (next.size === used.size) break;
-    used = next;
-    text = JSON.stringify([rest, ...[...used].map((n) => schemas[n])]);
-  }
-  const kept = Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name)));
-  return { ...doc, components: { ...components, schemas: kept } } as OpenApiObject;
-}
-
-/** Fastify's wildcard parameter is named '*'; the document calls it {path}, which clients can generate code for. */
-function nameWildcards(doc: OpenApiObject): OpenApiObject {
-  const paths = (doc as { paths?: Record<string, Record<string, { parameters?: { in: string; name: string }[] }>> }).paths;
-  if (!paths) return doc;
-  const renamed = Object.fromEntries(
-    Object.entries(paths).map(([url, item]) => {
-      if (!url.includes('{*}')) return [url, item];
-      for (const op of Object.values(item)) for (const p of op.parameters ?? []) if (p.in === 'path' && p.name === '*') p.name = 'path';
-      return [url.replace('{*}', '{path}'), item];
-    }),
-  );
-  return { ...doc, paths: renamed } as OpenApiObject;
-}
 
 export async function buildApp(
   gateway: Gateway,
@@ -113,6 +80,7 @@ export async function buildApp(
 
   // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later. So is
   // a route naming a domain outside a domain scope (domain-scope.ts): nothing would check the identity may touch it.
+  // And a documented route without an operationId: generated clients name their methods after it.
   app.addHook('onRoute', (route) => {
     // Swagger UI's routes (its page, assets and its own copy of the document) are public like /openapi.json,
     // so that auth.protectPublic covers them too.
@@ -123,6 +91,9 @@ export async function buildApp(
     }
     if (route.url.startsWith('/domains/:domain') && !route.config?.domainScope) {
       throw new Error(`route ${route.method} ${route.url} names a domain outside a domain scope`);
+    }
+    if (!route.url.startsWith(DOCS_PREFIX) && !route.schema?.hide && !route.schema?.operationId) {
+      throw new Error(`route ${route.method} ${route.url} has no operationId in its schema`);
     }
   });
 
@@ -135,35 +106,7 @@ export async function buildApp(
   registerProblemHandlers(app, refusals.rewrite);
   await registerRateLimit(app, gateway.config);
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'qga-gateway',
-        version: API_VERSION,
-        description:
-          'HTTP/REST resources for the QEMU guest agent of every libvirt domain. Errors are RFC 9457 problem+json with a stable `code`.',
-      },
-      tags: ROUTE_TAGS,
-      components: {
-        securitySchemes: {
-          bearerToken: {
-            type: 'http',
-            scheme: 'bearer',
-            description:
-              "A token from `npm run token`; its identity needs the operation's x-permission as a scope, and may touch only the domains its patterns match.",
-          },
-        },
-      },
-    },
-    transform: (args) => {
-      const out = jsonSchemaTransform(args);
-      const permission = args.route.config?.permission;
-      const security = permission && permission !== 'public' ? { security: [{ bearerToken: [] }] } : {};
-      return { ...out, schema: { ...out.schema, ...(permission ? { 'x-permission': permission } : {}), ...security } };
-    },
-    transformObject: (doc) => nameWildcards(pruneUnusedComponents(jsonSchemaTransformObject(doc))),
-  });
+  await app.register(fastifySwagger, swaggerOptions(gateway.config));
   if (gateway.config.openapi.docs) {
     await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });
   }

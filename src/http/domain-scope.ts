@@ -28,14 +28,28 @@ const AGENT_PROBLEMS = [404, 409, 502, 504];
 /** A route that only looks the domain up: not found, or ambiguous between hosts. */
 const LOOKUP_PROBLEMS = [404, 409];
 
-/** A response given as its content types (a file's bytes, the metrics text) rather than one JSON schema. */
-interface ContentResponse {
+/** A JSON answer: its schema, and what it is (the OpenAPI response's description). */
+export interface JsonResponse {
   description: string;
+  schema: z.ZodType;
+}
+/** A response given as its content types (a file's bytes) rather than one JSON schema, with the headers it sets. */
+export interface ContentResponse {
+  description: string;
+  headers?: Record<string, ResponseHeader>;
   content: Record<string, { schema: z.ZodType }>;
 }
-type Responses = Record<number, z.ZodType | ContentResponse>;
+/** A response header: its JSON schema, with its description (@fastify/swagger makes the header object of it). */
+export interface ResponseHeader {
+  description: string;
+  type: 'string' | 'integer';
+  minimum?: number;
+  enum?: string[];
+}
+type Responses = Record<number, JsonResponse | ContentResponse>;
 
 type Out<T, Absent> = T extends z.ZodType ? z.output<T> : Absent;
+type ResponseOut<T> = T extends JsonResponse ? z.output<T['schema']> : never;
 interface Parts<P, Q, B> {
   Params: { domain: string } & Out<P, unknown>;
   Querystring: { timeoutMs?: number } & Out<Q, unknown>;
@@ -52,11 +66,13 @@ export type DomainRequest<P = undefined, Q = undefined, B = undefined> = ScopedR
 };
 
 /** The JSON bodies a route's success responses describe. */
-type Answer<R extends Responses> = { [K in keyof R]: Out<R[K], never> }[keyof R];
+type Answer<R extends Responses> = { [K in keyof R]: ResponseOut<R[K]> }[keyof R];
 /** An answer about the domain, without the domain reference the scope puts first. */
 export type AnswerFields<T> = T extends unknown ? Omit<T, 'domain'> : never;
 
 interface DomainRouteBase<P, Q, B, R extends Responses, C> {
+  /** The operation's stable name in the OpenAPI document, the method name of generated clients: never renamed. */
+  operationId: string;
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Below /domains/:domain ('' for the domain itself). */
   path: string;
@@ -65,14 +81,15 @@ interface DomainRouteBase<P, Q, B, R extends Responses, C> {
   summary: string;
   /** Says first which agent command(s) the route sends. */
   description?: string;
-  /** Path parameters besides {domain}, query parameters besides ?timeoutMs=, and the body. */
+  /** Path parameters besides {domain}, query parameters besides ?timeoutMs=, the request headers it reads, and the body. */
   params?: P;
   querystring?: Q;
+  headers?: z.ZodObject;
   body?: B;
   consumes?: string[];
-  /** The success answers; the problem answers are added. */
+  /** The success answers; the problem answers are added (here and in openapi-document.ts). */
   response: R;
-  /** Problem statuses beyond those every agent route answers (AGENT_PROBLEMS). */
+  /** Problem statuses beyond those every agent route answers (AGENT_PROBLEMS) and those any route may (openapi-problems.ts). */
   problems?: number[];
   /** false for a route that only looks the domain up (no ?timeoutMs=, no agent problems). */
   agent?: false;
@@ -155,24 +172,49 @@ function takeBodyAsStream(scope: FastifyInstance): void {
   scope.addContentTypeParser('*', asStream);
 }
 
+/** Fastify validates and serialises with the schemas; the document's descriptions of JSON answers go in the config. */
+function splitResponses(responses: Responses) {
+  const schemas: Record<number, z.ZodType | ContentResponse> = {};
+  const descriptions: Record<number, string> = {};
+  for (const [status, r] of Object.entries(responses)) {
+    if ('schema' in r) {
+      schemas[Number(status)] = r.schema;
+      descriptions[Number(status)] = r.description;
+    } else schemas[Number(status)] = r;
+  }
+  return { schemas, descriptions };
+}
+
 function routeOptions(route: DomainRoute, deadline: z.ZodObject, services: Gateway): RouteOptions {
   const talksToAgent = route.agent !== false;
   const querystring = talksToAgent ? (route.querystring ? deadline.extend(route.querystring.shape) : deadline) : undefined;
+  const responses = splitResponses(route.response);
   return {
     method: route.method,
     url: `/domains/:domain${route.path}`,
-    config: { permission: route.permission, domainScope: true },
+    config: {
+      permission: route.permission,
+      domainScope: true,
+      responseDescriptions: responses.descriptions,
+      // @fastify/swagger leaves HEAD routes out unless asked: a declared one (files) is an operation of its own.
+      ...(route.method === 'HEAD' ? { swagger: { exposeHeadRoute: true } } : {}),
+    },
     ...(route.bodyLimit !== undefined ? { bodyLimit: route.bodyLimit } : {}),
     ...(route.exposeHeadRoute !== undefined ? { exposeHeadRoute: route.exposeHeadRoute } : {}),
     schema: {
+      operationId: route.operationId,
       tags: route.tags,
       summary: route.summary,
       ...(route.description !== undefined ? { description: route.description } : {}),
       ...(route.consumes ? { consumes: route.consumes } : {}),
       params: route.params ? domainParams.extend(route.params.shape) : domainParams,
       ...(querystring ? { querystring } : {}),
+      ...(route.headers ? { headers: route.headers } : {}),
       ...(route.body ? { body: route.body } : {}),
-      response: { ...route.response, ...problemResponses(...(talksToAgent ? AGENT_PROBLEMS : LOOKUP_PROBLEMS), ...(route.problems ?? [])) },
+      response: {
+        ...responses.schemas,
+        ...problemResponses(...(talksToAgent ? AGENT_PROBLEMS : LOOKUP_PROBLEMS), ...(route.problems ?? [])),
+      },
     },
     // The lookup is the handler's first step rather than a preHandler hook of the scope: that would run before the
     // rate limit (whose preHandler @fastify/rate-limit adds to each route), and the limit and the route's own checks

@@ -7,14 +7,13 @@
 import { z } from 'zod';
 import { isExactInteger, type ExactInteger } from '../agent/transports/agent-json.js';
 
-/** A uint64 of the agent's, exact in the answer. OpenAPI: integer, format uint64. */
+/** A uint64 of the agent's, exact in the answer. OpenAPI: a non-negative integer (no format names uint64: the description does). */
 export function exactUint64(description?: string): z.ZodType<ExactInteger> {
   const check = (v: unknown) => isExactInteger(v) && v >= 0;
   // z.unknown() underneath: zod cannot describe a bigint in JSON Schema, so the meta says what it is.
   const schema = z.unknown().refine(check, 'expected a non-negative integer') as unknown as z.ZodType<ExactInteger>;
   return schema.meta({
     type: 'integer',
-    format: 'uint64',
     minimum: 0,
     ...(description ? { description: `${description} (exact uint64: may exceed 2^53)` } : {}),
   });

@@ -1,5 +1,6 @@
 // The OpenAPI document as generated from the routes, with the default configuration and no libvirt
-// connection: the same text the checked-in openapi/openapi.json must hold.
+// connection: the same text the checked-in openapi/openapi.json must hold. (What a gateway serves at
+// /openapi.json follows its own configuration: auth.protectPublic, metrics.public...)
 import pino from 'pino';
 import { parseConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
@@ -7,9 +8,10 @@ import { buildApp } from './app.js';
 
 export const OPENAPI_FILE = 'openapi/openapi.json';
 
-export async function generateOpenApiText(): Promise<string> {
+/** The document a gateway with this configuration serves (the default one's is the checked-in file). */
+export async function generateOpenApiText(config: object = {}): Promise<string> {
   const log = pino({ level: 'silent' });
-  const gateway = new Gateway(parseConfig({}), log);
+  const gateway = new Gateway(parseConfig(config), log);
   const app = await buildApp(gateway, log, null);
   try {
     await app.ready();

@@ -47,17 +47,17 @@ export const problemSchema = z
 
 export type Problem = z.infer<typeof problemSchema>;
 
-function codesFor(status: number): string {
-  return errorCodes.filter((c) => ERROR_STATUS[c] === status).join(', ');
+/** What a problem answer of this status is: the codes it may carry. */
+export function problemDescription(status: number): string {
+  return `Problem: ${errorCodes.filter((c) => ERROR_STATUS[c] === status).join(', ')}`;
 }
 
 /** The error answers a route documents, keyed by status, each naming the codes it may carry. */
 export function problemResponses(...statuses: number[]) {
   return Object.fromEntries(
-    // 429: any route may be rate limited (limits.rateLimit); /healthz and /readyz never are, a harmless overstatement there.
-    [...new Set([400, 429, 500, 503, ...statuses])].map((s) => [
+    [...new Set(statuses)].map((s) => [
       s,
-      { description: `Problem: ${codesFor(s)}`, content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } } },
+      { description: problemDescription(s), content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } } },
     ]),
   );
 }

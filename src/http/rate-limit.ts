@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 
 /** Probes of a supervisor or load balancer must never be refused for coming too often. */
-const EXEMPT = new Set(['/healthz', '/readyz']);
+export const RATE_LIMIT_EXEMPT: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 export async function registerRateLimit(app: FastifyInstance, config: Config): Promise<void> {
   const { max, timeWindowMs } = config.limits.rateLimit;
@@ -21,7 +21,7 @@ export async function registerRateLimit(app: FastifyInstance, config: Config): P
     keyGenerator: (request) => (request.identity ? `identity:${request.identity.name}` : `address:${request.ip}`),
     max: (request) => ownLimit(request)?.max ?? max,
     timeWindow: (request) => ownLimit(request)?.timeWindowMs ?? timeWindowMs,
-    allowList: (request) => EXEMPT.has(request.routeOptions.url ?? ''),
+    allowList: (request) => RATE_LIMIT_EXEMPT.has(request.routeOptions.url ?? ''),
     // Thrown, so the problem handler answers with problem+json; the plugin has set Retry-After already.
     errorResponseBuilder: (_request, context) =>
       new GatewayError('rate_limited', `more than ${context.max} requests in the window; retry in ${context.after}`, {

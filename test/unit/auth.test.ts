@@ -68,7 +68,7 @@ describe('every guarded route', () => {
       const none = await call(o);
       expect(none.statusCode, `${o.method} ${o.url}`).toBe(401);
       expect(none.headers['www-authenticate']).toBe('Bearer realm="qga-gateway"');
-      expect(none.json().code).toBe('unauthenticated');
+      if (o.method !== 'HEAD') expect(none.json().code).toBe('unauthenticated');
       for (const bad of [newToken(), 'not a token', `${tokens.all}x`]) {
         const wrong = await call(o, bad);
         expect(wrong.statusCode, `${o.method} ${o.url}`).toBe(401);
@@ -93,6 +93,7 @@ describe('every guarded route', () => {
     for (const o of guarded) {
       const r = await call(o, scoped[otherScope(o.permission)]);
       expect(r.statusCode, `${o.method} ${o.url}`).toBe(403);
+      if (o.method === 'HEAD') continue; // no body to read
       expect(r.json()).toMatchObject({ code: 'forbidden' });
       expect(r.json().detail).toContain(o.permission);
     }
@@ -106,7 +107,7 @@ describe('every guarded route', () => {
       for (const url of [o.url, o.url.replace('/web1', `/${web1.uuid}`), o.url.replace('/web1', '/no-such-domain')]) {
         const r = await call({ method: o.method, url }, tokens.otherDomains);
         expect(r.statusCode, `${o.method} ${url}`).toBe(403);
-        expect(r.json().code).toBe('forbidden');
+        if (o.method !== 'HEAD') expect(r.json().code).toBe('forbidden');
       }
     }
     expect(fake.agentCommandCount).toBe(0);
@@ -141,7 +142,7 @@ describe('every scope but the one needed', () => {
     for (const o of guarded) {
       const r = await call(o, tokensByRoute.get(o));
       expect(r.statusCode, `${o.method} ${o.url}`).toBe(403);
-      expect(r.json().detail).toContain(`'${o.permission}'`);
+      if (o.method !== 'HEAD') expect(r.json().detail).toContain(`'${o.permission}'`);
     }
     expect(fake.agentCommandCount).toBe(0);
   });

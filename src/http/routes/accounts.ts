@@ -77,6 +77,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
 
   return [
     domainRoute({
+      operationId: 'setUserPassword',
       method: 'PUT',
       path: '/users/:user/password',
       permission: 'accounts',
@@ -88,7 +89,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
         'The password is never logged nor echoed.',
       params,
       body: passwordBody,
-      response: { 204: z.null().describe('Password set') },
+      response: { 204: { description: 'Password set', schema: z.null() } },
       problems: [501],
       handler: async (request, reply) => {
         await accounts.setPassword(request.domain, request.params.user, request.body.password, request.body.crypted, request.agentOpts);
@@ -98,6 +99,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'listSshKeys',
       method: 'GET',
       path: '/users/:user/ssh-keys',
       permission: 'accounts',
@@ -106,12 +108,13 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
       description:
         'Agent command: guest-ssh-get-authorized-keys. A user without ~/.ssh/authorized_keys has no keys (empty list); an unknown user: 404 user_not_found.',
       params,
-      response: { 200: keysSchema },
+      response: { 200: { description: "The user's authorized keys", schema: keysSchema } },
       problems: [501],
       answer: keysOf,
     }),
 
     domainRoute({
+      operationId: 'addSshKeys',
       method: 'POST',
       path: '/users/:user/ssh-keys',
       permission: 'accounts',
@@ -122,7 +125,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
         'answer. Keys already there are not added twice. Malformed key lines: 400.',
       params,
       body: addKeysBody,
-      response: { 200: keysSchema },
+      response: { 200: { description: "The user's authorized keys once added", schema: keysSchema } },
       problems: [501],
       answer: async (request) => {
         const { keys, reset } = request.body;
@@ -133,6 +136,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'removeSshKeys',
       method: 'DELETE',
       path: '/users/:user/ssh-keys',
       permission: 'accounts',
@@ -143,7 +147,7 @@ export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
         'lists the key lines to remove; keys not there are ignored.',
       params,
       body: removeKeysBody,
-      response: { 200: keysSchema },
+      response: { 200: { description: "The user's authorized keys once removed", schema: keysSchema } },
       problems: [501],
       answer: async (request) => {
         await accounts.removeKeys(request.domain, request.params.user, request.body.keys, request.agentOpts);

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import type { AddressEntry } from '../../agent/guest/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { problemResponses } from '../problem.js';
 import { normaliseInterfaces } from './network-interfaces.js';
 
 const MAX_FILTER = 1000;
@@ -112,8 +111,9 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     app.get(
       '/addresses',
       {
-        config: { permission: 'read' },
+        config: { permission: 'read', responseDescriptions: { 200: 'Every domain asked, with its addresses or its error' } },
         schema: {
+          operationId: 'listAddresses',
           tags: ['network'],
           summary: "Every running domain's guest IP addresses, in one call",
           description:
@@ -133,7 +133,7 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
               .optional()
               .describe('The deadline of the whole fan-out, in milliseconds'),
           }),
-          response: { 200: addressesSchema, ...problemResponses() },
+          response: { 200: addressesSchema },
         },
       },
       async (request) => {

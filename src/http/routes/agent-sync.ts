@@ -52,6 +52,7 @@ const syncReportSchema = z
 export function agentSyncRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'syncAgent',
       method: 'POST',
       path: '/agent/sync',
       permission: 'admin',
@@ -64,7 +65,7 @@ export function agentSyncRoutes({ agent }: Gateway): DomainRoute[] {
         "reply and would mark the domain's agent broken until it reconnects. " +
         'The raw command endpoint refuses these commands; this is the way to send them.',
       body: syncRequestSchema,
-      response: { 200: syncReportSchema },
+      response: { 200: { description: 'What the round trip found', schema: syncReportSchema } },
       answer: async (request) => {
         const report = await agent.sync(request.domain, request.body?.command, request.agentOpts);
         return { backend: agent.transportFor(request.domain).backend, ...report };

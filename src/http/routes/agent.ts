@@ -47,13 +47,14 @@ const roundedMsSince = (t0: number) => Math.round((performance.now() - t0) * 100
 export function agentRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'pingAgent',
       method: 'GET',
       path: '/agent/ping',
       permission: 'read',
       tags: ['agent'],
       summary: 'Is the guest agent answering?',
       description: 'Agent command: guest-ping. The cheapest liveness check of a guest agent; any error answer means no.',
-      response: { 200: pingSchema },
+      response: { 200: { description: 'The agent answered (or not, in time)', schema: pingSchema } },
       answer: async ({ domain, agentOpts }) => {
         const started = performance.now();
         await agent.execute(domain, guestPing, undefined, agentOpts);
@@ -62,13 +63,14 @@ export function agentRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'getAgentInfo',
       method: 'GET',
       path: '/agent',
       permission: 'read',
       tags: ['agent'],
       summary: "The guest agent's liveness, version and commands",
       description: 'Agent commands: guest-ping, then guest-info.',
-      response: { 200: agentInfoSchema },
+      response: { 200: { description: "The agent's version and commands", schema: agentInfoSchema } },
       answer: async ({ domain, agentOpts }) => {
         const started = performance.now();
         await agent.execute(domain, guestPing, undefined, agentOpts);

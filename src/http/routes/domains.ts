@@ -5,7 +5,6 @@ import { visibleTo } from '../../auth/authenticate.js';
 import type { DomainInfo } from '../../domains/sources.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';
-import { problemResponses } from '../problem.js';
 import { domainSchema, type DomainBody } from '../schemas.js';
 
 function toBody(d: DomainInfo): DomainBody {
@@ -26,8 +25,9 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     app.get(
       '/domains',
       {
-        config: { permission: 'read' },
+        config: { permission: 'read', responseDescriptions: { 200: 'The domains, and the hosts that could not be listed' } },
         schema: {
+          operationId: 'listDomains',
           tags: ['domains'],
           summary: 'List every domain',
           description:
@@ -41,7 +41,6 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
                 .array(z.object({ host: z.string(), code: z.string(), detail: z.string() }))
                 .describe('Hosts that could not be listed (several hosts configured): their domains are missing from this answer'),
             }),
-            ...problemResponses(),
           },
         },
       },
@@ -56,13 +55,16 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
 export function domainRoutes({ domains }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'getDomain',
       method: 'GET',
       path: '',
       permission: 'read',
       tags: ['domains'],
       summary: 'One domain, by name or UUID (host:name picks the host)',
+      description:
+        "What libvirt knows of the domain (its host, state, ids) and its guest agent's state; talks to libvirt only, never to the guest.",
       agent: false,
-      response: { 200: domainSchema },
+      response: { 200: { description: 'The domain', schema: domainSchema } },
       handler: async (request) => toBody(await domains.describe(request.domain, request.clientGone)),
     }),
   ];

@@ -100,6 +100,7 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
 
   return [
     domainRoute({
+      operationId: 'startExec',
       method: 'POST',
       path: '/exec',
       permission: 'exec',
@@ -110,7 +111,7 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
         'with wait, the final result once it exited (or the still-running status at the bound). A missing program: ' +
         `404 file_not_found with the agent's message; not executable: 403. Input: ${inputNote} ${OUTPUT_NOTE}`,
       body: execStartBody(maxWaitMs),
-      response: { 201: execStatusSchema },
+      response: { 201: { description: 'The process started: its pid, and its status when waited for', schema: execStatusSchema } },
       problems: [403, 413, 501],
       check: (request) => {
         const identity = requireIdentity(request.identity);
@@ -142,6 +143,7 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'getExecStatus',
       method: 'GET',
       path: '/exec/:pid',
       permission: 'exec',
@@ -169,7 +171,7 @@ export function execRoutes({ config, exec }: Gateway): DomainRoute[] {
           .optional()
           .describe(`Wait up to this long (at most ${maxWaitMs} ms) for the process to exit`),
       }),
-      response: { 200: execStatusSchema },
+      response: { 200: { description: "The process's status, and its output once it has exited", schema: execStatusSchema } },
       problems: [501],
       answer: async (request) => {
         const identity = requireIdentity(request.identity);

@@ -7,12 +7,21 @@ import type { UploadProgress } from '../../agent/files/uploads.js';
 import { checkFilePath } from '../../auth/policies.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { domainRoute, type DomainRequest, type DomainRoute, type ScopedRequest } from '../domain-scope.js';
+import {
+  type ContentResponse,
+  domainRoute,
+  type DomainRequest,
+  type DomainRoute,
+  type ResponseHeader,
+  type ScopedRequest,
+} from '../domain-scope.js';
 import { guestPathFromUrl } from '../file-path.js';
 import { parseRange } from '../range.js';
 import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 
 const OCTET_STREAM = 'application/octet-stream';
+/** Bytes, as OpenAPI 3.1 says it (3.0's format: binary is gone). */
+const bytesSchema = z.string().meta({ contentMediaType: OCTET_STREAM });
 
 const pathParams = z.object({
   '*': z
@@ -22,9 +31,29 @@ const pathParams = z.object({
     ),
 });
 
-const binaryBody = (description: string) => ({
+const HEADERS = {
+  'Content-Length': {
+    description: "The body's length in bytes; absent when the file cannot tell its size (procfs)",
+    type: 'integer',
+    minimum: 0,
+  },
+  'Accept-Ranges': { description: 'bytes, when the file has a size: a Range request is served', type: 'string', enum: ['bytes'] },
+  'Content-Range': { description: 'Which bytes of how many: bytes START-END/SIZE', type: 'string' },
+} satisfies Record<string, ResponseHeader>;
+
+const binaryBody = (description: string, headers: (keyof typeof HEADERS)[]): ContentResponse => ({
   description,
-  content: { [OCTET_STREAM]: { schema: z.string().meta({ format: 'binary' }) } },
+  headers: Object.fromEntries(headers.map((h) => [h, HEADERS[h]])),
+  content: { [OCTET_STREAM]: { schema: bytesSchema } },
+});
+
+const rangeHeader = z.looseObject({
+  range: z
+    .string()
+    .optional()
+    .describe(
+      'One byte range, bytes=START-END, bytes=START- or bytes=-LENGTH: answered 206; several ranges are ignored (200, the whole file)',
+    ),
 });
 
 const uploadQuery = z.object({
@@ -125,6 +154,7 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
 
   return [
     domainRoute({
+      operationId: 'headFile',
       method: 'HEAD',
       path: '/files/*',
       permission: 'files:read',
@@ -134,7 +164,9 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
         'Agent commands: guest-file-open (mode r), guest-file-seek (whence end), guest-file-close. Content-Length is the size; ' +
         'absent when the file cannot tell (procfs).',
       params: pathParams,
-      response: { 200: binaryBody('No body (HEAD): Content-Length is the size, with Accept-Ranges: bytes') },
+      response: {
+        200: binaryBody('No body (HEAD): Content-Length is the size, with Accept-Ranges: bytes', ['Content-Length', 'Accept-Ranges']),
+      },
       problems: [403, 501],
       check: (request) => allowedPath(request, 'read'),
       handler: async (request, reply, path) => {
@@ -147,6 +179,7 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'getFile',
       method: 'GET',
       path: '/files/*',
       // HEAD has its own route: Fastify's automatic one would read the whole file.
@@ -161,9 +194,10 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
         'One byte range (bytes=a-b, a-, -n) answers 206; several are ignored (200, whole file). ' +
         'HEAD on the same path answers the size (Content-Length) without reading the file.',
       params: pathParams,
+      headers: rangeHeader,
       response: {
-        200: binaryBody('The file'),
-        206: binaryBody('The requested range; Content-Range says which'),
+        200: binaryBody('The file', ['Content-Length', 'Accept-Ranges']),
+        206: binaryBody('The requested range; Content-Range says which', ['Content-Length', 'Accept-Ranges', 'Content-Range']),
       },
       problems: [403, 416, 501],
       check: (request) => allowedPath(request, 'read'),
@@ -200,6 +234,7 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'putFile',
       method: 'PUT',
       path: '/files/*',
       streamBody: true,
@@ -227,8 +262,8 @@ export function fileRoutes({ config, files, uploads }: Gateway): DomainRoute[] {
       consumes: [OCTET_STREAM],
       params: pathParams,
       querystring: uploadQuery,
-      body: z.unknown().meta({ description: 'The bytes of the file', type: 'string', format: 'binary' }),
-      response: { 200: fileWrittenSchema },
+      body: z.unknown().meta({ description: 'The bytes of the file', type: 'string', contentMediaType: OCTET_STREAM }),
+      response: { 200: { description: 'The file written', schema: fileWrittenSchema } },
       problems: [403, 413, 501],
       check: (request, reply) => {
         const path = allowedPath(request, 'write');

@@ -119,13 +119,17 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
 
   return [
     domainRoute({
+      operationId: 'getFreezeStatus',
       method: 'GET',
       path: '/fsfreeze',
       permission: 'read',
       tags: ['fsfreeze'],
       summary: 'Are the guest file systems frozen?',
       description: 'Agent command: guest-fsfreeze-status. Also says whether the gateway holds a freeze and when it thaws on its own.',
-      response: { 200: freezeStatusSchema },
+      response: {
+        200: { description: 'Whether the file systems are frozen, and the freeze the gateway holds', schema: freezeStatusSchema },
+      },
+      problems: [501],
       answer: async ({ domain, agentOpts }) => {
         const { status, held } = await freeze.status(domain, agentOpts);
         return { status, heldByGateway: heldBody(held) };
@@ -133,6 +137,7 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'freezeFilesystems',
       method: 'POST',
       path: '/fsfreeze',
       permission: 'freeze',
@@ -144,7 +149,7 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
         'While frozen, other commands to the domain get 409 state_conflict ' +
         '(only guest-ping, guest-info, guest-fsfreeze-status and -thaw work). 409 when the gateway already holds a freeze.',
       body: freezeBody.nullish(),
-      response: { 200: freezeResultSchema },
+      response: { 200: { description: 'The file systems frozen, and when the gateway thaws them', schema: freezeResultSchema } },
       problems: [501],
       answer: async (request) => {
         const body = request.body ?? {};
@@ -155,18 +160,20 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'thawFilesystems',
       method: 'DELETE',
       path: '/fsfreeze',
       permission: 'freeze',
       tags: ['fsfreeze'],
       summary: 'Thaw the guest file systems',
       description: 'Agent command: guest-fsfreeze-thaw. Thaws whoever froze; harmless when nothing is frozen (0).',
-      response: { 200: thawResultSchema },
+      response: { 200: { description: 'The file systems thawed', schema: thawResultSchema } },
       problems: [501],
       answer: async ({ domain, agentOpts }) => ({ thawedFileSystems: await freeze.thaw(domain, agentOpts), status: 'thawed' as const }),
     }),
 
     domainRoute({
+      operationId: 'trimFilesystems',
       method: 'POST',
       path: '/fstrim',
       // Like a freeze it acts on whole file systems and their I/O, and reads or writes no data: 'freeze'.
@@ -175,7 +182,7 @@ export function freezeRoutes({ config, freeze }: Gateway): DomainRoute[] {
       summary: 'Discard unused blocks of the guest file systems',
       description: 'Agent command: guest-fstrim. One result per mounted file system; those that cannot be trimmed carry an error.',
       body: trimBody.nullish(),
-      response: { 200: trimResultSchema },
+      response: { 200: { description: 'What each file system trimmed', schema: trimResultSchema } },
       problems: [501],
       answer: async (request) => ({ paths: await freeze.fstrim(request.domain, request.body?.minimumBytes, request.agentOpts) }),
     }),

@@ -21,6 +21,7 @@ const camelCpuKey = (k: (typeof CPU_STAT_KEYS)[number]) => `${k === 'guestnice' 
 export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     agentQuery(agent, {
+      operationId: 'getOsInfo',
       path: '/os',
       permission: 'read',
       tags: ['guest'],
@@ -46,6 +47,7 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getHostname',
       path: '/hostname',
       permission: 'read',
       tags: ['guest'],
@@ -57,6 +59,7 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getTimezone',
       path: '/timezone',
       permission: 'read',
       tags: ['guest'],
@@ -68,6 +71,7 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getLoggedInUsers',
       path: '/users',
       permission: 'read',
       tags: ['guest'],
@@ -87,6 +91,7 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getCpuStats',
       path: '/cpu-stats',
       permission: 'read',
       tags: ['guest'],
@@ -109,6 +114,7 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getLoad',
       path: '/load',
       permission: 'read',
       tags: ['guest'],
@@ -121,6 +127,7 @@ export function guestFactRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getRoutes',
       path: '/routes',
       permission: 'read',
       tags: ['network'],

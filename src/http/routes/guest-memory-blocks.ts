@@ -61,18 +61,20 @@ const memoryBlockChangeResultSchema = z
 export function guestMemoryBlockRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'getMemoryBlocks',
       method: 'GET',
       path: '/memory-blocks',
       permission: 'read',
       tags: ['guest-settings'],
       summary: "The guest's memory blocks",
       description: 'Agent command: guest-get-memory-blocks.',
-      response: { 200: memoryBlocksSchema },
+      response: { 200: { description: "The guest's memory blocks", schema: memoryBlocksSchema } },
       problems: [501],
       answer: async ({ domain, agentOpts }) => ({ blocks: await listMemoryBlocks(agent, domain, agentOpts) }),
     }),
 
     agentQuery(agent, {
+      operationId: 'getMemoryBlockInfo',
       path: '/memory-block-info',
       permission: 'read',
       tags: ['guest-settings'],
@@ -84,6 +86,7 @@ export function guestMemoryBlockRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'updateMemoryBlocks',
       method: 'PATCH',
       path: '/memory-blocks',
       permission: 'power',
@@ -94,7 +97,7 @@ export function guestMemoryBlockRoutes({ agent }: Gateway): DomainRoute[] {
         '400 for blocks the guest does not have, a block listed twice, or taking every block offline; ' +
         '409 for a block the guest cannot take offline. Each block gets its own result.',
       body: memoryBlockChangeBody,
-      response: { 200: memoryBlockChangeResultSchema },
+      response: { 200: { description: 'What happened to each block asked for', schema: memoryBlockChangeResultSchema } },
       problems: [501],
       answer: async (request) => {
         const changes = request.body.blocks.map((b) => ({ id: b.index, online: b.online }));

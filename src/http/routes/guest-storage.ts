@@ -192,6 +192,7 @@ function camelKeys(value: unknown): unknown {
 export function guestStorageRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     agentQuery(agent, {
+      operationId: 'getFilesystems',
       path: '/filesystems',
       permission: 'read',
       tags: ['guest'],
@@ -214,6 +215,7 @@ export function guestStorageRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getDisks',
       path: '/disks',
       permission: 'read',
       tags: ['guest'],
@@ -235,6 +237,7 @@ export function guestStorageRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     agentQuery(agent, {
+      operationId: 'getDiskStats',
       path: '/disk-stats',
       permission: 'read',
       tags: ['guest'],

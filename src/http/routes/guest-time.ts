@@ -77,6 +77,7 @@ function toSource(body: z.infer<typeof setTimeBody>): TimeSource {
 export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'getTime',
       method: 'GET',
       path: '/time',
       permission: 'read',
@@ -85,12 +86,13 @@ export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
       description:
         'Agent command: guest-get-time. The nanoseconds exactly as the agent sent them (a JSON number far above 2^53, ' +
         'read without rounding); Linux agents send whole microseconds.',
-      response: { 200: guestTimeSchema },
+      response: { 200: { description: "The guest's clock", schema: guestTimeSchema } },
       problems: [501],
       answer: async ({ domain, agentOpts }) => ({ time: timeBody(await readGuestTime(agent, domain, agentOpts)) }),
     }),
 
     domainRoute({
+      operationId: 'setTime',
       method: 'PUT',
       path: '/time',
       permission: 'power',
@@ -101,7 +103,7 @@ export function guestTimeRoutes({ agent }: Gateway): DomainRoute[] {
         'sets the system clock from the RTC), then guest-get-time. A time before 1970, after 2262-04-11, ' +
         'or one the guest kernel refuses (e.g. before the guest booted): 400.',
       body: setTimeBody,
-      response: { 200: setTimeResultSchema },
+      response: { 200: { description: 'The clock set', schema: setTimeResultSchema } },
       problems: [501],
       check: (request) => toSource(request.body),
       answer: async (request, _reply, source) => {

@@ -58,13 +58,14 @@ const vcpuChangeResultSchema = z
 export function guestVcpuRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'getVcpus',
       method: 'GET',
       path: '/vcpus',
       permission: 'read',
       tags: ['guest-settings'],
       summary: "The guest's logical processors",
       description: 'Agent command: guest-get-vcpus.',
-      response: { 200: vcpusSchema },
+      response: { 200: { description: "The guest's logical processors", schema: vcpusSchema } },
       problems: [501],
       answer: async ({ domain, agentOpts }) => {
         const vcpus = await listVcpus(agent, domain, agentOpts);
@@ -73,6 +74,7 @@ export function guestVcpuRoutes({ agent }: Gateway): DomainRoute[] {
     }),
 
     domainRoute({
+      operationId: 'updateVcpus',
       method: 'PATCH',
       path: '/vcpus',
       permission: 'power',
@@ -83,7 +85,7 @@ export function guestVcpuRoutes({ agent }: Gateway): DomainRoute[] {
         '400 for ids the guest does not have, an id listed twice, or taking every vCPU offline; ' +
         '409 for a vCPU the guest cannot take offline. The answer says how many changes were applied.',
       body: vcpuChangeBody,
-      response: { 200: vcpuChangeResultSchema },
+      response: { 200: { description: 'How many of the processors asked for changed', schema: vcpuChangeResultSchema } },
       problems: [501],
       answer: async (request) => {
         const r = await setVcpus(agent, request.domain, request.body.vcpus, request.agentOpts);

@@ -22,8 +22,16 @@ export function healthRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     app.get(
       '/healthz',
       {
-        config: { permission: 'public' },
-        schema: { tags: ['health'], summary: 'Liveness: the process is serving', response: { 200: z.object({ status: z.literal('ok') }) } },
+        config: { permission: 'public', responseDescriptions: { 200: 'The process is serving' } },
+        schema: {
+          operationId: 'getLiveness',
+          tags: ['health'],
+          summary: 'Liveness: the process is serving',
+          description:
+            'Answers as long as the process serves HTTP; checks nothing else (neither libvirt nor any guest), so that a supervisor ' +
+            'restarts the gateway only when the process itself is stuck.',
+          response: { 200: z.object({ status: z.literal('ok') }) },
+        },
       },
       async () => ({ status: 'ok' as const }),
     );
@@ -31,14 +39,21 @@ export function healthRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     app.get(
       '/readyz',
       {
-        config: { permission: 'public' },
+        config: {
+          permission: 'public',
+          responseDescriptions: { 200: 'Ready: a libvirt connection is open', 503: 'Not ready: no libvirt connection is open' },
+        },
         schema: {
+          operationId: 'getReadiness',
           tags: ['health'],
           summary: 'Readiness: at least one libvirt connection is open',
           description:
             'Never depends on a guest: a hung guest agent does not make the gateway unready. With several hosts, ready while any host is reachable: ' +
             'one host down makes only its own domains unavailable (see hosts[].state), and taking the gateway out of service would cut off the others.',
-          response: { 200: readySchema, 503: readySchema },
+          response: {
+            200: readySchema,
+            503: readySchema,
+          },
         },
       },
       async (_request, reply) => {

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import type { Gateway } from '../../gateway.js';
 import type { AgentSocketHost } from '../../agent-socket/host.js';
 import type { LibvirtHost } from '../../libvirt/hosts.js';
-import { problemResponses } from '../problem.js';
 
 export const hostSchema = z
   .object({
@@ -86,15 +85,16 @@ export function hostRoutes(gateway: Gateway): FastifyPluginAsyncZod {
     app.get(
       '/hosts',
       {
-        config: { permission: 'read' },
+        config: { permission: 'read', responseDescriptions: { 200: 'Every host, libvirt first' } },
         schema: {
+          operationId: 'listHosts',
           tags: ['hosts'],
           summary: 'The libvirt hosts and their connection state',
           description:
             'Every libvirt daemon in the configuration (libvirt.hosts; one named "local" by default), ' +
             "with the state of its connections, then the agent sockets' host (agentSockets) when configured. " +
             'A host that is down makes only its own domains unavailable.',
-          response: { 200: z.object({ hosts: z.array(hostSchema) }), ...problemResponses() },
+          response: { 200: z.object({ hosts: z.array(hostSchema) }) },
         },
       },
       async () => ({ hosts: await allHostBodies(gateway) }),

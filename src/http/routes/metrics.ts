@@ -4,7 +4,6 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { prometheusContentType } from 'prom-client';
 import { z } from 'zod';
 import type { Gateway } from '../../gateway.js';
-import { problemResponses } from '../problem.js';
 
 export function metricsRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   return async (app) => {
@@ -16,6 +15,7 @@ export function metricsRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       {
         config: { permission: config.public ? 'public' : 'metrics' },
         schema: {
+          operationId: 'getMetrics',
           tags: ['metrics'],
           summary: 'Prometheus metrics',
           description:
@@ -26,7 +26,6 @@ export function metricsRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             'No domain appears in a label unless metrics.perDomainLabels is true.',
           response: {
             200: { description: 'The metrics', content: { [prometheusContentType]: { schema: z.string() } } },
-            ...problemResponses(403),
           },
         },
       },

@@ -76,6 +76,7 @@ export function normaliseInterfaces(reply: GuestNetworkInterfaces): z.infer<type
 export function networkInterfaceRoutes({ agent }: Gateway): DomainRoute[] {
   return [
     agentQuery(agent, {
+      operationId: 'getNetworkInterfaces',
       path: '/network-interfaces',
       permission: 'read',
       tags: ['network'],
@@ -83,6 +84,7 @@ export function networkInterfaceRoutes({ agent }: Gateway): DomainRoute[] {
       command: guestNetworkGetInterfaces,
       details: 'Names normalised: mac, addresses[].family/address/prefix, statistics.',
       response: networkInterfacesSchema,
+      problems: [501],
       reshape: (reply) => ({ interfaces: normaliseInterfaces(reply) }),
     }),
   ];

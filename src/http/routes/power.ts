@@ -43,6 +43,7 @@ const powerAcceptedSchema = z
 export function powerRoutes({ domains, power }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'requestPowerAction',
       method: 'POST',
       path: '/power',
       permission: 'power',
@@ -57,7 +58,7 @@ export function powerRoutes({ domains, power }: Gateway): DomainRoute[] {
         'Answers 202 when the guest has the request; watch GET /domains/{domain} (Location) for the state in `expect`. ' +
         '501 when the agent lacks the command or the guest the suspend mode; 409 while the gateway holds the file systems frozen.',
       body: powerRequestSchema,
-      response: { 202: powerAcceptedSchema },
+      response: { 202: { description: 'The guest took the request (it acts on it asynchronously)', schema: powerAcceptedSchema } },
       problems: [501],
       answer: async (request, reply) => {
         const dom = request.domain;

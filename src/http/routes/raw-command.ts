@@ -33,6 +33,7 @@ const rawCommandReply = z
 export function rawCommandRoutes({ raw }: Gateway): DomainRoute[] {
   return [
     domainRoute({
+      operationId: 'runAgentCommand',
       method: 'POST',
       path: '/agent/commands',
       permission: 'admin',
@@ -58,7 +59,7 @@ export function rawCommandRoutes({ raw }: Gateway): DomainRoute[] {
         '502 agent_error with agentClass and agentDesc. Integers in the reply are passed on exactly, ' +
         '64-bit ones included (JSON integers that may exceed 2^53).',
       body: rawCommandBody,
-      response: { 200: rawCommandReply },
+      response: { 200: { description: "The agent's reply", schema: rawCommandReply } },
       problems: [403, 413, 501],
       // A disabled endpoint, or a command refused whatever the domain, says so before the domain is looked up.
       check: (request) => raw.check(request.body),
