@@ -3,7 +3,7 @@
 #   localhost/qga-debian:bookworm        a Debian bookworm root file system (debootstrap --variant=minbase),
 #                                        cached as a tarball and brought in with `podman import`
 #   localhost/node:24-bookworm-slim      a stand-in for Docker Hub's node:24-bookworm-slim built FROM it, carrying
-#                                        the Node 24 and npm of scripts/node24.sh laid out as the official image
+#                                        the Node 24 and npm of scripts/node.sh laid out as the official image
 #                                        does (/usr/local/bin/node, /usr/local/lib/node_modules/npm, user node
 #                                        1000, docker-entrypoint.sh)
 # `podman build --pull=never` then resolves the Dockerfile's short name node:24-bookworm-slim to the local image.
@@ -118,7 +118,7 @@ else
 fi
 
 # ---- the node:24-bookworm-slim stand-in -----------------------------------------------------------------------
-node_bin=$(bash scripts/node24.sh)
+node_bin=$(bash scripts/node.sh 24)
 node_tree=$(dirname "$node_bin")
 node_version=$("$node_bin/node" --version)
 ctx=$(mktemp -d)

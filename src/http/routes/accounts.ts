@@ -2,27 +2,13 @@
 // authorized keys, GET/POST/DELETE /domains/{domain}/users/{user}/ssh-keys (guest-ssh-*-authorized-keys).
 // The password is never logged nor echoed: it leaves the gateway only base64-encoded inside the agent command.
 import { z } from 'zod';
-import { sshKeyProblem } from '../../agent/guest/ssh-keys.js';
+import { guestUserName, PASSWORD_LINE, PASSWORD_LINE_MESSAGE, sshKeyLineChecked } from '../../agent/guest/account-rules.js';
 import type { Gateway } from '../../gateway.js';
 import { domainRoute, type DomainRequest, type DomainRoute } from '../domain-scope.js';
 import { domainRefSchema, EXAMPLE_DOMAIN } from '../schemas.js';
 const KEY_EXAMPLE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILs6z9QV1ve7cx4wYGtWe06S28D4feUoGDXKiZh6/yKq alice@laptop';
 
-const userName = z
-  .string()
-  .min(1)
-  .max(256)
-  // Neither Linux nor Windows account names hold these; "/" would also escape the home directory lookup.
-  .regex(/^[^\u0000-\u001f\u007f/:\\]+$/, 'must not contain control characters, "/", "\\" or ":"')
-  .describe('The guest user name');
-
-const sshKeyLine = z
-  .string()
-  .max(16 * 1024)
-  .superRefine((line, ctx) => {
-    const problem = sshKeyProblem(line);
-    if (problem) ctx.addIssue({ code: 'custom', message: `not an OpenSSH public key: ${problem}` });
-  })
+const sshKeyLine = sshKeyLineChecked
   // Sent as the agent will store it, so that removing the same line later matches.
   .transform((line) => line.trim())
   .describe('One OpenSSH public key line: "type base64-key [comment]", without options');
@@ -33,7 +19,7 @@ const passwordBody = z
       .string()
       .min(1)
       .max(1024)
-      .regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL')
+      .regex(PASSWORD_LINE, PASSWORD_LINE_MESSAGE)
       .describe('The new password in plain text, or a crypt(3) hash when crypted is true'),
     crypted: z.boolean().default(false).describe('password is already a crypt(3) hash ($6$...)'),
   })
@@ -69,7 +55,7 @@ const removeKeysBody = z
   .meta({ id: 'SshKeysRemove', example: { keys: [KEY_EXAMPLE] } });
 
 export function accountRoutes({ accounts }: Gateway): DomainRoute[] {
-  const params = z.object({ user: userName });
+  const params = z.object({ user: guestUserName });
   const keysOf = async (request: DomainRequest<typeof params>) => ({
     user: request.params.user,
     keys: await accounts.getKeys(request.domain, request.params.user, request.agentOpts),

