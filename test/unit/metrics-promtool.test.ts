@@ -2,36 +2,18 @@
 // scripts/promtool.sh) must find nothing in /metrics after traffic through every metric family the gateway has,
 // Node's process metrics included. It checks names, types, HELP and suffixes of what is there, so the test also
 // asserts that the families are there with samples: an empty scrape would pass promtool.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { FakeGuestFiles } from '../support/fake-guest-files.js';
 import { defaultAgentHandler, waitFor, type AgentHandler, type AgentReply } from '../support/fake-libvirtd.js';
 import { build, request } from '../support/harness.js';
 import { operationsAgent } from '../support/operations-agent.js';
+import { checkMetrics, metricFamilies, promtoolPath, sample } from '../support/promtool.js';
 
 let promtool = '';
 beforeAll(() => {
-  // Installs the package on the first run (a minute or so); answers at once after that.
-  promtool = execFileSync('bash', ['scripts/promtool.sh'], { encoding: 'utf8' }).trim();
+  promtool = promtoolPath();
 }, 300_000);
-
-/** promtool's verdict on an exposition: its exit status and everything it printed. */
-function checkMetrics(text: string): { status: number | null; output: string } {
-  const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
-  return { status: r.status, output: `${r.stdout}${r.stderr}` };
-}
-
-/** Each family of the exposition by name, with its type (from the # TYPE lines). */
-function families(text: string): Record<string, string> {
-  return Object.fromEntries([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-}
-
-/** The value of the sample written exactly so (name and labels as the exposition writes them); undefined when absent. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 const P = 'qga_gateway_';
 
@@ -108,9 +90,9 @@ describe('promtool check metrics', () => {
     expect(scrape.status).toBe(200);
     const text = scrape.raw;
 
-    expect(checkMetrics(text)).toEqual({ status: 0, output: '' });
+    expect(checkMetrics(promtool, text)).toEqual({ status: 0, output: '' });
 
-    expect(families(text)).toMatchObject(Object.fromEntries(Object.entries(FAMILIES).map(([name, type]) => [P + name, type])));
+    expect(metricFamilies(text)).toMatchObject(Object.fromEntries(Object.entries(FAMILIES).map(([name, type]) => [P + name, type])));
     const agentCalls = (command: string, outcome: string) =>
       sample(text, `${P}agent_command_duration_seconds_count{command="${command}",outcome="${outcome}"}`);
     expect(agentCalls('guest-ping', 'ok')).toBe(1);
