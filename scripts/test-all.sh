@@ -18,6 +18,8 @@ echo "== provisioning libvirt and the test guests"
 bash scripts/provision-guests.sh
 echo "== qemu-ga 10.0 (Debian 13's) for the tests against an agent on the host"
 bash scripts/qemu-ga-10.sh >/dev/null
+echo "== promtool (Debian's prometheus package, server not started) for the checks of /metrics"
+bash scripts/promtool.sh >/dev/null
 echo "== type check"
 npm run --silent lint
 echo "== build"

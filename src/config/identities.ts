@@ -1,8 +1,12 @@
-// What the configuration may say of an identity beyond its name, token and scopes: the domain patterns it is
-// granted (their grammar; src/auth/domain-patterns.ts matches them) and its policies (their schema;
-// src/auth/policies.ts compiles and applies them). Here so that the config's schema needs nothing of src/auth.
+// What the configuration may say of an identity beyond its token and scopes: its name (the rule `npm run token`
+// applies too, src/cli/token-args.ts), the domain patterns it is granted (their grammar; src/auth/domain-patterns.ts
+// matches them) and its policies (their schema; src/auth/policies.ts compiles and applies them). Here so that the
+// config's schema needs nothing of src/auth.
 import { z } from 'zod';
 import { isLoaderVariable } from './loader-env.js';
+
+/** An identity's name, as logs, audit lines and rate limits call it. */
+export const identityNameSchema = z.string().min(1).max(128);
 
 const HOST_PART = /^[a-z0-9*?][a-z0-9._*?-]*$/;
 

@@ -4,7 +4,7 @@
 // given), fields.ts holds shared field schemas, and load.ts reads the file and the environment.
 import { z } from 'zod';
 import { agentSocketsConfigSchema } from './agent-sockets.js';
-import { domainPatternProblem, policiesConfigSchema } from './identities.js';
+import { domainPatternProblem, identityNameSchema, policiesConfigSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 
@@ -185,7 +185,7 @@ export const configSchema = z.strictObject({
       identities: z
         .array(
           z.strictObject({
-            name: z.string().min(1).max(128),
+            name: identityNameSchema,
             /** SHA-256 (hex) of the token: `npm run token` prints a new token and this hash. The token itself is never stored. */
             tokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of a SHA-256'),
             scopes: z.array(z.enum(SCOPES)).min(1),
