@@ -27,7 +27,9 @@ async function main(): Promise<void> {
       'DEVELOPMENT MODE: auth.mode is none, so anyone who reaches this loopback listener can read and write files and run programs in every guest',
     );
   } else if (config.auth.identities.length === 0) {
-    log.warn('auth.identities is empty: every route but the public ones answers 401 (create one with `npm run token -- NAME [SCOPE...]`)');
+    log.warn(
+      'auth.identities is empty: every route but the public ones answers 401 (create one with `npm run token -- NAME [SCOPE...]`, in the image `node dist/cli/new-token.js NAME [SCOPE...]`)',
+    );
   }
   // Before listening: state.dir's lock and the records a previous run left (a dead run's, never this one's).
   await gateway.start();

@@ -90,6 +90,39 @@ describe('the image', () => {
     expect(added.trim().split(' ').map(Number)).toContain(4242);
   });
 
+  it("has no package manager of Node (npm, npx, corepack, yarn), and keeps the Debian base's dpkg", async () => {
+    const found = await podman([
+      'run',
+      '--rm',
+      ...CONTAINER_FLAGS,
+      IMAGE,
+      'sh',
+      '-c',
+      'for c in npm npx corepack yarn yarnpkg; do command -v $c; done; ls -A /usr/local/lib/node_modules 2>/dev/null; true',
+    ]);
+    expect(found).toBe('');
+    expect(await podman(['run', '--rm', ...CONTAINER_FLAGS, IMAGE, 'sh', '-c', 'for c in node dpkg; do command -v $c; done'])).toBe(
+      '/usr/local/bin/node\n/usr/bin/dpkg\n',
+    );
+  });
+
+  it('a new revision reuses every file-system layer but the last (1.5 kB): the build arguments that change each commit come last', async () => {
+    const layers = async (image: string) =>
+      JSON.parse((await podman(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', image])).trim());
+    const other = `${IMAGE}-next-revision`;
+    await buildImage({ ...BUILD_ARGS, VERSION: `${BUILD_ARGS.VERSION}-next`, REVISION: 'f'.repeat(40) }, other);
+    try {
+      const [mine, next] = [await layers(IMAGE), await layers(other)];
+      expect(next.length).toBe(mine.length);
+      expect(next.slice(0, -1)).toEqual(mine.slice(0, -1));
+      expect(JSON.parse(await podman(['image', 'inspect', '--format', '{{json .Labels}}', other]))).toMatchObject({
+        'org.opencontainers.image.revision': 'f'.repeat(40),
+      });
+    } finally {
+      await podmanRun(['rmi', other]);
+    }
+  });
+
   it('carries the OCI labels, the version and revision it was built with', async () => {
     const labels = JSON.parse(await inspectImage('{{json .Labels}}')) as Record<string, string>;
     expect(labels).toMatchObject({
@@ -131,10 +164,37 @@ describe('the image', () => {
 describe('the running container', () => {
   it("passes its own health check (podman runs the image's HEALTHCHECK command inside it)", async () => {
     const check = JSON.parse(await inspectImage('{{json .HealthCheck}}')) as { Test: string[] };
-    expect(check.Test.join(' ')).toContain('/healthz');
+    expect(check.Test).toEqual(['CMD', 'node', '/app/dist/cli/healthcheck.js']);
     const r = await podmanRun(['healthcheck', 'run', gw.name]);
     expect(r.stderr).not.toMatch(/unhealthy/);
     expect(r.code).toBe(0);
+    // The check itself says unhealthy where nothing listens (exit 1, as Docker means it).
+    const wrongPort = await podmanRun(['exec', '--env', 'PORT=1', gw.name, 'node', '/app/dist/cli/healthcheck.js']);
+    expect(wrongPort.stdout).toMatch(/^unhealthy: http:\/\/127\.0\.0\.1:1\/healthz: connect ECONNREFUSED/);
+    expect(wrongPort.code).toBe(1);
+  });
+
+  it('passes its health check when HOST is a specific address (127.0.0.2), where 127.0.0.1 finds nothing', async () => {
+    const other = await startContainer({ extraArgs: ['--env', 'HOST=127.0.0.2'] });
+    try {
+      const url = other.url.replace('127.0.0.1', '127.0.0.2');
+      await waitFor200(`${url}/healthz`, 60_000);
+      const r = await podmanRun(['healthcheck', 'run', other.name]);
+      expect(r.stderr).not.toMatch(/unhealthy/);
+      expect(r.code).toBe(0);
+      // The image's former check: node's fetch of 127.0.0.1, whatever HOST said.
+      const port = new URL(url).port;
+      const former = await podmanRun([
+        'exec',
+        other.name,
+        'node',
+        '-e',
+        `fetch('http://127.0.0.1:${port}/healthz').then(() => 0, () => process.exit(1))`,
+      ]);
+      expect(former.code).toBe(1);
+    } finally {
+      await other.remove();
+    }
   });
 
   it('is ready: libvirtd reached through the mounted socket', async () => {

@@ -64,6 +64,48 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+"true" when the gateway reaches a libvirtd through a unix socket, else empty: libvirt enabled, and libvirt.uri (or, when
+libvirt.hosts lists any, one of theirs) with the unix transport, which the gateway takes when the scheme names none
+(qemu:///system) or names unix. Only then does the pod get the node's socket directory and the libvirt group.
+*/}}
+{{- define "qga-gateway.libvirtUnixSocket" -}}
+{{- $libvirt := .Values.config.libvirt | default dict }}
+{{- if dig "enabled" true $libvirt }}
+{{- $uris := list }}
+{{- range dig "hosts" list $libvirt }}
+{{- $uris = append $uris .uri }}
+{{- end }}
+{{- if not $uris }}
+{{- $uris = list (dig "uri" "qemu:///system" $libvirt) }}
+{{- end }}
+{{- $unix := false }}
+{{- range $uris }}
+{{- $scheme := (urlParse .).scheme }}
+{{- if or (not (contains "+" $scheme)) (hasSuffix "+unix" $scheme) }}
+{{- $unix = true }}
+{{- end }}
+{{- end }}
+{{- if $unix }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The node directories of the agent sockets config.agentSockets names (each glob's directory, each socket's), as a JSON
+list without repeats: each is mounted at the same path, so the configured paths hold in the container.
+*/}}
+{{- define "qga-gateway.agentSocketDirs" -}}
+{{- $agentSockets := .Values.config.agentSockets | default dict }}
+{{- $dirs := list }}
+{{- range dig "directories" list $agentSockets }}
+{{- $dirs = append $dirs (dir .glob) }}
+{{- end }}
+{{- range dig "sockets" list $agentSockets }}
+{{- $dirs = append $dirs (dir .path) }}
+{{- end }}
+{{- $dirs | uniq | toJson }}
+{{- end }}
+
+{{/*
 Settings that would make a broken release, refused at render time with a message saying what to change.
 values.schema.json checks types; these check values against each other.
 */}}
@@ -75,7 +117,7 @@ values.schema.json checks types; these check values against each other.
 {{- if eq (dir .Values.config.auth.identitiesFile) (include "qga-gateway.configDir" .) }}
 {{- fail (printf "config.auth.identitiesFile must not be in %s, where the ConfigMap is mounted" (include "qga-gateway.configDir" .)) }}
 {{- end }}
-{{- if eq (dir .Values.config.auth.identitiesFile) .Values.libvirt.mountPath }}
+{{- if and (include "qga-gateway.libvirtUnixSocket" .) (eq (dir .Values.config.auth.identitiesFile) .Values.libvirt.mountPath) }}
 {{- fail "config.auth.identitiesFile must not be in libvirt.mountPath" }}
 {{- end }}
 {{- if .Values.serviceMonitor.enabled }}

@@ -80,11 +80,6 @@ export class RawCommandService {
         );
       }
     }
-    const rules = RAW_ARGUMENT_RULES[req.execute]?.safeParse(req.arguments ?? {});
-    if (rules && !rules.success) {
-      const issue = rules.error.issues[0]!;
-      throw new GatewayError('invalid_request', `${req.execute}: arguments.${issue.path.join('.')} ${issue.message}`, context);
-    }
     const size = commandJsonBytes(req.execute, req.arguments);
     if (size > MAX_COMMAND_JSON_BYTES) {
       throw new GatewayError(
@@ -112,6 +107,15 @@ export class RawCommandService {
    */
   async run(dom: DomainRef, req: RawCommandRequest, opts: AgentCallOptions, identity: string): Promise<unknown> {
     this.check(req, dom);
+    // After the caller's scopes were checked (the route's authorizeRawCommand): one without them is told 403, not what is wrong.
+    const rules = RAW_ARGUMENT_RULES[req.execute]?.safeParse(req.arguments ?? {});
+    if (rules && !rules.success) {
+      const issue = rules.error.issues[0]!;
+      throw new GatewayError('invalid_request', `${req.execute}: arguments.${issue.path.join('.')} ${issue.message}`, {
+        command: req.execute,
+        domain: dom.name,
+      });
+    }
     // A command the agent sends no reply for on success (guest-shutdown, guest-suspend-*) would hold the
     // domain's queue until the deadline and then look like a failure: the typed power resources handle them.
     const caps = await this.agent.capabilities(dom, opts);

@@ -61,8 +61,8 @@ export function gitRevision(): string {
   }
 }
 
-/** The base images (cached; seconds when warm, about two minutes cold), then the gateway image itself. */
-export async function buildImage(buildArgs: Record<string, string>): Promise<void> {
+/** The base images (cached; seconds when warm, about two minutes cold), then the gateway image itself, tagged tag. */
+export async function buildImage(buildArgs: Record<string, string>, tag = IMAGE): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     execFile('bash', [IMAGES_SCRIPT], { encoding: 'utf8', timeout: 900_000 }, (err, _out, stderr) =>
       err ? reject(new Error(`scripts/container-images.sh failed: ${err.message}\n${stderr.slice(-4000)}`)) : resolve(),
@@ -70,7 +70,7 @@ export async function buildImage(buildArgs: Record<string, string>): Promise<voi
   });
   const args = Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
   // --format docker: OCI image configs have no HEALTHCHECK, and the Dockerfile's must survive.
-  await podman(['build', '--pull=never', '--format', 'docker', ...CONTAINER_FLAGS, ...args, '-t', IMAGE, REPO], 900_000);
+  await podman(['build', '--pull=never', '--format', 'docker', ...CONTAINER_FLAGS, ...args, '-t', tag, REPO], 900_000);
 }
 
 export function freePort(): Promise<number> {
