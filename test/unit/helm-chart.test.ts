@@ -132,11 +132,10 @@ describe('Helm chart: files', () => {
 });
 
 describe('Helm chart: helm lint and helm template', () => {
-  it.each(VALUE_SETS)('%s: helm lint --strict finds nothing but the missing icon', (_name, args) => {
+  it.each(VALUE_SETS)('%s: helm lint --strict finds nothing', (_name, args) => {
     const r = helm(['lint', '--strict', CHART_DIR, ...args]);
     const findings = r.stdout.split('\n').filter((l) => /^\[(INFO|WARNING|ERROR)\]/.test(l));
-    // An icon is a URL of an image; the project publishes none to point at.
-    expect(findings).toEqual(['[INFO] Chart.yaml: icon is recommended']);
+    expect(findings).toEqual([]);
     expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(r.code).toBe(0);
   });
@@ -173,11 +172,11 @@ describe('Helm chart: helm lint and helm template', () => {
     svc.spec.ports[0].protocl = 'TCP';
     expect(unknownFieldErrors([svc]).join('\n')).toMatch(/^Service gw-qga-gateway: .*'"protocl"' does not exist in type 'IServicePort'/);
     const sm = one(objects, 'ServiceMonitor');
+    const misspelt = structuredClone(sm);
+    misspelt.spec.endpoints[0].intervl = '30s';
+    expect(unknownFieldErrors([misspelt]).join('\n')).toMatch(/^ServiceMonitor gw-qga-gateway: .*'"intervl"' does not exist/);
     sm.spec.endpoints[0].scheme = 'gopher';
-    sm.spec.endpoints[0].intervl = '30s';
-    const smErrors = (await schemaErrors(sm)).join('\n');
-    expect(smErrors).toMatch(/\/spec\/endpoints\/0\/scheme must be equal to one of the allowed values/);
-    expect(smErrors).toMatch(/\/spec\/endpoints\/0 must NOT have additional properties/);
+    expect((await schemaErrors(sm)).join('\n')).toMatch(/spec\/endpoints\/0\/scheme must be equal to one of the allowed values/);
     expect(await schemaErrors({ ...svc, apiVersion: 'example.org/v1', kind: 'Widget' })).toEqual([
       'Widget gw-qga-gateway: kubernetes-models has no example.org/v1 Widget',
     ]);
