@@ -2345,7 +2345,10 @@ export interface operations {
     listDomains: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2354,6 +2357,8 @@ export interface operations {
             /** @description The domains, and the hosts that could not be listed */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2366,6 +2371,15 @@ export interface operations {
                             detail: string;
                         }[];
                     };
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -2427,7 +2441,10 @@ export interface operations {
     getDomain: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -2439,10 +2456,21 @@ export interface operations {
             /** @description The domain */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Domain"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -2901,7 +2929,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -2913,10 +2944,21 @@ export interface operations {
             /** @description The guest's network interfaces and IP addresses */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["NetworkInterfaces"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3028,7 +3070,10 @@ export interface operations {
                 /** @description The deadline of the whole fan-out, in milliseconds */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3037,10 +3082,21 @@ export interface operations {
             /** @description Every domain asked, with its addresses or its error */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["FleetAddresses"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3105,7 +3161,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3117,10 +3176,21 @@ export interface operations {
             /** @description The guest's operating system and kernel */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestOs"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3230,7 +3300,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3242,10 +3315,21 @@ export interface operations {
             /** @description The guest's host name */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestHostname"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3355,7 +3439,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3367,10 +3454,21 @@ export interface operations {
             /** @description The guest's time zone */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestTimezone"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3480,7 +3578,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3492,10 +3593,21 @@ export interface operations {
             /** @description Users logged in to the guest */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestUsers"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3605,7 +3717,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3617,10 +3732,21 @@ export interface operations {
             /** @description Time each guest CPU spent per state, in milliseconds */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestCpuStats"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3730,7 +3856,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3742,10 +3871,21 @@ export interface operations {
             /** @description The guest's load averages over 1, 5 and 15 minutes */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestLoad"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3855,7 +3995,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3867,10 +4010,21 @@ export interface operations {
             /** @description The guest's routing table */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestRoutes"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -3980,7 +4134,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -3992,10 +4149,21 @@ export interface operations {
             /** @description The guest's mounted filesystems, with used and total bytes */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestFilesystems"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -4105,7 +4273,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -4117,10 +4288,21 @@ export interface operations {
             /** @description The guest's disks and partitions */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestDisks"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -4230,7 +4412,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -4242,10 +4427,21 @@ export interface operations {
             /** @description I/O statistics of the guest's disks */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestDiskStats"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */
@@ -5171,7 +5367,10 @@ export interface operations {
                 /** @description Deadline for each agent command of this request, queue wait included, in milliseconds (at most 120000); the command kind's default when absent */
                 timeoutMs?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An ETag of an earlier answer: 304 with no body while it still matches */
+                "if-none-match"?: string;
+            };
             path: {
                 /** @description A domain name or UUID (an OpenStack instance UUID works as is); host:name or host:uuid picks the host when several are configured and the name is on more than one */
                 domain: string;
@@ -5183,10 +5382,21 @@ export interface operations {
             /** @description The size of one memory block */
             200: {
                 headers: {
+                    /** @description The answer's entity tag: send it back in If-None-Match */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GuestMemoryBlockInfo"];
+                };
+            };
+            /** @description Not modified: the ETag given in If-None-Match still matches */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Problem: invalid_request */

@@ -31,6 +31,7 @@ export function agentQuery<T, R extends z.ZodType>(agent: AgentService, spec: Ag
   return {
     ...rest,
     method: 'GET',
+    etag: true,
     description: `Agent command: ${command.execute}${requires ? ` (${requires})` : ''}.${details ? ` ${details}` : ''}`,
     response: { 200: { description: spec.summary, schema: response } },
     answer: async (request) => reshape(await agent.execute(request.domain, command, undefined, request.agentOpts)) as object,

@@ -12,6 +12,7 @@ import { requireIdentity } from '../auth/identity.js';
 import type { Gateway } from '../gateway.js';
 import type { DomainRef } from '../domains/vocabulary.js';
 import type { Permission } from './permissions.js';
+import { withEtags } from './conditional-get.js';
 import { problemResponses } from './problem.js';
 import { agentCallOptions } from './request-context.js';
 import { deadlineQuery, domainParams, domainRef } from './schemas.js';
@@ -95,6 +96,8 @@ interface DomainRouteBase<P, Q, B, R extends Responses, C> {
   agent?: false;
   /** The body reaches the route as the request stream, unbuffered, whatever its content type (uploads). */
   streamBody?: true;
+  /** A GET whose answers carry an ETag, 304 when If-None-Match still matches (conditional-get.ts). */
+  etag?: true;
   bodyLimit?: number;
   exposeHeadRoute?: boolean;
   /**
@@ -154,6 +157,11 @@ export function domainScope(...modules: DomainRouteModule[]): (services: Gateway
             takeBodyAsStream(scope);
             scope.route(options);
           });
+        } else if (route.etag) {
+          await app.register(async (scope) => {
+            await withEtags(scope);
+            scope.route(options);
+          });
         } else app.route(options);
       }
     }
@@ -196,6 +204,7 @@ function routeOptions(route: DomainRoute, deadline: z.ZodObject, services: Gatew
       permission: route.permission,
       domainScope: true,
       responseDescriptions: responses.descriptions,
+      ...(route.etag ? { etag: true } : {}),
       // @fastify/swagger leaves HEAD routes out unless asked: a declared one (files) is an operation of its own.
       ...(route.method === 'HEAD' ? { swagger: { exposeHeadRoute: true } } : {}),
     },

@@ -82,6 +82,27 @@ function operationResponses(declared: Responses, given: FastifySchema['response'
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => Number(a) - Number(b)));
 }
 
+/** A conditional GET's If-None-Match request header, its 200's ETag, and the 304 it may answer (conditional-get.ts). */
+function conditional(response: Responses, headers: Json | undefined) {
+  const ok = response['200'];
+  if (ok)
+    ok.headers = {
+      ...(ok.headers as Json),
+      ETag: { description: "The answer's entity tag: send it back in If-None-Match", type: 'string' },
+    };
+  const asked = (headers ?? { type: 'object', properties: {} }) as { properties: Json };
+  return {
+    headers: {
+      ...asked,
+      properties: {
+        ...asked.properties,
+        'if-none-match': { type: 'string', description: 'An ETag of an earlier answer: 304 with no body while it still matches' },
+      },
+    },
+    response: { ...response, 304: { description: 'Not modified: the ETag given in If-None-Match still matches' } },
+  };
+}
+
 /** zod registers an input and an output variant of every named schema; keep the ones referenced. */
 function pruneUnusedComponents(doc: Json): Json {
   const { components, ...rest } = doc as { components?: { schemas?: Json } };
@@ -161,7 +182,7 @@ export function swaggerOptions(config: Config): FastifyDynamicSwaggerOptions {
         ...out,
         schema: {
           ...out.schema,
-          response,
+          ...(routeConfig?.etag ? conditional(response, out.schema.headers as Json | undefined) : { response }),
           'x-permission': permission,
           // Stated either way: an operation without `security` would inherit a document-wide one.
           security: needsToken({ permission }, config) ? [{ bearerToken: [] }] : [],

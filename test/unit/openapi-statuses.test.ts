@@ -94,6 +94,12 @@ async function probe(gw: TestGateway, { path, method, op }: Op): Promise<{ what:
   await send('a token without the scope', url(path), undefined, bearer(tokens.narrow));
   await send('a token in the URL', `${url(path)}?access_token=${tokens.all}`);
   await send('an ordinary request', url(path), takesBody(method) ? {} : undefined, all);
+  if (method === 'GET') {
+    // A conditional GET: the answer's ETag sent back.
+    const first = await request(gw, method, url(path), undefined, all);
+    const etag = first.headers.etag;
+    if (typeof etag === 'string') await send('its own ETag in If-None-Match', url(path), undefined, { ...all, 'if-none-match': etag });
+  }
   const sample = SAMPLES[op.operationId];
   if (sample) await send('a valid request', url(path), sample.body, { ...all, ...sample.headers });
   if (path.includes('{domain}')) {
@@ -156,7 +162,7 @@ describe('the statuses each operation declares', () => {
     }
     expect(undeclared).toEqual([]);
     // The probes did provoke what they are for (else this test would pass on answers that never came).
-    for (const status of [200, 201, 400, 401, 403, 404, 413, 415, 416, 501, 502, 504])
+    for (const status of [200, 201, 304, 400, 401, 403, 404, 413, 415, 416, 501, 502, 504])
       expect([...seenAnywhere].sort(), `provoked ${status}`).toContain(status);
   }, 120_000);
 

@@ -1,4 +1,5 @@
 // GET /addresses: every running domain's name, UUID and guest IP addresses in one call, for fleet callers.
+import { weakEtag, withEtags } from '../conditional-get.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
@@ -108,10 +109,11 @@ const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS
 export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   const book = gateway.addresses;
   return async (app) => {
+    await withEtags(app);
     app.get(
       '/addresses',
       {
-        config: { permission: 'read', responseDescriptions: { 200: 'Every domain asked, with its addresses or its error' } },
+        config: { permission: 'read', etag: true, responseDescriptions: { 200: 'Every domain asked, with its addresses or its error' } },
         schema: {
           operationId: 'listAddresses',
           tags: ['network'],
@@ -136,7 +138,7 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           response: { 200: addressesSchema },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const started = performance.now();
         const timeoutMs = request.query.timeoutMs ?? book.defaultTimeoutMs;
         const identity = request.identity;
@@ -148,12 +150,12 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         );
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');
-        return {
-          domains: entries.map(toBody),
-          unavailableHosts: failedHosts.map((f) => ({ host: f.host, error: errorBody(f.error) })),
-          timeoutMs,
-          elapsedMs: Math.round((performance.now() - started) * 100) / 100,
-        };
+        const domains = entries.map(toBody);
+        const unavailableHosts = failedHosts.map((f) => ({ host: f.host, error: errorBody(f.error) }));
+        // Weak: the same addresses are the same answer, however long they took or whether they were cached.
+        const meaning = domains.map(({ cached: _, fetchedAt: __, ...rest }) => rest);
+        reply.header('etag', weakEtag({ meaning, unavailableHosts }));
+        return { domains, unavailableHosts, timeoutMs, elapsedMs: Math.round((performance.now() - started) * 100) / 100 };
       },
     );
   };

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { visibleTo } from '../../auth/authenticate.js';
 import type { DomainInfo } from '../../domains/sources.js';
 import type { Gateway } from '../../gateway.js';
+import { withEtags } from '../conditional-get.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';
 import { domainSchema, type DomainBody } from '../schemas.js';
 
@@ -22,10 +23,11 @@ function toBody(d: DomainInfo): DomainBody {
 
 export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   return async (app) => {
+    await withEtags(app);
     app.get(
       '/domains',
       {
-        config: { permission: 'read', responseDescriptions: { 200: 'The domains, and the hosts that could not be listed' } },
+        config: { permission: 'read', etag: true, responseDescriptions: { 200: 'The domains, and the hosts that could not be listed' } },
         schema: {
           operationId: 'listDomains',
           tags: ['domains'],
@@ -64,6 +66,7 @@ export function domainRoutes({ domains }: Gateway): DomainRoute[] {
       description:
         "What libvirt knows of the domain (its host, state, ids) and its guest agent's state; talks to libvirt only, never to the guest.",
       agent: false,
+      etag: true,
       response: { 200: { description: 'The domain', schema: domainSchema } },
       handler: async (request) => toBody(await domains.describe(request.domain, request.clientGone)),
     }),

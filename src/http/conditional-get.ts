@@ -1,0 +1,25 @@
+// Conditional GET (RFC 9110 §13.1.2): an ETag on the answers of the routes that ask for it (config.etag), and 304
+// Not Modified when the client's If-None-Match still matches, so that a dashboard polling /domains or /addresses
+// gets an empty answer while nothing changed. @fastify/etag hashes the body (a strong ETag: same bytes, same tag);
+// a route whose body also carries what does not change its meaning (/addresses: elapsedMs, cached) sets a weak
+// one of its own over the rest (weakEtag), which the plugin then compares in the same way.
+import { createHash } from 'node:crypto';
+import fastifyEtag from '@fastify/etag';
+import type { FastifyInstance } from 'fastify';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's GET answers carry an ETag and honour If-None-Match (registered in a scope of withEtags). */
+    etag?: true;
+  }
+}
+
+/** Registers the ETag hook in this (encapsulated) scope: only its routes get ETags. */
+export async function withEtags(scope: FastifyInstance): Promise<void> {
+  await scope.register(fastifyEtag, { algorithm: 'sha1' });
+}
+
+/** A weak ETag over what a body means (JSON of `meaning`), for a body with parts that differ from call to call. */
+export function weakEtag(meaning: unknown): string {
+  return `W/"${createHash('sha1').update(JSON.stringify(meaning)).digest('base64url')}"`;
+}
