@@ -133,6 +133,7 @@ export class Gateway {
       freezes,
       files: this.files,
       libvirtHosts,
+      events: this.events,
     });
     // What an agent offers can change whenever it reconnects, and with the domain.
     const caps = this.agent.capabilityCache;

@@ -27,6 +27,8 @@ export interface OpenStream {
   replayed: PublishedEvent[];
   /** Why the client's Last-Event-ID cannot be resumed from (it must re-read the state); null when it can or sent none. */
   reset: string | null;
+  /** The stream was ended for a client too slow (counted for the metrics). */
+  overflowed(): void;
   close(): void;
 }
 
@@ -43,6 +45,9 @@ export class EventHub {
   readonly addresses: AddressWatcher;
   private readonly socketEvents: SocketEvents | null;
   private readonly streams = new Set<StreamSink>();
+  /** Events published so far, by type; and streams dropped for a slow client: for GET /metrics. */
+  readonly published = new Map<string, number>();
+  dropped = 0;
   private readonly detach: (() => void)[] = [];
   private closed = false;
 
@@ -51,6 +56,7 @@ export class EventHub {
     private readonly services: HubServices,
   ) {
     this.bus = new EventBus(config.bufferSize);
+    this.bus.subscribe(({ event }) => this.published.set(event.type, (this.published.get(event.type) ?? 0) + 1));
     const { agent, directory } = services;
     this.addresses = new AddressWatcher(
       this.bus,
@@ -101,14 +107,19 @@ export class EventHub {
     const unsubscribe = this.bus.subscribe((e) => {
       if (accepts(filter, e.event)) sink.event(e);
     });
-    const close = () => {
-      unsubscribe();
-      this.streams.delete(sink);
+    const stream = {
+      close: () => {
+        unsubscribe();
+        this.streams.delete(sink);
+      },
+      overflowed: () => {
+        this.dropped++;
+      },
     };
-    if (lastEventId === undefined) return { position: this.bus.position, replayed: [], reset: null, close };
+    if (lastEventId === undefined) return { position: this.bus.position, replayed: [], reset: null, ...stream };
     const replay = this.bus.replay(lastEventId);
-    if (!replay.ok) return { position: this.bus.position, replayed: [], reset: replay.reason, close };
-    return { position: lastEventId, replayed: replay.events.filter((e) => accepts(filter, e.event)), reset: null, close };
+    if (!replay.ok) return { position: this.bus.position, replayed: [], reset: replay.reason, ...stream };
+    return { position: lastEventId, replayed: replay.events.filter((e) => accepts(filter, e.event)), reset: null, ...stream };
   }
 
   /** Tells every stream that the gateway is stopping (each sends its `closing` event and ends); refuses new ones. */

@@ -241,6 +241,11 @@ describe('GET /events', () => {
     // The other stream is unaffected.
     h.fake.emitAgentLifecycle('web1', AgentLifecycleState.CONNECTED, 2);
     expect((await reader.next()).type).toBe('agent');
+    const metrics = (await h.call('GET', '/metrics')).raw;
+    expect(metrics).toMatch(/^qga_gateway_event_streams_dropped_total 1$/m);
+    expect(metrics).toMatch(/^qga_gateway_event_streams 1$/m);
+    expect(Number(/^qga_gateway_events_total\{type="domain"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(1000);
+    expect(metrics).toMatch(/^qga_gateway_events_total\{type="agent"\} 1$/m);
   });
 
   it('ends every stream with `closing` when the gateway stops, and the close does not wait for the clients', async () => {

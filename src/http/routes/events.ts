@@ -143,7 +143,10 @@ export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             // How much ever waited for this client: what events.clientQueueBytes is to be sized against.
             request.log.info({ peakQueuedBytes: stream?.peakQueuedBytes }, 'event stream closed');
           },
-          onOverflow: (reason) => request.log.warn({ reason }, 'event stream dropped: its client reads too slowly'),
+          onOverflow: (reason) => {
+            opened.overflowed();
+            request.log.warn({ reason }, 'event stream dropped: its client reads too slowly');
+          },
         });
         stream.start(opened.position);
         if (opened.reset) stream.control('reset', opened.reset);
