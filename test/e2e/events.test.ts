@@ -35,7 +35,7 @@ beforeAll(async () => {
     auth: {
       mode: 'tokens',
       identities: [
-        { name: 'all', tokenSha256: tokenSha256(tokens.all), scopes: ['read', 'admin'] },
+        { name: 'all', tokenSha256: tokenSha256(tokens.all), scopes: ['read', 'power'] },
         { name: 'guest1-only', tokenSha256: tokenSha256(tokens.guest1Only), scopes: ['read'], domains: [other.name] },
       ],
     },
@@ -77,7 +77,11 @@ describe('GET /events with real guests', () => {
     const seen = story(all.events, powerGuest.name);
     // The agent stops while the guest shuts down (the channel closes), then the guest resets (libvirt's REBOOT), then
     // the new boot's agent connects and its addresses are read. No stop or start: a reboot keeps the QEMU process.
-    expect(seen).toEqual(['agent disconnected', 'domain reboot', 'agent connected', 'addresses']);
+    // QEMU reports each reset of the reboot (two or three here, within milliseconds, as `virsh event` shows them
+    // too): the gateway passes on every one, as libvirt sent it.
+    const collapsed = seen.filter((what, i) => what !== seen[i - 1]);
+    expect(collapsed).toEqual(['agent disconnected', 'domain reboot', 'agent connected', 'addresses']);
+    expect(seen.filter((what) => what === 'domain reboot').length).toBeLessThanOrEqual(4);
     const reboot = all.events.find((e) => e.type === 'domain' && e.data.domain.name === powerGuest.name)!;
     expect(reboot.data).toMatchObject({
       event: 'reboot',
