@@ -700,6 +700,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Domain, agent, address and host events, as Server-Sent Events
+         * @description Agent commands: none of the request's own; the gateway reads connected agents' interfaces (guest-network-get-interfaces) on connect and every events.addressesPollMs for the addresses events. Events come from libvirt (lifecycle, reboot, agent lifecycle, its connections) and the agent sockets. An identity sees only the domains its patterns match. Last-Event-ID resumes from the last events.bufferSize events. A client that lets more than events.clientQueueBytes wait is sent an overflow event and disconnected. The 200 response describes the events; docs/api.md#events has examples.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -904,7 +924,7 @@ export interface components {
              * @description Stable machine-readable error code
              * @enum {string}
              */
-            code: "invalid_request" | "unauthenticated" | "forbidden" | "permission_denied" | "command_forbidden" | "not_found" | "domain_not_found" | "host_not_found" | "file_not_found" | "process_not_found" | "user_not_found" | "domain_not_running" | "state_conflict" | "domain_ambiguous" | "not_a_regular_file" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "headers_too_large" | "rate_limited" | "client_gone" | "command_not_supported" | "suspend_not_supported" | "guest_program_missing" | "atomic_replace_unavailable" | "agent_error" | "agent_reply_invalid" | "agent_reply_too_large" | "libvirt_error" | "agent_not_configured" | "agent_not_connected" | "agent_unresponsive" | "agent_busy" | "agent_queue_full" | "libvirt_unavailable" | "host_unavailable" | "shutting_down" | "state_unavailable" | "deadline_exceeded" | "internal_error";
+            code: "invalid_request" | "unauthenticated" | "forbidden" | "permission_denied" | "command_forbidden" | "not_found" | "domain_not_found" | "host_not_found" | "file_not_found" | "process_not_found" | "user_not_found" | "domain_not_running" | "state_conflict" | "domain_ambiguous" | "not_a_regular_file" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "headers_too_large" | "rate_limited" | "client_gone" | "command_not_supported" | "suspend_not_supported" | "guest_program_missing" | "atomic_replace_unavailable" | "agent_error" | "agent_reply_invalid" | "agent_reply_too_large" | "libvirt_error" | "agent_not_configured" | "agent_not_connected" | "agent_unresponsive" | "agent_busy" | "agent_queue_full" | "libvirt_unavailable" | "host_unavailable" | "shutting_down" | "too_many_streams" | "state_unavailable" | "deadline_exceeded" | "internal_error";
             requestId: string;
             domain?: string;
             /** @description The libvirt host concerned (host_unavailable, host_not_found) */
@@ -1092,63 +1112,6 @@ export interface components {
                 /** @description The key type; null when the line carries options or is not a plain key */
                 type: string | null;
                 comment: string | null;
-            }[];
-        };
-        /**
-         * @example {
-         *       "domain": {
-         *         "host": "local",
-         *         "name": "guest1",
-         *         "uuid": "8f1c3a52-1b5e-4c1a-9d7e-0a0000000001"
-         *       },
-         *       "interfaces": [
-         *         {
-         *           "name": "eth0",
-         *           "mac": "52:54:00:a0:00:01",
-         *           "addresses": [
-         *             {
-         *               "family": "ipv4",
-         *               "address": "10.0.2.21",
-         *               "prefix": 24
-         *             }
-         *           ],
-         *           "statistics": {
-         *             "rxBytes": 1024,
-         *             "rxPackets": 8,
-         *             "rxErrors": 0,
-         *             "rxDropped": 0,
-         *             "txBytes": 2048,
-         *             "txPackets": 9,
-         *             "txErrors": 0,
-         *             "txDropped": 0
-         *           }
-         *         }
-         *       ]
-         *     }
-         */
-        NetworkInterfaces: {
-            domain: components["schemas"]["DomainRef"];
-            interfaces: {
-                name: string;
-                /** @description Hardware address, lower case; null when the guest reports none (loopback) */
-                mac: string | null;
-                addresses: {
-                    /** @enum {string} */
-                    family: "ipv4" | "ipv6";
-                    address: string;
-                    prefix: number;
-                }[];
-                /** @description Counters, when the agent reports them */
-                statistics: {
-                    rxBytes: number;
-                    rxPackets: number;
-                    rxErrors: number;
-                    rxDropped: number;
-                    txBytes: number;
-                    txPackets: number;
-                    txErrors: number;
-                    txDropped: number;
-                } | null;
             }[];
         };
         /**
@@ -2079,6 +2042,63 @@ export interface components {
          *         "name": "guest1",
          *         "uuid": "8f1c3a52-1b5e-4c1a-9d7e-0a0000000001"
          *       },
+         *       "interfaces": [
+         *         {
+         *           "name": "eth0",
+         *           "mac": "52:54:00:a0:00:01",
+         *           "addresses": [
+         *             {
+         *               "family": "ipv4",
+         *               "address": "10.0.2.21",
+         *               "prefix": 24
+         *             }
+         *           ],
+         *           "statistics": {
+         *             "rxBytes": 1024,
+         *             "rxPackets": 8,
+         *             "rxErrors": 0,
+         *             "rxDropped": 0,
+         *             "txBytes": 2048,
+         *             "txPackets": 9,
+         *             "txErrors": 0,
+         *             "txDropped": 0
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
+        NetworkInterfaces: {
+            domain: components["schemas"]["DomainRef"];
+            interfaces: {
+                name: string;
+                /** @description Hardware address, lower case; null when the guest reports none (loopback) */
+                mac: string | null;
+                addresses: {
+                    /** @enum {string} */
+                    family: "ipv4" | "ipv6";
+                    address: string;
+                    prefix: number;
+                }[];
+                /** @description Counters, when the agent reports them */
+                statistics: {
+                    rxBytes: number;
+                    rxPackets: number;
+                    rxErrors: number;
+                    rxDropped: number;
+                    txBytes: number;
+                    txPackets: number;
+                    txErrors: number;
+                    txDropped: number;
+                } | null;
+            }[];
+        };
+        /**
+         * @example {
+         *       "domain": {
+         *         "host": "local",
+         *         "name": "guest1",
+         *         "uuid": "8f1c3a52-1b5e-4c1a-9d7e-0a0000000001"
+         *       },
          *       "action": "shutdown",
          *       "command": "guest-shutdown",
          *       "accepted": true,
@@ -2185,7 +2205,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2331,7 +2351,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2427,7 +2447,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2536,7 +2556,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2643,7 +2663,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2759,7 +2779,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2903,7 +2923,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3042,7 +3062,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3144,7 +3164,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3274,7 +3294,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3413,7 +3433,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3552,7 +3572,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3691,7 +3711,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3830,7 +3850,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3969,7 +3989,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4108,7 +4128,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4247,7 +4267,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4386,7 +4406,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4525,7 +4545,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4650,7 +4670,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4797,7 +4817,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4922,7 +4942,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5069,7 +5089,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5194,7 +5214,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5341,7 +5361,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5480,7 +5500,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5638,7 +5658,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5794,7 +5814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5923,7 +5943,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6070,7 +6090,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6199,7 +6219,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6348,7 +6368,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6475,7 +6495,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6624,7 +6644,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6773,7 +6793,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6920,7 +6940,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7067,7 +7087,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7192,7 +7212,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7339,7 +7359,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7482,7 +7502,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7629,7 +7649,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7640,6 +7660,88 @@ export interface operations {
             };
             /** @description Problem: deadline_exceeded */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of these domains: names, UUIDs and globs, as identities' domain patterns (web*, uuid:8f1c3a52-*, host:name): repeat the parameter or separate with commas. A stream with this filter gets no host events */
+                domain?: string | string[];
+                /** @description Only these event types: domain, agent, addresses, host (comma-separated or repeated); reset, overflow and closing always come */
+                types?: string | string[];
+            };
+            header?: {
+                /** @description The id of the last event received (EventSource sends it when it reconnects): the events after it are sent first, or a reset event when they are no longer kept */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (see the description for its events) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Problem: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: forbidden, permission_denied, command_forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description events.maxClients streams are open already (too_many_streams), or the gateway is shutting down */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7712,7 +7814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

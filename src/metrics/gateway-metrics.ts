@@ -24,6 +24,8 @@ export interface MetricsSources {
   freezes: { readonly frozenCount: number };
   files: { observeTransfers(observer: FileTransferObserver): void };
   libvirtHosts: readonly LibvirtHostRef[];
+  /** GET /events; null when events are off. */
+  events: { readonly streamCount: number; readonly published: ReadonlyMap<string, number>; readonly dropped: number } | null;
 }
 
 // Seconds. Agent calls run from milliseconds (guest-ping) to the longest deadline a request may ask for (minutes).
@@ -76,7 +78,7 @@ export class GatewayMetrics {
       help: "Agent commands refused because their domain's queue was full (503 agent_queue_full).",
       registers,
     });
-    const { agent, agentStates, freezes, files, libvirtHosts } = sources;
+    const { agent, agentStates, freezes, files, libvirtHosts, events } = sources;
 
     const queueDepth: Gauge<string> = new Gauge({
       name: name('agent_queue_depth'),
@@ -126,6 +128,33 @@ export class GatewayMetrics {
       registers,
       collect: () => freezesInForce.set(freezes.frozenCount),
     });
+    if (events) {
+      const streams: Gauge = new Gauge({
+        name: name('event_streams'),
+        help: 'GET /events streams open now (at most events.maxClients).',
+        registers,
+        collect: () => streams.set(events.streamCount),
+      });
+      const published: Counter<'type'> = new Counter({
+        name: name('events_total'),
+        help: 'Events published to the streams, by type (domain, agent, addresses, host).',
+        labelNames: ['type'],
+        registers,
+        collect: () => {
+          published.reset();
+          for (const [type, n] of events.published) published.inc({ type }, n);
+        },
+      });
+      const dropped: Counter = new Counter({
+        name: name('event_streams_dropped_total'),
+        help: 'Streams ended with an overflow event: their client let more than events.clientQueueBytes wait.',
+        registers,
+        collect: () => {
+          dropped.reset();
+          dropped.inc(events.dropped);
+        },
+      });
+    }
     const fileRead = new Counter({
       name: name('file_read_bytes_total'),
       help: 'Bytes read from guest files (guest-file-read).',
