@@ -59,6 +59,8 @@ interface Slot {
 export class LibvirtPool extends EventEmitter<PoolEvents> {
   private readonly slots: Slot[];
   private eventConn: LibvirtConnection | null = null;
+  /** The event callbacks are registered on eventConn (not merely being registered). */
+  private eventsReady = false;
   /** Calls waiting for room on a connection, first come first served. */
   private waiters: { start(conn: LibvirtConnection): void; fail(err: Error): void }[] = [];
   private stopped = false;
@@ -209,6 +211,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     if (this.up === 0) this.failWaiters(this.notConnected());
     if (this.eventConn === conn) {
       this.eventConn = null;
+      this.eventsReady = false;
       this.emit('eventsLost');
       const other = this.slots.find((s) => s.conn?.isOpen)?.conn;
       if (other) void this.subscribeEvents(other);
@@ -230,22 +233,33 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     slot.timer = setTimeout(() => void this.connectSlot(slot), delay);
   }
 
+  /** Whether libvirt's domain events reach the gateway now: false between a lost event connection and the next. */
+  get eventsSubscribed(): boolean {
+    return this.eventsReady;
+  }
+
   private async subscribeEvents(conn: LibvirtConnection): Promise<void> {
     this.eventConn = conn;
+    this.eventsReady = false;
     try {
-      for (const eventID of [DomainEventId.LIFECYCLE, DomainEventId.REBOOT, DomainEventId.AGENT_LIFECYCLE]) {
-        await conn.call(
-          Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-          { eventID, dom: null },
-          AbortSignal.timeout(this.opts.connectTimeoutMs),
-        );
-      }
+      // The three at once, on one connection: none is left unregistered while the others' round trips run.
+      await Promise.all(
+        [DomainEventId.LIFECYCLE, DomainEventId.REBOOT, DomainEventId.AGENT_LIFECYCLE].map((eventID) =>
+          conn.call(
+            Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+            { eventID, dom: null },
+            AbortSignal.timeout(this.opts.connectTimeoutMs),
+          ),
+        ),
+      );
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'subscribing to libvirt domain events failed');
       if (this.eventConn === conn) this.eventConn = null;
       conn.destroy(new ConnectionError(`event subscription failed: ${(err as Error).message}`));
       return;
     }
+    if (this.eventConn !== conn) return;
+    this.eventsReady = true;
     this.emit('eventsSubscribed');
   }
 
@@ -278,6 +292,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
       slot.conn = null;
     }
     this.eventConn = null;
+    this.eventsReady = false;
     await Promise.all(closing);
   }
 }

@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { buildApp } from '../../src/http/app.js';
+import { waitFor } from './fake-libvirtd/faults.js';
 
 export interface TestGateway {
   app: FastifyInstance;
@@ -50,7 +51,11 @@ export async function startTestGateway(
   const app = await buildApp(gateway, log, auditLog);
   app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));
   await gateway.start();
-  if (waitForLibvirt) await Promise.all(gateway.hosts.list.map((h) => h.pool.waitUntilUp(5000)));
+  if (waitForLibvirt) {
+    await Promise.all(gateway.hosts.list.map((h) => h.pool.waitUntilUp(5000)));
+    // And libvirt's events registered: an event the fake emits before that reaches no one, as with libvirtd.
+    await waitFor(() => gateway.hosts.list.every((h) => h.pool.eventsSubscribed), 5000, "the gateway's libvirt event subscriptions");
+  }
   await app.ready();
   let closing: Promise<void> | undefined;
   return { app, gateway, logs, audit, close: () => (closing ??= app.close()) };
