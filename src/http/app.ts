@@ -23,6 +23,7 @@ import { exactSerializerCompiler } from './serializer.js';
 import { applyServerTimeouts } from './server-timeouts.js';
 import { ROUTE_MODULES } from './routes/index.js';
 import { swaggerOptions } from './openapi-document.js';
+import { isCorsPreflightRoute, registerCors } from './cors.js';
 
 const DOCS_PREFIX = '/docs';
 
@@ -85,6 +86,9 @@ export async function buildApp(
     // Swagger UI's routes (its page, assets and its own copy of the document) are public like /openapi.json,
     // so that auth.protectPublic covers them too.
     if (route.url.startsWith(DOCS_PREFIX)) route.config = { ...route.config, permission: 'public' };
+    // So is the CORS plugin's catch-all OPTIONS route, whose hook answers a preflight before authentication and whose
+    // handler answers anything else not found (cors.ts).
+    if (isCorsPreflightRoute(route.method, route.url)) route.config = { ...route.config, permission: 'public' };
     const permission = route.config?.permission;
     if (!permission || !PERMISSIONS.includes(permission)) {
       throw new Error(`route ${route.method} ${route.url} declares no permission in its config`);
@@ -99,6 +103,9 @@ export async function buildApp(
 
   const requestDone = registerRequestContext(app);
   registerHttpMetrics(requestDone, gateway.metrics);
+  // Before every hook that may refuse a request: a preflight is answered without a token, and a refusal carries
+  // the allowed origin's CORS headers so that the page can read it.
+  await registerCors(app, gateway.config.cors);
   registerQueryTokenRefusal(app);
   const refusals = registerRefusalLimit(app, gateway.config.limits.unauthenticated);
   registerAuthentication(app, gateway.config.auth.protectPublic, new Authenticator(gateway.config.auth), refusals.checkIdentity);
