@@ -330,6 +330,13 @@ export const configSchema = z.strictObject({
         });
     })
     .prefault({}),
+  /** The fleet view at /ui: static pages that call the public API with the visitor's token. */
+  ui: z
+    .strictObject({
+      /** false: no /ui routes (404). */
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
   /** GET /metrics: Prometheus text exposition (src/metrics). */
   metrics: z
     .strictObject({

@@ -24,6 +24,7 @@ import { applyServerTimeouts } from './server-timeouts.js';
 import { ROUTE_MODULES } from './routes/index.js';
 import { swaggerOptions } from './openapi-document.js';
 import { isCorsPreflightRoute, registerCors } from './cors.js';
+import { isUiRoute, registerUi } from './ui.js';
 
 const DOCS_PREFIX = '/docs';
 
@@ -86,9 +87,9 @@ export async function buildApp(
     // Swagger UI's routes (its page, assets and its own copy of the document) are public like /openapi.json,
     // so that auth.protectPublic covers them too.
     if (route.url.startsWith(DOCS_PREFIX)) route.config = { ...route.config, permission: 'public' };
-    // So is the CORS plugin's catch-all OPTIONS route, whose hook answers a preflight before authentication and whose
-    // handler answers anything else not found (cors.ts).
-    if (isCorsPreflightRoute(route.method, route.url)) route.config = { ...route.config, permission: 'public' };
+    // So are the fleet view's files (ui.ts), and the CORS plugin's catch-all OPTIONS route, whose hook answers a
+    // preflight before authentication and whose handler answers anything else not found (cors.ts).
+    if (isUiRoute(route.url) || isCorsPreflightRoute(route.method, route.url)) route.config = { ...route.config, permission: 'public' };
     const permission = route.config?.permission;
     if (!permission || !PERMISSIONS.includes(permission)) {
       throw new Error(`route ${route.method} ${route.url} declares no permission in its config`);
@@ -118,6 +119,7 @@ export async function buildApp(
     await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });
   }
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
+  await registerUi(app, gateway.config.ui.enabled);
 
   for (const routes of ROUTE_MODULES) await app.register(routes(gateway));
   return app;
