@@ -11,6 +11,8 @@ const $ = (id) => document.getElementById(id);
 const fleet = { domains: new Map(), addresses: new Map(), hosts: new Map() };
 const keyOf = (d) => `${d.host}/${d.uuid}`;
 let live = false;
+/** Why the page is not live, while it is not. */
+let notLive = 'connecting to the event stream';
 let pollTimer = null;
 let stream = null;
 
@@ -136,7 +138,7 @@ async function loadFleet() {
     // Events that arrived while the answers were on their way may be newer than them: applied again, in order.
     for (const e of recent.filter((r) => r.n > since)) apply(e.event, e.data);
     $('fleet-error').hidden = true;
-    if (!live) $('live').textContent = `Not live: refreshed every ${POLL_MS / 1000} s (last at ${new Date().toLocaleTimeString()}).`;
+    if (!live) $('live').textContent = `Not live (${notLive}): refreshed every ${POLL_MS / 1000} s, last at ${new Date().toLocaleTimeString()}.`;
   } catch (err) {
     $('fleet-error').textContent = `Could not read the fleet: ${err.message}`;
     $('fleet-error').hidden = false;
@@ -204,12 +206,15 @@ async function startLive() {
         if (!resumed) loadFleet();
       },
       onEvent,
-      onDown: () => setLive(false, 'Not live: reconnecting to the event stream…'),
+      onDown: () => {
+        notLive = 'reconnecting to the event stream';
+        setLive(false, `Not live: ${notLive}…`);
+      },
     });
   } catch (err) {
     if (controller.signal.aborted) return;
-    const why = err instanceof StreamMissing ? 'this gateway has no event stream' : `the event stream was refused (${err.message})`;
-    setLive(false, `Not live (${why}): refreshed every ${POLL_MS / 1000} s.`);
+    notLive = err instanceof StreamMissing ? 'this gateway has no event stream' : `the event stream was refused: ${err.message}`;
+    setLive(false, `Not live (${notLive}): refreshed every ${POLL_MS / 1000} s.`);
     // Asked again now and then: a gateway upgraded behind a proxy gains the stream without a reload of the page.
     setTimeout(() => stream === controller && startLive(), POLL_MS);
   }
