@@ -700,6 +700,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Domain, agent, address and host events, as Server-Sent Events
+         * @description Agent commands: none of the request's own; the gateway reads connected agents' interfaces (guest-network-get-interfaces) on connect and every events.addressesPollMs for the addresses events. Events come from libvirt (lifecycle, reboot, agent lifecycle, its connections) and the agent sockets. An identity sees only the domains its patterns match. Last-Event-ID resumes from the last events.bufferSize events. A client that lets more than events.clientQueueBytes wait is sent an overflow event and disconnected. The 200 response describes the events; docs/api.md#events has examples.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -904,7 +924,7 @@ export interface components {
              * @description Stable machine-readable error code
              * @enum {string}
              */
-            code: "invalid_request" | "unauthenticated" | "forbidden" | "permission_denied" | "command_forbidden" | "not_found" | "domain_not_found" | "host_not_found" | "file_not_found" | "process_not_found" | "user_not_found" | "domain_not_running" | "state_conflict" | "domain_ambiguous" | "not_a_regular_file" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "headers_too_large" | "rate_limited" | "client_gone" | "command_not_supported" | "suspend_not_supported" | "guest_program_missing" | "atomic_replace_unavailable" | "agent_error" | "agent_reply_invalid" | "agent_reply_too_large" | "libvirt_error" | "agent_not_configured" | "agent_not_connected" | "agent_unresponsive" | "agent_busy" | "agent_queue_full" | "libvirt_unavailable" | "host_unavailable" | "shutting_down" | "state_unavailable" | "deadline_exceeded" | "internal_error";
+            code: "invalid_request" | "unauthenticated" | "forbidden" | "permission_denied" | "command_forbidden" | "not_found" | "domain_not_found" | "host_not_found" | "file_not_found" | "process_not_found" | "user_not_found" | "domain_not_running" | "state_conflict" | "domain_ambiguous" | "not_a_regular_file" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "headers_too_large" | "rate_limited" | "client_gone" | "command_not_supported" | "suspend_not_supported" | "guest_program_missing" | "atomic_replace_unavailable" | "agent_error" | "agent_reply_invalid" | "agent_reply_too_large" | "libvirt_error" | "agent_not_configured" | "agent_not_connected" | "agent_unresponsive" | "agent_busy" | "agent_queue_full" | "libvirt_unavailable" | "host_unavailable" | "shutting_down" | "too_many_streams" | "state_unavailable" | "deadline_exceeded" | "internal_error";
             requestId: string;
             domain?: string;
             /** @description The libvirt host concerned (host_unavailable, host_not_found) */
@@ -1092,63 +1112,6 @@ export interface components {
                 /** @description The key type; null when the line carries options or is not a plain key */
                 type: string | null;
                 comment: string | null;
-            }[];
-        };
-        /**
-         * @example {
-         *       "domain": {
-         *         "host": "local",
-         *         "name": "guest1",
-         *         "uuid": "8f1c3a52-1b5e-4c1a-9d7e-0a0000000001"
-         *       },
-         *       "interfaces": [
-         *         {
-         *           "name": "eth0",
-         *           "mac": "52:54:00:a0:00:01",
-         *           "addresses": [
-         *             {
-         *               "family": "ipv4",
-         *               "address": "10.0.2.21",
-         *               "prefix": 24
-         *             }
-         *           ],
-         *           "statistics": {
-         *             "rxBytes": 1024,
-         *             "rxPackets": 8,
-         *             "rxErrors": 0,
-         *             "rxDropped": 0,
-         *             "txBytes": 2048,
-         *             "txPackets": 9,
-         *             "txErrors": 0,
-         *             "txDropped": 0
-         *           }
-         *         }
-         *       ]
-         *     }
-         */
-        NetworkInterfaces: {
-            domain: components["schemas"]["DomainRef"];
-            interfaces: {
-                name: string;
-                /** @description Hardware address, lower case; null when the guest reports none (loopback) */
-                mac: string | null;
-                addresses: {
-                    /** @enum {string} */
-                    family: "ipv4" | "ipv6";
-                    address: string;
-                    prefix: number;
-                }[];
-                /** @description Counters, when the agent reports them */
-                statistics: {
-                    rxBytes: number;
-                    rxPackets: number;
-                    rxErrors: number;
-                    rxDropped: number;
-                    txBytes: number;
-                    txPackets: number;
-                    txErrors: number;
-                    txDropped: number;
-                } | null;
             }[];
         };
         /**
@@ -2079,6 +2042,63 @@ export interface components {
          *         "name": "guest1",
          *         "uuid": "8f1c3a52-1b5e-4c1a-9d7e-0a0000000001"
          *       },
+         *       "interfaces": [
+         *         {
+         *           "name": "eth0",
+         *           "mac": "52:54:00:a0:00:01",
+         *           "addresses": [
+         *             {
+         *               "family": "ipv4",
+         *               "address": "10.0.2.21",
+         *               "prefix": 24
+         *             }
+         *           ],
+         *           "statistics": {
+         *             "rxBytes": 1024,
+         *             "rxPackets": 8,
+         *             "rxErrors": 0,
+         *             "rxDropped": 0,
+         *             "txBytes": 2048,
+         *             "txPackets": 9,
+         *             "txErrors": 0,
+         *             "txDropped": 0
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
+        NetworkInterfaces: {
+            domain: components["schemas"]["DomainRef"];
+            interfaces: {
+                name: string;
+                /** @description Hardware address, lower case; null when the guest reports none (loopback) */
+                mac: string | null;
+                addresses: {
+                    /** @enum {string} */
+                    family: "ipv4" | "ipv6";
+                    address: string;
+                    prefix: number;
+                }[];
+                /** @description Counters, when the agent reports them */
+                statistics: {
+                    rxBytes: number;
+                    rxPackets: number;
+                    rxErrors: number;
+                    rxDropped: number;
+                    txBytes: number;
+                    txPackets: number;
+                    txErrors: number;
+                    txDropped: number;
+                } | null;
+            }[];
+        };
+        /**
+         * @example {
+         *       "domain": {
+         *         "host": "local",
+         *         "name": "guest1",
+         *         "uuid": "8f1c3a52-1b5e-4c1a-9d7e-0a0000000001"
+         *       },
          *       "action": "shutdown",
          *       "command": "guest-shutdown",
          *       "accepted": true,
@@ -2185,7 +2205,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2331,7 +2351,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2413,7 +2433,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2508,7 +2528,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2615,7 +2635,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2731,7 +2751,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2875,7 +2895,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3000,7 +3020,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3088,7 +3108,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3204,7 +3224,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3329,7 +3349,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3454,7 +3474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3579,7 +3599,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3704,7 +3724,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3829,7 +3849,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3954,7 +3974,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4079,7 +4099,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4204,7 +4224,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4329,7 +4349,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4454,7 +4474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4601,7 +4621,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4726,7 +4746,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4873,7 +4893,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4998,7 +5018,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5145,7 +5165,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5270,7 +5290,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5428,7 +5448,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5584,7 +5604,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5713,7 +5733,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5860,7 +5880,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5989,7 +6009,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6138,7 +6158,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6265,7 +6285,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6414,7 +6434,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6563,7 +6583,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6710,7 +6730,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6857,7 +6877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6982,7 +7002,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7129,7 +7149,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7272,7 +7292,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7419,7 +7439,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7430,6 +7450,88 @@ export interface operations {
             };
             /** @description Problem: deadline_exceeded */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of these domains: names, UUIDs and globs, as identities' domain patterns (web*, uuid:8f1c3a52-*, host:name): repeat the parameter or separate with commas. A stream with this filter gets no host events */
+                domain?: string | string[];
+                /** @description Only these event types: domain, agent, addresses, host (comma-separated or repeated); reset, overflow and closing always come */
+                types?: string | string[];
+            };
+            header?: {
+                /** @description The id of the last event received (EventSource sends it when it reconnects): the events after it are sent first, or a reset event when they are no longer kept */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (see the description for its events) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Problem: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: forbidden, permission_denied, command_forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description events.maxClients streams are open already (too_many_streams), or the gateway is shutting down */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7502,7 +7604,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

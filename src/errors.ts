@@ -46,6 +46,8 @@ export const ERROR_STATUS = {
   /** The host a domain is (or may be) on is not reachable; other hosts' domains still answer. */
   host_unavailable: 503,
   shutting_down: 503,
+  /** events.maxClients event streams are open already. */
+  too_many_streams: 503,
   /** state.dir cannot be written: a freeze is not taken unrecorded. */
   state_unavailable: 503,
   deadline_exceeded: 504,
@@ -93,6 +95,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   libvirt_unavailable: 'libvirt is not reachable',
   host_unavailable: "The domain's libvirt host is not reachable",
   shutting_down: 'The gateway is shutting down',
+  too_many_streams: 'Too many event streams are open',
   state_unavailable: 'The gateway cannot record what it must keep across a restart',
   deadline_exceeded: 'The deadline passed before the guest agent answered',
   internal_error: 'Internal error',

@@ -20,6 +20,7 @@ import { AgentSocketTransport } from './agent/transports/agent-socket.js';
 import type { Config } from './config/schema.js';
 import { AgentStateTracker } from './domains/agent-state.js';
 import { DomainDirectory } from './domains/directory.js';
+import { EventHub } from './events/hub.js';
 import { LibvirtHosts } from './libvirt/hosts.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import { lockStateDir, StateDirInUse } from './state/lock.js';
@@ -55,6 +56,8 @@ export class Gateway {
   readonly addresses: AddressBook;
   /** GET /metrics: this gateway's own registry, fed by the services above. */
   readonly metrics: GatewayMetrics;
+  /** GET /events: domain, agent, address and host events, and the streams open on them; null when events.enabled is false. */
+  readonly events: EventHub | null;
 
   constructor(
     readonly config: Config,
@@ -107,6 +110,15 @@ export class Gateway {
     this.power = new PowerService(this.agent, this.hosts);
     this.accounts = new AccountService(this.agent);
     this.addresses = new AddressBook(this.hosts, this.domains, this.agent, config.addresses);
+    this.events = config.events.enabled
+      ? new EventHub(config.events, {
+          hosts: this.hosts,
+          sockets: this.agentSockets,
+          socketRescanMs: config.agentSockets.rescanMs,
+          agent: this.agent,
+          directory: this.domains,
+        })
+      : null;
     const libvirtHosts = this.hosts.list.map((h) => ({ host: h.name, pool: h.pool }));
     // Agents connected: libvirt's (from its events) and the agent sockets' channels in step.
     const connected = () => this.agentStates.connectedCount + (this.agentSockets?.connectedCount ?? 0);
@@ -158,6 +170,8 @@ export class Gateway {
         },
         'serving agent sockets',
       );
+    // Before the hosts connect: their first connection is the first `host` event.
+    this.events?.start();
     this.hosts.start();
     const [freezes, uploads] = await Promise.all([this.freeze.readRecords(), this.uploads.readRecords()]);
     this.recovered = this.recoverState(freezes, uploads);
@@ -183,6 +197,8 @@ export class Gateway {
 
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    // Streams end (the HTTP server waits for them) and the address watcher sends no more commands.
+    this.events?.close();
     // A freeze left in place hangs the guest's writers: thaw before the queue closes.
     await this.freeze.thawAll(Math.min(graceMs, 10_000));
     // Guest file handles first, while the agent queue still takes their guest-file-close.

@@ -178,6 +178,29 @@ export const configSchema = z.strictObject({
       cacheTtlMs: z.number().int().min(0).max(3_600_000).default(10_000),
     })
     .prefault({}),
+  /** GET /events: a Server-Sent Events stream of domain, agent, address and host events (src/events). */
+  events: z
+    .strictObject({
+      /** false: no /events route, no event sources and no address polling at all. */
+      enabled: z.boolean().default(true),
+      /** Events kept in memory for Last-Event-ID to resume from; an older id gets a `reset` event instead. */
+      bufferSize: z.number().int().min(1).max(1_000_000).default(1000),
+      /** Streams open at once, over all clients; one more is refused with 503 too_many_streams. */
+      maxClients: z.number().int().min(1).max(100_000).default(1000),
+      /** A `: keep-alive` comment after this much silence on a stream, so that proxies keep idle streams open. */
+      heartbeatMs: ms(3_600_000).default(15_000),
+      /**
+       * Each connected agent's interfaces are read again this often (one command per domain per interval, spread
+       * over it), besides once when its agent connects; an `addresses` event when they changed. 0: never read.
+       */
+      addressesPollMs: z.number().int().min(0).max(86_400_000).default(30_000),
+      /**
+       * Bytes a stream may have written but not yet taken by its client (the gateway's buffers and the socket's). Past
+       * it the client is too slow: it gets an `overflow` event and is disconnected, rather than memory growing.
+       */
+      clientQueueBytes: z.number().int().min(1024).max(67_108_864).default(1_048_576),
+    })
+    .prefault({}),
   /** Who may call the gateway. On by default: a gateway that runs programs in every guest is root on them all. */
   auth: z
     .strictObject({

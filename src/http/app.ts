@@ -79,6 +79,9 @@ export async function buildApp(
   app.addHook('preClose', async () => {
     await gateway.files.abortTransfers(gateway.config.shutdownGraceMs);
   });
+  // Event streams never end by themselves: each sends its `closing` event and ends now, so that the server's close
+  // (which waits for every response) does not wait for them.
+  app.addHook('preClose', async () => gateway.events?.closeStreams());
 
   // A route without a declared permission is a bug: refuse to start rather than serve it unguarded later. So is
   // a route naming a domain outside a domain scope (domain-scope.ts): nothing would check the identity may touch it.

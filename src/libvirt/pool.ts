@@ -26,6 +26,10 @@ export interface LifecycleEventMsg {
   event: number;
   detail: number;
 }
+/** The guest reset itself (a reboot from inside, or through its agent): the domain stays running, so no lifecycle event says so. */
+export interface RebootEventMsg {
+  dom: WireDomain;
+}
 export interface AgentLifecycleEventMsg {
   dom: WireDomain;
   state: number;
@@ -35,6 +39,7 @@ export interface AgentLifecycleEventMsg {
 type PoolEvents = {
   lifecycle: [LifecycleEventMsg];
   agentLifecycle: [AgentLifecycleEventMsg];
+  reboot: [RebootEventMsg];
   /** Events are flowing again on a fresh subscription: what happened in between was missed. */
   eventsSubscribed: [];
   /** The connection carrying events went away. */
@@ -228,7 +233,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
   private async subscribeEvents(conn: LibvirtConnection): Promise<void> {
     this.eventConn = conn;
     try {
-      for (const eventID of [DomainEventId.LIFECYCLE, DomainEventId.AGENT_LIFECYCLE]) {
+      for (const eventID of [DomainEventId.LIFECYCLE, DomainEventId.REBOOT, DomainEventId.AGENT_LIFECYCLE]) {
         await conn.call(
           Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
           { eventID, dom: null },
@@ -253,6 +258,8 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
       } else if (header.procedure === Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.procedure) {
         const m = decode(Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.body, body);
         this.emit('agentLifecycle', { dom: m.dom, state: m.state, reason: m.reason });
+      } else if (header.procedure === Remote.DOMAIN_EVENT_CALLBACK_REBOOT.procedure) {
+        this.emit('reboot', { dom: decode(Remote.DOMAIN_EVENT_CALLBACK_REBOOT.body, body).dom });
       }
     } catch (err) {
       this.log.warn({ procedure: header.procedure, err: (err as Error).message }, 'undecodable libvirt event ignored');

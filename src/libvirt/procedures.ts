@@ -140,6 +140,13 @@ export const Remote = {
       detail: int,
     }),
   ),
+  /** remote_domain_event_callback_reboot_msg { int callbackID; remote_domain_event_reboot_msg { remote_nonnull_domain dom; } } */
+  DOMAIN_EVENT_CALLBACK_REBOOT: message(
+    Program.REMOTE,
+    319,
+    'REMOTE_PROC_DOMAIN_EVENT_CALLBACK_REBOOT',
+    struct<{ callbackID: number; dom: WireDomain }>({ callbackID: int, dom: domainCodec }),
+  ),
   /** remote_domain_event_callback_agent_lifecycle_msg { int callbackID; dom; int state; int reason; } */
   DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: message(
     Program.REMOTE,

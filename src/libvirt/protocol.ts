@@ -17,7 +17,8 @@ export const MessageStatus = { OK: 0, ERROR: 1, CONTINUE: 2 } as const;
 
 export const AuthType = { NONE: 0, SASL: 1, POLKIT: 2 } as const;
 export const DriverFeature = { PROGRAM_KEEPALIVE: 10 } as const;
-export const DomainEventId = { LIFECYCLE: 0, AGENT_LIFECYCLE: 18 } as const;
+/** virDomainEventID: the events the gateway subscribes to. REBOOT is the guest's own reset (a reboot), which no lifecycle event reports. */
+export const DomainEventId = { LIFECYCLE: 0, REBOOT: 1, AGENT_LIFECYCLE: 18 } as const;
 
 /** virDomainState */
 export const DOMAIN_STATES = ['nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended'] as const;

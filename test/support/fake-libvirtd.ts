@@ -19,7 +19,7 @@
 //               agentPeakInFlight(name)
 //   observing:  calls, callCount(proc, program?), clients, connectionCount, totalConnections, eventCallbackCount(id?),
 //               pingsReceived, pongsReceived
-//   events:     emitLifecycle(dom, event, detail?), emitAgentLifecycle(dom, state, reason?) -> clients notified
+//   events:     emitLifecycle(dom, event, detail?), emitAgentLifecycle(dom, state, reason?), emitReboot(dom) -> clients notified
 //   faults:     holdReplies(match) -> ReplyHold, setReplyDelay(proc, ms, program?), replyDelay, injectError(proc, err, o?),
 //               splitWrites, coalesce, ignoreKeepalive, acceptConnections, sendKeepalivePing(), sendRaw(bytes),
 //               dropClient(id), dropClients()

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { InjectOptions } from 'fastify';
 import { onTestFinished } from 'vitest';
 import { FakeLibvirtd, type AgentHandler, type AgentLogEntry, type FakeDomain, type FakeLibvirtdOptions } from './fake-libvirtd.js';
+import { injectAny } from './inject.js';
 import { MemoryAgentTransport } from './memory-agent-transport.js';
 import { startTestGateway, type GatewayOverrides, type TestGateway } from './test-gateway.js';
 
@@ -41,7 +42,7 @@ export async function request(
   payload?: unknown,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  const res = await gw.app.inject({
+  const res = await injectAny(gw.app, {
     method,
     url,
     headers,

@@ -17,6 +17,7 @@ import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { fakeGuestState, GUEST_FACT_COMMANDS, guestFactsAgent } from '../support/guest-facts-agent.js';
 import { OPERATIONS_COMMANDS, operationsAgent } from '../support/operations-agent.js';
 import { build } from '../support/harness.js';
+import { injectAny } from '../support/inject.js';
 import type { TestGateway } from '../support/test-gateway.js';
 
 const SEED = 0x5eed_0004;
@@ -80,7 +81,12 @@ async function fuzz(gw: TestGateway, headers: Record<string, string>, list = req
   const failures: string[] = [];
   for (const r of list) {
     const before = fake.agentLog.length;
-    const res = await gw.app.inject({ method: r.method as 'GET', url: r.url, headers: { ...r.headers, ...headers }, payload: r.payload });
+    const res = await injectAny(gw.app, {
+      method: r.method as 'GET',
+      url: r.url,
+      headers: { ...r.headers, ...headers },
+      payload: r.payload,
+    });
     total++;
     const sent = fake.agentLog.slice(before).map((e) => e.execute);
     if (sent.length) reachedAgent++;

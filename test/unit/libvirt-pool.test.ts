@@ -76,6 +76,7 @@ describe('LibvirtPool', () => {
     expect(eventClients()).toHaveLength(1);
     expect(fake!.eventCallbackCount(DomainEventId.LIFECYCLE)).toBe(1);
     expect(fake!.eventCallbackCount(DomainEventId.AGENT_LIFECYCLE)).toBe(1);
+    expect(fake!.eventCallbackCount(DomainEventId.REBOOT)).toBe(1);
     expect((await lookup(pool, 'vm1')).dom.name).toBe('vm1');
   });
 
@@ -160,6 +161,18 @@ describe('LibvirtPool', () => {
     for (let i = 0; i < 20; i++) fake!.emitLifecycle('vm1', i % 9, i);
     await waitFor(() => lifecycle.length === 21, 5000, '20 more events');
     expect(lifecycle.slice(1).map((m) => m.detail)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  it('decodes reboot events (the guest reset itself, which no lifecycle event reports)', async () => {
+    await startFake();
+    const { pool, count } = startPool({ size: 2 });
+    const reboots: unknown[] = [];
+    pool.on('reboot', (m) => reboots.push(m));
+    await waitFor(() => pool.up === 2 && count('eventsSubscribed') === 1, 5000, 'pool ready');
+    const vm1 = fake!.domain('vm1');
+    expect(fake!.emitReboot('vm1')).toBe(1);
+    await waitFor(() => reboots.length === 1, 5000, 'the reboot event');
+    expect(reboots[0]).toEqual({ dom: { name: 'vm1', uuid: uuidFromString(vm1.uuid), id: vm1.id } });
   });
 
   it('after losing the event connection: eventsLost, then eventsSubscribed on another connection, and events flow again', async () => {

@@ -36,7 +36,7 @@ const OPERATION_IDS = [
   'getOsInfo getHostname getTimezone getLoggedInUsers getCpuStats getLoad getRoutes getFilesystems getDisks getDiskStats',
   'getTime setTime getVcpus updateVcpus getMemoryBlocks updateMemoryBlocks getMemoryBlockInfo headFile getFile putFile',
   'startExec getExecStatus setUserPassword listSshKeys addSshKeys removeSshKeys runAgentCommand requestPowerAction',
-  'getFreezeStatus freezeFilesystems thawFilesystems trimFilesystems getMetrics',
+  'getFreezeStatus freezeFilesystems thawFilesystems trimFilesystems getMetrics streamEvents',
 ]
   .join(' ')
   .split(' ');

@@ -5,11 +5,11 @@ import { z } from 'zod';
 import type { AddressEntry } from '../../agent/guest/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { normaliseInterfaces } from './network-interfaces.js';
+import { interfaceAddresses } from '../../agent/guest/interface-addresses.js';
 
 const MAX_FILTER = 1000;
 
-const interfaceSchema = z.object({
+export const interfaceSchema = z.object({
   name: z.string(),
   mac: z.string().nullable(),
   addresses: z.array(z.object({ family: z.enum(['ipv4', 'ipv6']), address: z.string(), prefix: z.number().int() })),
@@ -89,16 +89,10 @@ const domainFilter = z
       'A filter also lists stopped and unknown domains, with their error',
   );
 
-const isLoopback = (nic: z.infer<typeof interfaceSchema>) =>
-  nic.name === 'lo' || (nic.addresses.length > 0 && nic.addresses.every((a) => a.address === '::1' || a.address.startsWith('127.')));
-
 function toBody(e: AddressEntry): z.infer<typeof entrySchema> {
   const base = { host: e.host, name: e.name, uuid: e.uuid, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
   if (e.result.ok) {
-    const interfaces = normaliseInterfaces(e.result.interfaces)
-      .map(({ name, mac, addresses }) => ({ name, mac, addresses }))
-      .filter((nic) => !isLoopback(nic));
-    return { ...base, ok: true, interfaces };
+    return { ...base, ok: true, interfaces: interfaceAddresses(e.result.interfaces) };
   }
   return { ...base, ok: false, error: errorBody(e.result.error) };
 }

@@ -9,6 +9,7 @@ import { agentSyncRoutes } from './agent-sync.js';
 import { domainListRoutes, domainRoutes } from './domains.js';
 import { accountRoutes } from './accounts.js';
 import { addressRoutes } from './addresses.js';
+import { eventRoutes } from './events.js';
 import { execRoutes } from './exec.js';
 import { fileRoutes } from './files.js';
 import { freezeRoutes } from './freeze.js';
@@ -45,6 +46,7 @@ export const ROUTE_MODULES: ((services: Gateway) => FastifyPluginAsync)[] = [
     powerRoutes,
     freezeRoutes,
   ),
+  eventRoutes,
   metricsRoutes,
 ];
 
@@ -60,6 +62,7 @@ export const ROUTE_TAGS: { name: string; description: string }[] = [
   { name: 'accounts', description: "Guest users' passwords and SSH authorized keys" },
   { name: 'power', description: 'Shutdown, halt, reboot and suspend from inside the guest' },
   { name: 'fsfreeze', description: 'File-system freeze, thaw and trim' },
+  { name: 'events', description: 'What happens to domains, their agents and the hosts, as Server-Sent Events' },
   { name: 'health', description: 'Liveness and readiness' },
   { name: 'metrics', description: 'Prometheus metrics' },
 ];

@@ -1,6 +1,7 @@
 // GET /domains/{domain}/network-interfaces: the guest's own view of its interfaces and addresses.
 import { z } from 'zod';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../../agent/commands/network.js';
+import { nicAddresses } from '../../agent/guest/interface-addresses.js';
 import type { Gateway } from '../../gateway.js';
 import { agentQuery } from '../agent-query.js';
 import type { DomainRoute } from '../domain-scope.js';
@@ -54,9 +55,7 @@ export function normaliseInterfaces(reply: GuestNetworkInterfaces): z.infer<type
   return reply.map((nic) => {
     const s = nic.statistics;
     return {
-      name: nic.name,
-      mac: nic['hardware-address'] ? nic['hardware-address'].toLowerCase() : null,
-      addresses: (nic['ip-addresses'] ?? []).map((a) => ({ family: a['ip-address-type'], address: a['ip-address'], prefix: a.prefix })),
+      ...nicAddresses(nic),
       statistics: s
         ? {
             rxBytes: s['rx-bytes'],

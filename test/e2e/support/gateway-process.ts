@@ -20,9 +20,19 @@ export async function startGateway(config: object = {}, timeoutMs = 20_000): Pro
   // Development mode (no tokens) and no rate limit unless the test's config names its own auth or limits section.
   // Never the host's /var/lib/qga-gateway: a freeze one test's gateway left there would be thawed by another's.
   const state = { dir: join(dir, 'state') };
+  // The events' address watcher (a guest-network-get-interfaces every 30 s per agent) only where a test asks for it
+  // (its config names an events section): the other tests' agents get only their own commands.
+  const events = { addressesPollMs: 0 };
   writeFileSync(
     configFile,
-    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, auth: { mode: 'none' }, limits: { rateLimit: { max: 0 } }, state, ...config }),
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      auth: { mode: 'none' },
+      limits: { rateLimit: { max: 0 } },
+      state,
+      events,
+      ...config,
+    }),
   );
   const stateDir = (config as { state?: { dir?: string } }).state?.dir ?? state.dir;
   const child = spawn(process.execPath, ['dist/server.js', '--config', configFile], {

@@ -316,6 +316,13 @@ export class FakeLibvirtd {
     );
   }
 
+  /** Sends a reboot event (the guest reset itself: libvirt's VIR_DOMAIN_EVENT_ID_REBOOT, no lifecycle event); returns how many clients got it. */
+  emitReboot(domain: string | FakeDomain): number {
+    const dom = typeof domain === 'string' ? this.domain(domain) : domain;
+    const msg = Remote.DOMAIN_EVENT_CALLBACK_REBOOT;
+    return this.emitEvent(DomainEventId.REBOOT, dom, msg.procedure, (callbackID) => encode(msg.body, { callbackID, dom: toWire(dom) }));
+  }
+
   private emitEvent(eventID: number, dom: FakeDomain, procedure: number, body: (callbackID: number) => Buffer): number {
     let sent = 0;
     for (const c of this.clientSet) {

@@ -1,0 +1,156 @@
+// GET /events: what happens to domains, their agents and the libvirt hosts, as Server-Sent Events (src/events has
+// the events; sse-stream.ts frames one response). The filter and the identity's domain patterns decide what each
+// stream sees, for live and replayed events alike.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { compileDomainPattern } from '../../auth/domain-patterns.js';
+import { mayTouch } from '../../auth/identity.js';
+import { domainPatternProblem } from '../../config/identities.js';
+import type { StreamFilter } from '../../events/filter.js';
+import type { OpenStream } from '../../events/hub.js';
+import { EVENT_TYPES, type EventType } from '../../events/types.js';
+import type { Gateway } from '../../gateway.js';
+import { problemResponses } from '../problem.js';
+import { SseStream } from '../sse-stream.js';
+
+const MAX_FILTER = 1000;
+/** EventSource's reconnection delay. */
+const RETRY_MS = 2000;
+/** How long an ended stream (overflow, shutdown) may take to flush before its socket is destroyed. */
+const GRACE_MS = 2000;
+
+/** ?x=a&x=b and ?x=a,b both work. */
+const list = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) => {
+    if (v === undefined) return null;
+    const tokens = [
+      ...new Set(
+        (Array.isArray(v) ? v : [v])
+          .flatMap((s) => s.split(','))
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    ];
+    return tokens.length ? tokens : null;
+  });
+
+const querystring = z.object({
+  domain: list
+    .superRefine((tokens, ctx) => {
+      if (!tokens) return;
+      if (tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
+      for (const t of tokens) {
+        const problem = t.length > 1024 ? 'longer than 1024 characters' : domainPatternProblem(t);
+        if (problem) ctx.addIssue({ code: 'custom', message: `'${t.slice(0, 64)}': ${problem}` });
+      }
+    })
+    .describe(
+      "Only events of these domains: names, UUIDs and globs, as identities' domain patterns (web*, uuid:8f1c3a52-*, host:name): " +
+        'repeat the parameter or separate with commas. A stream with this filter gets no host events',
+    ),
+  types: list
+    .superRefine((tokens, ctx) => {
+      for (const t of tokens ?? [])
+        if (!(EVENT_TYPES as readonly string[]).includes(t))
+          ctx.addIssue({ code: 'custom', message: `'${t.slice(0, 64)}' is not one of ${EVENT_TYPES.join(', ')}` });
+    })
+    .describe(`Only these event types: ${EVENT_TYPES.join(', ')} (comma-separated or repeated); reset, overflow and closing always come`),
+});
+
+const headers = z.looseObject({
+  'last-event-id': z
+    .string()
+    .max(128)
+    .optional()
+    .describe(
+      'The id of the last event received (EventSource sends it when it reconnects): the events after it are sent first, ' +
+        'or a reset event when they are no longer kept',
+    ),
+});
+
+const EVENT_FORMAT =
+  'A stream of Server-Sent Events (text/event-stream) that never ends by itself. It opens with `retry:` and `id:` lines ' +
+  '(its position, no event). Each event is `id: <epoch>-<seq>`, `event: <type>` and `data: <one line of JSON>` whose ' +
+  'JSON has `id`, `type`, `time` (ISO 8601) and, for domain, agent and addresses events, `domain: {host, name, uuid}`. ' +
+  'Types: `domain` {event: defined|undefined|started|suspended|resumed|stopped|shutdown|pmsuspended|crashed|reboot, ' +
+  "detail (libvirt's detail, e.g. booted, destroyed), state (as GET /domains says after it)}; `agent` {state: connected|disconnected, " +
+  'reason: channel|domain-started|unknown}; `addresses` {interfaces: [{name, mac, addresses: [{family, address, prefix}]}]}, when ' +
+  "they changed; `host` {host, state: up|down, error?}; and the stream's own, whose id is its position: `reset` {reason} " +
+  '(first, when Last-Event-ID cannot be resumed: re-read the state), `overflow` {reason} (last, the client read too slowly) ' +
+  'and `closing` {reason} (last, the gateway is stopping). A `: keep-alive` comment every events.heartbeatMs.';
+
+export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
+  return async (app) => {
+    const hub = gateway.events;
+    if (!hub) return;
+    const config = gateway.config.events;
+    app.get(
+      '/events',
+      {
+        config: { permission: 'read' },
+        schema: {
+          operationId: 'streamEvents',
+          tags: ['events'],
+          summary: 'Domain, agent, address and host events, as Server-Sent Events',
+          description:
+            "Agent commands: none of the request's own; the gateway reads connected agents' interfaces " +
+            '(guest-network-get-interfaces) on connect and every events.addressesPollMs for the addresses events. ' +
+            'Events come from libvirt (lifecycle, reboot, agent lifecycle, its connections) and the agent sockets. ' +
+            'An identity sees only the domains its patterns match. Last-Event-ID resumes from the last events.bufferSize events. ' +
+            'A client that lets more than events.clientQueueBytes wait is sent an overflow event and disconnected. ' +
+            'The 200 response describes the events; docs/api.md#events has examples.',
+          querystring,
+          headers,
+          response: {
+            200: {
+              description: 'The event stream (see the description for its events)',
+              content: { 'text/event-stream': { schema: z.string().describe(EVENT_FORMAT) } },
+            },
+            503: {
+              ...problemResponses(503)[503]!,
+              description: 'events.maxClients streams are open already (too_many_streams), or the gateway is shutting down',
+            },
+          },
+        },
+      },
+      async (request, reply) => {
+        const identity = request.identity;
+        const patterns = request.query.domain?.map(compileDomainPattern) ?? null;
+        const filter: StreamFilter = {
+          types: request.query.types ? new Set(request.query.types as EventType[]) : null,
+          domains: patterns ? (dom) => patterns.some((matches) => matches(dom)) : null,
+          mayTouch: (dom) => !identity || mayTouch(identity, dom),
+        };
+        let stream: SseStream | null = null;
+        // No event reaches the sink before `stream` is set: the bus publishes from other ticks than this one.
+        const opened: OpenStream = hub.open(
+          filter,
+          {
+            event: (e) => void stream?.event(e.event.id, e.event.type, e.json),
+            shutdown: () => stream?.end('closing', 'the gateway is shutting down'),
+          },
+          request.headers['last-event-id'],
+        );
+        stream = new SseStream(reply.raw, {
+          maxQueuedBytes: config.clientQueueBytes,
+          heartbeatMs: config.heartbeatMs,
+          graceMs: GRACE_MS,
+          retryMs: RETRY_MS,
+          onClosed: () => {
+            opened.close();
+            // How much ever waited for this client: what events.clientQueueBytes is to be sized against.
+            request.log.info({ peakQueuedBytes: stream?.peakQueuedBytes }, 'event stream closed');
+          },
+          onOverflow: (reason) => request.log.warn({ reason }, 'event stream dropped: its client reads too slowly'),
+        });
+        stream.start(opened.position);
+        if (opened.reset) stream.control('reset', opened.reset);
+        for (const e of opened.replayed) stream.event(e.event.id, e.event.type, e.json, true);
+        reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+        return reply.send(stream.body as never);
+      },
+    );
+  };
+}
