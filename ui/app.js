@@ -20,11 +20,19 @@ let stream = null;
 
 const token = () => sessionStorage.getItem(TOKEN_KEY) ?? '';
 const authHeaders = () => (token() ? { authorization: `Bearer ${token()}` } : {});
+/** Set while the page waits for a token: nothing is asked of the API meanwhile (each ask would be one more 401). */
+let waitingForToken = false;
+
+/** The button to forget the token is in view whenever one is kept, also once the form is gone. */
+function showForget() {
+  $('forget').hidden = !token();
+}
 
 function askToken(note) {
+  waitingForToken = true;
   $('token-note').textContent = note;
   $('token-form').hidden = false;
-  $('forget').hidden = !token();
+  showForget();
 }
 
 $('token-form').addEventListener('submit', (event) => {
@@ -34,12 +42,22 @@ $('token-form').addEventListener('submit', (event) => {
   sessionStorage.setItem(TOKEN_KEY, value);
   $('token').value = '';
   $('token-form').hidden = true;
+  waitingForToken = false;
+  showForget();
   start();
 });
 $('forget').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
-  askToken('Token forgotten.');
-  start();
+  // What the token let this tab see goes with it: the stream is closed and the table emptied.
+  stream?.abort();
+  stream = null;
+  clearInterval(pollTimer);
+  fleet.domains.clear();
+  fleet.addresses.clear();
+  renderFleet();
+  setStatus('not-live', 'Not live: no token.');
+  askToken('Token forgotten: enter one to see the fleet again.');
+  $('token').focus();
 });
 
 // ---- the API ---------------------------------------------------------------------------------------------------
@@ -53,11 +71,18 @@ class ApiError extends Error {
 }
 
 async function api(path) {
+  const sent = token();
   const res = await fetch(new URL(path, API), { headers: { accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
   const body = await res.json().catch(() => null);
-  if (res.status === 401) askToken(token() ? 'The token was refused: enter another.' : 'This gateway asks for a token.');
+  if (res.status === 401) refused(sent);
   if (!res.ok) throw new ApiError(res.status, body);
   return body;
+}
+
+/** A 401 for a call made with this token ('' for none): a refused token is not kept (unless another replaced it). */
+function refused(sent) {
+  if (sent && token() === sent) sessionStorage.removeItem(TOKEN_KEY);
+  askToken(sent ? 'The token was refused: enter another.' : 'This gateway asks for a token.');
 }
 
 // ---- building the page (text only: nothing the API says is ever parsed as HTML) -----------------------------------
@@ -76,12 +101,16 @@ function announce(text) {
   $('announce').textContent = text;
 }
 
+function setStatus(className, text) {
+  $('live').textContent = text;
+  $('live').className = className;
+}
+
 function setLive(isLive, text) {
   live = isLive;
-  $('live').textContent = text;
-  $('live').className = isLive ? 'live' : 'not-live';
+  setStatus(isLive ? 'live' : 'not-live', text);
   clearInterval(pollTimer);
-  pollTimer = isLive ? null : setInterval(loadFleet, POLL_MS);
+  pollTimer = isLive ? null : setInterval(() => waitingForToken || loadFleet(), POLL_MS);
 }
 
 const domainHref = (d) => `#/domain/${encodeURIComponent(d.host)}/${encodeURIComponent(d.uuid)}`;
@@ -138,7 +167,8 @@ async function loadFleet() {
     // Events that arrived while the answers were on their way may be newer than them: applied again, in order.
     for (const e of recent.filter((r) => r.n > since)) apply(e.event, e.data);
     $('fleet-error').hidden = true;
-    if (!live) $('live').textContent = `Not live (${notLive}): refreshed every ${POLL_MS / 1000} s, last at ${new Date().toLocaleTimeString()}.`;
+    if (!live)
+      $('live').textContent = `Not live (${notLive}): refreshed every ${POLL_MS / 1000} s, last at ${new Date().toLocaleTimeString()}.`;
   } catch (err) {
     $('fleet-error').textContent = `Could not read the fleet: ${err.message}`;
     $('fleet-error').hidden = false;
@@ -197,6 +227,7 @@ async function startLive() {
   stream?.abort();
   const controller = new AbortController();
   stream = controller;
+  const sent = token();
   try {
     await follow(new URL('events?types=domain,agent,addresses,host', API), {
       headers: authHeaders,
@@ -213,10 +244,19 @@ async function startLive() {
     });
   } catch (err) {
     if (controller.signal.aborted) return;
-    notLive = err instanceof StreamMissing ? 'this gateway has no event stream' : `the event stream was refused: ${err.message}`;
+    if (err.status === 401) {
+      // No token, or one no longer accepted: nothing more is asked until one is entered (which starts all again).
+      refused(sent);
+      setLive(false, 'Not live: waiting for a token.');
+      return;
+    }
+    notLive =
+      err instanceof StreamMissing
+        ? 'this gateway has no event stream'
+        : `the event stream was refused${err.status === 403 ? ' to this token' : ''}: ${err.message}`;
     setLive(false, `Not live (${notLive}): refreshed every ${POLL_MS / 1000} s.`);
     // Asked again now and then: a gateway upgraded behind a proxy gains the stream without a reload of the page.
-    setTimeout(() => stream === controller && startLive(), POLL_MS);
+    setTimeout(() => stream === controller && !waitingForToken && startLive(), POLL_MS);
   }
 }
 
@@ -307,6 +347,7 @@ $('refresh-domain').addEventListener('click', loadDomain);
 window.addEventListener('hashchange', () => route(true));
 
 function start() {
+  showForget();
   loadFleet();
   startLive();
   if (currentDomain()) loadDomain();
