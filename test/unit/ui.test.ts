@@ -68,7 +68,10 @@ describe('the files of ui/', () => {
   });
 
   it('keep the token in sessionStorage only, and never write HTML from data', () => {
-    const js = files.filter((f) => f.endsWith('.js')).map(text).join('\n');
+    const js = files
+      .filter((f) => f.endsWith('.js'))
+      .map(text)
+      .join('\n');
     expect(js).toContain('sessionStorage');
     expect(js).not.toMatch(/localStorage|document\.cookie|innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
     expect(js).not.toMatch(/[?&]token=|access_token/);
