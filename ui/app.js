@@ -8,6 +8,7 @@ const POLL_MS = 30_000;
 const API = new URL('..', document.baseURI);
 const $ = (id) => document.getElementById(id);
 
+/** hosts: only those down, each with why ({detail}). */
 const fleet = { domains: new Map(), addresses: new Map(), hosts: new Map() };
 const keyOf = (d) => `${d.host}/${d.uuid}`;
 let live = false;
@@ -134,12 +135,17 @@ function renderFleet() {
     if (!byHost.has(d.host)) byHost.set(d.host, []);
     byHost.get(d.host).push(d);
   }
-  for (const [host, domains] of byHost) {
-    const hostState = fleet.hosts.get(host);
+  // A host that is down keeps its group, even with no domain to show: it is not silently missing from the fleet.
+  for (const host of fleet.hosts.keys()) if (!byHost.has(host)) byHost.set(host, []);
+  for (const [host, domains] of [...byHost].sort(([a], [b]) => a.localeCompare(b))) {
+    const down = fleet.hosts.get(host);
     const body = el('tbody', { 'data-host': host });
-    body.append(
-      el('tr', {}, el('th', { scope: 'rowgroup', colspan: '4', class: 'host', text: `Host ${host}${hostState ? ` (${hostState})` : ''}` })),
-    );
+    body.append(el('tr', {}, el('th', { scope: 'rowgroup', colspan: '4', class: 'host', text: `Host ${host}${down ? ' (down)' : ''}` })));
+    if (down) {
+      const why = down.detail ? `Not reachable: ${down.detail}.` : 'Not reachable.';
+      const shown = domains.length ? 'Its domains are shown as last seen.' : 'Its domains cannot be listed.';
+      body.append(el('tr', {}, el('td', { colspan: '4', class: 'error', text: `${why} ${shown}` })));
+    }
     for (const d of domains) {
       body.append(
         el(
@@ -164,6 +170,8 @@ async function loadFleet() {
     const [domains, addresses] = await Promise.all([api('domains'), api('addresses')]);
     fleet.domains = new Map(domains.domains.map((d) => [keyOf(d), d]));
     fleet.addresses = new Map(addresses.domains.filter((a) => a.uuid).map((a) => [keyOf(a), a]));
+    // The hosts the list could not reach; every other one answered.
+    fleet.hosts = new Map(domains.unavailableHosts.map((h) => [h.host, { detail: h.detail }]));
     // Events that arrived while the answers were on their way may be newer than them: applied again, in order.
     for (const e of recent.filter((r) => r.n > since)) apply(e.event, e.data);
     $('fleet-error').hidden = true;
@@ -195,6 +203,8 @@ function onEvent({ event, data }) {
   if (recent.length > 500) recent.shift();
   if (apply(event, e)) {
     if (event === 'host') announce(`Host ${e.host} is ${e.state}.`);
+    // Back up: its domains may have changed meanwhile, or were never listed (the page loaded while it was down).
+    if (event === 'host' && e.state === 'up') loadFleet();
     else if (event === 'domain' || event === 'agent') announce(`${e.domain.name}: ${event === 'agent' ? `agent ${e.state}` : e.event}.`);
     renderFleet();
     if (currentDomain()) renderSummary();
@@ -204,7 +214,8 @@ function onEvent({ event, data }) {
 /** One event's change to the fleet; false when it changes nothing shown. */
 function apply(event, e) {
   if (event === 'host') {
-    fleet.hosts.set(e.host, e.state);
+    if (e.state === 'down') fleet.hosts.set(e.host, { detail: e.error });
+    else fleet.hosts.delete(e.host);
   } else if (e.domain) {
     const k = keyOf(e.domain);
     const known = fleet.domains.get(k);
