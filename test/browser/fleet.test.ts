@@ -6,7 +6,7 @@ import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
 import { DomainState } from '../support/fake-libvirtd.js';
-import { fleetRows, launchBrowser, openPage, PHONE, waitInPage, type WatchedPage } from './support/browser.js';
+import { fleetRows, launchBrowser, openPage, PHONE, waitForCell, waitInPage, type WatchedPage } from './support/browser.js';
 import { startFleet, type Fleet } from './support/fleet.js';
 
 let browser: Browser;
@@ -14,14 +14,18 @@ let fleet: Fleet;
 
 beforeAll(async () => {
   browser = await launchBrowser();
-  fleet = await startFleet({
-    alpha: [
-      { name: 'web1', ipv4: '192.0.2.11' },
-      { name: 'db1', ipv4: '192.0.2.12' },
-      { name: 'off1', state: DomainState.SHUTOFF, id: -1, agent: 'disconnected' },
-    ],
-    beta: [{ name: 'web1', ipv4: '198.51.100.21' }],
-  });
+  fleet = await startFleet(
+    {
+      alpha: [
+        { name: 'web1', ipv4: '192.0.2.11' },
+        { name: 'db1', ipv4: '192.0.2.12' },
+        { name: 'off1', state: DomainState.SHUTOFF, id: -1, agent: 'disconnected' },
+      ],
+      beta: [{ name: 'web1', ipv4: '198.51.100.21' }],
+    },
+    // Addresses read when an agent connects (and, not within these tests, every minute): the addresses events.
+    { events: { addressesPollMs: 60_000 } },
+  );
 });
 afterAll(async () => {
   await browser?.close();
@@ -89,45 +93,55 @@ describe('the fleet view', () => {
     await w.page.close();
   });
 
-  it("changes a row as libvirt's events come, without a reload", async () => {
+  it("changes a row as libvirt's events come, without a reload, keeping the keyboard focus", async () => {
     const w = await openFleet();
-    const webRow = () => fleetRows(w.page).then((rows) => rows.find((r) => r.host === 'alpha' && r.name === 'web1')!);
-    expect(await webRow()).toMatchObject({ state: 'running', agent: 'connected' });
-    // A marker the page would lose if it reloaded.
-    await w.page.evaluate(() => {
-      (window as unknown as { marker: number }).marker = 1;
-    });
-    const document0 = await w.page.evaluate(() => performance.timeOrigin);
+    const web1 = { host: 'alpha', domain: 'web1' };
+    const fake = fleet.fakes.get('alpha')!;
+    // A keyboard user on web1's link: re-drawing the table must not throw the focus away.
+    await w.page.focus('#fleet tbody[data-host="alpha"] tr[data-domain="web1"] a');
+    const focused = () =>
+      w.page.evaluate(() => {
+        const a = document.activeElement as HTMLElement;
+        return `${a.closest<HTMLElement>('tbody')?.dataset.host}/${a.textContent}`;
+      });
+    // The page would lose this if it reloaded.
+    const timeOrigin = await w.page.evaluate(() => performance.timeOrigin);
 
     fleet.agentEvent('alpha', 'web1', 'disconnected');
-    await waitInPage(w.page, 'agent disconnected', () =>
-      [...document.querySelectorAll('#fleet tbody[data-host="alpha"] tr[data-domain="web1"] [data-field="agent"]')].some(
-        (c) => (c as HTMLElement).innerText === 'disconnected',
-      ),
-    );
+    await waitForCell(w.page, { ...web1, field: 'agent' }, 'disconnected');
+    expect(await focused()).toBe('alpha/web1');
+    expect(await w.page.$eval('#announce', (e) => e.textContent)).toBe('web1: agent disconnected.');
     // The other host's web1 is another domain: untouched.
-    expect((await fleetRows(w.page)).find((r) => r.host === 'beta' && r.name === 'web1')!.agent).toBe('connected');
+    expect((await fleetRows(w.page)).find((r) => r.host === 'beta' && r.name === 'web1')).toMatchObject({ agent: 'connected' });
 
-    const fake = fleet.fakes.get('alpha')!;
     fake.setState('web1', DomainState.PAUSED, 1);
     fake.emitLifecycle('web1', LifecycleEvent.SUSPENDED, 0);
-    await waitInPage(w.page, 'state paused', () =>
-      [...document.querySelectorAll('#fleet tbody[data-host="alpha"] tr[data-domain="web1"] [data-field="state"]')].some(
-        (c) => (c as HTMLElement).innerText === 'paused',
-      ),
-    );
+    await waitForCell(w.page, { ...web1, field: 'state' }, 'paused');
     fake.setState('web1', DomainState.RUNNING, 1);
     fake.emitLifecycle('web1', LifecycleEvent.RESUMED, 0);
+    await waitForCell(w.page, { ...web1, field: 'state' }, 'running');
+
+    // The agent comes back with another address: the gateway reads it (an addresses event), the row shows it.
+    fleet.setIpv4('alpha', 'web1', '192.0.2.99');
     fleet.agentEvent('alpha', 'web1', 'connected');
-    await waitInPage(w.page, 'running and connected again', () => {
-      const row = document.querySelector('#fleet tbody[data-host="alpha"] tr[data-domain="web1"]') as HTMLElement | null;
-      return (
-        row?.querySelector<HTMLElement>('[data-field="state"]')?.innerText === 'running' &&
-        row.querySelector<HTMLElement>('[data-field="agent"]')?.innerText === 'connected'
-      );
-    });
-    expect(await w.page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
-    expect(await w.page.evaluate(() => performance.timeOrigin)).toBe(document0);
+    await waitForCell(w.page, { ...web1, field: 'agent' }, 'connected');
+    await waitForCell(w.page, { ...web1, field: 'addresses' }, '192.0.2.99', { contains: true });
+    expect((await fleetRows(w.page)).find((r) => r.host === 'alpha' && r.name === 'web1')!.addresses).not.toContain('192.0.2.11');
+
+    // A domain defined and started appears; undefined, it goes.
+    const added = fake.addDomain({ name: 'new1' });
+    fake.emitLifecycle(added, LifecycleEvent.DEFINED, 0);
+    fake.emitLifecycle(added, LifecycleEvent.STARTED, 0);
+    await waitForCell(w.page, { host: 'alpha', domain: 'new1', field: 'state' }, 'running');
+    fake.setState('new1', DomainState.SHUTOFF, 1);
+    fake.emitLifecycle('new1', LifecycleEvent.STOPPED, 0);
+    await waitForCell(w.page, { host: 'alpha', domain: 'new1', field: 'state' }, 'shutoff');
+    fake.emitLifecycle(fake.removeDomain('new1'), LifecycleEvent.UNDEFINED, 0);
+    await waitInPage(w.page, 'new1 gone', () => !document.querySelector('#fleet tr[data-domain="new1"]'));
+
+    expect(await focused()).toBe('alpha/web1');
+    expect(await w.page.evaluate(() => performance.timeOrigin)).toBe(timeOrigin);
+    expect(w.requests.filter((u) => u.endsWith('/ui/'))).toHaveLength(1);
     expect(w.problems).toEqual([]);
     await w.page.close();
   });
@@ -157,6 +171,19 @@ describe('the fleet view', () => {
       for (const a of i.addresses) expect(nicText).toContain(`${a.address}/${a.prefix}`);
     }
     expect(nicText).toContain('192.0.2.12');
+    // The page's summary is live too.
+    const summaryAgent = () =>
+      w.page.$eval('#domain-summary', (dl) => {
+        const dt = [...dl.querySelectorAll('dt')].find((t) => t.textContent === 'Agent');
+        return dt?.nextElementSibling?.textContent;
+      });
+    expect(await summaryAgent()).toBe('connected');
+    fleet.agentEvent('alpha', 'db1', 'disconnected');
+    await waitInPage(w.page, 'the summary to say disconnected', () =>
+      document.getElementById('domain-summary')!.textContent!.includes('disconnected'),
+    );
+    expect(await summaryAgent()).toBe('disconnected');
+    fleet.agentEvent('alpha', 'db1', 'connected');
     // Back to the list, which is still live.
     await w.page.click('#domain-view a[href="#/"]');
     await waitInPage(w.page, 'the fleet again', () => !document.getElementById('fleet-view')!.hidden);
@@ -216,6 +243,37 @@ describe('the fleet view', () => {
     // The accessibility tree names the table and its first column header.
     const tree = await w.page.accessibility.snapshot({ interestingOnly: true });
     expect(JSON.stringify(tree)).toContain('Domains by host');
+    expect(w.problems).toEqual([]);
+    await w.page.close();
+  });
+
+  it('says when a host is down, also after a reload, and lists its domains again once it is back', async () => {
+    const w = await openFleet();
+    const beta = fleet.fakes.get('beta')!;
+    const hostHeads = () => w.page.$$eval('#fleet th[scope="rowgroup"]', (ths) => ths.map((th) => (th as HTMLElement).innerText));
+    beta.acceptConnections = false;
+    beta.dropClients();
+    await waitInPage(w.page, 'host beta down', () =>
+      [...document.querySelectorAll('#fleet th[scope="rowgroup"]')].some(
+        (th) => /beta/.test(th.textContent!) && /down/.test(th.textContent!),
+      ),
+    );
+    // A page loaded meanwhile learns it from GET /domains (unavailableHosts): the host is not silently missing.
+    await w.page.reload();
+    await waitInPage(w.page, 'the fleet after a reload', () => document.getElementById('live')?.className === 'live');
+    await waitInPage(w.page, 'host beta shown as down', () =>
+      [...document.querySelectorAll('#fleet th[scope="rowgroup"]')].some((th) => /beta/.test(th.textContent!)),
+    );
+    expect(await hostHeads()).toEqual([expect.stringMatching(/alpha/), expect.stringMatching(/beta.*down|down.*beta/)]);
+    expect((await fleetRows(w.page)).filter((r) => r.host === 'beta')).toEqual([]);
+
+    beta.acceptConnections = true;
+    await waitInPage(
+      w.page,
+      "beta's domain listed again",
+      () => document.querySelector('#fleet tbody[data-host="beta"] tr[data-domain="web1"]') !== null,
+    );
+    expect(await hostHeads()).toEqual([expect.stringMatching(/alpha/), expect.not.stringMatching(/down/)]);
     expect(w.problems).toEqual([]);
     await w.page.close();
   });

@@ -77,14 +77,44 @@ export function unexpected(problems: Problem[], allowStatus?: number): Problem[]
   });
 }
 
-/** Waits until the expression, evaluated in the page, is truthy; the failure says what was awaited and what was seen. */
-export async function waitInPage(page: Page, what: string, fn: () => unknown, timeoutMs = 10_000): Promise<void> {
+/**
+ * Waits until fn, run in the page with args, answers something truthy; the failure says what was awaited and what the
+ * page showed then.
+ */
+export async function waitInPage<A extends unknown[]>(
+  page: Page,
+  what: string,
+  fn: (...args: A) => unknown,
+  args: A = [] as unknown as A,
+  timeoutMs = 10_000,
+): Promise<void> {
   try {
-    await page.waitForFunction(fn, { timeout: timeoutMs, polling: 50 });
+    await page.waitForFunction(fn as (...a: unknown[]) => unknown, { timeout: timeoutMs, polling: 50 }, ...args);
   } catch (err) {
     const seen = await page.evaluate(() => document.body.innerText).catch(() => '(page gone)');
     throw new Error(`${what}: not within ${timeoutMs} ms (${(err as Error).message}); the page shows:\n${seen}`);
   }
+}
+
+/** Waits until a domain's cell in the fleet table (field: state, agent or addresses) reads `text` (or contains it). */
+export function waitForCell(
+  page: Page,
+  cell: { host: string; domain: string; field: string },
+  text: string,
+  opts: { contains?: boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  return waitInPage(
+    page,
+    `${cell.host}/${cell.domain}: ${cell.field} ${opts.contains ? 'containing' : 'reading'} '${text}'`,
+    (host: string, domain: string, field: string, want: string, contains: boolean) => {
+      const rows = [...document.querySelectorAll<HTMLElement>('#fleet tbody[data-host] tr[data-domain]')];
+      const row = rows.find((tr) => tr.dataset.domain === domain && tr.closest<HTMLElement>('tbody')!.dataset.host === host);
+      const got = row?.querySelector<HTMLElement>(`[data-field="${field}"]`)?.innerText.trim();
+      return got !== undefined && (contains ? got.includes(want) : got === want);
+    },
+    [cell.host, cell.domain, cell.field, text, opts.contains ?? false],
+    opts.timeoutMs,
+  );
 }
 
 export interface FleetRow {

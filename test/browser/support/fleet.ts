@@ -23,6 +23,8 @@ export interface Fleet {
   gw: TestGateway;
   /** The fake libvirtd of each host, by host name. */
   fakes: Map<string, FakeLibvirtd>;
+  /** Changes the IPv4 address the domain's agent reports from now on. */
+  setIpv4(host: string, domain: string, ipv4: string): void;
   /** Sets the domain's agent channel and emits libvirt's agent lifecycle event, as libvirtd does. */
   agentEvent(host: string, domain: string, state: 'connected' | 'disconnected'): void;
   close(): Promise<void>;
@@ -80,6 +82,10 @@ export async function startFleet(hosts: Record<string, FleetDomain[]>, config: G
     port,
     gw,
     fakes,
+    setIpv4(host, domain, ipv4) {
+      fakeOf(host);
+      ips.set(`${host}/${domain}`, ipv4);
+    },
     agentEvent(host, domain, state) {
       const fake = fakeOf(host);
       fake.setAgent(domain, state);
