@@ -98,7 +98,15 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+let announced = { text: '', at: 0 };
+/**
+ * Says a change to screen readers (a polite live region). The same words again within seconds are not repeated:
+ * libvirt reports one guest reboot as several reboot events (QEMU resets the machine more than once).
+ */
 function announce(text) {
+  const now = Date.now();
+  if (text === announced.text && now - announced.at < 10_000) return;
+  announced = { text, at: now };
   $('announce').textContent = text;
 }
 
