@@ -79,7 +79,9 @@ describe('the fleet view', () => {
     expect(rows.find((r) => r.host === 'beta' && r.name === 'web1')!.addresses).toContain('198.51.100.21');
     expect(rows.find((r) => r.name === 'off1')).toMatchObject({ state: 'shutoff', agent: 'disconnected', addresses: [] });
     // Each host a group of its own, headed by its name.
-    const groups = await w.page.$$eval('#fleet tbody[data-host] th[scope="rowgroup"]', (ths) => ths.map((th) => th.textContent));
+    const groups = await w.page.evaluate(() =>
+      [...document.querySelectorAll('#fleet tbody[data-host] th[scope="rowgroup"]')].map((th) => th.textContent),
+    );
     expect(groups).toEqual([expect.stringContaining('alpha'), expect.stringContaining('beta')]);
 
     // Everything it loaded came from the gateway's own origin.
@@ -200,7 +202,9 @@ describe('the fleet view', () => {
     expect(fleetWidth.client).toBe(PHONE.width);
     expect(fleetWidth.scroll).toBeLessThanOrEqual(fleetWidth.client);
     // Cells are stacked and say what they are.
-    const labels = await w.page.$$eval('#fleet tr[data-domain] td', (tds) => tds.map((td) => getComputedStyle(td, '::before').content));
+    const labels = await w.page.evaluate(() =>
+      [...document.querySelectorAll('#fleet tr[data-domain] td')].map((td) => getComputedStyle(td, '::before').content),
+    );
     expect(new Set(labels)).toEqual(new Set(['"State: "', '"Agent: "', '"Addresses: "']));
     const uuid = fleet.fakes.get('alpha')!.domain('web1').uuid;
     await w.page.goto(`${fleet.url}/ui/#/domain/alpha/${uuid}`);
@@ -250,7 +254,8 @@ describe('the fleet view', () => {
   it('says when a host is down, also after a reload, and lists its domains again once it is back', async () => {
     const w = await openFleet();
     const beta = fleet.fakes.get('beta')!;
-    const hostHeads = () => w.page.$$eval('#fleet th[scope="rowgroup"]', (ths) => ths.map((th) => (th as HTMLElement).innerText));
+    const hostHeads = () =>
+      w.page.evaluate(() => [...document.querySelectorAll<HTMLElement>('#fleet th[scope="rowgroup"]')].map((th) => th.innerText));
     beta.acceptConnections = false;
     beta.dropClients();
     await waitInPage(w.page, 'host beta down', () =>

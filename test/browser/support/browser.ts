@@ -125,10 +125,14 @@ export interface FleetRow {
   addresses: string[];
 }
 
-/** The fleet table as a reader sees it: each domain row with its host (the group it is in) and its cells' text. */
+/**
+ * The fleet table as a reader sees it: each domain row with its host (the group it is in) and its cells' text. Read
+ * in one evaluation: the page redraws the table on every change, and an element found in one call may be detached by
+ * the next (whose computed style is then empty).
+ */
 export function fleetRows(page: Page): Promise<FleetRow[]> {
-  return page.$$eval('#fleet tbody[data-host] tr[data-domain]', (rows) =>
-    rows.map((tr) => {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('#fleet tbody[data-host] tr[data-domain]')].map((tr) => {
       const cell = (field: string) => (tr.querySelector(`[data-field="${field}"]`) as HTMLElement | null)?.innerText.trim() ?? '';
       return {
         host: (tr.closest('tbody') as HTMLElement).dataset.host ?? '',
