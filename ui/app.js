@@ -134,6 +134,9 @@ function addressCell(d) {
   return el('td', { 'data-label': 'Addresses', 'data-field': 'addresses' }, ips.length ? list : '—');
 }
 
+/** The agent's state, or 'none' for a domain without an agent channel (which no event will ever connect). */
+const agentOf = (d) => (d.agentChannel === false ? 'none' : d.agentState);
+
 function renderFleet() {
   const table = $('fleet');
   const focused = document.activeElement?.closest?.('tr')?.dataset.key;
@@ -161,7 +164,7 @@ function renderFleet() {
           { 'data-key': keyOf(d), 'data-domain': d.name },
           el('th', { scope: 'row' }, el('a', { href: domainHref(d), text: d.name })),
           el('td', { 'data-label': 'State', 'data-field': 'state', class: `state-${d.state}`, text: d.state }),
-          el('td', { 'data-label': 'Agent', 'data-field': 'agent', class: `agent-${d.agentState}`, text: d.agentState }),
+          el('td', { 'data-label': 'Agent', 'data-field': 'agent', class: `agent-${agentOf(d)}`, text: agentOf(d) }),
           addressCell(d),
         ),
       );
@@ -190,7 +193,7 @@ async function loadFleet() {
     $('fleet-error').hidden = false;
   }
   renderFleet();
-  if (currentDomain()) renderSummary();
+  domainChanged();
 }
 
 // ---- live updates: GET /events --------------------------------------------------------------------------------
@@ -215,7 +218,7 @@ function onEvent({ event, data }) {
     if (event === 'host' && e.state === 'up') loadFleet();
     else if (event === 'domain' || event === 'agent') announce(`${e.domain.name}: ${event === 'agent' ? `agent ${e.state}` : e.event}.`);
     renderFleet();
-    if (currentDomain()) renderSummary();
+    domainChanged();
   }
 }
 
@@ -311,7 +314,7 @@ function renderSummary() {
       ['Host', id.host],
       ['UUID', id.uuid],
       ['State', d?.state],
-      ['Agent', d?.agentState],
+      ['Agent', d && agentOf(d)],
     ]).childNodes,
   );
 }
@@ -325,10 +328,31 @@ async function section(target, path, render) {
   }
 }
 
+const SECTIONS = ['domain-os', 'domain-filesystems', 'domain-interfaces'];
+
+/** Why the domain's agent cannot answer now, as far as the fleet knows; null when it may, or when not known yet. */
+function agentUnavailable(d) {
+  if (!d) return null;
+  if (d.state !== 'running') return `the domain is ${d.state}`;
+  if (d.agentChannel === false) return 'the domain has no guest agent channel';
+  if (d.agentState === 'disconnected') return 'its guest agent is not connected';
+  return null;
+}
+
+/** Why the open domain's sections were not asked for (shown instead), or null when they were. */
+let skipped = null;
+
+function showSkipped() {
+  for (const id of SECTIONS) $(id).replaceChildren(el('p', { class: 'muted', text: `Not available: ${skipped}.` }));
+}
+
 function loadDomain() {
   const { host, uuid } = currentDomain();
   const base = `domains/${encodeURIComponent(`${host}:${uuid}`)}`;
   renderSummary();
+  // Not asked when the answer is known to be an error: the sections say why, and load once the agent is back.
+  skipped = agentUnavailable(fleet.domains.get(`${host}/${uuid}`));
+  if (skipped) return void showSkipped();
   section('domain-os', `${base}/os`, ({ os }) =>
     dl([
       ['Name', os.prettyName ?? os.name],
@@ -351,6 +375,20 @@ function loadDomain() {
       interfaces.map((i) => [i.name, i.mac ?? '—', i.addresses.map((a) => `${a.address}/${a.prefix}`).join(', ') || '—']),
     ),
   );
+}
+
+/** After a change to the fleet: the open domain's summary, and its sections once its agent can answer them. */
+function domainChanged() {
+  const id = currentDomain();
+  if (!id) return;
+  renderSummary();
+  if (!skipped) return;
+  const why = agentUnavailable(fleet.domains.get(`${id.host}/${id.uuid}`));
+  if (!why) loadDomain();
+  else if (why !== skipped) {
+    skipped = why;
+    showSkipped();
+  }
 }
 
 /** Shows the view the URL's fragment names; after a change of view, moves the focus to its heading. */

@@ -193,6 +193,38 @@ describe('the fleet view', () => {
     await w.page.close();
   });
 
+  it("does not ask a stopped domain's agent, and fills its page once the domain runs and its agent connects", async () => {
+    const w = await openFleet();
+    const fake = fleet.fakes.get('alpha')!;
+    const uuid = fake.domain('off1').uuid;
+    await w.page.click('#fleet tbody[data-host="alpha"] tr[data-domain="off1"] a');
+    const sections = () =>
+      w.page.evaluate(() => ['domain-os', 'domain-filesystems', 'domain-interfaces'].map((id) => document.getElementById(id)!.innerText));
+    await waitInPage(w.page, 'the sections', () => !document.getElementById('domain-os')!.innerText.includes('Loading'));
+    expect(await sections()).toEqual(Array(3).fill('Not available: the domain is shutoff.'));
+    // Nothing was asked that could only fail (no 409 in the console either).
+    expect(w.requests.filter((u) => u.includes(uuid))).toEqual([]);
+
+    fake.setState('off1', DomainState.RUNNING, 1);
+    fake.emitLifecycle('off1', LifecycleEvent.STARTED, 0);
+    await waitInPage(w.page, 'the agent to be awaited', () =>
+      document.getElementById('domain-os')!.innerText.includes('agent is not connected'),
+    );
+    fleet.agentEvent('alpha', 'off1', 'connected');
+    await waitInPage(w.page, 'the OS, once the agent is there', () => document.querySelector('#domain-os dl') !== null);
+    await waitInPage(w.page, 'the interfaces', () => document.querySelector('#domain-interfaces table') !== null);
+    expect((await sections())[0]).toContain('Debian GNU/Linux 13');
+    expect(w.requests.filter((u) => u.includes(uuid)).length).toBe(3);
+
+    // Back as it was, for the other tests.
+    fake.setState('off1', DomainState.SHUTOFF, 1);
+    fake.emitLifecycle('off1', LifecycleEvent.STOPPED, 0);
+    fleet.agentEvent('alpha', 'off1', 'disconnected');
+    await waitInPage(w.page, 'the summary to say shutoff', () => document.getElementById('domain-summary')!.innerText.includes('shutoff'));
+    expect(w.problems).toEqual([]);
+    await w.page.close();
+  });
+
   it('is usable at a phone width: no sideways scrolling, every cell labelled', async () => {
     const w = await openFleet(PHONE);
     await waitInPage(w.page, 'the addresses', () => document.querySelectorAll('#fleet [data-field="addresses"] li').length >= 3);

@@ -5,7 +5,7 @@
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../e2e/support/gateway-process.js';
-import { assertProvisioned, guests, waitFor } from '../e2e/support/guests.js';
+import { agentCommand, assertProvisioned, guests, waitFor } from '../e2e/support/guests.js';
 import { bootId, ensurePowerGuestRunning, powerGuest } from '../e2e/support/power.js';
 import { fleetRows, launchBrowser, openPage, waitInPage, type WatchedPage } from './support/browser.js';
 
@@ -27,6 +27,10 @@ afterAll(async () => {
   await gw?.stop();
 });
 
+/** The host the gateway lists a guest under (the one libvirt host's name), from the page's first test. */
+let hosts = new Map<string, string>();
+const hostOf = (name: string) => hosts.get(name) ?? 'local';
+
 describe('the fleet view with the real guests', () => {
   it('lists every test guest with its state, agent state and address', async () => {
     w = await openPage(browser);
@@ -42,6 +46,7 @@ describe('the fleet view with the real guests', () => {
       30_000,
     );
     const rows = await fleetRows(w.page);
+    hosts = new Map(rows.map((r) => [r.name, r.host]));
     for (const g of guests) {
       const row = rows.find((r) => r.name === g.name);
       expect(row, g.name).toBeDefined();
@@ -51,11 +56,35 @@ describe('the fleet view with the real guests', () => {
         expect(row!.agent, g.name).toBe('connected');
         expect(row!.addresses, g.name).toContain(g.ip.split('/')[0]);
       } else {
-        expect(row!.agent, g.name).not.toBe('connected');
+        // No agent channel at all says so; a stopped guest's agent is simply not connected.
+        expect(row!.agent, g.name).toBe(g.agent ? 'disconnected' : 'none');
         expect(row!.addresses, g.name).toEqual([]);
       }
     }
     expect(w.problems).toEqual([]);
+  });
+
+  it.each(['guest1', 'debian13'])("shows %s's OS, file systems and interfaces as its agent reports them", async (name) => {
+    const g = guests.find((x) => x.name === name)!;
+    // The agent's own words, through virsh: the page must show them, not something of the gateway's making.
+    const os = agentCommand(name, { execute: 'guest-get-osinfo' }) as { 'pretty-name'?: string; name?: string; 'kernel-release': string };
+    const fs = agentCommand(name, { execute: 'guest-get-fsinfo' }) as { mountpoint: string }[];
+    const page = await openPage(browser);
+    await page.page.goto(`${gw.url}/ui/#/domain/${encodeURIComponent(hostOf(name))}/${g.uuid}`);
+    await waitInPage(
+      page.page,
+      'the three sections',
+      () => ['domain-os', 'domain-filesystems', 'domain-interfaces'].every((id) => document.querySelector(`#${id} dl, #${id} table`)),
+      [],
+      30_000,
+    );
+    const text = (id: string) => page.page.evaluate((i: string) => document.getElementById(i)!.innerText, id);
+    expect(await text('domain-os')).toContain(os['pretty-name'] ?? os.name);
+    expect(await text('domain-os')).toContain(os['kernel-release']);
+    for (const f of fs) expect(await text('domain-filesystems')).toContain(f.mountpoint);
+    expect(await text('domain-interfaces')).toContain(g.ip);
+    expect(page.problems).toEqual([]);
+    await page.page.close();
   });
 
   it("shows guest-power's agent going away and coming back during a reboot, without a reload", async () => {

@@ -112,6 +112,7 @@ describe('the fleet view with tokens', () => {
     await forget!.click();
     await waitInPage(w.page, 'the form again', () => /forgotten/i.test(document.getElementById('token-note')!.textContent ?? ''));
     expect((await storage(w)).session).toEqual([]);
+    expect(await w.page.evaluate(() => document.activeElement?.id)).toBe('token');
     // What the token showed is gone with it, and the stream is closed: an event changes nothing any more.
     expect(await fleetRows(w.page)).toEqual([]);
     expect(await w.page.$eval('#forget', (b) => (b as HTMLElement).hidden)).toBe(true);
