@@ -28,7 +28,8 @@ async function main(): Promise<void> {
     );
   } else if (config.auth.identities.length === 0) {
     log.warn(
-      'auth.identities is empty: every route but the public ones answers 401 (create one with `npm run token -- NAME [SCOPE...]`, in the image `node dist/cli/new-token.js NAME [SCOPE...]`)',
+      'auth.identities is empty: every route but the public ones answers 401 ' +
+        '(create one with `npm run token -- NAME [SCOPE...]`, in the image `node dist/cli/new-token.js NAME [SCOPE...]`)',
     );
   }
   // Before listening: state.dir's lock and the records a previous run left (a dead run's, never this one's).
