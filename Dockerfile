@@ -108,6 +108,8 @@ COPY package.json package-lock.json ./
 COPY --from=deps /app/node_modules ./node_modules
 # The OpenAPI document is generated from the routes at run time (/openapi.json): openapi/ is not needed.
 COPY --from=build /src/dist ./dist
+# The fleet view's static files (/ui): served as they are, nothing to build.
+COPY ui ./ui
 
 # What a gateway killed mid-freeze or mid-upload needs when it starts again (see State above).
 VOLUME /var/lib/qga-gateway

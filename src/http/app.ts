@@ -23,6 +23,8 @@ import { exactSerializerCompiler } from './serializer.js';
 import { applyServerTimeouts } from './server-timeouts.js';
 import { ROUTE_MODULES } from './routes/index.js';
 import { swaggerOptions } from './openapi-document.js';
+import { isCorsPreflightRoute, registerCors } from './cors.js';
+import { isUiRoute, registerUi } from './ui.js';
 
 const DOCS_PREFIX = '/docs';
 
@@ -88,6 +90,9 @@ export async function buildApp(
     // Swagger UI's routes (its page, assets and its own copy of the document) are public like /openapi.json,
     // so that auth.protectPublic covers them too.
     if (route.url.startsWith(DOCS_PREFIX)) route.config = { ...route.config, permission: 'public' };
+    // So are the fleet view's files (ui.ts), and the CORS plugin's catch-all OPTIONS route, whose hook answers a
+    // preflight before authentication and whose handler answers anything else not found (cors.ts).
+    if (isUiRoute(route.url) || isCorsPreflightRoute(route.method, route.url)) route.config = { ...route.config, permission: 'public' };
     const permission = route.config?.permission;
     if (!permission || !PERMISSIONS.includes(permission)) {
       throw new Error(`route ${route.method} ${route.url} declares no permission in its config`);
@@ -102,6 +107,9 @@ export async function buildApp(
 
   const requestDone = registerRequestContext(app);
   registerHttpMetrics(requestDone, gateway.metrics);
+  // Before every hook that may refuse a request: a preflight is answered without a token, and a refusal carries
+  // the allowed origin's CORS headers so that the page can read it.
+  await registerCors(app, gateway.config.cors);
   registerQueryTokenRefusal(app);
   const refusals = registerRefusalLimit(app, gateway.config.limits.unauthenticated);
   registerAuthentication(app, gateway.config.auth.protectPublic, new Authenticator(gateway.config.auth), refusals.checkIdentity);
@@ -114,6 +122,7 @@ export async function buildApp(
     await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });
   }
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
+  await registerUi(app, gateway.config.ui.enabled);
 
   for (const routes of ROUTE_MODULES) await app.register(routes(gateway));
   return app;

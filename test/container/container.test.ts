@@ -157,7 +157,7 @@ describe('the image', () => {
     expect(modules).toContain('fastify');
     for (const dev of ['typescript', 'vitest', 'tsx', 'esbuild', '@types', 'tsc']) expect(modules).not.toContain(dev);
     const app = (await podman(['run', '--rm', ...CONTAINER_FLAGS, IMAGE, 'ls', '-A', '/app'])).trim().split('\n').sort();
-    expect(app).toEqual(['dist', 'node_modules', 'package-lock.json', 'package.json']);
+    expect(app).toEqual(['dist', 'node_modules', 'package-lock.json', 'package.json', 'ui']);
   });
 });
 
