@@ -67,6 +67,8 @@ export async function buildApp(
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // A guest file is served as application/octet-stream: no browser may sniff it into HTML or script.
+    reply.header('x-content-type-options', 'nosniff');
     // Answered before its body arrived (a 401, 403 or 413 decided first): Node would otherwise read and drop the
     // rest of the body, however slowly it comes, on a connection the client may keep. (light-my-request's
     // requests have no `complete`.)

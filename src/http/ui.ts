@@ -31,7 +31,6 @@ export async function registerUi(app: FastifyInstance, enabled: boolean): Promis
   await app.register(async (ui) => {
     ui.addHook('onSend', async (_request, reply) => {
       reply.header('content-security-policy', UI_CSP);
-      reply.header('x-content-type-options', 'nosniff');
       reply.header('referrer-policy', 'no-referrer');
       // Revalidated on every load (ETag): a new version of the gateway is never mixed with cached old modules.
       reply.header('cache-control', 'no-cache');

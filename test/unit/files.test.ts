@@ -49,6 +49,8 @@ describe('GET /domains/{domain}/files/{path}', () => {
     const res = await inject({ method: 'GET', url: '/domains/web1/files/srv/data.bin' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/octet-stream');
+    // A guest's HTML file is never rendered or run by a browser that opens it.
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['content-length']).toBe(String(content.length));
     expect(res.headers['accept-ranges']).toBe('bytes');
     expect(res.rawPayload.equals(content)).toBe(true);
