@@ -6,12 +6,15 @@
 // gateway's own log lines ('libvirt connection open', with their times) give the time until every host is up again
 // and the peak connect rate (connections opened in any 100 ms).
 //
-//   npx tsx bench/many-hosts.ts [--hosts 10,30] [--samples 30] [--idle-seconds 10] [--no-restart] [--server DIR/dist/server.js]
+//   npx tsx bench/many-hosts.ts [--hosts 10,30] [--samples 30] [--idle-seconds 10] [--down-ms 0] [--no-restart]
+//                               [--server DIR/dist/server.js]
 //
 // RESTARTS LIBVIRTD (unless --no-restart): every libvirt client on the machine loses its connection (the guests keep
 // running; the script checks that the same domains run afterwards). Run it where nobody else depends on libvirtd at
 // that moment. It needs root (to signal and start libvirtd) and libvirtd started with --listen (the TCP hosts).
-// --server runs another build (an older checkout's dist/server.js) to compare, as ping.ts --compare does.
+// --down-ms keeps libvirtd stopped that long before starting it again (0: at once, as `systemctl restart` does; longer: an
+// upgrade, a crash until the service manager restarts it). --server runs another build (an older checkout's
+// dist/server.js) to compare, as ping.ts --compare does.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import {
@@ -158,8 +161,8 @@ interface Restart {
   pid: number;
 }
 
-/** Stops libvirtd (SIGTERM, SIGKILL after 30 s) and starts it again with the same command line and log output. */
-async function restartLibvirtd(): Promise<Restart> {
+/** Stops libvirtd (SIGTERM, SIGKILL after 30 s) and, downMs later, starts it again with the same command line and log output. */
+async function restartLibvirtd(downMs: number): Promise<Restart> {
   const pid = libvirtdPid();
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   check(argv.includes('-d') || argv.includes('--daemon'), `libvirtd runs without -d (${argv.join(' ')}): restart it yourself`);
@@ -181,6 +184,7 @@ async function restartLibvirtd(): Promise<Restart> {
     await sleep(20);
   }
   const exited = Date.now();
+  if (downMs > 0) await sleep(downMs);
   // Only stdin/stdout/stderr go to the daemon: a lock held by whoever runs this bench (flock) must not live on in it.
   const r = spawnSync(
     'bash',
@@ -245,7 +249,15 @@ function peakIn(times: number[], ms: number): number {
 }
 
 // ---- one H -----------------------------------------------------------------------------------------------------
-async function measure(n: number, opts: { samples: number; idleSeconds: number; restart: boolean; server?: string }): Promise<void> {
+interface Options {
+  samples: number;
+  idleSeconds: number;
+  restart: boolean;
+  downMs: number;
+  server?: string;
+}
+
+async function measure(n: number, opts: Options): Promise<void> {
   console.log(`\n  H = ${n} (${Math.ceil(n / 2)} over TCP, ${Math.floor(n / 2)} over the unix socket; 3 connections each)`);
   const spawned = Date.now();
   const gw = await startGateway({
@@ -302,13 +314,19 @@ async function measure(n: number, opts: { samples: number; idleSeconds: number; 
   if (opts.restart) {
     const before = runningDomains();
     const from = log.length;
-    const r = await restartLibvirtd();
+    const r = await restartLibvirtd(opts.downMs);
     const unauth = sampleVirtAdmin('srv-clients-info');
     const back = await allUp(gw, n, 120_000);
     const clientsPeak = await unauth.stop();
     await sleep(500); // the last log lines
     const lines = log.slice(from);
-    const opens = lines.filter((l) => l.msg === 'libvirt connection open' && l.t >= r.term).map((l) => l.t);
+    const openLines = lines.filter((l) => l.msg === 'libvirt connection open' && l.t >= r.term);
+    const opens = openLines.map((l) => l.t);
+    // Every host reachable again: the first connection of the last host to get one.
+    const firstPerHost = new Map<string, number>();
+    for (const l of openLines) if (l.host && !firstPerHost.has(l.host)) firstPerHost.set(l.host, l.t);
+    check(firstPerHost.size === n, `connections opened again on ${firstPerHost.size} hosts, not ${n}`);
+    const reachable = Math.max(...firstPerHost.values());
     const lost = lines.filter((l) => l.msg === 'libvirt connection lost').length;
     const failed = lines.filter((l) => l.msg === 'libvirt connection failed; retrying').length;
     check(opens.length >= connections, `only ${opens.length} connections opened again, of ${connections}`);
@@ -319,10 +337,11 @@ async function measure(n: number, opts: { samples: number; idleSeconds: number; 
     const buckets = Array.from({ length: Math.floor((last - first) / 100) + 1 }, (_, i) => per100.get(i) ?? 0);
     console.log(
       `    libvirtd restart: SIGTERM to exit ${r.exited - r.term} ms, started again ${r.started - r.term} ms after SIGTERM ` +
-        `(libvirtd -d returned); ${lost} connections lost`,
+        `(libvirtd -d returned${opts.downMs ? `, after ${opts.downMs} ms stopped` : ''}); ${lost} connections lost`,
     );
     console.log(
-      `    reconnect: first connection open ${first - r.term} ms after SIGTERM, every host up ${back - r.term} ms after it ` +
+      `    reconnect: first connection open ${first - r.term} ms after SIGTERM, every host reachable (one connection) ` +
+        `${reachable - r.term} ms, every host up (all connections) ${back - r.term} ms after it ` +
         `(last connection open ${last - r.term} ms); ${opens.length} opened, ${failed} 'failed; retrying' lines`,
     );
     console.log(`    peak connect rate: ${peakIn(opens, 100)} connections in one 100 ms (sliding), ${peakIn(opens, 1000)} in one second`);
@@ -359,11 +378,13 @@ main(async () => {
   const samples = Number(arg('samples', '30'));
   const idleSeconds = Number(arg('idle-seconds', '10'));
   const restart = !process.argv.includes('--no-restart');
+  const downMs = Number(arg('down-ms', '0'));
+  check(Number.isInteger(downMs) && downMs >= 0 && downMs <= 60_000, '--down-ms: 0..60000');
   const server = arg('server', '');
   if (restart) check(process.getuid?.() === 0, 'restarting libvirtd needs root (or --no-restart)');
   console.log(
     `many-hosts: one gateway with H libvirt hosts, all the local libvirtd (alternately ${TCP_URI} and ${UNIX_URI})` +
-      `${restart ? '; restarts libvirtd once per H' : ''}${server ? `; build ${server}` : ''}`,
+      `${restart ? `; restarts libvirtd once per H${downMs ? ` (stopped for ${downMs} ms)` : ''}` : ''}${server ? `; build ${server}` : ''}`,
   );
-  for (const n of hs) await measure(n, { samples, idleSeconds, restart, ...(server ? { server } : {}) });
+  for (const n of hs) await measure(n, { samples, idleSeconds, restart, downMs, ...(server ? { server } : {}) });
 });

@@ -4,10 +4,11 @@
 //
 // Reconnecting spreads out, so that a libvirtd restart does not bring every pool of every gateway (or every host
 // name of one gateway) back at the same instant: each delay is drawn with decorrelated jitter (reconnectDelay), and
-// while none of a pool's connections is open only one of them tries (the probe); the others wait for it to succeed and
-// then follow, each after its own jittered delay. A restarting libvirtd listens before it accepts (its drivers start
-// first): every attempt made meanwhile waits in its listen backlog and all are accepted at once, so at most one per pool
-// should be waiting there.
+// while none of a pool's connections is open only one of them tries (the probe, waiting at most backoffMaxMs / size
+// between attempts, so the host is tried as often as by every connection on its own); the others wait for it to
+// succeed and then follow, each after its own jittered delay. A restarting libvirtd listens before it accepts (its
+// drivers start first): every attempt made meanwhile waits in its listen backlog and all are accepted at once, so at
+// most one per pool should be waiting there.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LibvirtConnection, type ConnectionOptions } from './connection.js';
@@ -285,10 +286,16 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     this.scheduleReconnect(slot, true);
   }
 
-  /** Connects the slot after its next jittered delay; `failed`: after a failure of its own (counted and logged). */
+  /**
+   * Connects the slot after its next jittered delay; `failed`: after a failure of its own (counted and logged). While
+   * the pool is down this slot is its only one trying, and waits at most backoffMaxMs / size: the host is tried as
+   * often as when each connection retried on its own, and is back as soon.
+   */
   private scheduleReconnect(slot: Slot, failed: boolean): void {
     if (this.stopped) return;
-    const delay = reconnectDelay(slot.delayMs, this.opts.backoffInitialMs, this.opts.backoffMaxMs);
+    const { backoffInitialMs: initial, backoffMaxMs: max } = this.opts;
+    const cap = this.up === 0 ? Math.min(max, Math.max(initial, max / this.slots.length)) : max;
+    const delay = reconnectDelay(slot.delayMs, initial, cap);
     slot.delayMs = delay;
     if (failed) slot.attempt++;
     if (failed && (slot.attempt === 1 || slot.attempt % 10 === 0)) {
