@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the gateway and runs the benchmarks in order (ping, concurrency, rss, files, upload, addresses, hosts, events, container,
-# direct; ping, files and upload again against debian13; boot), without npm.
+# direct; ping, files and upload again against debian13; boot; many-hosts, which restarts libvirtd), without npm.
 # Needs the provisioned guests (bash scripts/provision-guests.sh). Extra arguments go to every script
 # (e.g. --log-level info). Exits non-zero if the build or any benchmark failed.
 set -uo pipefail
@@ -39,6 +39,11 @@ done
 echo
 echo "== bench/boot.ts $*"
 "$BIN/tsx" bench/boot.ts "$@" || failed+=(boot)
+# One gateway with 10 and 30 libvirt hosts (the local libvirtd under many names). It restarts libvirtd (the guests keep
+# running), so it comes last.
+echo
+echo "== bench/many-hosts.ts $*"
+"$BIN/tsx" bench/many-hosts.ts "$@" || failed+=(many-hosts)
 echo
 if ((${#failed[@]})); then
     echo "run-all: FAILED: ${failed[*]}" >&2

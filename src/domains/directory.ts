@@ -161,11 +161,12 @@ export class DomainDirectory {
   }
 
   /**
-   * The domains of every host, undescribed. A host that cannot be listed is reported in `failed` and the
-   * others are answered; with a single host, its failure is the answer's (503).
+   * The domains of every host (or of the one named), undescribed. A host that cannot be listed is reported in
+   * `failed` and the others are answered; with a single host, its failure is the answer's (503).
    */
-  async listRefs(signal?: AbortSignal): Promise<{ refs: DomainRef[]; failed: (HostFailure & { error: GatewayError })[] }> {
-    const perHost = await Promise.allSettled(this.sources.map((s) => s.list(signal)));
+  async listRefs(signal?: AbortSignal, host?: string): Promise<{ refs: DomainRef[]; failed: (HostFailure & { error: GatewayError })[] }> {
+    const sources = host === undefined ? this.sources : this.sources.filter((s) => s.name === host);
+    const perHost = await Promise.allSettled(sources.map((s) => s.list(signal)));
     const refs: DomainRef[] = [];
     const failed: (HostFailure & { error: GatewayError })[] = [];
     for (const [i, r] of perHost.entries()) {
@@ -173,15 +174,15 @@ export class DomainDirectory {
       else {
         const error = backendError(r.reason);
         if (!this.several) throw error;
-        failed.push({ host: this.sources[i]!.name, code: error.code, detail: error.message, error });
+        failed.push({ host: sources[i]!.name, code: error.code, detail: error.message, error });
       }
     }
     return { refs, failed };
   }
 
-  /** Every domain of every host, described; see listRefs for hosts that cannot be listed. */
-  async list(signal?: AbortSignal): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
-    const { refs, failed } = await this.listRefs(signal);
+  /** Every domain of every host (or of the one named), described; see listRefs for hosts that cannot be listed. */
+  async list(signal?: AbortSignal, host?: string): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
+    const { refs, failed } = await this.listRefs(signal, host);
     const described = await Promise.allSettled(refs.map((ref) => this.describe(ref, signal)));
     const domains: DomainInfo[] = [];
     for (const result of described) {

@@ -18,8 +18,8 @@ export interface WatchCandidate {
 export interface AddressSources {
   /** One read of a domain's interfaces (through the agent service). */
   read(domain: EventDomain): Promise<InterfaceAddresses[]>;
-  /** Every domain now, with whether to watch it. */
-  discover(): Promise<WatchCandidate[]>;
+  /** Every domain now (of that host only, when one is named), with whether to watch it. */
+  discover(host?: string): Promise<WatchCandidate[]>;
   /** A read failed: whether the domain is gone for good (not found), so that it is no longer watched. */
   isGone?(err: unknown): boolean;
 }
@@ -68,12 +68,16 @@ export class AddressWatcher {
     return this.watched.size;
   }
 
-  /** Looks at every domain again (at start, and after a gap in libvirt's events): new ones spread over one interval. */
-  async discover(): Promise<void> {
+  /**
+   * Looks at every domain again (at start), or at one host's (after a gap in that host's libvirt events: each host
+   * subscribes on its own, and looking at every host for each would cost hosts x hosts calls when all come back at
+   * once): new ones spread over one interval.
+   */
+  async discover(host?: string): Promise<void> {
     if (this.intervalMs === 0 || this.stopped) return;
     let candidates: WatchCandidate[];
     try {
-      candidates = await this.sources.discover();
+      candidates = await this.sources.discover(host);
     } catch {
       return; // libvirt not reachable yet: its events, once subscribed, make the gateway look again
     }

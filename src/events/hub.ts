@@ -65,8 +65,8 @@ export class EventHub {
           const dom = await directory.resolve(`${d.host}:${d.uuid}`);
           return interfaceAddresses(await agent.execute(dom, guestNetworkGetInterfaces, undefined));
         },
-        discover: async () =>
-          (await directory.list()).domains.map((info) => ({
+        discover: async (host) =>
+          (await directory.list(undefined, host)).domains.map((info) => ({
             domain: { host: info.host, name: info.name, uuid: info.uuid },
             watch: info.state === 'running' && (info.backend === 'agent-socket' || info.agent.state === 'connected'),
           })),
@@ -81,8 +81,8 @@ export class EventHub {
   start(): void {
     const { hosts } = this.services;
     this.detach.push(libvirtEvents(hosts, this.bus));
-    // libvirt's events (re)subscribed: the agents that connected meanwhile were not announced; look at every domain.
-    const rediscover = () => void this.addresses.discover();
+    // A host's libvirt events (re)subscribed: the agents that connected meanwhile were not announced; look at that host's domains.
+    const rediscover = ({ host }: { host: string }) => void this.addresses.discover(host);
     hosts.on('eventsSubscribed', rediscover);
     this.detach.push(() => hosts.off('eventsSubscribed', rediscover));
     this.socketEvents?.start();

@@ -1,6 +1,14 @@
 // A few connections to one libvirtd, each reconnecting on its own with backoff. libvirtd serves at most
 // max_client_requests (5 by default) calls per connection at once, so slow agents on one connection
 // would otherwise stall everybody.
+//
+// Reconnecting spreads out, so that a libvirtd restart does not bring every pool of every gateway (or every host
+// name of one gateway) back at the same instant: each delay is drawn with decorrelated jitter (reconnectDelay), and
+// while none of a pool's connections is open only one of them tries (the probe, waiting at most backoffMaxMs / size
+// between attempts, so the host is tried as often as by every connection on its own); the others wait for it to
+// succeed and then follow, each after its own jittered delay. A restarting libvirtd listens before it accepts (its
+// drivers start first): every attempt made meanwhile waits in its listen backlog and all are accepted at once, so at
+// most one per pool should be waiting there.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LibvirtConnection, type ConnectionOptions } from './connection.js';
@@ -17,8 +25,21 @@ export interface PoolOptions extends ConnectionOptions {
    * timeout: staying below that keeps every connection readable. Calls past it wait in the pool.
    */
   maxCallsPerConnection: number;
+  /** The least reconnect delay, and the first one's scale. */
   backoffInitialMs: number;
+  /** The largest reconnect delay. */
   backoffMaxMs: number;
+}
+
+/**
+ * The next reconnect delay: decorrelated jitter (as in AWS's "Exponential Backoff And Jitter"), uniformly random
+ * between initialMs and three times the previous delay, at most maxMs. Never below initialMs, so no slot retries in a
+ * tight loop; the spread grows with each failure, and so do the gaps between the connects of many slots that lost
+ * libvirtd at the same moment. `previousMs` is initialMs for a first attempt.
+ */
+export function reconnectDelay(previousMs: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  const upper = Math.max(initialMs, previousMs * 3);
+  return Math.min(maxMs, initialMs + random() * (upper - initialMs));
 }
 
 export interface LifecycleEventMsg {
@@ -51,8 +72,15 @@ type PoolEvents = {
 interface Slot {
   index: number;
   conn: LibvirtConnection | null;
+  /** Failed attempts since the slot's connection was last open. */
   attempt: number;
+  /** The last reconnect delay drawn; the next one grows from it. */
+  delayMs: number;
   timer: NodeJS.Timeout | null;
+  /** An attempt is under way (connect, authenticate, open). */
+  connecting: boolean;
+  /** Waiting, while the pool is down, for another slot's attempt to reach libvirtd first. */
+  parked: boolean;
   lastError: Error | null;
 }
 
@@ -71,11 +99,21 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     private readonly log: Logger,
   ) {
     super();
-    this.slots = Array.from({ length: opts.size }, (_, index) => ({ index, conn: null, attempt: 0, timer: null, lastError: null }));
+    this.slots = Array.from({ length: opts.size }, (_, index) => ({
+      index,
+      conn: null,
+      attempt: 0,
+      delayMs: opts.backoffInitialMs,
+      timer: null,
+      connecting: false,
+      parked: false,
+      lastError: null,
+    }));
   }
 
+  /** Opens every connection at once (a gateway starting is no storm); reconnects are spread out from then on. */
   start(): void {
-    for (const slot of this.slots) void this.connectSlot(slot);
+    for (const slot of this.slots) void this.connectSlot(slot, true);
   }
 
   /** Open connections right now. */
@@ -173,17 +211,25 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     for (const w of waiters) w.fail(err);
   }
 
-  private async connectSlot(slot: Slot): Promise<void> {
+  private async connectSlot(slot: Slot, atStart = false): Promise<void> {
     slot.timer = null;
     if (this.stopped) return;
+    // The pool is down and another slot is trying already: one attempt per pool at a time.
+    if (!atStart && this.up === 0 && this.slots.some((s) => s !== slot && s.connecting)) {
+      slot.parked = true;
+      return;
+    }
+    slot.connecting = true;
     let conn: LibvirtConnection;
     try {
       conn = await LibvirtConnection.open(this.opts);
     } catch (err) {
+      slot.connecting = false;
       slot.lastError = err as Error;
-      this.scheduleReconnect(slot);
+      this.retryLater(slot);
       return;
     }
+    slot.connecting = false;
     if (this.stopped) {
       void conn.close();
       return;
@@ -191,6 +237,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     if (slot.attempt > 0 || slot.lastError) this.reconnectCount++;
     slot.conn = conn;
     slot.attempt = 0;
+    slot.delayMs = this.opts.backoffInitialMs;
     slot.lastError = null;
     this.log.info({ connection: slot.index }, 'libvirt connection open');
     conn.on('event', (packet) => this.onEventPacket(conn, packet));
@@ -198,6 +245,13 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     conn.once('close', (reason) => this.onConnectionClosed(slot, conn, reason));
     this.emit('connectionUp');
     this.wakeWaiters();
+    // libvirtd answers again: the slots that waited for this one follow, each after its own first delay.
+    for (const s of this.slots) {
+      if (!s.parked) continue;
+      s.parked = false;
+      s.delayMs = this.opts.backoffInitialMs;
+      this.scheduleReconnect(s, false);
+    }
     if (!this.eventConn) await this.subscribeEvents(conn);
   }
 
@@ -216,15 +270,35 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
       const other = this.slots.find((s) => s.conn?.isOpen)?.conn;
       if (other) void this.subscribeEvents(other);
     }
-    this.scheduleReconnect(slot);
+    this.retryLater(slot);
   }
 
-  private scheduleReconnect(slot: Slot): void {
+  /**
+   * After a failed attempt or a lost connection: try again after a delay, or, while no connection of the pool is
+   * open and another slot is trying or about to, wait for that one (parked) instead of trying beside it.
+   */
+  private retryLater(slot: Slot): void {
     if (this.stopped) return;
-    const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** slot.attempt);
-    const delay = base / 2 + Math.random() * (base / 2);
-    slot.attempt++;
-    if (slot.attempt === 1 || slot.attempt % 10 === 0) {
+    if (this.up === 0 && this.slots.some((s) => s !== slot && (s.connecting || s.timer))) {
+      slot.parked = true;
+      return;
+    }
+    this.scheduleReconnect(slot, true);
+  }
+
+  /**
+   * Connects the slot after its next jittered delay; `failed`: after a failure of its own (counted and logged). While
+   * the pool is down this slot is its only one trying, and waits at most backoffMaxMs / size: the host is tried as
+   * often as when each connection retried on its own, and is back as soon.
+   */
+  private scheduleReconnect(slot: Slot, failed: boolean): void {
+    if (this.stopped) return;
+    const { backoffInitialMs: initial, backoffMaxMs: max } = this.opts;
+    const cap = this.up === 0 ? Math.min(max, Math.max(initial, max / this.slots.length)) : max;
+    const delay = reconnectDelay(slot.delayMs, initial, cap);
+    slot.delayMs = delay;
+    if (failed) slot.attempt++;
+    if (failed && (slot.attempt === 1 || slot.attempt % 10 === 0)) {
       this.log.warn(
         { connection: slot.index, attempt: slot.attempt, delayMs: Math.round(delay), err: slot.lastError?.message },
         'libvirt connection failed; retrying',
@@ -288,6 +362,7 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
     for (const slot of this.slots) {
       if (slot.timer) clearTimeout(slot.timer);
       slot.timer = null;
+      slot.parked = false;
       if (slot.conn) closing.push(slot.conn.close());
       slot.conn = null;
     }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 import { Program } from '../../src/libvirt/protocol.js';
 import { waitFor, type FakeLibvirtd } from '../support/fake-libvirtd.js';
@@ -115,6 +115,35 @@ describe('several libvirt hosts', () => {
     expect(gw!.gateway.agent.queueDepth({ host: 'beta', name: 'twin', uuid: SHARED_UUID, id: 1 })).toBe(0);
     gate.release();
     expect((await onAlpha).statusCode).toBe(200);
+  });
+
+  it("after one host's events come back, the address watcher looks again at that host's domains only", async () => {
+    await setup({ events: { addressesPollMs: 600_000 } });
+    onTestFinished(() => void vi.restoreAllMocks());
+    const directory = gw!.gateway.domains;
+    const watcher = gw!.gateway.events!.addresses;
+    const discovered: (string | undefined)[] = [];
+    const listed: (string | undefined)[] = [];
+    const discover = watcher.discover.bind(watcher);
+    vi.spyOn(watcher, 'discover').mockImplementation((host) => {
+      discovered.push(host);
+      return discover(host);
+    });
+    const list = directory.list.bind(directory);
+    vi.spyOn(directory, 'list').mockImplementation((signal, host) => {
+      listed.push(host);
+      return list(signal, host);
+    });
+    alpha!.dropClients();
+    const pool = gw!.gateway.hosts.get('alpha')!.pool;
+    await waitFor(() => pool.up === 0 || !pool.eventsSubscribed, 3000, "alpha's connections lost");
+    await waitFor(() => pool.eventsSubscribed && listed.length > 0, 3000, "alpha's events back and its domains listed");
+    // With every host looked at for each host coming back, 30 hosts restarting together would cost 30 x 30 lists.
+    expect(discovered).toEqual(['alpha']);
+    expect(listed).toEqual(['alpha']);
+    const { domains, failed } = await list(undefined, 'alpha');
+    expect(domains.map((d) => `${d.host}:${d.name}`)).toEqual(['alpha:only-alpha', 'alpha:twin', 'alpha:web1']);
+    expect(failed).toEqual([]);
   });
 
   it('a host that is down makes only its own domains unavailable', async () => {
