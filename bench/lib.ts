@@ -100,7 +100,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   check(existsSync(server), `${server} is missing: build first (node_modules/.bin/tsc -p tsconfig.build.json)`);
   if (!opts.server && statSync(join(REPO, 'src/server.ts')).mtimeMs > statSync(server).mtimeMs)
     process.stderr.write('bench: warning: dist/ looks older than src/\n');
-  const args = [server];
+  // BENCH_GATEWAY_NODE_ARGS: options for the gateway's node (e.g. --cpu-prof --cpu-prof-dir=DIR, which NODE_OPTIONS refuses).
+  const args = [...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean), server];
   // The benchmarks measure the gateway's work, on loopback: development mode (no tokens) and no rate limit
   // (the RSS run sends 20,000 requests in a minute) unless a config says otherwise.
   const dir = mkdtempSync(join(tmpdir(), 'qga-bench-'));

@@ -4,7 +4,7 @@ import { loadConfig, ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { Gateway } from './gateway.js';
 import { buildApp } from './http/app.js';
-import { createLogger } from './logger.js';
+import { createLogger, stdoutDestination } from './logger.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.log.level);
+  const log = createLogger(config.log.level, stdoutDestination());
   const gateway = new Gateway(config, log);
   const app = await buildApp(gateway, log);
   app.addHook('onClose', async () => gateway.close(config.shutdownGraceMs));

@@ -6,6 +6,7 @@ import { LibvirtError } from '../libvirt/errors.js';
 import type { LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
 import { agentStatusFromXml, type AgentStateTracker } from './agent-state.js';
+import { EventBackedCache } from './event-backed-cache.js';
 import { type AgentBackend, type AgentStatus, domainKey, type DomainRef } from './vocabulary.js';
 
 export interface DomainInfo {
@@ -30,11 +31,15 @@ export interface DomainSource {
 
 export class LibvirtSource implements DomainSource {
   readonly backend = 'libvirt' as const;
+  /** The list and the states, kept while libvirt's events say nothing changed. */
+  private readonly known: EventBackedCache;
 
   constructor(
     private readonly host: LibvirtHost,
     private readonly agents: AgentStateTracker,
-  ) {}
+  ) {
+    this.known = new EventBackedCache(host.pool);
+  }
 
   get name(): string {
     return this.host.name;
@@ -53,12 +58,12 @@ export class LibvirtSource implements DomainSource {
   }
 
   list(signal?: AbortSignal): Promise<DomainRef[]> {
-    return this.host.client.listAllDomains(signal);
+    return this.known.domains(() => this.host.client.listAllDomains(signal));
   }
 
   async describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
     try {
-      const { state } = await this.host.client.getState(ref, signal);
+      const state = await this.known.state(ref.uuid, async () => (await this.host.client.getState(ref, signal)).state);
       const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
       const agent = await this.agentStatus(ref, running, signal);
       return {

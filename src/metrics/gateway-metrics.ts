@@ -39,6 +39,8 @@ export class GatewayMetrics {
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
   private readonly agentCommands: Histogram<string>;
+  /** The label children of each method, status and route seen: prom-client validates labels on every call otherwise. */
+  private readonly requestChildren = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
   /** Domains whose queue depth is reported per domain (perDomainLabels): those queued on since the last scrape found them idle. */
   private readonly queuedDomains = new Map<string, DomainRef>();
 
@@ -189,8 +191,15 @@ export class GatewayMetrics {
   /** Called once per answered request (onResponse). */
   observeRequest(method: string, routeUrl: string | undefined, status: number, seconds: number): void {
     const labels = { method: methodLabel(method), route: routeLabel(routeUrl) };
-    this.httpRequests.inc({ ...labels, status: String(status) });
-    this.httpDuration.observe(labels, seconds);
+    const key = `${labels.method} ${status} ${labels.route}`;
+    let children = this.requestChildren.get(key);
+    if (!children) {
+      children = { count: this.httpRequests.labels({ ...labels, status: String(status) }), duration: this.httpDuration.labels(labels) };
+      // Bounded as the labels are: methods, route patterns and statuses, each a short list.
+      this.requestChildren.set(key, children);
+    }
+    children.count.inc();
+    children.duration.observe(seconds);
   }
 
   get contentType(): string {

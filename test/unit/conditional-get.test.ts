@@ -2,7 +2,8 @@
 // body while If-None-Match still matches; a changed answer gets a new tag. The agent's own chatter (guest-info) aside,
 // a 304 of a guest fact still asks the agent: the tag says the answer did not change, not that nothing was asked.
 import { describe, expect, it } from 'vitest';
-import { DomainState } from '../support/fake-libvirtd.js';
+import { LifecycleEvent } from '../../src/libvirt/protocol.js';
+import { DomainState, waitFor } from '../support/fake-libvirtd.js';
 import { build } from '../support/harness.js';
 
 describe('ETag and If-None-Match', () => {
@@ -21,6 +22,8 @@ describe('ETag and If-None-Match', () => {
     }
     const before = (await call('GET', '/domains')).headers.etag;
     fake.setState('web1', DomainState.PAUSED);
+    fake.emitLifecycle('web1', LifecycleEvent.SUSPENDED, 0);
+    await waitFor(async () => (await call('GET', '/domains/web1')).body.state === 'paused', 2000, 'the event');
     const after = await call('GET', '/domains', undefined, { 'if-none-match': before as string });
     expect(after.status).toBe(200);
     expect(after.headers.etag).not.toBe(before);
