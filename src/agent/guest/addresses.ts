@@ -1,6 +1,7 @@
-// Every running domain's guest-network-get-interfaces in one call, for fleet callers: fanned out at once
-// under one deadline, each domain's answer (or error) cached for a short TTL and dropped sooner when libvirt
-// says the domain or its agent changed (lifecycle and agent-lifecycle events).
+// Every running domain's guest-network-get-interfaces in one call, for fleet callers: fanned out under one
+// deadline, at most addresses.concurrency domains asked at once (over every caller), each domain's answer (or
+// error) cached for a short TTL and dropped sooner when libvirt says the domain or its agent changed
+// (lifecycle and agent-lifecycle events).
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainDirectory } from '../../domains/directory.js';
@@ -9,6 +10,7 @@ import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
 import { backendError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
+import { Slots } from '../core/slots.js';
 import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
@@ -37,6 +39,8 @@ export class AddressBook {
   private readonly cache = new Map<string, CacheEntry>();
   /** One fetch per domain at a time, shared by concurrent callers. */
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
+  /** Fetches running at once, over every caller: the fan-out's bound (addresses.concurrency). */
+  private readonly slots: Slots;
 
   constructor(
     hosts: LibvirtHosts,
@@ -44,6 +48,7 @@ export class AddressBook {
     private readonly agent: AgentService,
     private readonly config: Config['addresses'],
   ) {
+    this.slots = new Slots(config.concurrency);
     hosts.on('lifecycle', ({ key }) => this.cache.delete(key));
     hosts.on('agentLifecycle', ({ key }) => this.cache.delete(key));
     hosts.on('eventsLost', () => this.cache.clear());
@@ -130,10 +135,18 @@ export class AddressBook {
     const key = domainKey(dom);
     const pending = this.inFlight.get(key);
     if (pending) return pending;
-    const run = (async (): Promise<CacheEntry> => {
+    const run = this.slots.run(async (): Promise<CacheEntry> => {
       let result: AddressResult;
+      const timeoutMs = deadlineAt - Date.now();
+      if (timeoutMs <= 0) {
+        // Its turn came after the deadline (the caller has answered without it): not sent at all.
+        const error = new GatewayError('deadline_exceeded', 'the deadline passed while the domain waited for its turn in the fan-out', {
+          domain: dom.name,
+          command: guestNetworkGetInterfaces.execute,
+        });
+        return { result: { ok: false, error }, fetchedAt: new Date(), expires: 0 };
+      }
       try {
-        const timeoutMs = Math.max(1, deadlineAt - Date.now());
         result = { ok: true, interfaces: await this.agent.execute(dom, guestNetworkGetInterfaces, undefined, { timeoutMs }) };
       } catch (err) {
         result = { ok: false, error: backendError(err, { domain: dom.name }) };
@@ -141,7 +154,7 @@ export class AddressBook {
       const entry: CacheEntry = { result, fetchedAt: new Date(), expires: Date.now() + this.config.cacheTtlMs };
       if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);
       return entry;
-    })();
+    });
     this.inFlight.set(key, run);
     void run.finally(() => this.inFlight.delete(key));
     return run;

@@ -1,0 +1,297 @@
+// Many agents without VMs: N real qemu-ga processes on the host (Debian's 7.2, unix-listen, each with its own socket
+// and state dir, restarted when they exit: test/support/host-qga-fleet.ts), served by the built gateway through one
+// agentSockets.directories glob, libvirt off. Per N: the gateway's RSS alone, idle with every channel open and under
+// load; GET /domains; GET /addresses (cache off) against each domain asked alone; the aggregate guest-ping
+// throughput with every domain busy; one domain's ping latency alone, with the others paced at a fraction of that
+// throughput, and with every other domain saturating.
+//
+//   npx tsx bench/agents.ts [--n 50,200,500] [--rounds 10] [--samples 300] [--load-seconds 10] [--paced 0.5]
+//                           [--idle-seconds 5] [--log-level warn]
+import http from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
+import { startQgaFleet, type QgaFleet } from '../test/support/host-qga-fleet.js';
+import {
+  arg,
+  check,
+  f2,
+  formatSummary,
+  get,
+  get200,
+  keepAliveAgent,
+  main,
+  onCleanup,
+  rssMiB,
+  sleep,
+  startGateway,
+  summarize,
+  type RunningGateway,
+  type Summary,
+} from './lib.js';
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, clock ticks of 1/100 s
+}
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+interface Row {
+  n: number;
+  rssAlone: number;
+  rssIdle: number;
+  cpuIdle: number;
+  fdsIdle: number;
+  rssLoadMax: number;
+  domains: Summary;
+  addresses: Summary;
+  singles: Summary;
+  slowestSingle: number;
+  throughput: number;
+  loadedLatency: Summary;
+  victimAlone: Summary;
+  victimPaced: Summary;
+  pacedRate: number;
+  victimLoaded: Summary;
+  restarts: number;
+}
+
+const median = (xs: number[]) => summarize(xs).median;
+
+/** Each domain pinged in a loop (one request in flight each) until stop(); every answer must be 200. */
+function loadLoop(
+  port: number,
+  domains: string[],
+  opts: { periodMs?: number } = {},
+): { stop(): Promise<void>; count(): number; latencies: number[] } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: domains.length + 4 });
+  onCleanup(() => agent.destroy());
+  let stopping = false;
+  let done = 0;
+  const latencies: number[] = [];
+  const loops = domains.map(async (d, i) => {
+    // Paced: each domain once per period, the domains' phases spread evenly over it.
+    if (opts.periodMs) await sleep((i * opts.periodMs) / domains.length);
+    let next = performance.now();
+    while (!stopping) {
+      const r = await get(agent, port, `/domains/${d}/agent/ping`, 60_000);
+      check(r.status === 200, `ping ${d} under load: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+      done++;
+      latencies.push(r.ms);
+      if (opts.periodMs) {
+        next += opts.periodMs;
+        const wait = next - performance.now();
+        if (wait > 0) await sleep(wait);
+        else next = performance.now();
+      }
+    }
+  });
+  return {
+    count: () => done,
+    latencies,
+    stop: async () => {
+      stopping = true;
+      await Promise.all(loops);
+      agent.destroy();
+    },
+  };
+}
+
+async function victimPings(port: number, domain: string, samples: number): Promise<number[]> {
+  const agent = keepAliveAgent(1);
+  const ms: number[] = [];
+  for (let i = 0; i < 20; i++) await get200(agent, port, `/domains/${domain}/agent/ping`);
+  for (let i = 0; i < samples; i++) ms.push((await get200(agent, port, `/domains/${domain}/agent/ping`)).ms);
+  agent.destroy();
+  return ms;
+}
+
+async function measure(
+  n: number,
+  o: { rounds: number; samples: number; loadSeconds: number; paced: number; idleSeconds: number; logLevel: string },
+): Promise<Row> {
+  const t0 = Date.now();
+  const fleet: QgaFleet = await startQgaFleet({ count: n });
+  onCleanup(() => fleet.kill());
+  console.log(`\n== N = ${n}: ${n} qemu-ga started in ${((Date.now() - t0) / 1000).toFixed(1)} s (${fleet.dir})`);
+  const names = fleet.agents.map((a) => a.name);
+  let gw: RunningGateway | null = null;
+  try {
+    gw = await startGateway({
+      logLevel: o.logLevel,
+      config: {
+        libvirt: { enabled: false },
+        agentSockets: { directories: [{ glob: fleet.glob }] },
+        addresses: { cacheTtlMs: 0 },
+        agent: { maxTimeoutMs: 120_000 },
+      },
+    });
+    const { port, pid } = gw;
+    await sleep(2000);
+    const rssAlone = rssMiB(pid);
+    const client = keepAliveAgent(1);
+
+    // Warm-up: every channel open and in step, every agent's capabilities learnt.
+    const warm = await get200(client, port, '/addresses?timeoutMs=120000');
+    const notOk = (warm.body.domains as { name: string; ok: boolean; error?: { code: string } }[]).filter((d) => !d.ok);
+    check(
+      warm.body.domains.length === n && notOk.length === 0,
+      `warm-up GET /addresses: ${warm.body.domains.length} domains, not ok: ${JSON.stringify(notOk.slice(0, 3))}`,
+    );
+    console.log(`  warm-up GET /addresses (every channel opened, capabilities learnt): ${f2(warm.ms)} ms`);
+    const hosts = await get200(client, port, '/hosts');
+    const direct = (hosts.body.hosts as { name: string; connectionsUp: number; connections: number }[]).find((h) => h.name === 'direct');
+    check(direct?.connectionsUp === n, `GET /hosts after the warm-up: ${JSON.stringify(direct)}`);
+    console.log(`  channels in step: ${direct.connectionsUp} of ${direct.connections}`);
+
+    const cpu0 = cpuSeconds(pid);
+    const idle0 = Date.now();
+    await sleep(o.idleSeconds * 1000);
+    const cpuIdle = ((cpuSeconds(pid) - cpu0) / ((Date.now() - idle0) / 1000)) * 100;
+    const rssIdle = rssMiB(pid);
+    const fdsIdle = fdCount(pid);
+    console.log(
+      `  RSS alone ${f2(rssAlone)} MiB; idle with ${n} channels open ${f2(rssIdle)} MiB (${f2(((rssIdle - rssAlone) * 1024) / n)} KiB a domain); ` +
+        `CPU idle ${f2(cpuIdle)} %; open fds ${fdsIdle}`,
+    );
+
+    const domainsMs: number[] = [];
+    for (let i = 0; i < o.rounds; i++) {
+      const r = await get200(client, port, '/domains');
+      check(r.body.domains.length === n, `GET /domains listed ${r.body.domains.length}, not ${n}`);
+      domainsMs.push(r.ms);
+    }
+    console.log(formatSummary(`  GET /domains (${n} domains)`, summarize(domainsMs)));
+
+    // The fan-out against each domain asked alone; the order flips every round.
+    const fleetMs: number[] = [];
+    const singles: number[] = [];
+    const slowest: number[] = [];
+    const singlesRounds = Math.max(1, Math.min(o.rounds, Math.ceil(1500 / n)));
+    for (let i = 0; i < o.rounds; i++) {
+      const runFleet = async () => {
+        const r = await get200(client, port, '/addresses?timeoutMs=60000');
+        const bad = (r.body.domains as { ok: boolean }[]).filter((d) => !d.ok);
+        check(r.body.domains.length === n && bad.length === 0, `GET /addresses: ${bad.length} not ok: ${JSON.stringify(bad.slice(0, 3))}`);
+        fleetMs.push(r.ms);
+      };
+      const runSingles = async () => {
+        if (i >= singlesRounds) return;
+        const times: number[] = [];
+        for (const d of names) times.push((await get200(client, port, `/domains/${d}/network-interfaces`)).ms);
+        singles.push(...times);
+        slowest.push(Math.max(...times));
+      };
+      if (i % 2 === 0) {
+        await runFleet();
+        await runSingles();
+      } else {
+        await runSingles();
+        await runFleet();
+      }
+    }
+    const addresses = summarize(fleetMs);
+    const slowestSingle = median(slowest);
+    console.log(formatSummary(`  single network-interfaces (${singlesRounds} × ${n})`, summarize(singles)));
+    console.log(`  slowest single per pass: ${slowest.map(f2).join(', ')} ms (median ${f2(slowestSingle)})`);
+    console.log(formatSummary(`  GET /addresses, cache off (${n} domains)`, addresses));
+    console.log(
+      `  fan-out median / slowest single: ${f2(addresses.median / slowestSingle)}; ` +
+        `(fan-out - 2 × slowest) / N: ${f2((addresses.median - 2 * slowestSingle) / n)} ms a domain`,
+    );
+
+    // One domain's ping alone, then with the others paced, then with every other domain saturating.
+    const [victim, ...others] = names as [string, ...string[]];
+    const victimAlone = summarize(await victimPings(port, victim, o.samples));
+    console.log(formatSummary(`  ${victim} ping alone`, victimAlone));
+
+    let rssLoadMax = 0;
+    const sampler = setInterval(() => (rssLoadMax = Math.max(rssLoadMax, rssMiB(pid))), 250);
+    onCleanup(() => clearInterval(sampler));
+    // Saturation: every domain with one ping in flight at all times.
+    const all = loadLoop(port, names);
+    await sleep(1000);
+    const c0 = all.count();
+    const tStart = performance.now();
+    await sleep(o.loadSeconds * 1000);
+    const throughput = ((all.count() - c0) / (performance.now() - tStart)) * 1000;
+    await all.stop();
+    const loadedLatency = summarize(all.latencies.slice(c0));
+    console.log(`  every domain busy: ${f2(throughput)} pings/s over ${n} domains`);
+    console.log(formatSummary('  ping latency of each, every domain busy', loadedLatency));
+
+    // Paced: the others together at a fraction of that throughput.
+    const pacedRate = throughput * o.paced;
+    const periodMs = (others.length / pacedRate) * 1000;
+    const paced = loadLoop(port, others, { periodMs });
+    await sleep(periodMs + 500);
+    const victimPaced = summarize(await victimPings(port, victim, o.samples));
+    await paced.stop();
+    console.log(formatSummary(`  ${victim} ping, others at ${f2(pacedRate)}/s (${o.paced} ×)`, victimPaced));
+
+    // Saturating: the others loop as fast as they are answered.
+    const busy = loadLoop(port, others);
+    await sleep(1000);
+    const victimLoaded = summarize(await victimPings(port, victim, o.samples));
+    await busy.stop();
+    clearInterval(sampler);
+    console.log(formatSummary(`  ${victim} ping, every other domain busy`, victimLoaded));
+    console.log(
+      `  RSS under load: max ${f2(rssLoadMax)} MiB; p99 ratio paced ${f2(victimPaced.p99 / victimAlone.p99)}, ` +
+        `saturated ${f2(victimLoaded.p99 / victimAlone.p99)}; qemu-ga restarts ${fleet.restarts}`,
+    );
+    client.destroy();
+    check((await gw.stop()) === 0, `the gateway did not exit 0 on SIGTERM:\n${gw.tail()}`);
+    return {
+      n,
+      rssAlone,
+      rssIdle,
+      cpuIdle,
+      fdsIdle,
+      rssLoadMax,
+      domains: summarize(domainsMs),
+      addresses,
+      singles: summarize(singles),
+      slowestSingle,
+      throughput,
+      loadedLatency,
+      victimAlone,
+      victimPaced,
+      pacedRate,
+      victimLoaded,
+      restarts: fleet.restarts,
+    };
+  } finally {
+    await gw?.stop();
+    await fleet.stop();
+  }
+}
+
+main(async () => {
+  const ns = arg('n', '50,200,500').split(',').map(Number);
+  const o = {
+    rounds: Number(arg('rounds', '10')),
+    samples: Number(arg('samples', '300')),
+    loadSeconds: Number(arg('load-seconds', '10')),
+    paced: Number(arg('paced', '0.5')),
+    idleSeconds: Number(arg('idle-seconds', '5')),
+    logLevel: arg('log-level', 'warn'),
+  };
+  console.log(`agents: N = ${ns.join(', ')} host qemu-ga through agentSockets (libvirt off); ${JSON.stringify(o)}`);
+  const rows: Row[] = [];
+  for (const n of ns) rows.push(await measure(n, o));
+  console.log(
+    '\n| N | RSS alone | RSS idle (KiB/domain) | CPU idle | fds | RSS load max | GET /domains med | GET /addresses med (p90) | slowest single | pings/s all busy | victim p99 alone / paced / busy |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.n} | ${f2(r.rssAlone)} MiB | ${f2(r.rssIdle)} MiB (${f2(((r.rssIdle - r.rssAlone) * 1024) / r.n)}) | ${f2(r.cpuIdle)} % | ${r.fdsIdle} | ` +
+        `${f2(r.rssLoadMax)} MiB | ${f2(r.domains.median)} ms | ${f2(r.addresses.median)} (${f2(r.addresses.p90)}) ms | ${f2(r.slowestSingle)} ms | ` +
+        `${f2(r.throughput)} | ${f2(r.victimAlone.p99)} / ${f2(r.victimPaced.p99)} / ${f2(r.victimLoaded.p99)} ms |`,
+    );
+  }
+  const restarts = rows.reduce((s, r) => s + r.restarts, 0);
+  check(restarts === 0, `${restarts} qemu-ga restarts: the gateway made agents exit`);
+});
