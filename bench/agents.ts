@@ -6,7 +6,7 @@
 // throughput, and with every other domain saturating.
 //
 //   npx tsx bench/agents.ts [--n 50,200,500] [--rounds 10] [--samples 300] [--load-seconds 10] [--paced 0.5]
-//                           [--idle-seconds 5] [--log-level warn]
+//                           [--idle-seconds 5] [--addresses-concurrency N] [--log-level warn]
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { startQgaFleet, type QgaFleet } from '../test/support/host-qga-fleet.js';
@@ -69,6 +69,7 @@ function loadLoop(
   onCleanup(() => agent.destroy());
   let stopping = false;
   let done = 0;
+  let failure: unknown = null;
   const latencies: number[] = [];
   const loops = domains.map(async (d, i) => {
     // Paced: each domain once per period, the domains' phases spread evenly over it.
@@ -87,13 +88,20 @@ function loadLoop(
       }
     }
   });
+  // The first failure stops every loop and is thrown by stop(); never an unhandled rejection meanwhile.
+  for (const loop of loops)
+    loop.catch((err: unknown) => {
+      failure ??= err;
+      stopping = true;
+    });
   return {
     count: () => done,
     latencies,
     stop: async () => {
       stopping = true;
-      await Promise.all(loops);
+      await Promise.allSettled(loops);
       agent.destroy();
+      if (failure) throw failure;
     },
   };
 }
@@ -107,10 +115,18 @@ async function victimPings(port: number, domain: string, samples: number): Promi
   return ms;
 }
 
-async function measure(
-  n: number,
-  o: { rounds: number; samples: number; loadSeconds: number; paced: number; idleSeconds: number; logLevel: string },
-): Promise<Row> {
+interface Options {
+  rounds: number;
+  samples: number;
+  loadSeconds: number;
+  paced: number;
+  idleSeconds: number;
+  /** addresses.concurrency; 0: the gateway's default. */
+  concurrency: number;
+  logLevel: string;
+}
+
+async function measure(n: number, o: Options): Promise<Row> {
   const t0 = Date.now();
   const fleet: QgaFleet = await startQgaFleet({ count: n });
   onCleanup(() => fleet.kill());
@@ -123,8 +139,7 @@ async function measure(
       config: {
         libvirt: { enabled: false },
         agentSockets: { directories: [{ glob: fleet.glob }] },
-        addresses: { cacheTtlMs: 0 },
-        agent: { maxTimeoutMs: 120_000 },
+        addresses: { cacheTtlMs: 0, ...(o.concurrency ? { concurrency: o.concurrency } : {}) },
       },
     });
     const { port, pid } = gw;
@@ -270,7 +285,8 @@ async function measure(
 
 main(async () => {
   const ns = arg('n', '50,200,500').split(',').map(Number);
-  const o = {
+  const o: Options = {
+    concurrency: Number(arg('addresses-concurrency', '0')),
     rounds: Number(arg('rounds', '10')),
     samples: Number(arg('samples', '300')),
     loadSeconds: Number(arg('load-seconds', '10')),

@@ -7,6 +7,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startQgaFleet, type QgaFleet } from '../support/host-qga-fleet.js';
+import { waitFor } from '../support/fake-libvirtd/faults.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 
 const COUNT = 200;
@@ -96,9 +97,11 @@ describe(`${COUNT} qemu-ga agent sockets served at once`, () => {
 
   it('leaves nothing behind: no guest file handle, no pipe in an agent, one socket per agent, none once closed', async () => {
     expect(gw.gateway.files.openHandles()).toEqual([]);
-    // guest-exec's output pipes live in the agent until guest-exec-status has reported the exit: all closed again.
-    const agentFdsAfter = fleet.agents.map((a) => ({ name: a.name, fds: readdirSync(`/proc/${a.pid}/fd`).length }));
-    expect(agentFdsAfter.filter((a) => a.fds !== agentFdsBefore.get(a.name))).toEqual([]);
+    // guest-exec's output pipes live in the agent until guest-exec-status has reported the exit: all closed again. What
+    // each agent holds beyond its descriptors before the first exec is the gateway's one connection to it.
+    const agentFds = () =>
+      fleet.agents.map((a) => ({ name: a.name, more: readdirSync(`/proc/${a.pid}/fd`).length - agentFdsBefore.get(a.name)! }));
+    expect(agentFds().filter((a) => a.more !== 1)).toEqual([]);
     // While the gateway runs: one socket per agent, kept open for the next command, and nothing else.
     const open = added(fdsBefore, openFds());
     expect(open.filter((f) => !/-> socket:\[\d+\]$/.test(f))).toEqual([]);
@@ -107,8 +110,8 @@ describe(`${COUNT} qemu-ga agent sockets served at once`, () => {
 
     await gw.close();
     expect(added(fdsBefore, openFds())).toEqual([]);
-    // The gateway hung up cleanly (half-close, reading to the end): no agent took it for a reset and exited.
-    await new Promise((r) => setTimeout(r, 200));
+    // Each agent has seen the gateway hang up (it reads to the end first: no agent took it for a reset and exited).
+    await waitFor(() => agentFds().every((a) => a.more === 0), 10_000, 'every agent to close its end of the connection');
     expect(fleet.restarts).toBe(0);
   });
 });
