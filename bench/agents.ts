@@ -46,6 +46,8 @@ interface Row {
   rssLoadMax: number;
   domains: Summary;
   addresses: Summary;
+  /** The gateway's CPU time per domain asked, over the fan-outs (ms). */
+  fanOutCpuMs: number;
   singles: Summary;
   slowestSingle: number;
   throughput: number;
@@ -183,10 +185,13 @@ async function measure(n: number, o: Options): Promise<Row> {
     const fleetMs: number[] = [];
     const singles: number[] = [];
     const slowest: number[] = [];
+    let fanOutCpu = 0;
     const singlesRounds = Math.max(1, Math.min(o.rounds, Math.ceil(1500 / n)));
     for (let i = 0; i < o.rounds; i++) {
       const runFleet = async () => {
+        const cpuBefore = cpuSeconds(pid);
         const r = await get200(client, port, '/addresses?timeoutMs=60000');
+        fanOutCpu += cpuSeconds(pid) - cpuBefore;
         const bad = (r.body.domains as { ok: boolean }[]).filter((d) => !d.ok);
         check(r.body.domains.length === n && bad.length === 0, `GET /addresses: ${bad.length} not ok: ${JSON.stringify(bad.slice(0, 3))}`);
         fleetMs.push(r.ms);
@@ -211,9 +216,11 @@ async function measure(n: number, o: Options): Promise<Row> {
     console.log(formatSummary(`  single network-interfaces (${singlesRounds} × ${n})`, summarize(singles)));
     console.log(`  slowest single per pass: ${slowest.map(f2).join(', ')} ms (median ${f2(slowestSingle)})`);
     console.log(formatSummary(`  GET /addresses, cache off (${n} domains)`, addresses));
+    const fanOutCpuMs = (fanOutCpu * 1000) / (o.rounds * n);
     console.log(
       `  fan-out median / slowest single: ${f2(addresses.median / slowestSingle)}; ` +
-        `(fan-out - 2 × slowest) / N: ${f2((addresses.median - 2 * slowestSingle) / n)} ms a domain`,
+        `(fan-out - 2 × slowest) / N: ${f2((addresses.median - 2 * slowestSingle) / n)} ms a domain; ` +
+        `the gateway's CPU in the fan-out: ${f2(fanOutCpuMs * 1000)} µs a domain`,
     );
 
     // One domain's ping alone, then with the others paced, then with every other domain saturating.
@@ -267,6 +274,7 @@ async function measure(n: number, o: Options): Promise<Row> {
       rssLoadMax,
       domains: summarize(domainsMs),
       addresses,
+      fanOutCpuMs,
       singles: summarize(singles),
       slowestSingle,
       throughput,
@@ -297,17 +305,70 @@ main(async () => {
   console.log(`agents: N = ${ns.join(', ')} host qemu-ga through agentSockets (libvirt off); ${JSON.stringify(o)}`);
   const rows: Row[] = [];
   for (const n of ns) rows.push(await measure(n, o));
-  console.log(
-    '\n| N | RSS alone | RSS idle (KiB/domain) | CPU idle | fds | RSS load max | GET /domains med | GET /addresses med (p90) | slowest single | pings/s all busy | victim p99 alone / paced / busy |',
-  );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of rows) {
-    console.log(
-      `| ${r.n} | ${f2(r.rssAlone)} MiB | ${f2(r.rssIdle)} MiB (${f2(((r.rssIdle - r.rssAlone) * 1024) / r.n)}) | ${f2(r.cpuIdle)} % | ${r.fdsIdle} | ` +
-        `${f2(r.rssLoadMax)} MiB | ${f2(r.domains.median)} ms | ${f2(r.addresses.median)} (${f2(r.addresses.p90)}) ms | ${f2(r.slowestSingle)} ms | ` +
-        `${f2(r.throughput)} | ${f2(r.victimAlone.p99)} / ${f2(r.victimPaced.p99)} / ${f2(r.victimLoaded.p99)} ms |`,
-    );
-  }
-  const restarts = rows.reduce((s, r) => s + r.restarts, 0);
+  printTables(rows);
+  const restarts = rows.reduce((sum, r) => sum + r.restarts, 0);
   check(restarts === 0, `${restarts} qemu-ga restarts: the gateway made agents exit`);
 });
+
+function printTables(rows: Row[]): void {
+  const ms = (x: number) => `${f2(x)} ms`;
+  const mib = (x: number) => `${f2(x)} MiB`;
+  const table = (head: string[], body: string[][]) => {
+    console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---|').join('')}`);
+    for (const cells of body) console.log(`| ${cells.join(' | ')} |`);
+  };
+  table(
+    ['N', 'RSS alone', 'RSS idle, every channel open', 'RSS under load (max)', 'open fds', 'CPU idle', 'GET /domains median (p90)'],
+    rows.map((r) => [
+      String(r.n),
+      mib(r.rssAlone),
+      mib(r.rssIdle),
+      mib(r.rssLoadMax),
+      String(r.fdsIdle),
+      `${f2(r.cpuIdle)} %`,
+      `${ms(r.domains.median)} (${f2(r.domains.p90)})`,
+    ]),
+  );
+  if (rows.length > 1) {
+    const [a, b] = [rows[0]!, rows[rows.length - 1]!];
+    console.log(`\nRSS idle per domain, from N = ${a.n} to ${b.n}: ${f2(((b.rssIdle - a.rssIdle) * 1024) / (b.n - a.n))} KiB`);
+  }
+  table(
+    [
+      'N',
+      'single median (p99)',
+      'slowest single',
+      'GET /addresses median (p90)',
+      '/ slowest',
+      '(median - 2 × slowest) / N',
+      'gateway CPU a domain',
+    ],
+    rows.map((r) => [
+      String(r.n),
+      `${ms(r.singles.median)} (${f2(r.singles.p99)})`,
+      ms(r.slowestSingle),
+      `${ms(r.addresses.median)} (${f2(r.addresses.p90)})`,
+      f2(r.addresses.median / r.slowestSingle),
+      ms((r.addresses.median - 2 * r.slowestSingle) / r.n),
+      `${f2(r.fanOutCpuMs * 1000)} µs`,
+    ]),
+  );
+  table(
+    [
+      'N',
+      'pings/s, all busy',
+      'each, all busy: median (p99)',
+      'one alone: median (p99)',
+      'others paced: rate, median (p99)',
+      'others busy: median (p99)',
+    ],
+    rows.map((r) => [
+      String(r.n),
+      f2(r.throughput),
+      `${ms(r.loadedLatency.median)} (${f2(r.loadedLatency.p99)})`,
+      `${ms(r.victimAlone.median)} (${f2(r.victimAlone.p99)})`,
+      `${f2(r.pacedRate)}/s, ${ms(r.victimPaced.median)} (${f2(r.victimPaced.p99)})`,
+      `${ms(r.victimLoaded.median)} (${f2(r.victimLoaded.p99)})`,
+    ]),
+  );
+}
