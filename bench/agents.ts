@@ -5,7 +5,7 @@
 // throughput with every domain busy; one domain's ping latency alone, with the others paced at a fraction of that
 // throughput, and with every other domain saturating.
 //
-//   npx tsx bench/agents.ts [--n 50,200,500] [--rounds 10] [--samples 300] [--load-seconds 10] [--paced 0.5]
+//   npx tsx bench/agents.ts [--n 50,200,500] [--rounds 10] [--samples 300] [--load-seconds 10] [--paced 0.5,0.8]
 //                           [--idle-seconds 5] [--addresses-concurrency N] [--log-level warn]
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -53,8 +53,8 @@ interface Row {
   throughput: number;
   loadedLatency: Summary;
   victimAlone: Summary;
-  victimPaced: Summary;
-  pacedRate: number;
+  /** One domain's pings with the others paced at each fraction of the saturated throughput. */
+  paced: { fraction: number; rate: number; victim: Summary }[];
   victimLoaded: Summary;
   restarts: number;
 }
@@ -121,7 +121,8 @@ interface Options {
   rounds: number;
   samples: number;
   loadSeconds: number;
-  paced: number;
+  /** Fractions of the saturated throughput the others are paced at. */
+  paced: number[];
   idleSeconds: number;
   /** addresses.concurrency; 0: the gateway's default. */
   concurrency: number;
@@ -243,14 +244,18 @@ async function measure(n: number, o: Options): Promise<Row> {
     console.log(`  every domain busy: ${f2(throughput)} pings/s over ${n} domains`);
     console.log(formatSummary('  ping latency of each, every domain busy', loadedLatency));
 
-    // Paced: the others together at a fraction of that throughput.
-    const pacedRate = throughput * o.paced;
-    const periodMs = (others.length / pacedRate) * 1000;
-    const paced = loadLoop(port, others, { periodMs });
-    await sleep(periodMs + 500);
-    const victimPaced = summarize(await victimPings(port, victim, o.samples));
-    await paced.stop();
-    console.log(formatSummary(`  ${victim} ping, others at ${f2(pacedRate)}/s (${o.paced} ×)`, victimPaced));
+    // Paced: the others together at fractions of that throughput.
+    const paced: Row['paced'] = [];
+    for (const fraction of o.paced) {
+      const rate = throughput * fraction;
+      const periodMs = (others.length / rate) * 1000;
+      const load = loadLoop(port, others, { periodMs });
+      await sleep(periodMs + 500);
+      const victimPaced = summarize(await victimPings(port, victim, o.samples));
+      await load.stop();
+      paced.push({ fraction, rate, victim: victimPaced });
+      console.log(formatSummary(`  ${victim} ping, others at ${f2(rate)}/s (${fraction} ×)`, victimPaced));
+    }
 
     // Saturating: the others loop as fast as they are answered.
     const busy = loadLoop(port, others);
@@ -260,7 +265,7 @@ async function measure(n: number, o: Options): Promise<Row> {
     clearInterval(sampler);
     console.log(formatSummary(`  ${victim} ping, every other domain busy`, victimLoaded));
     console.log(
-      `  RSS under load: max ${f2(rssLoadMax)} MiB; p99 ratio paced ${f2(victimPaced.p99 / victimAlone.p99)}, ` +
+      `  RSS under load: max ${f2(rssLoadMax)} MiB; p99 / alone: ${paced.map((p) => `paced ${p.fraction}: ${f2(p.victim.p99 / victimAlone.p99)}`).join(', ')}, ` +
         `saturated ${f2(victimLoaded.p99 / victimAlone.p99)}; qemu-ga restarts ${fleet.restarts}`,
     );
     client.destroy();
@@ -280,8 +285,7 @@ async function measure(n: number, o: Options): Promise<Row> {
       throughput,
       loadedLatency,
       victimAlone,
-      victimPaced,
-      pacedRate,
+      paced,
       victimLoaded,
       restarts: fleet.restarts,
     };
@@ -298,7 +302,7 @@ main(async () => {
     rounds: Number(arg('rounds', '10')),
     samples: Number(arg('samples', '300')),
     loadSeconds: Number(arg('load-seconds', '10')),
-    paced: Number(arg('paced', '0.5')),
+    paced: arg('paced', '0.5,0.8').split(',').map(Number),
     idleSeconds: Number(arg('idle-seconds', '5')),
     logLevel: arg('log-level', 'warn'),
   };
@@ -359,7 +363,7 @@ function printTables(rows: Row[]): void {
       'pings/s, all busy',
       'each, all busy: median (p99)',
       'one alone: median (p99)',
-      'others paced: rate, median (p99)',
+      ...(rows[0]?.paced ?? []).map((p) => `others at ${p.fraction} ×: rate, median (p99)`),
       'others busy: median (p99)',
     ],
     rows.map((r) => [
@@ -367,7 +371,7 @@ function printTables(rows: Row[]): void {
       f2(r.throughput),
       `${ms(r.loadedLatency.median)} (${f2(r.loadedLatency.p99)})`,
       `${ms(r.victimAlone.median)} (${f2(r.victimAlone.p99)})`,
-      `${f2(r.pacedRate)}/s, ${ms(r.victimPaced.median)} (${f2(r.victimPaced.p99)})`,
+      ...r.paced.map((p) => `${f2(p.rate)}/s, ${ms(p.victim.median)} (${f2(p.victim.p99)})`),
       `${ms(r.victimLoaded.median)} (${f2(r.victimLoaded.p99)})`,
     ]),
   );

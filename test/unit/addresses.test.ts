@@ -138,7 +138,7 @@ describe('GET /addresses', () => {
 
 describe('GET /addresses: the fan-out asks at most addresses.concurrency domains at once', () => {
   it('asks the next domain when a slot frees, and answers every one', async () => {
-    await setup({ addresses: { concurrency: 1 } });
+    await setup({ addresses: { concurrency: 1, slotHoldMs: 60_000 } });
     const releases: (() => void)[] = [];
     fake!.agentHandler = (dom, cmd, t) =>
       cmd.execute === 'guest-network-get-interfaces'
@@ -181,6 +181,7 @@ describe('GET /addresses: the fan-out asks at most addresses.concurrency domains
       timeoutMs: 5000,
       cacheTtlMs: 0,
       concurrency: 1,
+      slotHoldMs: 60_000,
     });
     const { entries } = await book.collect(null, 50);
     expect(entries.map((e) => [e.name, e.result.ok || e.result.error.code])).toEqual([
@@ -195,5 +196,15 @@ describe('GET /addresses: the fan-out asks at most addresses.concurrency domains
     const again = await book.collect(null, 1000);
     expect(again.entries.every((e) => e.result.ok)).toBe(true);
     expect(asked).toEqual(['a', 'a', 'b']);
+  });
+
+  it('a domain that has not answered within slotHoldMs gives its place up: a hung agent does not hold the others back', async () => {
+    await setup({ addresses: { concurrency: 1, slotHoldMs: 50 } });
+    fake!.agentHandler = (dom, cmd, t) =>
+      dom.name === 'vm1' && cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t);
+    const { body } = await addresses('?timeoutMs=1000');
+    expect(byName(body, 'vm1')).toMatchObject({ ok: false, error: { code: 'deadline_exceeded' } });
+    expect(byName(body, 'vm2')?.ok).toBe(true);
+    expect(byName(body, 'vm3-noagent')).toMatchObject({ ok: false, error: { code: 'agent_not_configured' } });
   });
 });

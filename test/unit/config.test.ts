@@ -56,8 +56,8 @@ describe('loadConfig', () => {
 });
 
 describe('addresses.concurrency (the bound of the GET /addresses fan-out)', () => {
-  it('defaults to 32, takes a positive integer up to 10,000, and refuses anything else by name', () => {
-    expect(loadConfig({ argv: [], env: {} }).addresses.concurrency).toBe(32);
+  it('defaults to 16, takes a positive integer up to 10,000, and refuses anything else by name', () => {
+    expect(loadConfig({ argv: [], env: {} }).addresses).toMatchObject({ concurrency: 16, slotHoldMs: 250 });
     expect(loadConfig({ argv: ['--config', file('gw.yaml', 'addresses:\n  concurrency: 500\n')], env: {} }).addresses.concurrency).toBe(
       500,
     );
@@ -66,5 +66,8 @@ describe('addresses.concurrency (the bound of the GET /addresses fan-out)', () =
         /addresses\.concurrency/,
       );
     }
+    const hold = (v: string) => loadConfig({ argv: ['--config', file('gw.yaml', `addresses:\n  slotHoldMs: ${v}\n`)], env: {} });
+    expect(hold('1000').addresses.slotHoldMs).toBe(1000);
+    expect(() => hold('0')).toThrow(/addresses\.slotHoldMs/);
   });
 });

@@ -1,5 +1,5 @@
-// Slots: at most `limit` tasks at once over every caller, the rest first come first served, a slot freed however a
-// task ends (the bound of the GET /addresses fan-out, src/agent/guest/addresses.ts).
+// Slots: at most `limit` tasks holding a slot at once over every caller, the rest first come first served, a slot freed
+// however a task ends, or after its holdMs (the bound of the GET /addresses fan-out, src/agent/guest/addresses.ts).
 import { describe, expect, it } from 'vitest';
 import { Slots } from '../../src/agent/core/slots.js';
 
@@ -59,5 +59,20 @@ describe('Slots', () => {
   it('refuses a limit that is not a positive integer', () => {
     expect(() => new Slots(0)).toThrow(RangeError);
     expect(() => new Slots(1.5)).toThrow(RangeError);
+  });
+
+  it('gives the slot to the next after holdMs while the task goes on, and not twice when it then ends', async () => {
+    const slots = new Slots(1);
+    const slow = deferred<string>();
+    const first = slots.run(() => slow.promise, 20);
+    const second = slots.run(async () => 'second');
+    await expect(second).resolves.toBe('second');
+    expect([slots.active, slots.queued]).toEqual([0, 0]);
+    slow.resolve('first');
+    await expect(first).resolves.toBe('first');
+    expect([slots.active, slots.queued]).toEqual([0, 0]);
+    // A task that ends before its holdMs frees its slot then, and its timer with it.
+    await expect(slots.run(async () => 'quick', 60_000)).resolves.toBe('quick');
+    expect(slots.active).toBe(0);
   });
 });

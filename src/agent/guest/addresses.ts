@@ -1,7 +1,7 @@
 // Every running domain's guest-network-get-interfaces in one call, for fleet callers: fanned out under one
-// deadline, at most addresses.concurrency domains asked at once (over every caller), each domain's answer (or
-// error) cached for a short TTL and dropped sooner when libvirt says the domain or its agent changed
-// (lifecycle and agent-lifecycle events).
+// deadline, at most addresses.concurrency domains asked at once over every caller (one that has not answered within
+// addresses.slotHoldMs no longer counts), each domain's answer (or error) cached for a short TTL and dropped sooner
+// when libvirt says the domain or its agent changed (lifecycle and agent-lifecycle events).
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainDirectory } from '../../domains/directory.js';
@@ -154,7 +154,7 @@ export class AddressBook {
       const entry: CacheEntry = { result, fetchedAt: new Date(), expires: Date.now() + this.config.cacheTtlMs };
       if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);
       return entry;
-    });
+    }, this.config.slotHoldMs);
     this.inFlight.set(key, run);
     void run.finally(() => this.inFlight.delete(key));
     return run;
