@@ -1,12 +1,13 @@
 // Many agents without VMs: N real qemu-ga processes on the host (Debian's 7.2, unix-listen, each with its own socket
 // and state dir, restarted when they exit: test/support/host-qga-fleet.ts), served by the built gateway through one
 // agentSockets.directories glob, libvirt off. Per N: the gateway's RSS alone, idle with every channel open and under
-// load; GET /domains; GET /addresses (cache off) against each domain asked alone; the aggregate guest-ping
-// throughput with every domain busy; one domain's ping latency alone, with the others paced at a fraction of that
-// throughput, and with every other domain saturating.
+// load; GET /domains; GET /addresses (cache off) against each domain asked alone; one domain's ping while GET /addresses
+// runs back to back; the aggregate guest-ping throughput with every domain busy; one domain's ping alone, with the
+// others paced at fractions of that throughput, and with every other domain saturating. At the largest N, the same
+// fan-out and its effect on one domain's ping for several addresses.concurrency (--sweep; `--sweep none` skips it).
 //
 //   npx tsx bench/agents.ts [--n 50,200,500] [--rounds 10] [--samples 300] [--load-seconds 10] [--paced 0.5,0.8]
-//                           [--idle-seconds 5] [--addresses-concurrency N] [--log-level warn]
+//                           [--idle-seconds 5] [--addresses-concurrency N] [--sweep 4,16,64,10000] [--log-level warn]
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { startQgaFleet, type QgaFleet } from '../test/support/host-qga-fleet.js';
@@ -48,6 +49,8 @@ interface Row {
   addresses: Summary;
   /** The gateway's CPU time per domain asked, over the fan-outs (ms). */
   fanOutCpuMs: number;
+  /** One domain's pings while GET /addresses runs back to back. */
+  victimFanOut: Summary;
   singles: Summary;
   slowestSingle: number;
   throughput: number;
@@ -129,22 +132,47 @@ interface Options {
   logLevel: string;
 }
 
-async function measure(n: number, o: Options): Promise<Row> {
-  const t0 = Date.now();
-  const fleet: QgaFleet = await startQgaFleet({ count: n });
-  onCleanup(() => fleet.kill());
-  console.log(`\n== N = ${n}: ${n} qemu-ga started in ${((Date.now() - t0) / 1000).toFixed(1)} s (${fleet.dir})`);
+function gatewayFor(fleet: QgaFleet, o: Options, concurrency = o.concurrency): Promise<RunningGateway> {
+  return startGateway({
+    logLevel: o.logLevel,
+    config: {
+      libvirt: { enabled: false },
+      agentSockets: { directories: [{ glob: fleet.glob }] },
+      addresses: { cacheTtlMs: 0, ...(concurrency ? { concurrency } : {}) },
+    },
+  });
+}
+
+/** GET /addresses back to back until stop(); every domain must be ok. */
+function fanOutLoop(port: number, n: number): { stop(): Promise<number[]> } {
+  const agent = keepAliveAgent(1);
+  let stopping = false;
+  const ms: number[] = [];
+  const loop = (async () => {
+    while (!stopping) {
+      const r = await get200(agent, port, '/addresses?timeoutMs=60000');
+      const bad = (r.body.domains as { ok: boolean }[]).filter((d) => !d.ok);
+      check(r.body.domains.length === n && bad.length === 0, `GET /addresses: ${bad.length} not ok: ${JSON.stringify(bad.slice(0, 3))}`);
+      ms.push(r.ms);
+    }
+  })();
+  loop.catch(() => (stopping = true));
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+      agent.destroy();
+      return ms;
+    },
+  };
+}
+
+async function measure(fleet: QgaFleet, o: Options): Promise<Row> {
+  const n = fleet.agents.length;
   const names = fleet.agents.map((a) => a.name);
   let gw: RunningGateway | null = null;
   try {
-    gw = await startGateway({
-      logLevel: o.logLevel,
-      config: {
-        libvirt: { enabled: false },
-        agentSockets: { directories: [{ glob: fleet.glob }] },
-        addresses: { cacheTtlMs: 0, ...(o.concurrency ? { concurrency: o.concurrency } : {}) },
-      },
-    });
+    gw = await gatewayFor(fleet, o);
     const { port, pid } = gw;
     await sleep(2000);
     const rssAlone = rssMiB(pid);
@@ -228,6 +256,11 @@ async function measure(n: number, o: Options): Promise<Row> {
     const [victim, ...others] = names as [string, ...string[]];
     const victimAlone = summarize(await victimPings(port, victim, o.samples));
     console.log(formatSummary(`  ${victim} ping alone`, victimAlone));
+    const fanOuts = fanOutLoop(port, n);
+    const victimFanOut = summarize(await victimPings(port, victim, o.samples));
+    const fanOutsMeanwhile = summarize(await fanOuts.stop());
+    console.log(formatSummary(`  ${victim} ping, GET /addresses back to back`, victimFanOut));
+    console.log(formatSummary('  those GET /addresses', fanOutsMeanwhile));
 
     let rssLoadMax = 0;
     const sampler = setInterval(() => (rssLoadMax = Math.max(rssLoadMax, rssMiB(pid))), 250);
@@ -280,6 +313,7 @@ async function measure(n: number, o: Options): Promise<Row> {
       domains: summarize(domainsMs),
       addresses,
       fanOutCpuMs,
+      victimFanOut,
       singles: summarize(singles),
       slowestSingle,
       throughput,
@@ -291,8 +325,40 @@ async function measure(n: number, o: Options): Promise<Row> {
     };
   } finally {
     await gw?.stop();
-    await fleet.stop();
   }
+}
+
+interface SweepRow {
+  concurrency: number;
+  fanOut: Summary;
+  alone: Summary;
+  during: Summary;
+}
+
+/** For each addresses.concurrency: GET /addresses back to back, and one domain's ping meanwhile against alone. */
+async function sweep(fleet: QgaFleet, o: Options, values: number[]): Promise<SweepRow[]> {
+  const rows: SweepRow[] = [];
+  const n = fleet.agents.length;
+  const victim = fleet.agents[0]!.name;
+  console.log(`\n== addresses.concurrency sweep at N = ${n}: ${values.join(', ')}`);
+  for (const concurrency of values) {
+    const gw = await gatewayFor(fleet, o, concurrency);
+    try {
+      const client = keepAliveAgent(1);
+      await get200(client, gw.port, '/addresses?timeoutMs=120000');
+      client.destroy();
+      const alone = summarize(await victimPings(gw.port, victim, o.samples));
+      const fanOuts = fanOutLoop(gw.port, n);
+      const during = summarize(await victimPings(gw.port, victim, o.samples));
+      const fanOut = summarize(await fanOuts.stop());
+      rows.push({ concurrency, fanOut, alone, during });
+      console.log(formatSummary(`  concurrency ${concurrency}: GET /addresses`, fanOut));
+      console.log(formatSummary(`  concurrency ${concurrency}: ${victim} ping meanwhile`, during));
+    } finally {
+      check((await gw.stop()) === 0, `the gateway did not exit 0 on SIGTERM:\n${gw.tail()}`);
+    }
+  }
+  return rows;
 }
 
 main(async () => {
@@ -307,14 +373,26 @@ main(async () => {
     logLevel: arg('log-level', 'warn'),
   };
   console.log(`agents: N = ${ns.join(', ')} host qemu-ga through agentSockets (libvirt off); ${JSON.stringify(o)}`);
+  const sweepValues = arg('sweep', '4,16,64,10000');
   const rows: Row[] = [];
-  for (const n of ns) rows.push(await measure(n, o));
-  printTables(rows);
-  const restarts = rows.reduce((sum, r) => sum + r.restarts, 0);
-  check(restarts === 0, `${restarts} qemu-ga restarts: the gateway made agents exit`);
+  let sweepRows: SweepRow[] = [];
+  for (const [i, n] of ns.entries()) {
+    const t0 = Date.now();
+    const fleet = await startQgaFleet({ count: n });
+    onCleanup(() => fleet.kill());
+    console.log(`\n== N = ${n}: ${n} qemu-ga started in ${((Date.now() - t0) / 1000).toFixed(1)} s (${fleet.dir})`);
+    try {
+      rows.push(await measure(fleet, o));
+      if (i === ns.length - 1 && sweepValues !== 'none') sweepRows = await sweep(fleet, o, sweepValues.split(',').map(Number));
+      check(fleet.restarts === 0, `${fleet.restarts} qemu-ga restarts: the gateway made agents exit`);
+    } finally {
+      await fleet.stop();
+    }
+  }
+  printTables(rows, sweepRows);
 });
 
-function printTables(rows: Row[]): void {
+function printTables(rows: Row[], sweepRows: SweepRow[]): void {
   const ms = (x: number) => `${f2(x)} ms`;
   const mib = (x: number) => `${f2(x)} MiB`;
   const table = (head: string[], body: string[][]) => {
@@ -346,6 +424,7 @@ function printTables(rows: Row[]): void {
       '/ slowest',
       '(median - 2 × slowest) / N',
       'gateway CPU a domain',
+      'one ping meanwhile: median (p99)',
     ],
     rows.map((r) => [
       String(r.n),
@@ -355,6 +434,7 @@ function printTables(rows: Row[]): void {
       f2(r.addresses.median / r.slowestSingle),
       ms((r.addresses.median - 2 * r.slowestSingle) / r.n),
       `${f2(r.fanOutCpuMs * 1000)} µs`,
+      `${ms(r.victimFanOut.median)} (${f2(r.victimFanOut.p99)})`,
     ]),
   );
   table(
@@ -375,4 +455,14 @@ function printTables(rows: Row[]): void {
       `${ms(r.victimLoaded.median)} (${f2(r.victimLoaded.p99)})`,
     ]),
   );
+  if (sweepRows.length)
+    table(
+      ['addresses.concurrency', 'GET /addresses median (p90)', 'one ping alone: median (p99)', 'one ping meanwhile: median (p99)'],
+      sweepRows.map((r) => [
+        String(r.concurrency),
+        `${ms(r.fanOut.median)} (${f2(r.fanOut.p90)})`,
+        `${ms(r.alone.median)} (${f2(r.alone.p99)})`,
+        `${ms(r.during.median)} (${f2(r.during.p99)})`,
+      ]),
+    );
 }
