@@ -25,6 +25,16 @@ const addresses = (query = '') => request(gw!, 'GET', `/addresses${query}`);
 
 const nicCalls = (domain?: string) =>
   fake!.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces' && (!domain || e.domain === domain)).length;
+/** Every guest-network-get-interfaces waits until its release (in the order asked) is called. */
+function holdInterfaces(): (() => void)[] {
+  const releases: (() => void)[] = [];
+  fake!.agentHandler = (dom, cmd, t) =>
+    cmd.execute === 'guest-network-get-interfaces'
+      ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never)))
+      : defaultAgentHandler(dom, cmd, t);
+  return releases;
+}
+
 const byName = (body: { domains: { name: string }[] }, name: string) =>
   body.domains.find((d) => d.name === name) as Record<string, any> | undefined;
 
@@ -56,11 +66,7 @@ describe('GET /addresses', () => {
 
   it('asks every domain at once', async () => {
     await setup();
-    const releases: (() => void)[] = [];
-    fake!.agentHandler = (dom, cmd, t) =>
-      cmd.execute === 'guest-network-get-interfaces'
-        ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never)))
-        : defaultAgentHandler(dom, cmd, t);
+    const releases = holdInterfaces();
     const pending = addresses();
     await waitFor(() => releases.length === 2, 5000, 'both domains asked');
     expect(fake!.agentInFlight('vm1') + fake!.agentInFlight('vm2')).toBe(2);
@@ -139,11 +145,7 @@ describe('GET /addresses', () => {
 describe('GET /addresses: the fan-out asks at most addresses.concurrency domains at once', () => {
   it('asks the next domain when a slot frees, and answers every one', async () => {
     await setup({ addresses: { concurrency: 1, slotHoldMs: 60_000 } });
-    const releases: (() => void)[] = [];
-    fake!.agentHandler = (dom, cmd, t) =>
-      cmd.execute === 'guest-network-get-interfaces'
-        ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never)))
-        : defaultAgentHandler(dom, cmd, t);
+    const releases = holdInterfaces();
     const pending = addresses();
     await waitFor(() => releases.length === 1, 5000, 'the first domain asked');
     // Given time, the second is still not asked while the first holds the only slot.
