@@ -297,8 +297,9 @@ async function measure(fleet: QgaFleet, o: Options): Promise<Row> {
     await busy.stop();
     clearInterval(sampler);
     console.log(formatSummary(`  ${victim} ping, every other domain busy`, victimLoaded));
+    const ratios = paced.map((p) => `paced ${p.fraction}: ${f2(p.victim.p99 / victimAlone.p99)}`);
     console.log(
-      `  RSS under load: max ${f2(rssLoadMax)} MiB; p99 / alone: ${paced.map((p) => `paced ${p.fraction}: ${f2(p.victim.p99 / victimAlone.p99)}`).join(', ')}, ` +
+      `  RSS under load: max ${f2(rssLoadMax)} MiB; p99 / alone: ${ratios.join(', ')}, ` +
         `saturated ${f2(victimLoaded.p99 / victimAlone.p99)}; qemu-ga restarts ${fleet.restarts}`,
     );
     client.destroy();
