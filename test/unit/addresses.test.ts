@@ -190,6 +190,10 @@ describe('GET /addresses: the fan-out asks at most addresses.concurrency domains
       ['a', 'deadline_exceeded'],
       ['b', 'deadline_exceeded'],
     ]);
+    // Each says why: a was asked and did not answer; b never had its turn.
+    const [a, b] = entries.map((e) => (e.result.ok ? '' : e.result.error.message));
+    expect(a).toBe('the guest agent did not answer within the 50 ms deadline');
+    expect(b).toBe('the domain was still waiting for its turn in the fan-out (addresses.concurrency) at the 50 ms deadline');
     await new Promise((r) => setTimeout(r, 20));
     answerA!();
     await new Promise((r) => setImmediate(r));

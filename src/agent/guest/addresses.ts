@@ -41,6 +41,8 @@ export class AddressBook {
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
   /** Fetches running at once, over every caller: the fan-out's bound (addresses.concurrency). */
   private readonly slots: Slots;
+  /** Domains whose fetch has had its turn (sent, or decided): the others are still waiting for a slot. */
+  private readonly asking = new Set<string>();
 
   constructor(
     hosts: LibvirtHosts,
@@ -122,10 +124,10 @@ export class AddressBook {
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
     const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
     if (fetched === 'deadline') {
-      const error = new GatewayError('deadline_exceeded', `the guest agent did not answer within the ${timeoutMs} ms deadline`, {
-        domain: dom.name,
-        command: guestNetworkGetInterfaces.execute,
-      });
+      const why = this.asking.has(domainKey(dom))
+        ? `the guest agent did not answer within the ${timeoutMs} ms deadline`
+        : `the domain was still waiting for its turn in the fan-out (addresses.concurrency) at the ${timeoutMs} ms deadline`;
+      const error = new GatewayError('deadline_exceeded', why, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
     return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
@@ -136,6 +138,7 @@ export class AddressBook {
     const pending = this.inFlight.get(key);
     if (pending) return pending;
     const run = this.slots.run(async (): Promise<CacheEntry> => {
+      this.asking.add(key);
       let result: AddressResult;
       const timeoutMs = deadlineAt - Date.now();
       if (timeoutMs <= 0) {
@@ -156,7 +159,10 @@ export class AddressBook {
       return entry;
     }, this.config.slotHoldMs);
     this.inFlight.set(key, run);
-    void run.finally(() => this.inFlight.delete(key));
+    void run.finally(() => {
+      this.inFlight.delete(key);
+      this.asking.delete(key);
+    });
     return run;
   }
 }
