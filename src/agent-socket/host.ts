@@ -44,10 +44,22 @@ interface Entry {
   uuid: string;
 }
 
+/** One reading of the configuration and the directories, indexed: lookups stay O(1) with hundreds of sockets. */
+interface Scan {
+  at: number;
+  entries: Entry[];
+  byName: Map<string, Entry>;
+  /** By UUID in lower case without dashes. */
+  byUuid: Map<string, Entry>;
+}
+
+const uuidKey = (uuid: string) => uuid.toLowerCase().replace(/-/g, '');
+
 export class AgentSocketHost {
   readonly name: string;
   private readonly channels = new Map<string, AgentSocketChannel>();
-  private scanned: { at: number; entries: Entry[] } | null = null;
+  private scanned: Scan | null = null;
+  private scanning: Promise<Scan> | null = null;
   private readonly warned = new Set<string>();
   private closed = false;
 
@@ -60,11 +72,27 @@ export class AgentSocketHost {
 
   /** Every configured domain: the explicit ones first, then each directory's, a name taken only once. */
   async entries(): Promise<Entry[]> {
-    if (this.scanned && Date.now() - this.scanned.at < this.config.rescanMs) return this.scanned.entries;
+    return (await this.scan()).entries;
+  }
+
+  /**
+   * The last reading while it is fresh; else one new reading, shared by every caller that asks meanwhile: every
+   * command asks (for its socket's path), and with hundreds in flight when the reading goes stale, each starting its own
+   * would read the directories and hash every path hundreds of times at once.
+   */
+  private scan(): Promise<Scan> {
+    if (this.scanned && Date.now() - this.scanned.at < this.config.rescanMs) return Promise.resolve(this.scanned);
+    this.scanning ??= this.rescan().finally(() => (this.scanning = null));
+    return this.scanning;
+  }
+
+  private async rescan(): Promise<Scan> {
+    // A path keeps its UUID: no hash again for the sockets already known.
+    const known = new Map(this.scanned?.entries.map((e) => [e.path, e.uuid]));
     const byName = new Map<string, Entry>();
     const add = (name: string, path: string) => {
       const taken = byName.get(name);
-      if (!taken) byName.set(name, { name, path, uuid: uuidForSocket(path) });
+      if (!taken) byName.set(name, { name, path, uuid: known.get(path) ?? uuidForSocket(path) });
       else if (taken.path !== path && !this.warned.has(path)) {
         this.warned.add(path);
         this.log.warn({ domain: name, path, kept: taken.path }, 'two agent sockets give the same domain name; the first is kept');
@@ -86,8 +114,8 @@ export class AgentSocketHost {
       for (const f of files) add(nameFromFile(d.name, f), `${dir}/${f}`);
     }
     const entries = [...byName.values()];
-    this.scanned = { at: Date.now(), entries };
-    return entries;
+    this.scanned = { at: Date.now(), entries, byName, byUuid: new Map(entries.map((e) => [uuidKey(e.uuid), e])) };
+    return this.scanned;
   }
 
   private async isRunning(path: string): Promise<boolean> {
@@ -109,9 +137,8 @@ export class AgentSocketHost {
 
   /** By name, or by the UUID made from its socket path (any case, dashes optional). */
   async lookup(id: string): Promise<DomainRef> {
-    const entries = await this.entries();
-    const wanted = isUuid(id) ? id.toLowerCase().replace(/-/g, '') : null;
-    const e = entries.find((x) => x.name === id) ?? (wanted ? entries.find((x) => x.uuid.replace(/-/g, '') === wanted) : undefined);
+    const { byName, byUuid } = await this.scan();
+    const e = byName.get(id) ?? (isUuid(id) ? byUuid.get(uuidKey(id)) : undefined);
     if (!e)
       throw new AgentSocketError('no_such_domain', `no agent socket domain named or with UUID '${id}' on host ${this.name}`, {
         domain: id,
@@ -129,7 +156,7 @@ export class AgentSocketHost {
   }
 
   private async entryOf(ref: DomainRef): Promise<Entry> {
-    const e = (await this.entries()).find((x) => x.uuid === ref.uuid);
+    const e = (await this.scan()).byUuid.get(uuidKey(ref.uuid));
     if (!e)
       throw new AgentSocketError('no_such_domain', `the agent socket of ${ref.name} is no longer configured`, {
         domain: ref.name,

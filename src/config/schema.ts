@@ -176,6 +176,18 @@ export const configSchema = z.strictObject({
       timeoutMs: ms(600_000).default(5_000),
       /** How long a domain's answer (addresses or error) is served from cache; agent and lifecycle events drop it sooner. */
       cacheTtlMs: z.number().int().min(0).max(3_600_000).default(10_000),
+      /**
+       * Domains asked at once by the fan-out, over every caller together; the others wait their turn under the same
+       * deadline (still waiting at it: deadline_exceeded, never sent). Bounds the burst a fleet-wide call puts on the
+       * gateway, the agents and the host's CPU, so that requests to single domains keep getting answered meanwhile.
+       */
+      concurrency: z.number().int().min(1).max(10_000).default(16),
+      /**
+       * A domain that has not answered within this gives its place in `concurrency` to the next one (its answer is still
+       * awaited until the deadline): slow or hung agents cost the gateway nothing while they wait, and must not hold the
+       * fan-out back.
+       */
+      slotHoldMs: z.number().int().min(1).max(600_000).default(250),
     })
     .prefault({}),
   /** GET /events: a Server-Sent Events stream of domain, agent, address and host events (src/events). */

@@ -147,7 +147,7 @@ export async function startHostQga(
 }
 
 /** The socket file appears at bind(); a connection that succeeds proves listen(). The probe leaves cleanly. */
-async function waitListening(socketPath: string, proc: ChildProcess, stderr: () => string): Promise<void> {
+export async function waitListening(socketPath: string, proc: ChildProcess, stderr: () => string): Promise<void> {
   const until = Date.now() + 10_000;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
@@ -175,7 +175,7 @@ function probe(socketPath: string): Promise<boolean> {
 }
 
 /** guest-info on a raw connection: every blocked command must show as disabled, or the tests stop here. */
-async function checkBlocked(socketPath: string, blocked: readonly string[]): Promise<string> {
+export async function checkBlocked(socketPath: string, blocked: readonly string[]): Promise<string> {
   const reply = await rawExchange(socketPath, '\xff{"execute":"guest-sync-delimited","arguments":{"id":1}}\n{"execute":"guest-info"}\n', 3);
   const info = JSON.parse(reply[2]!) as {
     return: { version: string; supported_commands: { name: string; enabled: boolean }[] };

@@ -1,6 +1,11 @@
 // GET /addresses against the fake libvirtd: the fan-out (concurrent, one deadline), per-domain errors, the
 // cache with its TTL and event invalidation, and the domain filter.
 import { describe, expect, it } from 'vitest';
+import { AddressBook } from '../../src/agent/guest/addresses.js';
+import type { AgentService } from '../../src/agent/core/service.js';
+import type { DomainDirectory } from '../../src/domains/directory.js';
+import type { DomainRef } from '../../src/domains/vocabulary.js';
+import type { LibvirtHosts } from '../../src/libvirt/hosts.js';
 import { AgentLifecycleState, LifecycleEvent } from '../../src/libvirt/protocol.js';
 import { DomainState, defaultAgentHandler, waitFor, type AgentHandler, type FakeLibvirtd } from '../support/fake-libvirtd.js';
 import { build, request } from '../support/harness.js';
@@ -20,6 +25,16 @@ const addresses = (query = '') => request(gw!, 'GET', `/addresses${query}`);
 
 const nicCalls = (domain?: string) =>
   fake!.agentLog.filter((e) => e.execute === 'guest-network-get-interfaces' && (!domain || e.domain === domain)).length;
+/** Every guest-network-get-interfaces waits until its release (in the order asked) is called. */
+function holdInterfaces(): (() => void)[] {
+  const releases: (() => void)[] = [];
+  fake!.agentHandler = (dom, cmd, t) =>
+    cmd.execute === 'guest-network-get-interfaces'
+      ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never)))
+      : defaultAgentHandler(dom, cmd, t);
+  return releases;
+}
+
 const byName = (body: { domains: { name: string }[] }, name: string) =>
   body.domains.find((d) => d.name === name) as Record<string, any> | undefined;
 
@@ -51,11 +66,7 @@ describe('GET /addresses', () => {
 
   it('asks every domain at once', async () => {
     await setup();
-    const releases: (() => void)[] = [];
-    fake!.agentHandler = (dom, cmd, t) =>
-      cmd.execute === 'guest-network-get-interfaces'
-        ? new Promise((r) => releases.push(() => r(defaultAgentHandler(dom, cmd, t) as never)))
-        : defaultAgentHandler(dom, cmd, t);
+    const releases = holdInterfaces();
     const pending = addresses();
     await waitFor(() => releases.length === 2, 5000, 'both domains asked');
     expect(fake!.agentInFlight('vm1') + fake!.agentInFlight('vm2')).toBe(2);
@@ -128,5 +139,78 @@ describe('GET /addresses', () => {
     await setup();
     expect((await addresses('?timeoutMs=0')).status).toBe(400);
     expect((await addresses('?timeoutMs=abc')).status).toBe(400);
+  });
+});
+
+describe('GET /addresses: the fan-out asks at most addresses.concurrency domains at once', () => {
+  it('asks the next domain when a slot frees, and answers every one', async () => {
+    await setup({ addresses: { concurrency: 1, slotHoldMs: 60_000 } });
+    const releases = holdInterfaces();
+    const pending = addresses();
+    await waitFor(() => releases.length === 1, 5000, 'the first domain asked');
+    // Given time, the second is still not asked while the first holds the only slot.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(releases.length).toBe(1);
+    expect(fake!.agentInFlight('vm1') + fake!.agentInFlight('vm2')).toBe(1);
+    releases[0]!();
+    await waitFor(() => releases.length === 2, 5000, 'the second domain asked once the first answered');
+    releases[1]!();
+    const { body } = await pending;
+    expect(body.domains.filter((d: { ok: boolean }) => d.ok).length).toBe(2);
+    expect(byName(body, 'vm3-noagent')).toMatchObject({ ok: false, error: { code: 'agent_not_configured' } });
+    expect(fake!.agentPeakInFlight('vm1') + fake!.agentPeakInFlight('vm2')).toBe(2);
+  });
+
+  it('never sends to a domain whose turn comes after the deadline', async () => {
+    const refs: DomainRef[] = ['a', 'b'].map((name, i) => ({
+      host: 'local',
+      name,
+      uuid: `00000000-0000-4000-8000-00000000000${i}`,
+      id: i + 1,
+    }));
+    const asked: string[] = [];
+    let answerA: (() => void) | null = null;
+    const agent = {
+      execute: (dom: DomainRef) => {
+        asked.push(dom.name);
+        // a's first call is deaf to its deadline (as a command already written to a socket is): it ends when told to.
+        if (dom.name === 'a' && !answerA) return new Promise<[]>((r) => (answerA = () => r([])));
+        return Promise.resolve([]);
+      },
+    } as unknown as AgentService;
+    const directory = { listRefs: async () => ({ refs, failed: [] }), splitId: (id: string) => ({ host: undefined, rest: id }) };
+    const book = new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
+      timeoutMs: 5000,
+      cacheTtlMs: 0,
+      concurrency: 1,
+      slotHoldMs: 60_000,
+    });
+    const { entries } = await book.collect(null, 50);
+    expect(entries.map((e) => [e.name, e.result.ok || e.result.error.code])).toEqual([
+      ['a', 'deadline_exceeded'],
+      ['b', 'deadline_exceeded'],
+    ]);
+    // Each says why: a was asked and did not answer; b never had its turn.
+    const [a, b] = entries.map((e) => (e.result.ok ? '' : e.result.error.message));
+    expect(a).toBe('the guest agent did not answer within the 50 ms deadline');
+    expect(b).toBe('the domain was still waiting for its turn in the fan-out (addresses.concurrency) at the 50 ms deadline');
+    await new Promise((r) => setTimeout(r, 20));
+    answerA!();
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toEqual(['a']);
+    // The slot is free again: the next call asks both.
+    const again = await book.collect(null, 1000);
+    expect(again.entries.every((e) => e.result.ok)).toBe(true);
+    expect(asked).toEqual(['a', 'a', 'b']);
+  });
+
+  it('a domain that has not answered within slotHoldMs gives its place up: a hung agent does not hold the others back', async () => {
+    await setup({ addresses: { concurrency: 1, slotHoldMs: 50 } });
+    fake!.agentHandler = (dom, cmd, t) =>
+      dom.name === 'vm1' && cmd.execute === 'guest-network-get-interfaces' ? { hang: true } : defaultAgentHandler(dom, cmd, t);
+    const { body } = await addresses('?timeoutMs=1000');
+    expect(byName(body, 'vm1')).toMatchObject({ ok: false, error: { code: 'deadline_exceeded' } });
+    expect(byName(body, 'vm2')?.ok).toBe(true);
+    expect(byName(body, 'vm3-noagent')).toMatchObject({ ok: false, error: { code: 'agent_not_configured' } });
   });
 });

@@ -54,3 +54,20 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ argv: ['--config', file('list.yaml', '- 1\n- 2\n')], env: {} })).toThrow(/object at the top level/);
   });
 });
+
+describe('addresses.concurrency (the bound of the GET /addresses fan-out)', () => {
+  it('defaults to 16, takes a positive integer up to 10,000, and refuses anything else by name', () => {
+    expect(loadConfig({ argv: [], env: {} }).addresses).toMatchObject({ concurrency: 16, slotHoldMs: 250 });
+    expect(loadConfig({ argv: ['--config', file('gw.yaml', 'addresses:\n  concurrency: 500\n')], env: {} }).addresses.concurrency).toBe(
+      500,
+    );
+    for (const bad of ['0', '-1', '1.5', '10001', 'many']) {
+      expect(() => loadConfig({ argv: ['--config', file('gw.yaml', `addresses:\n  concurrency: ${bad}\n`)], env: {} })).toThrow(
+        /addresses\.concurrency/,
+      );
+    }
+    const hold = (v: string) => loadConfig({ argv: ['--config', file('gw.yaml', `addresses:\n  slotHoldMs: ${v}\n`)], env: {} });
+    expect(hold('1000').addresses.slotHoldMs).toBe(1000);
+    expect(() => hold('0')).toThrow(/addresses\.slotHoldMs/);
+  });
+});

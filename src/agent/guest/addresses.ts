@@ -1,6 +1,7 @@
-// Every running domain's guest-network-get-interfaces in one call, for fleet callers: fanned out at once
-// under one deadline, each domain's answer (or error) cached for a short TTL and dropped sooner when libvirt
-// says the domain or its agent changed (lifecycle and agent-lifecycle events).
+// Every running domain's guest-network-get-interfaces in one call, for fleet callers: fanned out under one
+// deadline, at most addresses.concurrency domains asked at once over every caller (one that has not answered within
+// addresses.slotHoldMs no longer counts), each domain's answer (or error) cached for a short TTL and dropped sooner
+// when libvirt says the domain or its agent changed (lifecycle and agent-lifecycle events).
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainDirectory } from '../../domains/directory.js';
@@ -9,6 +10,7 @@ import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
 import { backendError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
+import { Slots } from '../core/slots.js';
 import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
 
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
@@ -37,6 +39,10 @@ export class AddressBook {
   private readonly cache = new Map<string, CacheEntry>();
   /** One fetch per domain at a time, shared by concurrent callers. */
   private readonly inFlight = new Map<string, Promise<CacheEntry>>();
+  /** Fetches running at once, over every caller: the fan-out's bound (addresses.concurrency). */
+  private readonly slots: Slots;
+  /** Domains whose fetch has had its turn (sent, or decided): the others are still waiting for a slot. */
+  private readonly asking = new Set<string>();
 
   constructor(
     hosts: LibvirtHosts,
@@ -44,6 +50,7 @@ export class AddressBook {
     private readonly agent: AgentService,
     private readonly config: Config['addresses'],
   ) {
+    this.slots = new Slots(config.concurrency);
     hosts.on('lifecycle', ({ key }) => this.cache.delete(key));
     hosts.on('agentLifecycle', ({ key }) => this.cache.delete(key));
     hosts.on('eventsLost', () => this.cache.clear());
@@ -117,10 +124,10 @@ export class AddressBook {
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
     const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
     if (fetched === 'deadline') {
-      const error = new GatewayError('deadline_exceeded', `the guest agent did not answer within the ${timeoutMs} ms deadline`, {
-        domain: dom.name,
-        command: guestNetworkGetInterfaces.execute,
-      });
+      const why = this.asking.has(domainKey(dom))
+        ? `the guest agent did not answer within the ${timeoutMs} ms deadline`
+        : `the domain was still waiting for its turn in the fan-out (addresses.concurrency) at the ${timeoutMs} ms deadline`;
+      const error = new GatewayError('deadline_exceeded', why, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
     }
     return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
@@ -130,10 +137,19 @@ export class AddressBook {
     const key = domainKey(dom);
     const pending = this.inFlight.get(key);
     if (pending) return pending;
-    const run = (async (): Promise<CacheEntry> => {
+    const run = this.slots.run(async (): Promise<CacheEntry> => {
+      this.asking.add(key);
       let result: AddressResult;
+      const timeoutMs = deadlineAt - Date.now();
+      if (timeoutMs <= 0) {
+        // Its turn came after the deadline (the caller has answered without it): not sent at all.
+        const error = new GatewayError('deadline_exceeded', 'the deadline passed while the domain waited for its turn in the fan-out', {
+          domain: dom.name,
+          command: guestNetworkGetInterfaces.execute,
+        });
+        return { result: { ok: false, error }, fetchedAt: new Date(), expires: 0 };
+      }
       try {
-        const timeoutMs = Math.max(1, deadlineAt - Date.now());
         result = { ok: true, interfaces: await this.agent.execute(dom, guestNetworkGetInterfaces, undefined, { timeoutMs }) };
       } catch (err) {
         result = { ok: false, error: backendError(err, { domain: dom.name }) };
@@ -141,9 +157,12 @@ export class AddressBook {
       const entry: CacheEntry = { result, fetchedAt: new Date(), expires: Date.now() + this.config.cacheTtlMs };
       if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);
       return entry;
-    })();
+    }, this.config.slotHoldMs);
     this.inFlight.set(key, run);
-    void run.finally(() => this.inFlight.delete(key));
+    void run.finally(() => {
+      this.inFlight.delete(key);
+      this.asking.delete(key);
+    });
     return run;
   }
 }

@@ -113,8 +113,8 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           tags: ['network'],
           summary: "Every running domain's guest IP addresses, in one call",
           description:
-            'Agent command: guest-network-get-interfaces, sent to every running domain at once under one deadline ' +
-            '(?timeoutMs=, default addresses.timeoutMs). ' +
+            'Agent command: guest-network-get-interfaces, sent to every running domain under one deadline ' +
+            '(?timeoutMs=, default addresses.timeoutMs), at most addresses.concurrency domains at once. ' +
             'Each domain is ok with its non-loopback interfaces, or carries its error ' +
             '(agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). ' +
             'Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. ' +
