@@ -204,6 +204,42 @@ describe('GET /addresses: the fan-out asks at most addresses.concurrency domains
     expect(asked).toEqual(['a', 'a', 'b']);
   });
 
+  it('keeps a domain waiting for its turn for a caller with time left, though the caller it first waited for gave up', async () => {
+    const refs: DomainRef[] = ['a', 'b'].map((name, i) => ({
+      host: 'local',
+      name,
+      uuid: `00000000-0000-4000-8000-00000000000${i}`,
+      id: i + 1,
+    }));
+    const asked: string[] = [];
+    let answerA: (() => void) | null = null;
+    const agent = {
+      execute: (dom: DomainRef) => {
+        asked.push(dom.name);
+        if (dom.name === 'a') return new Promise<[]>((r) => (answerA = () => r([])));
+        return Promise.resolve([]);
+      },
+    } as unknown as AgentService;
+    const directory = { listRefs: async () => ({ refs, failed: [] }), splitId: (id: string) => ({ host: undefined, rest: id }) };
+    const book = new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
+      timeoutMs: 5000,
+      cacheTtlMs: 0,
+      concurrency: 1,
+      slotHoldMs: 60_000,
+    });
+    // The first caller's 50 ms pass while b waits behind a; a second caller, with 2 s, joins b's fetch meanwhile.
+    const short = book.collect(null, 50);
+    const long = book.collect(null, 2000);
+    expect((await short).entries.map((e) => e.result.ok)).toEqual([false, false]);
+    answerA!();
+    const { entries } = await long;
+    expect(entries.map((e) => [e.name, e.result.ok])).toEqual([
+      ['a', true],
+      ['b', true],
+    ]);
+    expect(asked).toEqual(['a', 'b']);
+  });
+
   it('a domain that has not answered within slotHoldMs gives its place up: a hung agent does not hold the others back', async () => {
     await setup({ addresses: { concurrency: 1, slotHoldMs: 50 } });
     fake!.agentHandler = (dom, cmd, t) =>

@@ -37,8 +37,11 @@ interface CacheEntry {
 
 export class AddressBook {
   private readonly cache = new Map<string, CacheEntry>();
-  /** One fetch per domain at a time, shared by concurrent callers. */
-  private readonly inFlight = new Map<string, Promise<CacheEntry>>();
+  /**
+   * One fetch per domain at a time, shared by concurrent callers; its deadline is the latest of theirs, so that a
+   * caller with time left is not given up for one whose deadline passed while the domain waited for its turn.
+   */
+  private readonly inFlight = new Map<string, { entry: Promise<CacheEntry>; deadlineAt: number }>();
   /** Fetches running at once, over every caller: the fan-out's bound (addresses.concurrency). */
   private readonly slots: Slots;
   /** Domains whose fetch has had its turn (sent, or decided): the others are still waiting for a slot. */
@@ -136,11 +139,15 @@ export class AddressBook {
   private fetch(dom: DomainRef, deadlineAt: number): Promise<CacheEntry> {
     const key = domainKey(dom);
     const pending = this.inFlight.get(key);
-    if (pending) return pending;
+    if (pending) {
+      pending.deadlineAt = Math.max(pending.deadlineAt, deadlineAt);
+      return pending.entry;
+    }
+    const shared = { entry: null as unknown as Promise<CacheEntry>, deadlineAt };
     const run = this.slots.run(async (): Promise<CacheEntry> => {
       this.asking.add(key);
       let result: AddressResult;
-      const timeoutMs = deadlineAt - Date.now();
+      const timeoutMs = shared.deadlineAt - Date.now();
       if (timeoutMs <= 0) {
         // Its turn came after the deadline (the caller has answered without it): not sent at all.
         const error = new GatewayError('deadline_exceeded', 'the deadline passed while the domain waited for its turn in the fan-out', {
@@ -158,7 +165,8 @@ export class AddressBook {
       if (this.config.cacheTtlMs > 0 && (result.ok || STABLE_ERRORS.has(result.error.code))) this.cache.set(key, entry);
       return entry;
     }, this.config.slotHoldMs);
-    this.inFlight.set(key, run);
+    shared.entry = run;
+    this.inFlight.set(key, shared);
     void run.finally(() => {
       this.inFlight.delete(key);
       this.asking.delete(key);
