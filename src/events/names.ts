@@ -2,19 +2,10 @@
 // virConnectDomainEventAgentLifecycleReason), lower case with '-' as the gateway's other names are. A number this
 // table does not know (a newer libvirt) is still passed on, as `unknown-N`, rather than dropped.
 import { AgentLifecycleState, type DomainStateName, LifecycleEvent } from '../libvirt/protocol.js';
-import type { DomainEventName } from './types.js';
+import { DOMAIN_EVENTS, type DomainEventName } from './types.js';
 
-const EVENT_NAMES: DomainEventName[] = [
-  'defined',
-  'undefined',
-  'started',
-  'suspended',
-  'resumed',
-  'stopped',
-  'shutdown',
-  'pmsuspended',
-  'crashed',
-];
+/** virDomainEventType, by number: the vocabulary's own list, less `reboot` (libvirt's separate REBOOT event). */
+const EVENT_NAMES: readonly DomainEventName[] = DOMAIN_EVENTS.slice(0, DOMAIN_EVENTS.indexOf('reboot'));
 
 /** virDomainEvent*DetailType, by event. */
 const DETAILS: Record<number, string[]> = {

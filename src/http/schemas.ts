@@ -67,3 +67,20 @@ export const domainSchema = z
     },
   });
 export type DomainBody = z.infer<typeof domainSchema>;
+
+/** A query parameter listing values: ?x=a&x=b and ?x=a,b both work; duplicates and blanks dropped; null when none. */
+export const listParam = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) => {
+    if (v === undefined) return null;
+    const tokens = [
+      ...new Set(
+        (Array.isArray(v) ? v : [v])
+          .flatMap((s) => s.split(','))
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    ];
+    return tokens.length ? tokens : null;
+  });

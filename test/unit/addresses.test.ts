@@ -142,6 +142,17 @@ describe('GET /addresses', () => {
   });
 });
 
+/** An AddressBook over these domains and this agent alone, asking one domain at a time, nothing cached. */
+function oneAtATime(refs: DomainRef[], agent: AgentService): AddressBook {
+  const directory = { listRefs: async () => ({ refs, failed: [] }), splitId: (id: string) => ({ host: undefined, rest: id }) };
+  return new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
+    timeoutMs: 5000,
+    cacheTtlMs: 0,
+    concurrency: 1,
+    slotHoldMs: 60_000,
+  });
+}
+
 describe('GET /addresses: the fan-out asks at most addresses.concurrency domains at once', () => {
   it('asks the next domain when a slot frees, and answers every one', async () => {
     await setup({ addresses: { concurrency: 1, slotHoldMs: 60_000 } });
@@ -178,13 +189,7 @@ describe('GET /addresses: the fan-out asks at most addresses.concurrency domains
         return Promise.resolve([]);
       },
     } as unknown as AgentService;
-    const directory = { listRefs: async () => ({ refs, failed: [] }), splitId: (id: string) => ({ host: undefined, rest: id }) };
-    const book = new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
-      timeoutMs: 5000,
-      cacheTtlMs: 0,
-      concurrency: 1,
-      slotHoldMs: 60_000,
-    });
+    const book = oneAtATime(refs, agent);
     const { entries } = await book.collect(null, 50);
     expect(entries.map((e) => [e.name, e.result.ok || e.result.error.code])).toEqual([
       ['a', 'deadline_exceeded'],
@@ -220,13 +225,7 @@ describe('GET /addresses: the fan-out asks at most addresses.concurrency domains
         return Promise.resolve([]);
       },
     } as unknown as AgentService;
-    const directory = { listRefs: async () => ({ refs, failed: [] }), splitId: (id: string) => ({ host: undefined, rest: id }) };
-    const book = new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
-      timeoutMs: 5000,
-      cacheTtlMs: 0,
-      concurrency: 1,
-      slotHoldMs: 60_000,
-    });
+    const book = oneAtATime(refs, agent);
     // The first caller's 50 ms pass while b waits behind a; a second caller, with 2 s, joins b's fetch meanwhile.
     const short = book.collect(null, 50);
     const long = book.collect(null, 2000);

@@ -7,6 +7,7 @@ import type { AddressEntry } from '../../agent/guest/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { interfaceAddresses } from '../../agent/guest/interface-addresses.js';
+import { listParam } from '../schemas.js';
 
 const MAX_FILTER = 1000;
 
@@ -68,22 +69,9 @@ const addressesSchema = z
   });
 
 /** ?domain=a&domain=b and ?domain=a,b both work. */
-const domainFilter = z
-  .union([z.string(), z.array(z.string())])
-  .optional()
-  .transform((v, ctx) => {
-    if (v === undefined) return null;
-    const tokens = [
-      ...new Set(
-        (Array.isArray(v) ? v : [v])
-          .flatMap((s) => s.split(','))
-          .map((s) => s.trim())
-          .filter(Boolean),
-      ),
-    ];
-    if (tokens.length === 0) return null;
-    if (tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
-    return tokens;
+const domainFilter = listParam
+  .superRefine((tokens, ctx) => {
+    if (tokens && tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
   })
   .describe(
     'Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. ' +

@@ -11,6 +11,7 @@ import type { OpenStream } from '../../events/hub.js';
 import { EVENT_TYPES, type EventType } from '../../events/types.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';
+import { listParam } from '../schemas.js';
 import { SseStream } from '../sse-stream.js';
 
 const MAX_FILTER = 1000;
@@ -19,25 +20,8 @@ const RETRY_MS = 2000;
 /** How long an ended stream (overflow, shutdown) may take to flush before its socket is destroyed. */
 const GRACE_MS = 2000;
 
-/** ?x=a&x=b and ?x=a,b both work. */
-const list = z
-  .union([z.string(), z.array(z.string())])
-  .optional()
-  .transform((v) => {
-    if (v === undefined) return null;
-    const tokens = [
-      ...new Set(
-        (Array.isArray(v) ? v : [v])
-          .flatMap((s) => s.split(','))
-          .map((s) => s.trim())
-          .filter(Boolean),
-      ),
-    ];
-    return tokens.length ? tokens : null;
-  });
-
 const querystring = z.object({
-  domain: list
+  domain: listParam
     .superRefine((tokens, ctx) => {
       if (!tokens) return;
       if (tokens.length > MAX_FILTER) ctx.addIssue({ code: 'custom', message: `at most ${MAX_FILTER} domains` });
@@ -50,7 +34,7 @@ const querystring = z.object({
       "Only events of these domains: names, UUIDs and globs, as identities' domain patterns (web*, uuid:8f1c3a52-*, host:name): " +
         'repeat the parameter or separate with commas. A stream with this filter gets no host events',
     ),
-  types: list
+  types: listParam
     .superRefine((tokens, ctx) => {
       for (const t of tokens ?? [])
         if (!(EVENT_TYPES as readonly string[]).includes(t))
