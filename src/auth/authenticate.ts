@@ -8,7 +8,7 @@ import type { DomainDirectory } from '../domains/directory.js';
 import { isDomainId } from '../config/domain-id.js';
 import { GatewayError } from '../errors.js';
 import { authorizationHeader } from './authorization-header.js';
-import type { DomainRef } from '../domains/vocabulary.js';
+import type { DomainRef, SignalSource } from '../domains/vocabulary.js';
 import { clientCertificate, type ClientCertificate } from './client-certificate.js';
 import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
 import { matchToken } from './tokens.js';
@@ -101,7 +101,7 @@ export async function authoriseDomain(
   domains: DomainDirectory,
   identity: Identity,
   named: string,
-  signal: AbortSignal,
+  signal: SignalSource,
 ): Promise<DomainRef | null> {
   if (!identity.domains) return null;
   const refused = () => new GatewayError('forbidden', `identity '${identity.name}' may not touch domain '${named}'`, { domain: named });

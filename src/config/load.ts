@@ -59,6 +59,12 @@ function envNumber(name: string, value: string): number {
   return n;
 }
 
+function envBoolean(name: string, value: string): boolean {
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw new ConfigError(`environment variable ${name}: not a boolean (1/0, true/false, yes/no): '${value}'`);
+}
+
 /** Environment variables win over the file: they are what a service manager or container sets per host. */
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   if (env.PORT) setIn(raw, ['listen', 'port'], envNumber('PORT', env.PORT));
@@ -67,6 +73,8 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   if (env.LIBVIRT_SOCKET) setIn(raw, ['libvirt', 'socketPath'], env.LIBVIRT_SOCKET);
   if (env.LOG_LEVEL) setIn(raw, ['log', 'level'], env.LOG_LEVEL);
   if (env.STATE_DIRECTORY) setIn(raw, ['state', 'dir'], env.STATE_DIRECTORY);
+  if (env.QGA_GATEWAY_CHECK_ANSWERS)
+    setIn(raw, ['openapi', 'checkAnswers'], envBoolean('QGA_GATEWAY_CHECK_ANSWERS', env.QGA_GATEWAY_CHECK_ANSWERS));
 }
 
 export function formatZodError(err: z.ZodError, where: string): string {

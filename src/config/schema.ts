@@ -333,6 +333,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Serve Swagger UI at /docs (the document itself is always at /openapi.json). */
       docs: z.boolean().default(true),
+      /**
+       * Check every answer against its route's schema (zod) and that the compiled serializer wrote the same bytes
+       * (src/http/serializer.ts); a mismatch is a 500. For tests and for chasing a suspect answer: it costs CPU on
+       * every request. Environment: QGA_GATEWAY_CHECK_ANSWERS=1.
+       */
+      checkAnswers: z.boolean().default(false),
     })
     .prefault({}),
   /** Cross-origin calls from browser pages (src/config/cors-origins.ts, src/http/cors.ts). Off until origins names one. */

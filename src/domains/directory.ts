@@ -19,7 +19,7 @@ import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid } from '../libvirt/protocol.js';
 import type { AgentStateTracker } from './agent-state.js';
 import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
-import { domainKey, type DomainRef } from './vocabulary.js';
+import { domainKey, type DomainRef, type SignalSource, signalOf } from './vocabulary.js';
 
 /** A host that could not be listed, and why. */
 export interface HostFailure {
@@ -87,13 +87,14 @@ export class DomainDirectory {
   }
 
   /** The domain a path segment names: a name or a UUID (any case, dashes optional), optionally as host:id. */
-  async resolve(id: string, signal?: AbortSignal): Promise<DomainRef> {
+  async resolve(id: string, signalSource?: SignalSource): Promise<DomainRef> {
     const { host, rest } = this.parse(id);
     const cacheKey = `${host?.name ?? '*'}|${isUuid(rest) ? rest.toLowerCase().replace(/-/g, '') : `name:${rest}`}`;
     const hit = this.cache.get(cacheKey);
     if (hit && hit.expires > Date.now()) return hit.ref;
     if (!host && this.sources.length === 0)
       throw new GatewayError('domain_not_found', `no domain named or with UUID '${id}': no hosts are configured`, { domain: id });
+    const signal = signalOf(signalSource);
     const ref =
       host || this.sources.length === 1
         ? await this.resolveOn(host ?? this.sources[0]!, rest, id, signal)
@@ -153,7 +154,7 @@ export class DomainDirectory {
     return mapped;
   }
 
-  describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
+  describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo> {
     const source = this.sources.find((s) => s.name === ref.host);
     if (!source)
       return Promise.reject(new GatewayError('host_not_found', `no host named '${ref.host}'`, { domain: ref.name, host: ref.host }));
@@ -164,7 +165,7 @@ export class DomainDirectory {
    * The domains of every host (or of the one named), undescribed. A host that cannot be listed is reported in
    * `failed` and the others are answered; with a single host, its failure is the answer's (503).
    */
-  async listRefs(signal?: AbortSignal, host?: string): Promise<{ refs: DomainRef[]; failed: (HostFailure & { error: GatewayError })[] }> {
+  async listRefs(signal?: SignalSource, host?: string): Promise<{ refs: DomainRef[]; failed: (HostFailure & { error: GatewayError })[] }> {
     const sources = host === undefined ? this.sources : this.sources.filter((s) => s.name === host);
     const perHost = await Promise.allSettled(sources.map((s) => s.list(signal)));
     const refs: DomainRef[] = [];
@@ -181,7 +182,7 @@ export class DomainDirectory {
   }
 
   /** Every domain of every host (or of the one named), described; see listRefs for hosts that cannot be listed. */
-  async list(signal?: AbortSignal, host?: string): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
+  async list(signal?: SignalSource, host?: string): Promise<{ domains: DomainInfo[]; failed: HostFailure[] }> {
     const { refs, failed } = await this.listRefs(signal, host);
     const described = await Promise.allSettled(refs.map((ref) => this.describe(ref, signal)));
     const domains: DomainInfo[] = [];

@@ -7,7 +7,7 @@ import type { LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
 import { agentStatusFromXml, type AgentStateTracker } from './agent-state.js';
 import { EventBackedCache } from './event-backed-cache.js';
-import { type AgentBackend, type AgentStatus, domainKey, type DomainRef } from './vocabulary.js';
+import { type AgentBackend, type AgentStatus, domainKey, type DomainRef, type SignalSource, signalOf } from './vocabulary.js';
 
 export interface DomainInfo {
   host: string;
@@ -25,8 +25,8 @@ export interface DomainSource {
   readonly backend: AgentBackend;
   /** By name or UUID; rejects with the backend's own error when there is none (libvirt's NO_DOMAIN, the sockets' no_such_domain). */
   lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef>;
-  list(signal?: AbortSignal): Promise<DomainRef[]>;
-  describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo>;
+  list(signal?: SignalSource): Promise<DomainRef[]>;
+  describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo>;
 }
 
 export class LibvirtSource implements DomainSource {
@@ -57,13 +57,13 @@ export class LibvirtSource implements DomainSource {
     }
   }
 
-  list(signal?: AbortSignal): Promise<DomainRef[]> {
-    return this.known.domains(() => this.host.client.listAllDomains(signal));
+  list(signal?: SignalSource): Promise<DomainRef[]> {
+    return this.known.domains(() => this.host.client.listAllDomains(signalOf(signal)));
   }
 
-  async describe(ref: DomainRef, signal?: AbortSignal): Promise<DomainInfo> {
+  async describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo> {
     try {
-      const state = await this.known.state(ref.uuid, async () => (await this.host.client.getState(ref, signal)).state);
+      const state = await this.known.state(ref.uuid, async () => (await this.host.client.getState(ref, signalOf(signal))).state);
       const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
       const agent = await this.agentStatus(ref, running, signal);
       return {
@@ -80,12 +80,12 @@ export class LibvirtSource implements DomainSource {
     }
   }
 
-  private async agentStatus(ref: DomainRef, running: boolean, signal?: AbortSignal): Promise<AgentStatus> {
+  private async agentStatus(ref: DomainRef, running: boolean, signal?: SignalSource): Promise<AgentStatus> {
     const key = domainKey(ref);
     const known = this.agents.get(key);
     // Kept until an event says otherwise: STARTED, DEFINED and UNDEFINED drop it, agent events update it.
     if (known && known.channel !== null) return running ? known : { state: 'disconnected', channel: known.channel };
-    const fromXml = agentStatusFromXml(await this.host.client.getXmlDesc(ref, signal));
+    const fromXml = agentStatusFromXml(await this.host.client.getXmlDesc(ref, signalOf(signal)));
     // An inactive domain's XML carries no channel state: its agent cannot be connected.
     const status: AgentStatus = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
     this.agents.set(key, status);

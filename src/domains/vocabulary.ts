@@ -30,3 +30,13 @@ export interface AgentStatus {
   /** Whether the domain has an org.qemu.guest_agent.0 channel; null when not known. */
   channel: boolean | null;
 }
+
+/**
+ * A caller's abort signal, or a way to make it: a request's signal is made only when an answer needs libvirt (most
+ * come from the caches, and making one per request was a visible part of a cached answer's CPU).
+ */
+export type SignalSource = AbortSignal | (() => AbortSignal) | undefined;
+
+export function signalOf(source: SignalSource): AbortSignal | undefined {
+  return typeof source === 'function' ? source() : source;
+}

@@ -19,7 +19,7 @@ import { registerRefusalLimit } from './refusal-limit.js';
 import { requestId } from './request-id.js';
 import { httpsOptions } from './tls.js';
 import { registerRequestContext } from './request-context.js';
-import { exactSerializerCompiler } from './serializer.js';
+import { responseSerializerCompiler } from './serializer.js';
 import { applyServerTimeouts } from './server-timeouts.js';
 import { ROUTE_MODULES } from './routes/index.js';
 import { swaggerOptions } from './openapi-document.js';
@@ -58,8 +58,9 @@ export async function buildApp(
   registerJsonBodyParser(app);
 
   app.setValidatorCompiler(validatorCompiler);
-  // The type provider's serializer, writing the agent's exact 64-bit integers (bigints) as JSON integers.
-  app.setSerializerCompiler(exactSerializerCompiler);
+  // Answers written by code compiled from each route's schema (exact 64-bit integers as JSON integers), checked
+  // against the schema as well under openapi.checkAnswers (serializer.ts).
+  app.setSerializerCompiler(responseSerializerCompiler(gateway.config.openapi.checkAnswers));
   // Once closing, answers in flight end their connection: server.close() waits for every keep-alive socket.
   let closing = false;
   app.addHook('preClose', async () => {

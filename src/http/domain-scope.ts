@@ -146,7 +146,7 @@ export function domainScope(...modules: DomainRouteModule[]): (services: Gateway
     // After the authentication hook (app.ts): an identity whose patterns decide may touch the domain, or 403.
     app.addHook('onRequest', async (request) => {
       const { domain } = request.params as { domain: string };
-      request.domain = await authoriseDomain(services.domains, requireIdentity(request.identity), domain, request.clientGone);
+      request.domain = await authoriseDomain(services.domains, requireIdentity(request.identity), domain, () => request.clientGone);
     });
     const deadline = deadlineQuery(services.config.agent.maxTimeoutMs);
     for (const module of modules) {
@@ -233,7 +233,7 @@ function routeOptions(route: DomainRoute, deadline: z.ZodObject, services: Gatew
       const { domain } = req.params as { domain: string };
       req.domainName = domain;
       // Looked up here unless onRequest did while authorising it: once per request either way.
-      req.domain ??= await services.domains.resolve(domain, req.clientGone);
+      req.domain ??= await services.domains.resolve(domain, () => req.clientGone);
       req.agentOpts = agentCallOptions(req, (req.query as { timeoutMs?: number }).timeoutMs);
       const request = req as DomainRequest;
       if (route.answer) return { domain: domainRef(request.domain), ...(await route.answer(request, reply, checked)) };

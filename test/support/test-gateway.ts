@@ -39,6 +39,8 @@ export async function startTestGateway(
     // Each gateway its own state directory: never the host's /var/lib/qga-gateway, never another test's.
     state: { dir: mkdtempSync(join(tmpdir(), 'qga-state-')) },
     ...overrides,
+    // Every answer of every test checked against its schema, and the compiled serializer's bytes against zod's.
+    openapi: { checkAnswers: true, ...overrides.openapi },
     // No guest-network-get-interfaces of the events' address watcher behind a test's back: the tests count commands.
     events: { addressesPollMs: 0, ...overrides.events },
     libvirt: { uri, connections: 2, keepaliveIntervalMs: 0, backoffInitialMs: 20, backoffMaxMs: 200, ...overrides.libvirt },

@@ -48,6 +48,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ argv: [], env: { PORT: '70000' } })).toThrow(/listen\.port/);
   });
 
+  it('QGA_GATEWAY_CHECK_ANSWERS turns the answers check on or off, and refuses anything but a boolean', () => {
+    expect(loadConfig({ argv: [], env: {} }).openapi.checkAnswers).toBe(false);
+    expect(loadConfig({ argv: [], env: { QGA_GATEWAY_CHECK_ANSWERS: '1' } }).openapi.checkAnswers).toBe(true);
+    expect(loadConfig({ argv: [], env: { QGA_GATEWAY_CHECK_ANSWERS: 'false' } }).openapi.checkAnswers).toBe(false);
+    expect(() => loadConfig({ argv: [], env: { QGA_GATEWAY_CHECK_ANSWERS: 'maybe' } })).toThrow(/QGA_GATEWAY_CHECK_ANSWERS: not a boolean/);
+  });
+
   it('reports unreadable and unparsable files', () => {
     expect(() => loadConfig({ argv: ['--config', '/nonexistent/gw.yaml'], env: {} })).toThrow(/cannot read/);
     expect(() => loadConfig({ argv: ['--config', file('bad.json', '{nope')], env: {} })).toThrow(/not valid JSON/);

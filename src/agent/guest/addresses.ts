@@ -11,7 +11,7 @@ import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../comma
 import { backendError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
 import { Slots } from '../core/slots.js';
-import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
+import { domainKey, type DomainRef, type SignalSource } from '../../domains/vocabulary.js';
 
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
 
@@ -70,7 +70,7 @@ export class AddressBook {
   async collect(
     filter: string[] | null,
     timeoutMs: number,
-    signal?: AbortSignal,
+    signal?: SignalSource,
     mayTouch: (dom: DomainRef) => boolean = () => true,
   ): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;

@@ -3,7 +3,7 @@ import { weakEtag, withEtags } from '../conditional-get.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
-import type { AddressEntry } from '../../agent/guest/addresses.js';
+import type { AddressEntry, AddressResult } from '../../agent/guest/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { interfaceAddresses } from '../../agent/guest/interface-addresses.js';
@@ -78,12 +78,35 @@ const domainFilter = listParam
       'A filter also lists stopped and unknown domains, with their error',
   );
 
-function toBody(e: AddressEntry): z.infer<typeof entrySchema> {
-  const base = { host: e.host, name: e.name, uuid: e.uuid, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
-  if (e.result.ok) {
-    return { ...base, ok: true, interfaces: interfaceAddresses(e.result.interfaces) };
+type EntryBody = z.infer<typeof entrySchema>;
+type ResultBody = Pick<EntryBody, 'ok' | 'interfaces' | 'error'>;
+
+/**
+ * A result's body and its JSON, made once per result: a cached result is the same object from request to request,
+ * and converting its interfaces and hashing them again for every poll was most of a cached answer's own CPU.
+ */
+const resultBodies = new WeakMap<AddressResult, { body: ResultBody; json: string }>();
+
+function resultBody(result: AddressResult): { body: ResultBody; json: string } {
+  let made = resultBodies.get(result);
+  if (!made) {
+    const body: ResultBody = result.ok
+      ? { ok: true, interfaces: interfaceAddresses(result.interfaces) }
+      : { ok: false, error: errorBody(result.error) };
+    made = { body, json: JSON.stringify(body) };
+    resultBodies.set(result, made);
   }
-  return { ...base, ok: false, error: errorBody(e.result.error) };
+  return made;
+}
+
+function toBody(e: AddressEntry): EntryBody {
+  return { host: e.host, name: e.name, uuid: e.uuid, ...resultBody(e.result).body, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
+}
+
+/** Weak: the same domains with the same addresses (or errors) are the same answer, however long they took or whether they were cached. */
+function addressesEtag(entries: readonly AddressEntry[], unavailableHosts: unknown): string {
+  const meaning = entries.map((e) => `${JSON.stringify([e.host, e.name, e.uuid])}${resultBody(e.result).json}`);
+  return weakEtag({ meaning, unavailableHosts });
 }
 
 const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS[err.code], detail: err.message });
@@ -127,16 +150,14 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         const { entries, failedHosts } = await book.collect(
           request.query.domain,
           timeoutMs,
-          request.clientGone,
+          () => request.clientGone,
           (dom) => !identity || mayTouch(identity, dom),
         );
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');
         const domains = entries.map(toBody);
         const unavailableHosts = failedHosts.map((f) => ({ host: f.host, error: errorBody(f.error) }));
-        // Weak: the same addresses are the same answer, however long they took or whether they were cached.
-        const meaning = domains.map(({ cached: _, fetchedAt: __, ...rest }) => rest);
-        reply.header('etag', weakEtag({ meaning, unavailableHosts }));
+        reply.header('etag', addressesEtag(entries, unavailableHosts));
         return { domains, unavailableHosts, timeoutMs, elapsedMs: Math.round((performance.now() - started) * 100) / 100 };
       },
     );

@@ -47,7 +47,7 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { domains, failed } = await gateway.domains.list(request.clientGone);
+        const { domains, failed } = await gateway.domains.list(() => request.clientGone);
         return { domains: visibleTo(request, domains).map(toBody), unavailableHosts: failed };
       },
     );
@@ -68,7 +68,7 @@ export function domainRoutes({ domains }: Gateway): DomainRoute[] {
       agent: false,
       etag: true,
       response: { 200: { description: 'The domain', schema: domainSchema } },
-      handler: async (request) => toBody(await domains.describe(request.domain, request.clientGone)),
+      handler: async (request) => toBody(await domains.describe(request.domain, () => request.clientGone)),
     }),
   ];
 }
