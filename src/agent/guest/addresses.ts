@@ -5,6 +5,7 @@
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainDirectory } from '../../domains/directory.js';
+import type { NovaInstance } from '../../domains/nova-metadata.js';
 import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
@@ -24,6 +25,8 @@ export interface AddressEntry {
   result: AddressResult;
   fetchedAt: Date;
   cached: boolean;
+  /** What Nova wrote into the domain's metadata, when it did. */
+  nova?: NovaInstance;
 }
 
 /** Errors that stay true until an event says otherwise: worth caching. Transient ones are asked again. */
@@ -66,12 +69,15 @@ export class AddressBook {
   /**
    * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
    * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
+   * `novaMatches` (?project=, ?novaName=) keeps only the domains whose Nova metadata it accepts; the others, and
+   * filter entries that name no domain, are not asked and not listed.
    */
   async collect(
     filter: string[] | null,
     timeoutMs: number,
     signal?: AbortSignal,
     mayTouch: (dom: DomainRef) => boolean = () => true,
+    novaMatches: ((nova: NovaInstance | null) => boolean) | null = null,
   ): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;
     // Every host at once; one that cannot be listed is reported and the others answered.
@@ -85,6 +91,8 @@ export class AddressBook {
           return found.length ? found : [{ missing: token }];
         })
       : all.filter((d) => d.id >= 0);
+    const novas = await this.novaOf(targets, signal);
+    const wanted = targets.map((target, i) => ({ target, nova: novas[i]! })).filter(({ nova }) => !novaMatches || novaMatches(nova));
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
@@ -92,11 +100,25 @@ export class AddressBook {
       (resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))),
     );
     try {
-      const entries = await Promise.all(targets.map((t) => this.entryFor(t, deadlineAt, deadline, timeoutMs, failedHosts.length > 0)));
+      const entries = await Promise.all(
+        wanted.map(async ({ target, nova }) => {
+          const entry = await this.entryFor(target, deadlineAt, deadline, timeoutMs, failedHosts.length > 0);
+          return nova ? { ...entry, nova } : entry;
+        }),
+      );
       return { entries: entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Each target's Nova metadata (null for none, and for a filter entry that names no domain): kept per domain by the
+   * directory, so read from libvirt once per definition. A domain whose XML cannot be read counts as having none: its
+   * entry then says what is wrong with it, from its agent call.
+   */
+  private novaOf(targets: (DomainRef | { missing: string })[], signal?: AbortSignal): Promise<(NovaInstance | null)[]> {
+    return Promise.all(targets.map((t) => ('missing' in t ? null : this.directory.nova(t, signal).catch(() => null))));
   }
 
   private async entryFor(
