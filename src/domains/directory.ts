@@ -4,7 +4,9 @@
 // agent-state.ts follows each libvirt domain's agent from libvirt's events; this file looks domains up.
 //
 // Finds domains by name or UUID, on one host or across several, and describes them. Lookups are cached briefly;
-// libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
+// libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped. A
+// domain's description includes what OpenStack Nova wrote into its metadata (nova-metadata.ts, kept by
+// nova-cache.ts), which nova() and novaProjectId() also answer alone, for filters and authorisation.
 //
 // A domain id in a URL is a name or a UUID, optionally qualified by its host as host:name (host:uuid). An
 // unqualified id is looked up on every host (libvirt's, and the agent sockets' own): found on one, that is the
