@@ -91,8 +91,6 @@ export class AddressBook {
           return found.length ? found : [{ missing: token }];
         })
       : all.filter((d) => d.id >= 0);
-    const novas = await this.novaOf(targets, signal);
-    const wanted = targets.map((target, i) => ({ target, nova: novas[i]! })).filter(({ nova }) => !novaMatches || novaMatches(nova));
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
@@ -100,13 +98,22 @@ export class AddressBook {
       (resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))),
     );
     try {
-      const entries = await Promise.all(
-        wanted.map(async ({ target, nova }) => {
-          const entry = await this.entryFor(target, deadlineAt, deadline, timeoutMs, failedHosts.length > 0);
-          return nova ? { ...entry, nova } : entry;
-        }),
-      );
-      return { entries: entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
+      // With a Nova filter, the metadata decides whom to ask; without one, it is read beside the fan-out.
+      const novaReads = this.novaOf(targets, deadline, signal);
+      let asked = targets.map((_, i) => i);
+      if (novaMatches) {
+        const novas = await novaReads;
+        asked = asked.filter((i) => novaMatches(novas[i]!));
+      }
+      const [entries, novas] = await Promise.all([
+        Promise.all(asked.map((i) => this.entryFor(targets[i]!, deadlineAt, deadline, timeoutMs, failedHosts.length > 0))),
+        novaReads,
+      ]);
+      const withNova = entries.map((entry, k): AddressEntry => {
+        const nova = novas[asked[k]!];
+        return nova ? { ...entry, nova } : entry;
+      });
+      return { entries: withNova.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
     } finally {
       clearTimeout(timer);
     }
@@ -114,11 +121,18 @@ export class AddressBook {
 
   /**
    * Each target's Nova metadata (null for none, and for a filter entry that names no domain): kept per domain by the
-   * directory, so read from libvirt once per definition. A domain whose XML cannot be read counts as having none: its
-   * entry then says what is wrong with it, from its agent call.
+   * directory, so read from libvirt once per definition, and given up at the deadline. A domain whose XML cannot be
+   * read in time counts as having none: its entry then says what is wrong with it, from its agent call.
    */
-  private novaOf(targets: (DomainRef | { missing: string })[], signal?: AbortSignal): Promise<(NovaInstance | null)[]> {
-    return Promise.all(targets.map((t) => ('missing' in t ? null : this.directory.nova(t, signal).catch(() => null))));
+  private novaOf(
+    targets: (DomainRef | { missing: string })[],
+    deadline: Promise<'deadline'>,
+    signal?: AbortSignal,
+  ): Promise<(NovaInstance | null)[]> {
+    const late = deadline.then(() => null);
+    return Promise.all(
+      targets.map((t) => ('missing' in t ? null : Promise.race([this.directory.nova(t, signal).catch(() => null), late]))),
+    );
   }
 
   private async entryFor(
