@@ -73,7 +73,7 @@ export interface paths {
         };
         /**
          * List every domain
-         * @description Every domain of every libvirt host (that the token may touch), running or not, with its host, state and guest agent state. Talks to libvirt only, never to a guest. A host that is down is listed in unavailableHosts and the others answer; a domain found on several hosts appears once per host.
+         * @description Every domain of every libvirt host (that the token may touch), running or not, with its host, state and guest agent state. Talks to libvirt only, never to a guest. A host that is down is listed in unavailableHosts and the others answer; a domain found on several hosts appears once per host. A domain that OpenStack Nova runs carries `nova` (its display name, project, user, flavor), read from libvirt's metadata; ?project= and ?novaName= list only such domains.
          */
         get: operations["listDomains"];
         put?: never;
@@ -93,7 +93,7 @@ export interface paths {
         };
         /**
          * One domain, by name or UUID (host:name picks the host)
-         * @description What libvirt knows of the domain (its host, state, ids) and its guest agent's state; talks to libvirt only, never to the guest.
+         * @description What libvirt knows of the domain (its host, state, ids), its guest agent's state and, for an OpenStack instance, what Nova wrote into its metadata (`nova`); talks to libvirt only, never to the guest.
          */
         get: operations["getDomain"];
         put?: never;
@@ -193,7 +193,7 @@ export interface paths {
         };
         /**
          * Every running domain's guest IP addresses, in one call
-         * @description Agent command: guest-network-get-interfaces, sent to every running domain under one deadline (?timeoutMs=, default addresses.timeoutMs), at most addresses.concurrency domains at once. Each domain is ok with its non-loopback interfaces, or carries its error (agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. Domains that are not running are skipped unless the filter names them.
+         * @description Agent command: guest-network-get-interfaces, sent to every running domain under one deadline (?timeoutMs=, default addresses.timeoutMs), at most addresses.concurrency domains at once. Each domain is ok with its non-loopback interfaces, or carries its error (agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. Domains that are not running are skipped unless the filter names them. A domain that OpenStack Nova runs carries `nova`; ?project= and ?novaName= keep only such domains (and ask no other).
          */
         get: operations["listAddresses"];
         put?: never;
@@ -961,6 +961,58 @@ export interface components {
             uuid: string;
         };
         /**
+         * @description What OpenStack Nova wrote into the domain's libvirt metadata (<nova:instance>); absent when the domain has none, or none that reads as Nova's (agent-socket domains never have)
+         * @example {
+         *       "instanceName": "web-1",
+         *       "project": {
+         *         "id": "4c9a1b2e7d3f4e5a8b6c0d1e2f3a4b5c",
+         *         "name": "web"
+         *       },
+         *       "user": {
+         *         "id": "9f8e7d6c5b4a49382716a5b4c3d2e1f0",
+         *         "name": "alice"
+         *       },
+         *       "flavor": {
+         *         "name": "m1.small",
+         *         "vcpus": 1,
+         *         "memoryMb": 2048,
+         *         "diskGb": 20
+         *       },
+         *       "createdAt": "2026-12-01T10:00:00.000Z"
+         *     }
+         */
+        NovaInstance: {
+            /** @description Nova's display name of the instance (<nova:name>; what `openstack server list` shows as Name), not the libvirt name (instance-%08x) */
+            instanceName: string;
+            /** @description The project owning the instance */
+            project: {
+                /** @description The Keystone project id */
+                id: string;
+                /** @description The project's name when Nova wrote it */
+                name: string;
+            };
+            /** @description The user who created the instance */
+            user: {
+                /** @description The Keystone user id */
+                id: string;
+                /** @description The user's name when Nova wrote it */
+                name: string;
+            };
+            flavor: {
+                name: string;
+                vcpus: number;
+                /** @description RAM in MiB */
+                memoryMb: number;
+                /** @description The root disk in GiB (the flavor's root_gb; 0: the size of the image or volume) */
+                diskGb: number;
+            };
+            /**
+             * Format: date-time
+             * @description When Nova wrote this metadata (its creationTime, UTC): the instance's creation until Nova defines the domain anew (hard reboot, resize, migration) or rewrites the metadata (interface attach or detach)
+             */
+            createdAt: string;
+        };
+        /**
          * @example {
          *       "host": "local",
          *       "backend": "libvirt",
@@ -969,7 +1021,25 @@ export interface components {
          *       "id": 7,
          *       "state": "running",
          *       "agentState": "connected",
-         *       "agentChannel": true
+         *       "agentChannel": true,
+         *       "nova": {
+         *         "instanceName": "web-1",
+         *         "project": {
+         *           "id": "4c9a1b2e7d3f4e5a8b6c0d1e2f3a4b5c",
+         *           "name": "web"
+         *         },
+         *         "user": {
+         *           "id": "9f8e7d6c5b4a49382716a5b4c3d2e1f0",
+         *           "name": "alice"
+         *         },
+         *         "flavor": {
+         *           "name": "m1.small",
+         *           "vcpus": 1,
+         *           "memoryMb": 2048,
+         *           "diskGb": 20
+         *         },
+         *         "createdAt": "2026-12-01T10:00:00.000Z"
+         *       }
          *     }
          */
         Domain: {
@@ -997,6 +1067,7 @@ export interface components {
             agentState: "connected" | "disconnected" | "unknown";
             /** @description Whether the domain has an org.qemu.guest_agent.0 channel; null when unknown */
             agentChannel: boolean | null;
+            nova?: components["schemas"]["NovaInstance"];
         };
         /**
          * @example {
@@ -1188,6 +1259,7 @@ export interface components {
                  */
                 fetchedAt: string;
                 cached: boolean;
+                nova?: components["schemas"]["NovaInstance"];
             }[];
             /** @description Hosts that could not be listed (several hosts configured): their domains are missing from this answer */
             unavailableHosts: {
@@ -2364,7 +2436,12 @@ export interface operations {
     };
     listDomains: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only domains whose Nova metadata names one of these Keystone project ids (exactly): repeat the parameter or separate with commas. A domain without Nova metadata never matches */
+                project?: string | string[];
+                /** @description Only domains whose Nova display name (nova.instanceName) is one of these names or globs ('*' any run of characters, '?' one character; case-sensitive): repeat the parameter or separate with commas (a name holding a comma, or spaces at its ends, is matched with '?' or '*'). A domain without Nova metadata never matches */
+                novaName?: string | string[];
+            };
             header?: {
                 /** @description An ETag of an earlier answer: 304 with no body while it still matches */
                 "if-none-match"?: string;
@@ -3087,6 +3164,10 @@ export interface operations {
             query?: {
                 /** @description Only these domains, by name or UUID (host:name with several hosts): repeat the parameter or separate with commas. A filter also lists stopped and unknown domains, with their error */
                 domain?: string | string[];
+                /** @description Only domains whose Nova metadata names one of these Keystone project ids (exactly): repeat the parameter or separate with commas. A domain without Nova metadata never matches */
+                project?: string | string[];
+                /** @description Only domains whose Nova display name (nova.instanceName) is one of these names or globs ('*' any run of characters, '?' one character; case-sensitive): repeat the parameter or separate with commas (a name holding a comma, or spaces at its ends, is matched with '?' or '*'). A domain without Nova metadata never matches */
+                novaName?: string | string[];
                 /** @description The deadline of the whole fan-out, in milliseconds */
                 timeoutMs?: number;
             };

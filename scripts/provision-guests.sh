@@ -211,11 +211,11 @@ ensure_image() {
         rm -rf "$tmp"
     fi
 
-    # Cache key: the files of scripts/guest/ (but guests.py, which only manages the
-    # domains and does not go into the image) plus the versions of what goes into it.
+    # Cache key: the files of scripts/guest/ (but its Python, guests.py and nova_metadata.py, which
+    # only manages the domains and does not go into the image) plus the versions of what goes into it.
     key=$({
         for f in "$GUEST_SRC"/*; do
-            [[ ${f##*/} == guests.py ]] && continue
+            [[ ${f##*/} == *.py ]] && continue
             echo "== ${f##*/}"; cat "$f"
         done
         echo "kernel $kpkg $kver"

@@ -69,7 +69,7 @@ export class Gateway {
     this.agentSockets =
       sockets.sockets.length || sockets.directories.length ? new AgentSocketHost(sockets, log.child({ component: 'agent-socket' })) : null;
     this.agentStates = new AgentStateTracker(this.hosts);
-    this.domains = new DomainDirectory(this.hosts, this.agentStates, config.domains.cacheTtlMs, this.agentSockets);
+    this.domains = new DomainDirectory(this.hosts, this.agentStates, config.domains.cacheTtlMs, this.agentSockets, log);
     const restarted = ({ key }: { key: string }) => {
       this.exec.forgetDomain(key);
       this.raw.forgetDomain(key);

@@ -4,6 +4,8 @@
   guests.py up GUESTS_JSON LOG_DIR TIMEOUT KIND=DIR...   define/redefine, start/stop, wait
   guests.py down GUESTS_JSON                             destroy and undefine
   guests.py xml GUESTS_JSON LOG_DIR NAME KIND=DIR...     print one domain's XML
+  guests.py nova GUESTS_JSON NAME [KEY=VALUE...]         write its Nova metadata, with these values instead
+                                                         (name, project_id, project_name, user_id, user_name)
 
 KIND=DIR: where each image kind is ("busybox=/var/cache/...", "debian13=/var/cache/...").
 
@@ -22,6 +24,10 @@ the domain, so each provisioned boot starts from the image as built).
 Each domain XML carries "config=<hash of the rest of the XML>" in its <description>, so
 an out-of-date definition is recognised without comparing against libvirt's
 normalised XML.
+
+A guest with "nova" gets OpenStack Nova's metadata (scripts/guest/nova_metadata.py), written after the
+definition with virDomainSetMetadata as Nova rewrites it: outside the hash, so that changing it (or a test
+that changed it for a while) never restarts a guest.
 """
 import hashlib
 import json
@@ -33,6 +39,10 @@ import time
 
 import libvirt
 import libvirt_qemu
+
+# No __pycache__ beside the image's files (provision-guests.sh hashes that directory).
+sys.dont_write_bytecode = True
+import nova_metadata  # noqa: E402
 
 URI = "qemu:///system"
 READY_MARK = "qga-init: ready"   # printed on the console by scripts/guest/init
@@ -75,6 +85,8 @@ def load(path):
             v = g.setdefault(key, default)
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65536:
                 die(f"{path}: {key!r} must be a positive integer (or absent) in {g!r}")
+        if "nova" in g and (why := nova_metadata.problem(g["nova"])):
+            die(f"{path}: {why} in {g['name']}")
         if g["image"] == "debian13" and g["dataDisk"]:
             die(f"{path}: a debian13 guest has its root on vda, no 'dataDisk': {g!r}")
         if g["name"] in names:
@@ -258,8 +270,8 @@ def start(dom, g, images, log_dir):
 
 
 def converge(conn, g, images, log_dir):
-    """Makes one domain defined as in guests.json and running or shut off. Returns
-    True if it was (re)started."""
+    """Makes one domain defined as in guests.json, running or shut off, with its Nova
+    metadata or none. Returns True if it was (re)started."""
     name = g["name"]
     if g["dataDisk"]:
         ensure_data_disk(g)
@@ -282,6 +294,14 @@ def converge(conn, g, images, log_dir):
         if dom.isActive():
             dom.destroy()
         dom = conn.defineXML(xml)
+    started = converge_state(dom, g, images, log_dir)
+    nova_metadata.converge(dom, g, g.get("nova"), log)
+    return started
+
+
+def converge_state(dom, g, images, log_dir):
+    """Running or shut off, as guests.json says. Returns True if it was (re)started."""
+    name = g["name"]
     st = state_name(dom)
     if g["running"]:
         if st in ("running", "blocked"):
@@ -385,6 +405,20 @@ def down(path):
     print("qga-gateway guests removed")
 
 
+def nova(path, name, overrides):
+    """Writes one guest's Nova metadata: guests.json's, with KEY=VALUE overrides (a test's own project ids)."""
+    g = next((g for g in load(path) if g["name"] == name), None) or die(f"no guest {name}")
+    if "nova" not in g:
+        die(f"{name} has no 'nova' in {path}")
+    try:
+        want = nova_metadata.with_overrides(g["nova"], overrides)
+    except ValueError as e:
+        die(str(e))
+    dom = lookup(libvirt.open(URI), name=name) or die(f"{name} is not defined: run scripts/provision-guests.sh")
+    nova_metadata.converge(dom, g, want, log)
+    print(f"{name}: Nova metadata of project {want['project']['id']}")
+
+
 def images(args):
     """KIND=DIR arguments: the image directory of each kind."""
     out = {}
@@ -404,6 +438,8 @@ def main(argv):
             up(argv[2], images(argv[5:]), argv[3], int(argv[4]))
         elif len(argv) == 3 and argv[1] == "down":
             down(argv[2])
+        elif len(argv) >= 4 and argv[1] == "nova":
+            nova(argv[2], argv[3], argv[4:])
         elif len(argv) >= 5 and argv[1] == "xml":
             g = next((g for g in load(argv[2]) if g["name"] == argv[4]), None) or die(f"no guest {argv[4]}")
             sys.stdout.write(domain_xml(g, images(argv[5:]), argv[3])[0])

@@ -4,12 +4,15 @@
 // agent-state.ts follows each libvirt domain's agent from libvirt's events; this file looks domains up.
 //
 // Finds domains by name or UUID, on one host or across several, and describes them. Lookups are cached briefly;
-// libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped.
+// libvirt's lifecycle events drop an entry as soon as its domain is defined, undefined, started or stopped. A
+// domain's description includes what OpenStack Nova wrote into its metadata (nova-metadata.ts, kept by
+// nova-cache.ts), which nova() and novaProjectId() also answer alone, for filters and authorisation.
 //
 // A domain id in a URL is a name or a UUID, optionally qualified by its host as host:name (host:uuid). An
 // unqualified id is looked up on every host (libvirt's, and the agent sockets' own): found on one, that is the
 // domain; on several, 409 domain_ambiguous with the qualified candidates; on none while a host is unreachable,
 // 503 host_unavailable (it may be there).
+import type { Logger } from 'pino';
 import { AgentSocketError } from '../agent-socket/errors.js';
 import type { AgentSocketHost } from '../agent-socket/host.js';
 import { backendError } from './backend-errors.js';
@@ -18,6 +21,8 @@ import { LibvirtError } from '../libvirt/errors.js';
 import type { LibvirtHosts } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid } from '../libvirt/protocol.js';
 import type { AgentStateTracker } from './agent-state.js';
+import { NovaMetadataCache } from './nova-cache.js';
+import type { NovaInstance } from './nova-metadata.js';
 import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
 import { domainKey, type DomainRef, type SignalSource, signalOf } from './vocabulary.js';
 
@@ -48,9 +53,11 @@ export class DomainDirectory {
     hosts: LibvirtHosts,
     agents: AgentStateTracker,
     private readonly cacheTtlMs: number,
-    sockets: AgentSocketHost | null = null,
+    sockets: AgentSocketHost | null,
+    log: Logger,
   ) {
-    this.sources = [...hosts.list.map((h) => new LibvirtSource(h, agents)), ...(sockets ? [new AgentSocketSource(sockets)] : [])];
+    const nova = new NovaMetadataCache(hosts, log.child({ component: 'nova' }));
+    this.sources = [...hosts.list.map((h) => new LibvirtSource(h, agents, nova)), ...(sockets ? [new AgentSocketSource(sockets)] : [])];
     hosts.on('lifecycle', ({ key, dom }) => this.forget(key, dom.name));
     hosts.on('eventsLost', () => this.cache.clear());
   }
@@ -154,11 +161,35 @@ export class DomainDirectory {
     return mapped;
   }
 
-  describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo> {
+  private sourceOf(ref: DomainRef): DomainSource {
     const source = this.sources.find((s) => s.name === ref.host);
-    if (!source)
-      return Promise.reject(new GatewayError('host_not_found', `no host named '${ref.host}'`, { domain: ref.name, host: ref.host }));
-    return source.describe(ref, signal);
+    if (!source) throw new GatewayError('host_not_found', `no host named '${ref.host}'`, { domain: ref.name, host: ref.host });
+    return source;
+  }
+
+  async describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo> {
+    return this.sourceOf(ref).describe(ref, signal);
+  }
+
+  /**
+   * What Nova wrote into the domain's libvirt metadata (src/domains/nova-metadata.ts); null when it has none (an
+   * agent-socket domain never has). Kept per domain until libvirt reports that its definition or its metadata
+   * changed (nova-cache.ts), so this asks libvirt nothing for a domain whose metadata is known; otherwise one read
+   * of its XML. Rejects with the backend's GatewayError (domain_not_found, libvirt_unavailable...) when the XML
+   * cannot be read.
+   */
+  async nova(ref: DomainRef, signal?: SignalSource): Promise<NovaInstance | null> {
+    return this.sourceOf(ref).nova(ref, signal);
+  }
+
+  /**
+   * The Keystone project id Nova recorded as the domain's owner, or null when the domain has no Nova metadata.
+   * For authorisation (a project-scoped token reaches only its project's domains): as cheap as nova() (no libvirt
+   * round trip while the metadata is known). null must be taken as "belongs to no project", never as "any": a
+   * domain without Nova metadata, or with metadata that could not be read as Nova's, matches no project.
+   */
+  async novaProjectId(ref: DomainRef, signal?: SignalSource): Promise<string | null> {
+    return (await this.nova(ref, signal))?.project.id ?? null;
   }
 
   /**

@@ -7,6 +7,8 @@ import type { LibvirtHost } from '../libvirt/hosts.js';
 import { VirErrorCode, isUuid, type DomainStateName } from '../libvirt/protocol.js';
 import { agentStatusFromXml, type AgentStateTracker } from './agent-state.js';
 import { EventBackedCache } from './event-backed-cache.js';
+import type { NovaMetadataCache } from './nova-cache.js';
+import type { NovaInstance } from './nova-metadata.js';
 import { type AgentBackend, type AgentStatus, domainKey, type DomainRef, type SignalSource, signalOf } from './vocabulary.js';
 
 export interface DomainInfo {
@@ -18,6 +20,8 @@ export interface DomainInfo {
   id: number | null;
   state: DomainStateName;
   agent: AgentStatus;
+  /** What Nova wrote into the domain's metadata; absent when it has none (and for agent-socket domains, which have no XML). */
+  nova?: NovaInstance;
 }
 
 export interface DomainSource {
@@ -27,6 +31,8 @@ export interface DomainSource {
   lookup(nameOrUuid: string, signal?: AbortSignal): Promise<DomainRef>;
   list(signal?: SignalSource): Promise<DomainRef[]>;
   describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo>;
+  /** The domain's Nova metadata, null when it has none; from what is kept when it is known. */
+  nova(ref: DomainRef, signal?: SignalSource): Promise<NovaInstance | null>;
 }
 
 export class LibvirtSource implements DomainSource {
@@ -37,6 +43,7 @@ export class LibvirtSource implements DomainSource {
   constructor(
     private readonly host: LibvirtHost,
     private readonly agents: AgentStateTracker,
+    private readonly novaCache: NovaMetadataCache,
   ) {
     this.known = new EventBackedCache(host.pool);
   }
@@ -65,7 +72,7 @@ export class LibvirtSource implements DomainSource {
     try {
       const state = await this.known.state(ref.uuid, async () => (await this.host.client.getState(ref, signalOf(signal))).state);
       const running = state === 'running' || state === 'paused' || state === 'blocked' || state === 'pmsuspended';
-      const agent = await this.agentStatus(ref, running, signal);
+      const { agent, nova } = await this.fromXml(ref, running, signal);
       return {
         host: ref.host,
         backend: this.backend,
@@ -74,22 +81,50 @@ export class LibvirtSource implements DomainSource {
         id: ref.id >= 0 && running ? ref.id : null,
         state,
         agent,
+        ...(nova ? { nova } : {}),
       };
     } catch (err) {
       throw backendError(err, { domain: ref.name });
     }
   }
 
-  private async agentStatus(ref: DomainRef, running: boolean, signal?: SignalSource): Promise<AgentStatus> {
+  async nova(ref: DomainRef, signal?: SignalSource): Promise<NovaInstance | null> {
+    const known = this.novaCache.get(ref);
+    if (known !== undefined) return known;
+    const read = this.novaCache.reading(ref);
+    try {
+      return read.learn(await this.host.client.getXmlDesc(ref, signalOf(signal)));
+    } catch (err) {
+      throw backendError(err, { domain: ref.name });
+    }
+  }
+
+  /**
+   * The agent's status and the Nova metadata, both kept until an event says otherwise (agent-state.ts, nova-cache.ts):
+   * the domain's XML is read when either is not known, once for both.
+   */
+  private async fromXml(
+    ref: DomainRef,
+    running: boolean,
+    signal?: SignalSource,
+  ): Promise<{ agent: AgentStatus; nova: NovaInstance | null }> {
     const key = domainKey(ref);
     const known = this.agents.get(key);
     // Kept until an event says otherwise: STARTED, DEFINED and UNDEFINED drop it, agent events update it.
-    if (known && known.channel !== null) return running ? known : { state: 'disconnected', channel: known.channel };
-    const fromXml = agentStatusFromXml(await this.host.client.getXmlDesc(ref, signalOf(signal)));
-    // An inactive domain's XML carries no channel state: its agent cannot be connected.
-    const status: AgentStatus = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
-    this.agents.set(key, status);
-    return status;
+    let agent: AgentStatus | null =
+      known && known.channel !== null ? (running ? known : { state: 'disconnected', channel: known.channel }) : null;
+    let nova = this.novaCache.get(ref);
+    if (agent && nova !== undefined) return { agent, nova };
+    const read = nova === undefined ? this.novaCache.reading(ref) : null;
+    const xml = await this.host.client.getXmlDesc(ref, signalOf(signal));
+    if (read) nova = read.learn(xml);
+    if (!agent) {
+      const fromXml = agentStatusFromXml(xml);
+      // An inactive domain's XML carries no channel state: its agent cannot be connected.
+      agent = running ? fromXml : { state: 'disconnected', channel: fromXml.channel };
+      this.agents.set(key, agent);
+    }
+    return { agent, nova: nova ?? null };
   }
 }
 
@@ -115,5 +150,10 @@ export class AgentSocketSource implements DomainSource {
       throw backendError(err, { domain: ref.name });
     });
     return { host: ref.host, backend: this.backend, name: ref.name, uuid: ref.uuid, id: null, state, agent };
+  }
+
+  /** A domain reached over its agent socket has no libvirt XML, so no Nova metadata. */
+  async nova(): Promise<null> {
+    return null;
   }
 }

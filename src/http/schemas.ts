@@ -1,6 +1,7 @@
 // Schemas shared by several routes.
 import { z } from 'zod';
 import { domainIdString } from '../config/domain-id.js';
+import { novaInstanceSchema } from '../domains/nova-metadata.js';
 import type { DomainRef } from '../domains/vocabulary.js';
 import { DOMAIN_STATES } from '../libvirt/protocol.js';
 
@@ -40,6 +41,22 @@ export const EXAMPLE_DOMAIN = { host: 'local', name: 'guest1', uuid: '3b5a8f0e-1
 /** The domain at the top of every answer about one domain. */
 export const domainRef = (dom: DomainRef) => ({ host: dom.host, name: dom.name, uuid: dom.uuid });
 
+export const EXAMPLE_NOVA = {
+  instanceName: 'web-1',
+  project: { id: '4c9a1b2e7d3f4e5a8b6c0d1e2f3a4b5c', name: 'web' },
+  user: { id: '9f8e7d6c5b4a49382716a5b4c3d2e1f0', name: 'alice' },
+  flavor: { name: 'm1.small', vcpus: 1, memoryMb: 2048, diskGb: 20 },
+  createdAt: '2026-12-01T10:00:00.000Z',
+};
+
+/** What Nova wrote into a domain's libvirt metadata (src/domains/nova-metadata.ts reads it). */
+export const novaSchema = novaInstanceSchema
+  .describe(
+    "What OpenStack Nova wrote into the domain's libvirt metadata (<nova:instance>); absent when the domain has none, " +
+      "or none that reads as Nova's (agent-socket domains never have)",
+  )
+  .meta({ id: 'NovaInstance', example: EXAMPLE_NOVA });
+
 export const domainSchema = z
   .object({
     host: z.string().describe("The host the domain is on: a libvirt host, or the agent sockets' host (agentSockets.host)"),
@@ -52,6 +69,7 @@ export const domainSchema = z
       .enum(['connected', 'disconnected', 'unknown'])
       .describe("The guest agent's connection, from libvirt's agent lifecycle events"),
     agentChannel: z.boolean().nullable().describe('Whether the domain has an org.qemu.guest_agent.0 channel; null when unknown'),
+    nova: novaSchema.optional(),
   })
   .meta({
     id: 'Domain',
@@ -64,6 +82,7 @@ export const domainSchema = z
       state: 'running',
       agentState: 'connected',
       agentChannel: true,
+      nova: EXAMPLE_NOVA,
     },
   });
 export type DomainBody = z.infer<typeof domainSchema>;

@@ -6,7 +6,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { domainKey, type DomainRef } from '../domains/vocabulary.js';
 import { LibvirtClient } from './client.js';
-import { LibvirtPool, type AgentLifecycleEventMsg, type LifecycleEventMsg, type RebootEventMsg } from './pool.js';
+import {
+  LibvirtPool,
+  type AgentLifecycleEventMsg,
+  type LifecycleEventMsg,
+  type MetadataChangeEventMsg,
+  type RebootEventMsg,
+} from './pool.js';
 import { uuidToString } from './protocol.js';
 import { resolveUri } from './uri.js';
 
@@ -27,10 +33,16 @@ export interface HostRebootEvent extends RebootEventMsg {
   key: string;
 }
 
+export interface HostMetadataChangeEvent extends MetadataChangeEventMsg {
+  host: string;
+  key: string;
+}
+
 type HostsEvents = {
   lifecycle: [HostLifecycleEvent];
   agentLifecycle: [HostAgentLifecycleEvent];
   reboot: [HostRebootEvent];
+  metadataChange: [HostMetadataChangeEvent];
   /** Events of this host may have been missed: forget what was learnt from them. */
   eventsLost: [{ host: string }];
   eventsSubscribed: [{ host: string }];
@@ -73,6 +85,7 @@ export class LibvirtHosts extends EventEmitter<HostsEvents> {
       h.pool.on('lifecycle', (m) => this.emit('lifecycle', { ...m, host: h.name, key: key(m) }));
       h.pool.on('agentLifecycle', (m) => this.emit('agentLifecycle', { ...m, host: h.name, key: key(m) }));
       h.pool.on('reboot', (m) => this.emit('reboot', { ...m, host: h.name, key: key(m) }));
+      h.pool.on('metadataChange', (m) => this.emit('metadataChange', { ...m, host: h.name, key: key(m) }));
       h.pool.on('eventsLost', () => this.emit('eventsLost', { host: h.name }));
       h.pool.on('eventsSubscribed', () => this.emit('eventsSubscribed', { host: h.name }));
     }

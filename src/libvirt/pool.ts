@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LibvirtConnection, type ConnectionOptions } from './connection.js';
-import { ConnectionError } from './errors.js';
+import { ConnectionError, LibvirtError } from './errors.js';
 import type { Packet } from './framing.js';
 import { Remote, type CallProcedure } from './procedures.js';
 import { DomainEventId, Program, decode, type WireDomain } from './protocol.js';
@@ -56,11 +56,19 @@ export interface AgentLifecycleEventMsg {
   state: number;
   reason: number;
 }
+/** virDomainSetMetadata changed the domain's description, title or an application's element (type: DomainMetadataType). */
+export interface MetadataChangeEventMsg {
+  dom: WireDomain;
+  type: number;
+  /** The namespace of the element that changed; null for the description and the title. */
+  nsuri: string | null;
+}
 
 type PoolEvents = {
   lifecycle: [LifecycleEventMsg];
   agentLifecycle: [AgentLifecycleEventMsg];
   reboot: [RebootEventMsg];
+  metadataChange: [MetadataChangeEventMsg];
   /** Events are flowing again on a fresh subscription: what happened in between was missed. */
   eventsSubscribed: [];
   /** The connection carrying events went away. */
@@ -315,17 +323,22 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
   private async subscribeEvents(conn: LibvirtConnection): Promise<void> {
     this.eventConn = conn;
     this.eventsReady = false;
+    const register = (eventID: number) =>
+      conn.call(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, { eventID, dom: null }, AbortSignal.timeout(this.opts.connectTimeoutMs));
     try {
-      // The three at once, on one connection: none is left unregistered while the others' round trips run.
-      await Promise.all(
-        [DomainEventId.LIFECYCLE, DomainEventId.REBOOT, DomainEventId.AGENT_LIFECYCLE].map((eventID) =>
-          conn.call(
-            Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-            { eventID, dom: null },
-            AbortSignal.timeout(this.opts.connectTimeoutMs),
-          ),
-        ),
-      );
+      // All at once, on one connection: none is left unregistered while the others' round trips run. METADATA_CHANGE
+      // (libvirt 3.0 and later) is a nicety: a daemon that refuses it still gives the others, and what is kept of
+      // domains' metadata is then refreshed by lifecycle events alone (DEFINED and the like).
+      await Promise.all([
+        ...[DomainEventId.LIFECYCLE, DomainEventId.REBOOT, DomainEventId.AGENT_LIFECYCLE].map(register),
+        register(DomainEventId.METADATA_CHANGE).catch((err: unknown) => {
+          if (!(err instanceof LibvirtError)) throw err;
+          this.log.info(
+            { err: err.message },
+            'libvirtd has no metadata-change events: domain metadata is re-read on lifecycle events only',
+          );
+        }),
+      ]);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'subscribing to libvirt domain events failed');
       if (this.eventConn === conn) this.eventConn = null;
@@ -348,6 +361,9 @@ export class LibvirtPool extends EventEmitter<PoolEvents> {
         this.emit('agentLifecycle', { dom: m.dom, state: m.state, reason: m.reason });
       } else if (header.procedure === Remote.DOMAIN_EVENT_CALLBACK_REBOOT.procedure) {
         this.emit('reboot', { dom: decode(Remote.DOMAIN_EVENT_CALLBACK_REBOOT.body, body).dom });
+      } else if (header.procedure === Remote.DOMAIN_EVENT_CALLBACK_METADATA_CHANGE.procedure) {
+        const m = decode(Remote.DOMAIN_EVENT_CALLBACK_METADATA_CHANGE.body, body);
+        this.emit('metadataChange', { dom: m.dom, type: m.type, nsuri: m.nsuri });
       }
     } catch (err) {
       this.log.warn({ procedure: header.procedure, err: (err as Error).message }, 'undecodable libvirt event ignored');

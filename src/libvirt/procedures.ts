@@ -159,6 +159,21 @@ export const Remote = {
       reason: int,
     }),
   ),
+  /**
+   * remote_domain_event_callback_metadata_change_msg { int callbackID; remote_nonnull_domain dom; int type; remote_string nsuri; }
+   * (libvirt 3.0 and later; nsuri is the namespace of a changed ELEMENT, null for the description and the title)
+   */
+  DOMAIN_EVENT_CALLBACK_METADATA_CHANGE: message(
+    Program.REMOTE,
+    379,
+    'REMOTE_PROC_DOMAIN_EVENT_CALLBACK_METADATA_CHANGE',
+    struct<{ callbackID: number; dom: WireDomain; type: number; nsuri: string | null }>({
+      callbackID: int,
+      dom: domainCodec,
+      type: int,
+      nsuri: optStr,
+    }),
+  ),
 } as const;
 
 /** The QEMU program (0x20008087). */

@@ -17,8 +17,15 @@ export const MessageStatus = { OK: 0, ERROR: 1, CONTINUE: 2 } as const;
 
 export const AuthType = { NONE: 0, SASL: 1, POLKIT: 2 } as const;
 export const DriverFeature = { PROGRAM_KEEPALIVE: 10 } as const;
-/** virDomainEventID: the events the gateway subscribes to. REBOOT is the guest's own reset (a reboot), which no lifecycle event reports. */
-export const DomainEventId = { LIFECYCLE: 0, REBOOT: 1, AGENT_LIFECYCLE: 18 } as const;
+/**
+ * virDomainEventID: the events the gateway subscribes to. REBOOT is the guest's own reset (a reboot), which no lifecycle
+ * event reports; METADATA_CHANGE is virDomainSetMetadata's (Nova rewrites its metadata that way when an interface is
+ * attached or detached, with no lifecycle event).
+ */
+export const DomainEventId = { LIFECYCLE: 0, REBOOT: 1, AGENT_LIFECYCLE: 18, METADATA_CHANGE: 23 } as const;
+
+/** virDomainMetadataType: what a METADATA_CHANGE event is about. ELEMENT: an application's own element, named by its namespace URI. */
+export const DomainMetadataType = { DESCRIPTION: 0, TITLE: 1, ELEMENT: 2 } as const;
 
 /** virDomainState */
 export const DOMAIN_STATES = ['nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended'] as const;

@@ -14,12 +14,13 @@
 // API in short (details on each member):
 //   where:      socketPath | port, transport, uri, connectionOptions(o?), poolOptions(o?)
 //   domains:    domains (mutable), addDomain(d), domain(name), removeDomain(name), setState(name, state, reason?),
-//               setAgent(name, 'connected' | 'disconnected' | 'none')
+//               setAgent(name, 'connected' | 'disconnected' | 'none'), setMetadata(name, xml | undefined)
 //   agent:      agentHandler (default defaultAgentHandler), agentLog, agentCommandCount, agentInFlight(name),
 //               agentPeakInFlight(name)
 //   observing:  calls, callCount(proc, program?), clients, connectionCount, totalConnections, eventCallbackCount(id?),
 //               pingsReceived, pongsReceived
-//   events:     emitLifecycle(dom, event, detail?), emitAgentLifecycle(dom, state, reason?), emitReboot(dom) -> clients notified
+//   events:     emitLifecycle(dom, event, detail?), emitAgentLifecycle(dom, state, reason?), emitReboot(dom),
+//               emitMetadataChange(dom, type, nsuri) -> clients notified
 //   faults:     holdReplies(match) -> ReplyHold, setReplyDelay(proc, ms, program?), replyDelay, injectError(proc, err, o?),
 //               splitWrites, coalesce, ignoreKeepalive, acceptConnections, sendKeepalivePing(), sendRaw(bytes),
 //               dropClient(id), dropClients()
@@ -30,7 +31,8 @@
 //   AUTH_LIST (opts.authTypes, default [0]), AUTH_POLKIT (45 when opts.polkitDenied), CONNECT_OPEN, CONNECT_CLOSE,
 //   CONNECT_SUPPORTS_FEATURE, CONNECT_GET_LIB_VERSION (9.0.0), CONNECT_LIST_ALL_DOMAINS (ACTIVE / INACTIVE filters), DOMAIN_LOOKUP_BY_NAME / _BY_UUID
 //   (42 "Domain not found: no domain with matching name 'x'"), DOMAIN_GET_STATE, DOMAIN_GET_XML_DESC (minimal live XML
-//   with the guest agent channel and its state), CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY / DEREGISTER_ANY, and QEMU
+//   with the guest agent channel and its state, and the domain's <metadata> when it has one),
+//   CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY (1 "unsupported event ID" past opts.eventIds) / DEREGISTER_ANY, and QEMU
 //   DOMAIN_AGENT_COMMAND: 55 not running, 74 agent not configured, 86 agent not connected or timed out, 1 "internal
 //   error: unable to execute QEMU agent command 'X': desc" for an agent error, 68 when the domain's agent job stays busy.
 //   Any other procedure: 3 (no support). Calls before authentication (39) or before CONNECT_OPEN (1 "connection not

@@ -144,7 +144,11 @@ describe('GET /addresses', () => {
 
 /** An AddressBook over these domains and this agent alone, asking one domain at a time, nothing cached. */
 function oneAtATime(refs: DomainRef[], agent: AgentService): AddressBook {
-  const directory = { listRefs: async () => ({ refs, failed: [] }), splitId: (id: string) => ({ host: undefined, rest: id }) };
+  const directory = {
+    listRefs: async () => ({ refs, failed: [] }),
+    splitId: (id: string) => ({ host: undefined, rest: id }),
+    nova: async () => null,
+  };
   return new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
     timeoutMs: 5000,
     cacheTtlMs: 0,

@@ -262,9 +262,9 @@ describe('capability gating', () => {
     expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(1);
     // The agent was upgraded inside the guest: it reconnects, and the gateway asks again.
     fake!.agentHandler = defaultAgentHandler;
-    // libvirt's three event subscriptions (lifecycle, reboot, agent) may come after the first calls: an event emitted
+    // libvirt's four event subscriptions (lifecycle, reboot, agent, metadata) may come after the first calls: an event emitted
     // before them reaches nobody.
-    await waitFor(() => fake!.eventCallbackCount() === 3, 2000, 'the event subscriptions');
+    await waitFor(() => fake!.eventCallbackCount() === 4, 2000, 'the event subscriptions');
     fake!.emitAgentLifecycle('web1', AgentLifecycleState.CONNECTED, 2);
     await waitFor(async () => (await get('/domains/web1/network-interfaces')).status === 200, 2000, 'the new capabilities');
     expect(fake!.agentLog.filter((e) => e.execute === 'guest-info')).toHaveLength(2);

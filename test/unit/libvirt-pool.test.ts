@@ -7,9 +7,15 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionError } from '../../src/libvirt/errors.js';
-import { LibvirtPool, type AgentLifecycleEventMsg, type LifecycleEventMsg, type PoolOptions } from '../../src/libvirt/pool.js';
+import {
+  LibvirtPool,
+  type AgentLifecycleEventMsg,
+  type LifecycleEventMsg,
+  type MetadataChangeEventMsg,
+  type PoolOptions,
+} from '../../src/libvirt/pool.js';
 import { Qemu, QemuProc, Remote, RemoteProc } from '../../src/libvirt/procedures.js';
-import { DomainEventId, LifecycleEvent, Program, uuidFromString } from '../../src/libvirt/protocol.js';
+import { DomainEventId, DomainMetadataType, LifecycleEvent, Program, uuidFromString } from '../../src/libvirt/protocol.js';
 import { FakeLibvirtd, waitFor, type FakeLibvirtdOptions } from '../support/fake-libvirtd.js';
 
 const log = pino({ level: 'silent' });
@@ -77,6 +83,7 @@ describe('LibvirtPool', () => {
     expect(fake!.eventCallbackCount(DomainEventId.LIFECYCLE)).toBe(1);
     expect(fake!.eventCallbackCount(DomainEventId.AGENT_LIFECYCLE)).toBe(1);
     expect(fake!.eventCallbackCount(DomainEventId.REBOOT)).toBe(1);
+    expect(fake!.eventCallbackCount(DomainEventId.METADATA_CHANGE)).toBe(1);
     expect((await lookup(pool, 'vm1')).dom.name).toBe('vm1');
   });
 
@@ -193,6 +200,31 @@ describe('LibvirtPool', () => {
     fake!.emitLifecycle('vm1', LifecycleEvent.STARTED, 0);
     await waitFor(() => lifecycle.length === 1, 5000, 'an event after resubscribing');
     expect(lifecycle[0]!.event).toBe(LifecycleEvent.STARTED);
+  });
+
+  it('decodes metadata-change events: the domain, the metadata type and the namespace of the element', async () => {
+    await startFake();
+    const { pool, count } = startPool({ size: 1 });
+    const changes: MetadataChangeEventMsg[] = [];
+    pool.on('metadataChange', (m) => changes.push(m));
+    await waitFor(() => count('eventsSubscribed') === 1, 5000, 'a subscription');
+    fake!.emitMetadataChange('vm1', DomainMetadataType.ELEMENT, 'http://openstack.org/xmlns/libvirt/nova/1.1');
+    fake!.emitMetadataChange('vm1', DomainMetadataType.TITLE, null);
+    await waitFor(() => changes.length === 2, 5000, 'two metadata-change events');
+    expect(changes.map((c) => [c.dom.name, c.type, c.nsuri])).toEqual([
+      ['vm1', DomainMetadataType.ELEMENT, 'http://openstack.org/xmlns/libvirt/nova/1.1'],
+      ['vm1', DomainMetadataType.TITLE, null],
+    ]);
+  });
+
+  it('subscribes to the other events when libvirtd does not know metadata-change events (before libvirt 3.0)', async () => {
+    await startFake({ eventIds: [DomainEventId.LIFECYCLE, DomainEventId.REBOOT, DomainEventId.AGENT_LIFECYCLE] });
+    const { pool, count, lifecycle } = startPool({ size: 1 });
+    await waitFor(() => count('eventsSubscribed') === 1, 5000, 'a subscription');
+    expect(pool.reconnects).toBe(0);
+    expect(fake!.eventCallbackCount()).toBe(3);
+    fake!.emitLifecycle('vm1', LifecycleEvent.SUSPENDED, 0);
+    await waitFor(() => lifecycle.length === 1, 5000, 'an event');
   });
 
   it('retries the subscription on a fresh connection when REGISTER_ANY fails', async () => {

@@ -14,6 +14,7 @@ import { ConnectionError, LibvirtError } from '../../src/libvirt/errors.js';
 import { PacketDecoder, type Packet } from '../../src/libvirt/framing.js';
 import { Keepalive, Qemu, Remote, type CallProcedure } from '../../src/libvirt/procedures.js';
 import {
+  DomainEventId,
   MessageStatus,
   MessageType,
   PROTOCOL_VERSION,
@@ -252,6 +253,31 @@ describe('replies, decoded from the bytes libvirtd 9.0.0 sent', () => {
       reason: 2,
     });
     expect([Remote.DOMAIN_EVENT_CALLBACK_LIFECYCLE.procedure, Remote.DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE.procedure]).toEqual([318, 348]);
+  });
+
+  it('decodes remote_domain_event_callback_metadata_change_msg: int type, then remote_string nsuri (optional)', () => {
+    // callbackID 4, the domain, type 2 (ELEMENT), nsuri present (1) with 43 bytes and 1 of padding
+    const nova = hex(
+      '00000004',
+      ...GUEST_STOPPED_WIRE,
+      '00000002',
+      '00000001 0000002b',
+      '687474703a2f2f6f70656e737461636b2e6f72672f786d6c6e732f6c6962766972742f6e6f76612f312e31 00',
+    );
+    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_METADATA_CHANGE.body, nova)).toEqual({
+      callbackID: 4,
+      dom: GUEST_STOPPED,
+      type: 2,
+      nsuri: 'http://openstack.org/xmlns/libvirt/nova/1.1',
+    });
+    // type 1 (TITLE): no namespace, nsuri absent (0)
+    expect(decode(Remote.DOMAIN_EVENT_CALLBACK_METADATA_CHANGE.body, hex('00000004', ...GUEST_STOPPED_WIRE, '00000001 00000000'))).toEqual({
+      callbackID: 4,
+      dom: GUEST_STOPPED,
+      type: 1,
+      nsuri: null,
+    });
+    expect([Remote.DOMAIN_EVENT_CALLBACK_METADATA_CHANGE.procedure, DomainEventId.METADATA_CHANGE]).toEqual([379, 23]);
   });
 });
 

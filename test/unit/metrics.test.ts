@@ -234,7 +234,7 @@ describe('file transfers, freezes and agents', () => {
   it('reports the agents connected, from libvirt’s agent events', async () => {
     const gw = await setup();
     expect(value(await scrape(gw), 'agents_connected')).toBe(0);
-    await waitFor(() => fake!.eventCallbackCount() === 3, 2000, 'the gateway to subscribe to events');
+    await waitFor(() => fake!.eventCallbackCount() === 4, 2000, 'the gateway to subscribe to events');
     // The gateway forgets agent states when its subscription completes (events may have been missed before): an
     // event sent in between is forgotten too, so send them until they stick (they are idempotent).
     await waitFor(

@@ -5,6 +5,7 @@
 import type { Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { DomainDirectory } from '../../domains/directory.js';
+import type { NovaInstance } from '../../domains/nova-metadata.js';
 import type { LibvirtHosts } from '../../libvirt/hosts.js';
 import { isUuid } from '../../libvirt/protocol.js';
 import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../commands/network.js';
@@ -24,6 +25,8 @@ export interface AddressEntry {
   result: AddressResult;
   fetchedAt: Date;
   cached: boolean;
+  /** What Nova wrote into the domain's metadata, when it did. */
+  nova?: NovaInstance;
 }
 
 /** Errors that stay true until an event says otherwise: worth caching. Transient ones are asked again. */
@@ -66,12 +69,15 @@ export class AddressBook {
   /**
    * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
    * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
+   * `novaMatches` (?project=, ?novaName=) keeps only the domains whose Nova metadata it accepts; the others, and
+   * filter entries that name no domain, are not asked and not listed.
    */
   async collect(
     filter: string[] | null,
     timeoutMs: number,
     signal?: SignalSource,
     mayTouch: (dom: DomainRef) => boolean = () => true,
+    novaMatches: ((nova: NovaInstance | null) => boolean) | null = null,
   ): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;
     // Every host at once; one that cannot be listed is reported and the others answered.
@@ -92,11 +98,41 @@ export class AddressBook {
       (resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))),
     );
     try {
-      const entries = await Promise.all(targets.map((t) => this.entryFor(t, deadlineAt, deadline, timeoutMs, failedHosts.length > 0)));
-      return { entries: entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
+      // With a Nova filter, the metadata decides whom to ask; without one, it is read beside the fan-out.
+      const novaReads = this.novaOf(targets, deadline, signal);
+      let asked = targets.map((_, i) => i);
+      if (novaMatches) {
+        const novas = await novaReads;
+        asked = asked.filter((i) => novaMatches(novas[i]!));
+      }
+      const [entries, novas] = await Promise.all([
+        Promise.all(asked.map((i) => this.entryFor(targets[i]!, deadlineAt, deadline, timeoutMs, failedHosts.length > 0))),
+        novaReads,
+      ]);
+      const withNova = entries.map((entry, k): AddressEntry => {
+        const nova = novas[asked[k]!];
+        return nova ? { ...entry, nova } : entry;
+      });
+      return { entries: withNova.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Each target's Nova metadata (null for none, and for a filter entry that names no domain): kept per domain by the
+   * directory, so read from libvirt once per definition, and given up at the deadline. A domain whose XML cannot be
+   * read in time counts as having none: its entry then says what is wrong with it, from its agent call.
+   */
+  private novaOf(
+    targets: (DomainRef | { missing: string })[],
+    deadline: Promise<'deadline'>,
+    signal?: SignalSource,
+  ): Promise<(NovaInstance | null)[]> {
+    const late = deadline.then(() => null);
+    return Promise.all(
+      targets.map((t) => ('missing' in t ? null : Promise.race([this.directory.nova(t, signal).catch(() => null), late]))),
+    );
   }
 
   private async entryFor(

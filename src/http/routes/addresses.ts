@@ -7,7 +7,8 @@ import type { AddressEntry, AddressResult } from '../../agent/guest/addresses.js
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import { interfaceAddresses } from '../../agent/guest/interface-addresses.js';
-import { listParam } from '../schemas.js';
+import { novaFilter, novaFilterQuery } from '../nova-filter.js';
+import { listParam, novaSchema } from '../schemas.js';
 
 const MAX_FILTER = 1000;
 
@@ -28,6 +29,7 @@ const entrySchema = z.object({
   error: errorSchema.optional().describe('not ok only: the problem code, HTTP status and detail a per-domain request would have answered'),
   fetchedAt: z.iso.datetime().describe('When the gateway learnt this (older than the request when cached)'),
   cached: z.boolean(),
+  nova: novaSchema.optional(),
 });
 
 const addressesSchema = z
@@ -100,12 +102,20 @@ function resultBody(result: AddressResult): { body: ResultBody; json: string } {
 }
 
 function toBody(e: AddressEntry): EntryBody {
-  return { host: e.host, name: e.name, uuid: e.uuid, ...resultBody(e.result).body, fetchedAt: e.fetchedAt.toISOString(), cached: e.cached };
+  return {
+    host: e.host,
+    name: e.name,
+    uuid: e.uuid,
+    ...resultBody(e.result).body,
+    fetchedAt: e.fetchedAt.toISOString(),
+    cached: e.cached,
+    ...(e.nova ? { nova: e.nova } : {}),
+  };
 }
 
 /** Weak: the same domains with the same addresses (or errors) are the same answer, however long they took or whether they were cached. */
 function addressesEtag(entries: readonly AddressEntry[], unavailableHosts: unknown): string {
-  const meaning = entries.map((e) => `${JSON.stringify([e.host, e.name, e.uuid])}${resultBody(e.result).json}`);
+  const meaning = entries.map((e) => `${JSON.stringify([e.host, e.name, e.uuid, e.nova ?? null])}${resultBody(e.result).json}`);
   return weakEtag({ meaning, unavailableHosts });
 }
 
@@ -129,9 +139,11 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
             'Each domain is ok with its non-loopback interfaces, or carries its error ' +
             '(agent_not_configured for a domain without an agent channel, deadline_exceeded, ...). ' +
             'Answers are cached for addresses.cacheTtlMs and dropped when libvirt reports a lifecycle or agent-lifecycle event for the domain. ' +
-            'Domains that are not running are skipped unless the filter names them.',
+            'Domains that are not running are skipped unless the filter names them. ' +
+            'A domain that OpenStack Nova runs carries `nova`; ?project= and ?novaName= keep only such domains (and ask no other).',
           querystring: z.object({
             domain: domainFilter,
+            ...novaFilterQuery,
             timeoutMs: z.coerce
               .number()
               .int()
@@ -152,6 +164,7 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           timeoutMs,
           () => request.clientGone,
           (dom) => !identity || mayTouch(identity, dom),
+          novaFilter(request.query),
         );
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');

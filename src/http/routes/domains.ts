@@ -6,6 +6,7 @@ import type { DomainInfo } from '../../domains/sources.js';
 import type { Gateway } from '../../gateway.js';
 import { withEtags } from '../conditional-get.js';
 import { domainRoute, type DomainRoute } from '../domain-scope.js';
+import { novaFilter, novaFilterQuery } from '../nova-filter.js';
 import { domainSchema, type DomainBody } from '../schemas.js';
 
 function toBody(d: DomainInfo): DomainBody {
@@ -18,6 +19,7 @@ function toBody(d: DomainInfo): DomainBody {
     state: d.state,
     agentState: d.agent.state,
     agentChannel: d.agent.channel,
+    ...(d.nova ? { nova: d.nova } : {}),
   };
 }
 
@@ -35,7 +37,10 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           description:
             'Every domain of every libvirt host (that the token may touch), running or not, with its host, ' +
             'state and guest agent state. Talks to libvirt only, never to a guest. ' +
-            'A host that is down is listed in unavailableHosts and the others answer; a domain found on several hosts appears once per host.',
+            'A host that is down is listed in unavailableHosts and the others answer; a domain found on several hosts appears once per host. ' +
+            "A domain that OpenStack Nova runs carries `nova` (its display name, project, user, flavor), read from libvirt's metadata; " +
+            '?project= and ?novaName= list only such domains.',
+          querystring: z.object(novaFilterQuery),
           response: {
             200: z.object({
               domains: z.array(domainSchema),
@@ -48,7 +53,9 @@ export function domainListRoutes(gateway: Gateway): FastifyPluginAsyncZod {
       },
       async (request) => {
         const { domains, failed } = await gateway.domains.list(() => request.clientGone);
-        return { domains: visibleTo(request, domains).map(toBody), unavailableHosts: failed };
+        const matches = novaFilter(request.query);
+        const wanted = matches ? domains.filter((d) => matches(d.nova)) : domains;
+        return { domains: visibleTo(request, wanted).map(toBody), unavailableHosts: failed };
       },
     );
   };
@@ -64,7 +71,8 @@ export function domainRoutes({ domains }: Gateway): DomainRoute[] {
       tags: ['domains'],
       summary: 'One domain, by name or UUID (host:name picks the host)',
       description:
-        "What libvirt knows of the domain (its host, state, ids) and its guest agent's state; talks to libvirt only, never to the guest.",
+        "What libvirt knows of the domain (its host, state, ids), its guest agent's state and, for an OpenStack instance, what Nova " +
+        'wrote into its metadata (`nova`); talks to libvirt only, never to the guest.',
       agent: false,
       etag: true,
       response: { 200: { description: 'The domain', schema: domainSchema } },

@@ -64,8 +64,8 @@ export async function startFleet(hosts: Record<string, FleetDomain[]>, config: G
       libvirt: { hosts: [...fakes].map(([name, fake]) => ({ name, uri: fake.uri })), ...config.libvirt },
     });
     await gw.app.listen({ host: '127.0.0.1', port: 0 });
-    // libvirt's three event subscriptions follow each host's first connection: an event emitted before them reaches nobody.
-    for (const [host, fake] of fakes) await waitFor(() => fake.eventCallbackCount() === 3, 5000, `the event subscriptions on ${host}`);
+    // libvirt's four event subscriptions follow each host's first connection: an event emitted before them reaches nobody.
+    for (const [host, fake] of fakes) await waitFor(() => fake.eventCallbackCount() === 4, 5000, `the event subscriptions on ${host}`);
   } catch (err) {
     await close();
     throw err;

@@ -13,6 +13,20 @@ export interface TestGuest {
   running: boolean;
   /** What it boots (scripts/guest/guests.py): busybox with the host's qemu-ga 7.2 (default), or Debian 13 with qemu-ga 10.0. */
   image?: 'busybox' | 'debian13';
+  vcpus?: number;
+  memoryMiB?: number;
+  /** OpenStack Nova's metadata, written at provisioning (scripts/guest/nova_metadata.py; test/e2e/support/nova.ts). */
+  nova?: GuestNova;
+}
+
+export interface GuestNova {
+  /** The display name (<nova:name>). */
+  name: string;
+  project: { id: string; name: string };
+  user: { id: string; name: string };
+  flavor: string;
+  /** As Nova writes it: YYYY-MM-DD HH:MM:SS, UTC. */
+  creationTime: string;
 }
 
 export const guests: TestGuest[] = JSON.parse(readFileSync(new URL('../guests.json', import.meta.url), 'utf8'));

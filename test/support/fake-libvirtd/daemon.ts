@@ -209,6 +209,14 @@ export class FakeLibvirtd {
     return d;
   }
 
+  /** Replaces what the domain's <metadata> holds (undefined: none at all). Emits no event: see emitMetadataChange. */
+  setMetadata(name: string, metadata: string | undefined): FakeDomain {
+    const d = this.domain(name);
+    if (metadata === undefined) delete d.metadata;
+    else d.metadata = metadata;
+    return d;
+  }
+
   /** Changes a domain's agent channel. Emits no event: see emitAgentLifecycle. */
   setAgent(name: string, agent: FakeDomain['agent']): FakeDomain {
     const d = this.domain(name);
@@ -321,6 +329,15 @@ export class FakeLibvirtd {
     const dom = typeof domain === 'string' ? this.domain(domain) : domain;
     const msg = Remote.DOMAIN_EVENT_CALLBACK_REBOOT;
     return this.emitEvent(DomainEventId.REBOOT, dom, msg.procedure, (callbackID) => encode(msg.body, { callbackID, dom: toWire(dom) }));
+  }
+
+  /** Sends a metadata-change event (type: DomainMetadataType; nsuri: the element's namespace, null for title and description). */
+  emitMetadataChange(domain: string | FakeDomain, type: number, nsuri: string | null): number {
+    const dom = typeof domain === 'string' ? this.domain(domain) : domain;
+    const msg = Remote.DOMAIN_EVENT_CALLBACK_METADATA_CHANGE;
+    return this.emitEvent(DomainEventId.METADATA_CHANGE, dom, msg.procedure, (callbackID) =>
+      encode(msg.body, { callbackID, dom: toWire(dom), type, nsuri }),
+    );
   }
 
   private emitEvent(eventID: number, dom: FakeDomain, procedure: number, body: (callbackID: number) => Buffer): number {

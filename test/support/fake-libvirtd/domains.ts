@@ -22,6 +22,7 @@ export function newDomain(d: Partial<FakeDomain> & { name: string }, nextId: () 
     state,
     reason: d.reason ?? 1,
     agent: d.agent ?? 'connected',
+    ...(d.metadata === undefined ? {} : { metadata: d.metadata }),
   };
 }
 
@@ -70,6 +71,8 @@ export function domainXml(d: FakeDomain): string {
     running ? `<domain type='kvm' id='${d.id}'>` : `<domain type='kvm'>`,
     `  <name>${xmlEscape(d.name)}</name>`,
     `  <uuid>${d.uuid.toLowerCase()}</uuid>`,
+    // Where libvirt puts it: after the name, UUID, title and description, before everything else.
+    ...(d.metadata === undefined ? [] : [`  <metadata>`, d.metadata, `  </metadata>`]),
     `  <memory unit='KiB'>262144</memory>`,
     `  <vcpu placement='static'>1</vcpu>`,
     `  <os>`,

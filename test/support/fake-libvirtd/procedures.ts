@@ -97,6 +97,9 @@ const HANDLERS = [
   }),
   handle(Remote.DOMAIN_GET_XML_DESC, 'open', ({ host }, { dom }) => ({ xml: domainXml(byWire(host.domains, dom)) })),
   handle(Remote.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, 'open', ({ host, client }, { eventID, dom }) => {
+    const known = host.options.eventIds;
+    if (known && !known.includes(eventID))
+      throw new FakeRpcError(VirErrorCode.INTERNAL_ERROR, `internal error: unsupported event ID ${eventID}`, ErrFrom.REMOTE);
     const filter = dom ? byWire(host.domains, dom).uuid : null;
     const callbackID = host.nextCallbackId();
     client.callbacks.set(callbackID, { eventID, domain: filter });

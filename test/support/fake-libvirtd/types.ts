@@ -15,6 +15,8 @@ export interface FakeDomain {
   reason: number;
   /** The guest agent channel: 'none' = the domain has no agent channel configured at all. */
   agent: 'connected' | 'disconnected' | 'none';
+  /** What the domain XML holds inside <metadata>, as written (applications' own elements); absent: no <metadata>. */
+  metadata?: string;
 }
 
 /** The JSON command handed to the agent (virDomainQemuAgentCommand's cmd, parsed). */
@@ -99,6 +101,11 @@ export interface FakeLibvirtdOptions {
   /** Timeout used when the caller passes -1 (VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT), in agent seconds. Default 5. */
   agentDefaultTimeoutSeconds?: number;
   agentHandler?: AgentHandler;
+  /**
+   * The domain event ids the daemon knows (virDomainEventID below its VIR_DOMAIN_EVENT_ID_LAST); registering another
+   * fails as libvirtd fails it (1 "internal error: unsupported event ID N"). Default: every id.
+   */
+  eventIds?: number[];
 }
 
 /**
