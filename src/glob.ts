@@ -1,18 +1,12 @@
-// '*' (any run of characters) and '?' (one character) patterns, matched against a whole string.
-// dotAll ('s'): a wildcard matches every character, line breaks included, so that a name or path holding a
-// control character cannot slip past a pattern that was meant to cover it.
-export function globToRegExp(glob: string, flags = ''): RegExp {
-  const body = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, `${flags}s`);
-}
+// '*' (any run of characters) and '?' (one character) patterns, matched against a whole string. A wildcard matches
+// every character, line breaks included, so that a name or path holding a control character cannot slip past a
+// pattern that was meant to cover it.
 
 /**
- * The same patterns, matched without a regular expression: at most len(glob) × len(s) steps whatever the pattern. A
- * RegExp of a pattern such as '*a*a*a*a*a*a*a*a*a*a*a*a*b' backtracks for minutes on a 255-character string of a's,
- * so a pattern that comes from a request is matched with this (greedy, going back to the last '*' only).
+ * Whether the glob matches all of s, without a regular expression: at most len(glob) × len(s) steps whatever the
+ * pattern. A RegExp of a pattern such as '*a*a*a*a*a*a*a*a*a*a*a*a*b' backtracks for minutes on a 255-character
+ * string of a's, and patterns come from requests (/events' ?domain=, ?novaName=) as well as from the configuration
+ * (greedy, going back to the last '*' only).
  */
 export function globMatches(glob: string, s: string): boolean {
   let g = 0;

@@ -15,7 +15,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { globToRegExp } from '../glob.js';
+import { globMatches } from '../glob.js';
 import { isUuid, uuidToString, type DomainStateName } from '../libvirt/protocol.js';
 import { AgentSocketChannel } from './channel.js';
 import { AgentSocketError } from './errors.js';
@@ -101,10 +101,10 @@ export class AgentSocketHost {
     for (const s of this.config.sockets) add(s.name, s.path);
     for (const d of this.config.directories) {
       const dir = dirname(d.glob);
-      const match = globToRegExp(basename(d.glob));
+      const glob = basename(d.glob);
       let files: string[];
       try {
-        files = (await readdir(dir)).filter((f) => match.test(f)).sort();
+        files = (await readdir(dir)).filter((f) => globMatches(glob, f)).sort();
       } catch (err) {
         // A directory that is not there yet (no VM started) holds no domains.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT')

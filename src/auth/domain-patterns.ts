@@ -6,7 +6,7 @@
 //   - anything else is a name glob, matched case-sensitively against the name alone (libvirt names are
 //     case-sensitive: 'a1' never grants 'A1'), never against the UUID or the host.
 // '*' alone grants everything. The config refuses a pattern that breaks these rules (src/config/identities.ts).
-import { globToRegExp } from '../glob.js';
+import { globMatches } from '../glob.js';
 
 export interface DomainFacts {
   name: string;
@@ -30,13 +30,12 @@ function uuidMatcher(pattern: string): Matcher {
     const want = canonicalUuid(pattern);
     return (d) => d.uuid !== '' && canonicalUuid(d.uuid) === want;
   }
-  const re = globToRegExp(pattern.toLowerCase());
-  return (d) => d.uuid !== '' && re.test(canonicalUuid(d.uuid));
+  const glob = pattern.toLowerCase();
+  return (d) => d.uuid !== '' && globMatches(glob, canonicalUuid(d.uuid));
 }
 
 function nameMatcher(pattern: string): Matcher {
-  const re = globToRegExp(pattern);
-  return (d) => re.test(d.name);
+  return (d) => globMatches(pattern, d.name);
 }
 
 export function compileDomainPattern(pattern: string): Matcher {
@@ -44,10 +43,10 @@ export function compileDomainPattern(pattern: string): Matcher {
   if (FULL_UUID.test(pattern)) return uuidMatcher(pattern);
   const colon = pattern.indexOf(':');
   if (colon >= 0) {
-    const host = globToRegExp(pattern.slice(0, colon));
+    const hostGlob = pattern.slice(0, colon);
     const rest = pattern.slice(colon + 1);
     const inner = FULL_UUID.test(rest) ? uuidMatcher(rest) : nameMatcher(rest);
-    return (d) => typeof d.host === 'string' && host.test(d.host) && inner(d);
+    return (d) => typeof d.host === 'string' && globMatches(hostGlob, d.host) && inner(d);
   }
   return nameMatcher(pattern);
 }
