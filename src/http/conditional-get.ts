@@ -22,5 +22,10 @@ export async function withEtags(scope: FastifyInstance): Promise<void> {
 
 /** A weak ETag over what a body means (JSON of `meaning`), for a body with parts that differ from call to call. */
 export function weakEtag(meaning: unknown): string {
-  return `W/"${hash('sha1', JSON.stringify(meaning), 'base64url')}"`;
+  return weakEtagOfText(JSON.stringify(meaning));
+}
+
+/** The same, over a text that already says what the body means (one made of parts kept between calls). */
+export function weakEtagOfText(meaning: string): string {
+  return `W/"${hash('sha1', meaning, 'base64url')}"`;
 }

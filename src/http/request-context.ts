@@ -146,7 +146,10 @@ export function registerRequestContext(app: FastifyInstance): RequestDone {
 export function agentCallOptions(request: FastifyRequest, timeoutMs?: number): AgentCallOptions {
   return {
     timeoutMs,
-    signal: request.clientGone,
+    // Read when a call is made: a route that answers without the agent never makes the request's signal.
+    get signal() {
+      return request.clientGone;
+    },
     onCommand: (execute) => request.agentCommands.push(execute),
   };
 }

@@ -1,5 +1,5 @@
 // GET /addresses: every running domain's name, UUID and guest IP addresses in one call, for fleet callers.
-import { weakEtag, withEtags } from '../conditional-get.js';
+import { weakEtagOfText, withEtags } from '../conditional-get.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { mayTouch } from '../../auth/identity.js';
 import { z } from 'zod';
@@ -113,10 +113,24 @@ function toBody(e: AddressEntry): EntryBody {
   };
 }
 
-/** Weak: the same domains with the same addresses (or errors) are the same answer, however long they took or whether they were cached. */
+/** The JSON of a domain's Nova metadata, made once per metadata object (kept per domain until its definition changes). */
+const novaJson = new WeakMap<object, string>();
+
+function novaText(nova: AddressEntry['nova']): string {
+  if (!nova) return 'null';
+  let text = novaJson.get(nova);
+  if (text === undefined) novaJson.set(nova, (text = JSON.stringify(nova)));
+  return text;
+}
+
+/**
+ * Weak: the same domains with the same addresses (or errors) are the same answer, however long they took or whether
+ * they were cached. One line of JSON per entry (its ids, its Nova metadata, its result), then the unavailable hosts.
+ */
 function addressesEtag(entries: readonly AddressEntry[], unavailableHosts: unknown): string {
-  const meaning = entries.map((e) => `${JSON.stringify([e.host, e.name, e.uuid, e.nova ?? null])}${resultBody(e.result).json}`);
-  return weakEtag({ meaning, unavailableHosts });
+  const lines = entries.map((e) => `${JSON.stringify([e.host, e.name, e.uuid])}${novaText(e.nova)}${resultBody(e.result).json}`);
+  lines.push(JSON.stringify(unavailableHosts));
+  return weakEtagOfText(lines.join('\n'));
 }
 
 const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS[err.code], detail: err.message });
