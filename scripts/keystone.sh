@@ -17,6 +17,12 @@
 #   KEYSTONE_TOKEN_EXPIRATION   token lifetime in seconds, read at each `start` ([token] expiration; default 3600,
 #                               Keystone's own default). Fernet tokens carry their expiry: a restart with another
 #                               value changes only tokens issued after it.
+#   KEYSTONE_CACHE              memory (default) or none, read at each `start`. memory: Keystone's own cache
+#                               ([cache] enabled, backend dogpile.cache.memory) in one uwsgi worker process (4
+#                               threads), so that a revocation invalidates the only cache there is; a validation then
+#                               costs Keystone ~10 ms of CPU. none: Debian's default (no cache), two worker processes;
+#                               a validation then costs ~0.5 s of CPU here (hundreds of SQL statements). Production
+#                               deployments usually run a cache (memcached); the answers are the same either way.
 #   KEYSTONE_STATE_DIR          default /var/lib/qga-gateway-keystone
 #
 # Everything of this instance lives in the state dir, owned by the package's `keystone` user: keystone.conf,
@@ -37,6 +43,12 @@ conf=$state/keystone.conf
 ini=$state/uwsgi.ini
 pidfile=$state/uwsgi.pid
 expiration=${KEYSTONE_TOKEN_EXPIRATION:-3600}
+cache=${KEYSTONE_CACHE:-memory}
+case $cache in
+memory) cache_conf=$'enabled = true\nbackend = dogpile.cache.memory'; processes=1; threads=4 ;;
+none) cache_conf='enabled = false'; processes=2; threads=2 ;;
+*) echo "keystone: KEYSTONE_CACHE must be memory or none, not '$cache'" >&2; exit 2 ;;
+esac
 wsgi_app=/usr/bin/keystone-wsgi-public
 
 log() { echo "keystone: $*" >&2; }
@@ -147,7 +159,7 @@ key_repository = $state/fernet-keys
 key_repository = $state/credential-keys
 
 [cache]
-enabled = false
+$cache_conf
 CONF
     chown root:keystone "$tmp"
     chmod 0640 "$tmp"
@@ -162,8 +174,8 @@ wsgi-file = $wsgi_app
 env = OS_KEYSTONE_CONFIG_FILES=$conf
 need-app = true
 master = true
-processes = 2
-threads = 2
+processes = $processes
+threads = $threads
 enable-threads = true
 lazy-apps = true
 die-on-term = true
@@ -303,7 +315,7 @@ serve() {
     "$uwsgi" --ini "$ini" 9>&-   # not the lock: the daemon would hold it for as long as it runs
     for _ in $(seq 1 600); do
         if answers; then
-            log "running (pid $(<"$pidfile")) on $(url), answered $(( ($(date +%s%N) - t0) / 1000000 )) ms after start; token expiration ${expiration} s"
+            log "running (pid $(<"$pidfile")) on $(url), answered $(( ($(date +%s%N) - t0) / 1000000 )) ms after start; token expiration ${expiration} s, cache $cache"
             return 0
         fi
         if [[ -s $pidfile ]] && ! running_pid >/dev/null; then break; fi
@@ -398,6 +410,11 @@ start) need_root start; lock; do_start ;;
 stop) need_root stop; lock; do_stop ;;
 status) do_status ;;
 env) do_env ;;
-ids) provisioned || die "not provisioned"; cat "$state/ids.json" ;;
+ids)
+    provisioned || die "not provisioned"
+    # authUrl follows the port (KEYSTONE_PORT, or the last one provisioned or started with).
+    KS_URL=$(url) python3 -c 'import json, os, sys
+d = json.load(open(sys.argv[1])); d["authUrl"] = os.environ["KS_URL"] + "/v3"; print(json.dumps(d, indent=2))' "$state/ids.json"
+    ;;
 *) echo "usage: $0 provision|start|stop|status|env|ids" >&2; exit 2 ;;
 esac
