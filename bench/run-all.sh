@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the gateway and runs the benchmarks in order (ping, concurrency, rss, files, upload, addresses, hosts, events, container,
-# direct, agents; ping, files and upload again against debian13; boot; many-hosts, which restarts libvirtd), without npm.
-# Needs the provisioned guests (bash scripts/provision-guests.sh). Extra arguments go to every script
+# direct, agents, keystone; ping, files and upload again against debian13; boot; many-hosts, which restarts libvirtd), without
+# npm. Needs the provisioned guests (bash scripts/provision-guests.sh) and Keystone (bash scripts/keystone.sh provision).
+# Extra arguments go to every script
 # (e.g. --log-level info). Exits non-zero if the build or any benchmark failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +24,7 @@ echo "== build (tsc -p tsconfig.build.json)"
 "$BIN/tsc" -p tsconfig.build.json || { echo "run-all: build failed" >&2; exit 1; }
 
 failed=()
-for b in ping concurrency rss files upload addresses hosts events container direct agents; do
+for b in ping concurrency rss files upload addresses hosts events container direct agents keystone; do
     echo
     echo "== bench/$b.ts $*"
     # Each script bounds its own run time (BENCH_MAX_SECONDS, default 900) and stops its children.

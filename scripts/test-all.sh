@@ -5,8 +5,9 @@
 # package, cached); the unit and host-agent tests also on Node 22, the oldest release package.json's engines
 # supports, and on the Node.js on PATH (20, the machine's, past its end of life); the browser tests (the fleet
 # view in Debian's chromium, headless, against fake libvirtds and the real guests) on Node 24; then the container
-# image, built with podman and run against the same libvirtd and guests. As root on Debian 12; installs and
-# provisions what it needs.
+# image, built with podman and run against the same libvirtd and guests; the end-to-end tests also run against a
+# real Keystone (scripts/keystone.sh: Debian's keystone package, provisioned here, left stopped). As root on Debian
+# 12; installs and provisions what it needs.
 # Ends with one line "tests: N passed, N failed, N skipped" (all runs together).
 # QGA_SKIP_NODE24=1 (Node 22 and 24, and the browser tests; the end-to-end tests then run on Node 20) or
 # QGA_SKIP_CONTAINER=1 leave a part out (local use; CI runs everything).
@@ -18,6 +19,13 @@ echo "== npm ci"
 npm ci --no-audit --no-fund
 echo "== provisioning libvirt and the test guests"
 bash scripts/provision-guests.sh
+# The end-to-end tests of Keystone identities (test/e2e/keystone.test.ts) start it and stop it again; it is left
+# stopped at the end, also when a run stops half-way, unless it was running before this script.
+echo "== Keystone (Debian's keystone package, OpenStack Zed) on 127.0.0.1:5050 for the Keystone identity tests"
+keystone_was_running=
+bash scripts/keystone.sh status >/dev/null 2>&1 && keystone_was_running=1
+trap '[[ -n $keystone_was_running ]] || bash scripts/keystone.sh stop >/dev/null 2>&1 || true' EXIT
+bash scripts/keystone.sh provision
 echo "== qemu-ga 10.0 (Debian 13's) for the tests against an agent on the host"
 bash scripts/qemu-ga-10.sh >/dev/null
 echo "== promtool (Debian's prometheus package, server not started) for the checks of /metrics"
