@@ -924,7 +924,7 @@ export interface components {
              * @description Stable machine-readable error code
              * @enum {string}
              */
-            code: "invalid_request" | "unauthenticated" | "forbidden" | "permission_denied" | "command_forbidden" | "not_found" | "domain_not_found" | "host_not_found" | "file_not_found" | "process_not_found" | "user_not_found" | "domain_not_running" | "state_conflict" | "domain_ambiguous" | "not_a_regular_file" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "headers_too_large" | "rate_limited" | "client_gone" | "command_not_supported" | "suspend_not_supported" | "guest_program_missing" | "atomic_replace_unavailable" | "agent_error" | "agent_reply_invalid" | "agent_reply_too_large" | "libvirt_error" | "agent_not_configured" | "agent_not_connected" | "agent_unresponsive" | "agent_busy" | "agent_queue_full" | "libvirt_unavailable" | "host_unavailable" | "shutting_down" | "too_many_streams" | "state_unavailable" | "deadline_exceeded" | "internal_error";
+            code: "invalid_request" | "unauthenticated" | "forbidden" | "permission_denied" | "command_forbidden" | "not_found" | "domain_not_found" | "host_not_found" | "file_not_found" | "process_not_found" | "user_not_found" | "domain_not_running" | "state_conflict" | "domain_ambiguous" | "not_a_regular_file" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "headers_too_large" | "rate_limited" | "client_gone" | "command_not_supported" | "suspend_not_supported" | "guest_program_missing" | "atomic_replace_unavailable" | "agent_error" | "agent_reply_invalid" | "agent_reply_too_large" | "libvirt_error" | "agent_not_configured" | "agent_not_connected" | "agent_unresponsive" | "agent_busy" | "agent_queue_full" | "libvirt_unavailable" | "host_unavailable" | "shutting_down" | "too_many_streams" | "state_unavailable" | "auth_unavailable" | "deadline_exceeded" | "internal_error";
             requestId: string;
             domain?: string;
             /** @description The libvirt host concerned (host_unavailable, host_not_found) */
@@ -2277,7 +2277,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2423,7 +2423,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2524,7 +2524,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2633,7 +2633,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2740,7 +2740,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2856,7 +2856,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3000,7 +3000,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3139,7 +3139,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3245,7 +3245,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3375,7 +3375,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3514,7 +3514,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3653,7 +3653,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3792,7 +3792,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3931,7 +3931,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4070,7 +4070,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4209,7 +4209,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4348,7 +4348,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4487,7 +4487,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4626,7 +4626,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4751,7 +4751,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4898,7 +4898,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5023,7 +5023,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5170,7 +5170,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5295,7 +5295,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5442,7 +5442,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5581,7 +5581,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5739,7 +5739,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5895,7 +5895,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6024,7 +6024,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6171,7 +6171,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6300,7 +6300,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6449,7 +6449,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6576,7 +6576,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6725,7 +6725,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6874,7 +6874,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7021,7 +7021,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7168,7 +7168,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7293,7 +7293,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7440,7 +7440,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7583,7 +7583,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7730,7 +7730,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7895,7 +7895,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable */
+            /** @description Problem: agent_not_configured, agent_not_connected, agent_unresponsive, agent_busy, agent_queue_full, libvirt_unavailable, host_unavailable, shutting_down, too_many_streams, state_unavailable, auth_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -50,6 +50,8 @@ export const ERROR_STATUS = {
   too_many_streams: 503,
   /** state.dir cannot be written: a freeze is not taken unrecorded. */
   state_unavailable: 503,
+  /** Keystone (auth.keystone) could not say whether an X-Auth-Token is valid: down, too slow, or an answer not understood. */
+  auth_unavailable: 503,
   deadline_exceeded: 504,
   internal_error: 500,
 } as const;
@@ -97,6 +99,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   shutting_down: 'The gateway is shutting down',
   too_many_streams: 'Too many event streams are open',
   state_unavailable: 'The gateway cannot record what it must keep across a restart',
+  auth_unavailable: 'The identity service cannot validate the token now',
   deadline_exceeded: 'The deadline passed before the guest agent answered',
   internal_error: 'Internal error',
 };

@@ -9,6 +9,10 @@ import pino, { type Logger } from 'pino';
 export const REDACTED_PATHS = [
   'req.headers.authorization',
   'headers.authorization',
+  'req.headers["x-auth-token"]',
+  'headers["x-auth-token"]',
+  'req.headers["x-subject-token"]',
+  'headers["x-subject-token"]',
   '*.password',
   '*.token',
   '*.content',

@@ -10,7 +10,9 @@ import { GatewayError } from '../errors.js';
 import { authorizationHeader } from './authorization-header.js';
 import type { DomainRef, SignalSource } from '../domains/vocabulary.js';
 import { clientCertificate, type ClientCertificate } from './client-certificate.js';
-import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, type Identity } from './identity.js';
+import { DEVELOPMENT_IDENTITY, makeIdentity, mayTouch, mayTouchProject, type Identity } from './identity.js';
+import { KeystoneIdentities } from './keystone/identities.js';
+import type { Logger } from 'pino';
 import { matchToken } from './tokens.js';
 
 declare module 'fastify' {
@@ -23,12 +25,19 @@ declare module 'fastify' {
 const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,512})[ \t]*$/i;
 
 export class Authenticator {
+  /** X-Auth-Token identities (auth.keystone); null when it is not configured. */
+  readonly keystone: KeystoneIdentities | null;
   private readonly identities: Identity[];
   private readonly hashes: Buffer[];
   /** Client certificate SHA-256 (hex) to the identity it proves (mTLS). */
   private readonly byFingerprint: Map<string, Identity>;
 
-  constructor(private readonly config: Config['auth']) {
+  constructor(
+    private readonly config: Config['auth'],
+    log?: Logger,
+    keystone?: KeystoneIdentities,
+  ) {
+    this.keystone = keystone ?? (config.keystone && log ? new KeystoneIdentities(config.keystone, log) : null);
     this.identities = config.identities.map((i) => makeIdentity(i.name, i.scopes, i.domains, i.policies));
     this.hashes = config.identities.map((i) => Buffer.from(i.tokenSha256, 'hex'));
     this.byFingerprint = new Map(
@@ -38,6 +47,37 @@ export class Authenticator {
 
   get development(): boolean {
     return this.config.mode === 'none';
+  }
+
+  /**
+   * The identity a request proves: a Keystone token (X-Auth-Token, when auth.keystone is set), or else what identify()
+   * decides from its Authorization header and client certificate. One kind of credential per request: a Keystone
+   * token beside a bearer token or an identity's certificate is refused, as two different identities would be.
+   */
+  async identifyRequest(
+    authorization: string | undefined,
+    xAuthToken: string | string[] | undefined,
+    cert: ClientCertificate,
+  ): Promise<Identity> {
+    if (this.development || xAuthToken === undefined) return this.identify(authorization, cert);
+    if (!this.keystone)
+      throw new GatewayError(
+        'unauthenticated',
+        'X-Auth-Token is not accepted here (auth.keystone is not configured): send Authorization: Bearer <token>',
+        {
+          tokenSent: true,
+        },
+      );
+    if (Array.isArray(xAuthToken)) throw new GatewayError('unauthenticated', 'send one X-Auth-Token header', { tokenSent: true });
+    if (authorization !== undefined)
+      throw new GatewayError('unauthenticated', 'send either an X-Auth-Token or an Authorization header, not both', { tokenSent: true });
+    if (cert?.verified && this.byFingerprint.has(cert.fingerprint))
+      throw new GatewayError('unauthenticated', 'the X-Auth-Token and the client certificate prove different identities', {
+        tokenSent: true,
+      });
+    if (cert && !cert.verified)
+      throw new GatewayError('unauthenticated', 'the client certificate does not verify against listen.tls.caFile');
+    return this.keystone.identify(xAuthToken);
   }
 
   /**
@@ -77,11 +117,13 @@ export function registerAuthentication(
   app.addHook('onRequest', async (request) => {
     const permission = request.routeOptions.config?.permission;
     if (!permission) return; // no such route: the not-found handler answers
+    const prove = () =>
+      auth.identifyRequest(authorizationHeader(request), request.headers['x-auth-token'], clientCertificate(request.raw.socket));
     if (permission === 'public') {
-      if (protectPublic) request.identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
+      if (protectPublic) request.identity = await prove();
       return;
     }
-    const identity = auth.identify(authorizationHeader(request), clientCertificate(request.raw.socket));
+    const identity = await prove();
     request.identity = identity;
     beforeAuthorise(request);
     if (!identity.scopes.has(permission)) {
@@ -103,7 +145,7 @@ export async function authoriseDomain(
   named: string,
   signal: SignalSource,
 ): Promise<DomainRef | null> {
-  if (!identity.domains) return null;
+  if (!identity.domains && identity.novaProject === undefined) return null;
   const refused = () => new GatewayError('forbidden', `identity '${identity.name}' may not touch domain '${named}'`, { domain: named });
   if (!isDomainId(named)) throw refused();
   let dom: DomainRef;
@@ -111,7 +153,9 @@ export async function authoriseDomain(
     dom = await domains.resolve(named, signal);
   } catch (err) {
     if (err instanceof GatewayError && err.code === 'domain_not_found') throw refused();
-    // On several hosts: name only the candidates this identity may touch, and refuse when there are none.
+    // On several hosts: name only the candidates this identity may touch, and refuse when there are none. (Which
+    // project each candidate is in would take a lookup each: an identity with a project is simply refused.)
+    if (err instanceof GatewayError && err.code === 'domain_ambiguous' && identity.novaProject !== undefined) throw refused();
     if (err instanceof GatewayError && err.code === 'domain_ambiguous') {
       const allowed = (err.extras.candidates ?? []).filter((c) => {
         const { host, rest } = domains.splitId(c);
@@ -126,12 +170,30 @@ export async function authoriseDomain(
     throw err;
   }
   if (!mayTouch(identity, dom)) throw refused();
+  if (identity.novaProject !== undefined) {
+    let project: string | null;
+    try {
+      // Kept per domain until its definition or metadata changes: no libvirt round trip per request once known.
+      project = await domains.novaProjectId(dom, signal);
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'domain_not_found') throw refused();
+      throw err;
+    }
+    if (!mayTouchProject(identity, project)) throw refused();
+  }
   return dom;
 }
 
 /** For answers that list domains: keeps the ones the request's identity may see. */
-export function visibleTo<T extends { name: string; uuid: string | null; host?: string | null }>(request: FastifyRequest, items: T[]): T[] {
+export function visibleTo<T extends { name: string; uuid: string | null; host?: string | null; nova?: { project: { id: string } } | null }>(
+  request: FastifyRequest,
+  items: T[],
+): T[] {
   const identity = request.identity;
-  if (!identity?.domains) return items;
-  return items.filter((d) => mayTouch(identity, { name: d.name, uuid: d.uuid ?? '', host: d.host ?? null }));
+  if (!identity || (!identity.domains && identity.novaProject === undefined)) return items;
+  return items.filter(
+    (d) =>
+      mayTouch(identity, { name: d.name, uuid: d.uuid ?? '', host: d.host ?? null }) &&
+      mayTouchProject(identity, d.nova?.project.id ?? null),
+  );
 }

@@ -3,6 +3,7 @@
 // their own files (agent-sockets.ts; identities.ts with scopes.ts and loader-env.ts for what an identity may be
 // given), fields.ts holds shared field schemas, and load.ts reads the file and the environment.
 import { z } from 'zod';
+import { keystoneConfigSchema } from './keystone.js';
 import { agentSocketsConfigSchema } from './agent-sockets.js';
 import { domainPatternProblem, identityNameSchema, policiesConfigSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
@@ -270,6 +271,8 @@ export const configSchema = z.strictObject({
       identitiesFile: z.string().min(1).optional(),
       /** Ask a token on /healthz, /readyz, /openapi.json and /docs too (with any scope). */
       protectPublic: z.boolean().default(false),
+      /** OpenStack Keystone tokens (X-Auth-Token) as identities too (src/config/keystone.ts); off when absent. */
+      keystone: keystoneConfigSchema,
     })
     .prefault({}),
   /** Every state-changing call and every refusal, one JSON line each, apart from the request log. */

@@ -115,7 +115,9 @@ export async function buildApp(
   await registerCors(app, gateway.config.cors);
   registerQueryTokenRefusal(app);
   const refusals = registerRefusalLimit(app, gateway.config.limits.unauthenticated);
-  registerAuthentication(app, gateway.config.auth.protectPublic, new Authenticator(gateway.config.auth), refusals.checkIdentity);
+  const authenticator = new Authenticator(gateway.config.auth, logger);
+  app.addHook('onClose', async () => authenticator.keystone?.close());
+  registerAuthentication(app, gateway.config.auth.protectPublic, authenticator, refusals.checkIdentity);
   registerAudit(app, audit, requestDone);
   registerProblemHandlers(app, refusals.rewrite);
   await registerRateLimit(app, gateway.config);

@@ -96,6 +96,7 @@ export function registerAudit(app: FastifyInstance, audit: Logger | null, reques
     const line = {
       requestId: request.id,
       identity: request.identity?.name ?? null,
+      ...keystoneOf(request),
       remote: request.ip,
       method: request.method,
       route: request.routeOptions.url,
@@ -110,4 +111,19 @@ export function registerAudit(app: FastifyInstance, audit: Logger | null, reques
   app.addHook('onClose', async () => {
     audit.flush();
   });
+}
+
+/** A Keystone identity's user, project and roles (never its token): who acted, as OpenStack names them. */
+function keystoneOf(request: FastifyRequest): { keystone?: Record<string, unknown> } {
+  const k = request.identity?.keystone;
+  if (!k) return {};
+  return {
+    keystone: {
+      user: { id: k.userId, name: k.userName, domain: k.userDomain },
+      scope: k.scope,
+      ...(k.projectId ? { project: { id: k.projectId, name: k.projectName } } : {}),
+      ...(k.domainId ? { domain: k.domainId } : {}),
+      roles: k.roles,
+    },
+  };
 }

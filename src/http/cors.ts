@@ -20,7 +20,15 @@ export const CORS_EXPOSED_HEADERS = [
   'WWW-Authenticate',
 ];
 /** What a page may send besides the CORS-safelisted headers. */
-export const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Range', 'If-None-Match', 'Last-Event-ID', 'X-Request-Id'];
+export const CORS_ALLOWED_HEADERS = [
+  'Authorization',
+  'X-Auth-Token',
+  'Content-Type',
+  'Range',
+  'If-None-Match',
+  'Last-Event-ID',
+  'X-Request-Id',
+];
 export const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'];
 
 /** The one route the plugin adds: OPTIONS on every path, so that the router lets preflights reach its hook. */

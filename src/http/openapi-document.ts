@@ -168,6 +168,18 @@ export function swaggerOptions(config: Config): FastifyDynamicSwaggerOptions {
             description:
               "A token from `npm run token`; its identity needs the operation's x-permission as a scope, and may touch only the domains its patterns match.",
           },
+          ...(config.auth.keystone
+            ? {
+                keystoneToken: {
+                  type: 'apiKey',
+                  in: 'header',
+                  name: 'X-Auth-Token',
+                  description:
+                    'An OpenStack Keystone token (`openstack token issue`), validated by Keystone (auth.keystone): its roles map ' +
+                    'to scopes; a project-scoped token may touch only the instances of its project, a system-scoped one every domain.',
+                },
+              }
+            : {}),
         },
       },
     },
@@ -185,10 +197,15 @@ export function swaggerOptions(config: Config): FastifyDynamicSwaggerOptions {
           ...(routeConfig?.etag ? conditional(response, out.schema.headers as Json | undefined) : { response }),
           'x-permission': permission,
           // Stated either way: an operation without `security` would inherit a document-wide one.
-          security: needsToken({ permission }, config) ? [{ bearerToken: [] }] : [],
+          security: needsToken({ permission }, config) ? securityOf(config) : [],
         },
       };
     },
     transformObject: (doc) => finishPaths(pruneUnusedComponents(schemaTransformObject(doc) as Json)),
   };
+}
+
+/** Any one of the schemes the gateway accepts proves an identity: its bearer tokens, and Keystone's when configured. */
+function securityOf(config: Config): Record<string, string[]>[] {
+  return config.auth.keystone ? [{ bearerToken: [] }, { keystoneToken: [] }] : [{ bearerToken: [] }];
 }

@@ -9,8 +9,11 @@ import { PreAuthenticationRefusal } from '../auth/authorization-header.js';
 import { truncate } from './problem.js';
 import { splitUrl } from './url-parts.js';
 
-/** A token's prefix and most of its 43 base64url characters: the shape, not a word that happens to contain qgw_. */
-const TOKEN_LIKE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}`);
+/**
+ * A token's prefix and most of its 43 base64url characters: the shape, not a word that happens to contain qgw_; or a
+ * Keystone Fernet token (auth.keystone): base64url of a version byte 0x80 and a timestamp, so it starts gAAAAA.
+ */
+const TOKEN_LIKE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}|gAAAAA[A-Za-z0-9_-]{64,}`);
 const TOKENS_LIKE = new RegExp(TOKEN_LIKE.source, 'g');
 
 /** The text with every token-shaped part replaced: for log and audit fields that come from the URL. */
@@ -21,7 +24,7 @@ export function withoutTokens(text: string): string {
 export function looksLikeToken(text: string): boolean {
   return TOKEN_LIKE.test(text);
 }
-const TOKEN_PARAMETER = /^access_token$/i;
+const TOKEN_PARAMETER = /^(access_token|x-auth-token|auth_token)$/i;
 const PLAIN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const REDACTED = '[redacted]';
 /** The request log shows at most this many parameters, each value at most this long. */

@@ -16,6 +16,12 @@ import { domainKey, type DomainRef, type SignalSource } from '../../domains/voca
 
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
 
+/** A domain to ask (or a filter's name that names none), with the filter's name that found it (null: no filter). */
+interface Named {
+  target: DomainRef | { missing: string };
+  token: string | null;
+}
+
 export interface AddressEntry {
   /** null for a filter entry that names no domain. */
   host: string | null;
@@ -70,7 +76,8 @@ export class AddressBook {
    * Running domains' addresses, or those the filter names (names or UUIDs; a filter also lists stopped and
    * unknown domains, with their error). Resolves by the deadline: a domain still silent then gets deadline_exceeded.
    * `novaMatches` (?project=, ?novaName=) keeps only the domains whose Nova metadata it accepts; the others, and
-   * filter entries that name no domain, are not asked and not listed.
+   * filter entries that name no domain, are not asked and not listed. `mayTouchNova` is the caller's own condition on
+   * the metadata (a Keystone project): a domain it refuses is never asked, and looks like one that does not exist.
    */
   async collect(
     filter: string[] | null,
@@ -78,6 +85,7 @@ export class AddressBook {
     signal?: SignalSource,
     mayTouch: (dom: DomainRef) => boolean = () => true,
     novaMatches: ((nova: NovaInstance | null) => boolean) | null = null,
+    mayTouchNova: ((nova: NovaInstance | null) => boolean) | null = null,
   ): Promise<{ entries: AddressEntry[]; failedHosts: { host: string; error: GatewayError }[] }> {
     const deadlineAt = Date.now() + timeoutMs;
     // Every host at once; one that cannot be listed is reported and the others answered.
@@ -85,12 +93,13 @@ export class AddressBook {
     const failedHosts = failed.map(({ host, error }) => ({ host, error }));
     // Domains the caller may not touch are never asked, and look just like ones that do not exist.
     const all = refs.filter(mayTouch);
-    const targets: (DomainRef | { missing: string })[] = filter
-      ? filter.flatMap((token): (DomainRef | { missing: string })[] => {
+    const named: Named[] = filter
+      ? filter.flatMap((token): Named[] => {
           const found = findDomains(all, this.directory.splitId(token));
-          return found.length ? found : [{ missing: token }];
+          return found.length ? found.map((target) => ({ target, token })) : [{ target: { missing: token }, token }];
         })
-      : all.filter((d) => d.id >= 0);
+      : all.filter((d) => d.id >= 0).map((target) => ({ target, token: null }));
+    let targets = named.map((n) => n.target);
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
@@ -98,6 +107,7 @@ export class AddressBook {
       (resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - Date.now()))),
     );
     try {
+      if (mayTouchNova) targets = await this.withoutUntouchable(named, mayTouchNova, deadline, signal);
       // With a Nova filter, the metadata decides whom to ask; without one, it is read beside the fan-out.
       const novaReads = this.novaOf(targets, deadline, signal);
       let asked = targets.map((_, i) => i);
@@ -117,6 +127,33 @@ export class AddressBook {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The targets whose Nova metadata the caller may touch; one it may not is dropped, or, when a filter named it, made
+   * a filter entry that names no domain (once per name): the same answer as for a domain that does not exist.
+   */
+  private async withoutUntouchable(
+    named: Named[],
+    mayTouchNova: (nova: NovaInstance | null) => boolean,
+    deadline: Promise<'deadline'>,
+    signal?: SignalSource,
+  ): Promise<(DomainRef | { missing: string })[]> {
+    const novas = await this.novaOf(
+      named.map((n) => n.target),
+      deadline,
+      signal,
+    );
+    const kept: (DomainRef | { missing: string })[] = [];
+    const missing = new Set<string>();
+    for (const [i, { target, token }] of named.entries()) {
+      if ('missing' in target) missing.add(target.missing);
+      else if (mayTouchNova(novas[i]!)) kept.push(target);
+      else if (token !== null) missing.add(token);
+    }
+    // A name also found (and touchable) on another host is not missing.
+    for (const t of kept) for (const token of missing) if (named.some((n) => n.target === t && n.token === token)) missing.delete(token);
+    return [...kept, ...[...missing].map((m) => ({ missing: m }))];
   }
 
   /**

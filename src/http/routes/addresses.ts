@@ -1,7 +1,7 @@
 // GET /addresses: every running domain's name, UUID and guest IP addresses in one call, for fleet callers.
 import { weakEtagOfText, withEtags } from '../conditional-get.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { mayTouch } from '../../auth/identity.js';
+import { mayTouch, mayTouchProject } from '../../auth/identity.js';
 import { z } from 'zod';
 import type { AddressEntry, AddressResult } from '../../agent/guest/addresses.js';
 import { ERROR_STATUS, type GatewayError } from '../../errors.js';
@@ -179,6 +179,7 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           () => request.clientGone,
           (dom) => !identity || mayTouch(identity, dom),
           novaFilter(request.query),
+          identity?.novaProject === undefined ? null : (nova) => mayTouchProject(identity, nova?.project.id ?? null),
         );
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');

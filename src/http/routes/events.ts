@@ -4,10 +4,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { compileDomainPattern } from '../../auth/domain-patterns.js';
-import { mayTouch } from '../../auth/identity.js';
+import { mayTouch, mayTouchProject, type Identity } from '../../auth/identity.js';
 import { domainPatternProblem } from '../../config/identities.js';
 import type { StreamFilter } from '../../events/filter.js';
 import type { OpenStream } from '../../events/hub.js';
+import type { PublishedEvent } from '../../events/bus.js';
 import { EVENT_TYPES, type EventType } from '../../events/types.js';
 import type { Gateway } from '../../gateway.js';
 import { problemResponses } from '../problem.js';
@@ -108,11 +109,14 @@ export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           mayTouch: (dom) => !identity || mayTouch(identity, dom),
         };
         let stream: SseStream | null = null;
+        const send = projectGate(identity, gateway.domains, (e: PublishedEvent, replayed: boolean) => {
+          stream?.event(e.event.id, e.event.type, e.json, replayed);
+        });
         // No event reaches the sink before `stream` is set: the bus publishes from other ticks than this one.
         const opened: OpenStream = hub.open(
           filter,
           {
-            event: (e) => void stream?.event(e.event.id, e.event.type, e.json),
+            event: (e) => send(e, false),
             shutdown: () => stream?.end('closing', 'the gateway is shutting down'),
           },
           request.headers['last-event-id'],
@@ -134,10 +138,36 @@ export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         });
         stream.start(opened.position);
         if (opened.reset) stream.control('reset', opened.reset);
-        for (const e of opened.replayed) stream.event(e.event.id, e.event.type, e.json, true);
+        for (const e of opened.replayed) send(e, true);
         reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
         return reply.send(stream.body as never);
       },
     );
+  };
+}
+
+/**
+ * The events an identity with a Nova project (a project-scoped Keystone token) may see: a domain's events once its
+ * Nova metadata is known to name that project (kept per domain, so a lookup at most once per definition), in the
+ * order they came; events of a domain that cannot be looked up (undefined since) are withheld. Host events pass.
+ * For every other identity, the patterns decided already (the stream's filter): events pass as they come.
+ */
+function projectGate(
+  identity: Identity | null,
+  domains: Gateway['domains'],
+  deliver: (e: PublishedEvent, replayed: boolean) => void,
+): (e: PublishedEvent, replayed: boolean) => void {
+  if (identity?.novaProject === undefined) return deliver;
+  let chain = Promise.resolve();
+  return (e, replayed) => {
+    if (e.event.type === 'host') {
+      chain = chain.then(() => deliver(e, replayed));
+      return;
+    }
+    const dom = e.event.domain;
+    chain = chain.then(async () => {
+      const project = await domains.novaProjectId({ ...dom, id: -1 }).catch(() => null);
+      if (mayTouchProject(identity, project)) deliver(e, replayed);
+    });
   };
 }
