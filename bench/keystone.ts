@@ -17,7 +17,7 @@ import http from 'node:http';
 import { newToken, tokenSha256 } from '../src/auth/tokens.js';
 import { issueToken, keystoneIds, keystoneRunning, startKeystone, stopKeystone, type KeystoneIds } from '../test/e2e/support/keystone.js';
 import { resetGuestNova, setGuestNova } from '../test/e2e/support/nova.js';
-import { arg, check, f2, formatSummary, get, keepAliveAgent, main, onCleanup, startGateway, summarize } from './lib.js';
+import { arg, check, f2, formatSummary, get, keepAliveAgent, main, onCleanup, sleep, startGateway, summarize } from './lib.js';
 
 const UWSGI_LOG = '/var/lib/qga-gateway-keystone/uwsgi.log';
 const DOMAIN = 'guest1';
@@ -128,6 +128,8 @@ main(async () => {
   const kinds = ['bearer', 'new', 'cached', 'keystone'] as const;
   type Kind = (typeof kinds)[number];
   const times: Record<Kind, number[]> = { bearer: [], new: [], cached: [], keystone: [] };
+  // uwsgi writes a request's log line after its answer: let the warm-up's lines land before counting from here.
+  await sleep(1_000);
   const logFrom = statSync(UWSGI_LOG).size;
   for (let i = 0; i < n; i++) {
     const round: Partial<Record<Kind, number>> = {};
@@ -145,6 +147,7 @@ main(async () => {
     }
     if (i >= warmup) for (const kind of kinds) times[kind].push(round[kind]!);
   }
+  await sleep(1_000);
   const validations = validationsLogged(logFrom);
   check(
     validations === 2 * n,
@@ -164,10 +167,11 @@ main(async () => {
   console.log(formatSummary('paired: first use - bearer', dNew));
   console.log(formatSummary('paired: cached - bearer', dCached));
   console.log(formatSummary('paired: first use - Keystone alone', dOver));
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${f2(x)}`;
   console.log(
-    `added by Keystone validation, median: first use +${f2(s.new.median - s.bearer.median)} ms ` +
-      `(p90 +${f2(s.new.p90 - s.bearer.p90)}), cached +${f2(s.cached.median - s.bearer.median)} ms ` +
-      `(p90 +${f2(s.cached.p90 - s.bearer.p90)}); Keystone's own validation ${f2(s.keystone.median)} ms median`,
+    `added by Keystone validation, median: first use ${signed(s.new.median - s.bearer.median)} ms ` +
+      `(p90 ${signed(s.new.p90 - s.bearer.p90)}), cached ${signed(s.cached.median - s.bearer.median)} ms ` +
+      `(p90 ${signed(s.cached.p90 - s.bearer.p90)}); Keystone's own validation ${f2(s.keystone.median)} ms median`,
   );
   console.log(`Keystone logged ${validations} validations during the loop (${n} by the gateway, ${n} by this script)`);
   await gw.stop();
