@@ -95,7 +95,9 @@ export class KeystoneIdentities {
   private identityOf(token: ValidatedToken): Identity {
     const facts = keystoneFacts(token);
     const scopes = new Set<Scope>();
-    for (const role of facts.roles) for (const scope of this.config.roles[role] ?? []) scopes.add(scope);
+    // Own keys only: a role Keystone calls 'constructor' or '__proto__' is mapped to nothing, like any other unmapped one.
+    const mapped = this.config.roles;
+    for (const role of facts.roles) if (Object.hasOwn(mapped, role)) for (const scope of mapped[role]!) scopes.add(scope);
     const base = {
       name: `keystone:${facts.userName}@${facts.userDomain}`,
       scopes,
