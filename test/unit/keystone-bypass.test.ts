@@ -65,3 +65,20 @@ describe('Keystone identities: ways around the guard rails', () => {
     }
   });
 });
+
+describe('Keystone identities: the validation cache and Keystone faults', () => {
+  it("tokens Keystone refuses do not push validated ones out of the cache: an anonymous caller cannot make a user's cached token 503 when Keystone goes down", async () => {
+    const { ks, as, call } = await setup({ cacheMaxEntries: 3 });
+    const alice = as(ks.issue('alice-project'));
+    expect((await alice('GET', '/domains')).status).toBe(200);
+    // Anybody can send Fernet-shaped garbage: each one is asked of Keystone once, refused, and kept as refused.
+    for (let i = 0; i < 5; i++) {
+      const r = await call('GET', '/domains', undefined, { 'x-auth-token': `gAAAAAB${String(i).repeat(150)}` });
+      expect(r.status).toBe(401);
+    }
+    await ks.stop();
+    const r = await alice('GET', '/domains');
+    expect([r.status, r.body.code]).toEqual([200, undefined]);
+  });
+
+});

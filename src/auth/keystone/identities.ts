@@ -27,8 +27,14 @@ interface Kept {
 
 export class KeystoneIdentities {
   private readonly client: KeystoneClient;
-  /** By SHA-256 of the token: the tokens themselves are not kept. Insertion order: the oldest first. */
+  /**
+   * By SHA-256 of the token: the tokens themselves are not kept. Insertion order: the oldest first. Tokens Keystone
+   * accepted and tokens it refused are kept apart, each up to cacheMaxEntries: anybody can make refused ones (any
+   * Fernet-shaped text), and they must not push a user's validation out (that user would then get 503 while
+   * Keystone is down, instead of working until the entry expires).
+   */
   private readonly kept = new Map<string, Kept>();
+  private readonly refused = new Map<string, Kept>();
   private readonly asking = new Map<string, Promise<Kept>>();
 
   constructor(
@@ -44,9 +50,9 @@ export class KeystoneIdentities {
     if (!TOKEN.test(token)) throw new GatewayError('unauthenticated', 'the X-Auth-Token is not a Keystone token', { tokenSent: true });
     const key = createHash('sha256').update(token).digest('hex');
     const now = Date.now();
-    let kept = this.kept.get(key);
+    let kept = this.kept.get(key) ?? this.refused.get(key);
     if (!kept || kept.until <= now) {
-      if (kept) this.kept.delete(key);
+      if (kept) (kept.identity ? this.kept : this.refused).delete(key);
       let pending = this.asking.get(key);
       if (!pending) {
         pending = this.ask(token, key).finally(() => this.asking.delete(key));
@@ -88,8 +94,9 @@ export class KeystoneIdentities {
   }
 
   private keep(key: string, kept: Kept): void {
-    this.kept.set(key, kept);
-    while (this.kept.size > this.config.cacheMaxEntries) this.kept.delete(this.kept.keys().next().value!);
+    const map = kept.identity ? this.kept : this.refused;
+    map.set(key, kept);
+    while (map.size > this.config.cacheMaxEntries) map.delete(map.keys().next().value!);
   }
 
   private identityOf(token: ValidatedToken): Identity {
