@@ -81,4 +81,18 @@ describe('Keystone identities: the validation cache and Keystone faults', () => 
     expect([r.status, r.body.code]).toEqual([200, undefined]);
   });
 
+  it("a 503 tells an anonymous caller nothing of Keystone's address, the service user or its policy (the log has it)", async () => {
+    const { ks, as, gw } = await setup({ service: { username: 'qga-gateway', password: 'wrong', projectName: 'service' } });
+    const refused = await as(ks.issue('alice-project'))('GET', '/domains');
+    expect([refused.status, refused.body.code]).toEqual([503, 'auth_unavailable']);
+    expect(refused.body.detail).not.toContain('qga-gateway');
+    expect(gw.logs.some((l) => JSON.stringify(l).includes("refused the gateway's service user 'qga-gateway'"))).toBe(true);
+    const port = new URL(ks.url).port;
+    await ks.stop();
+    const down = await as(`gAAAAAB${'x'.repeat(150)}`)('GET', '/domains');
+    expect([down.status, down.body.code]).toEqual([503, 'auth_unavailable']);
+    expect(down.raw).not.toContain(port);
+    expect(down.raw).not.toContain('127.0.0.1');
+    expect(gw.logs.some((l) => JSON.stringify(l).includes(`127.0.0.1:${port}`))).toBe(true);
+  });
 });

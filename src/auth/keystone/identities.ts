@@ -75,9 +75,15 @@ export class KeystoneIdentities {
     } catch (err) {
       const why = err instanceof KeystoneUnavailable ? err.message : `Keystone could not be asked: ${(err as Error).message}`;
       this.log.warn({ err: { message: why } }, 'Keystone could not validate a token');
-      throw new GatewayError('auth_unavailable', `the token cannot be validated now: ${why}`, {
-        retryAfter: this.config.retryAfterSeconds,
-      });
+      // Why goes to the log only: the caller may be anybody, and Keystone's address, the service user's name or
+      // what Keystone's policy refused are none of its business.
+      throw new GatewayError(
+        'auth_unavailable',
+        'the token cannot be validated now: the identity service (Keystone) did not answer usably',
+        {
+          retryAfter: this.config.retryAfterSeconds,
+        },
+      );
     }
     const now = Date.now();
     let kept: Kept;
