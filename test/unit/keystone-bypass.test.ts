@@ -3,6 +3,8 @@
 // fake Keystone of test/support/fake-keystone.ts.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeKeystone, recordedProjectId, type TokenKind } from '../support/fake-keystone.js';
+import type { AgentHandler } from '../support/fake-libvirtd.js';
+import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { build } from '../support/harness.js';
 import { novaInstance } from '../support/nova-fixtures.js';
 
@@ -14,11 +16,12 @@ afterEach(async () => {
   for (const k of keystones.splice(0)) await k.stop();
 });
 
-async function setup(keystone: Record<string, unknown> = {}, config: Record<string, unknown> = {}) {
+async function setup(keystone: Record<string, unknown> = {}, config: Record<string, unknown> = {}, agent?: AgentHandler) {
   const ks = new FakeKeystone();
   keystones.push(ks);
   await ks.start();
   const h = await build({
+    ...(agent ? { agent } : {}),
     domains: [
       { name: 'instance-0000000a', metadata: novaInstance('web-a', A) },
       { name: 'instance-0000000b', metadata: novaInstance('web-b', B) },
@@ -94,5 +97,25 @@ describe('Keystone identities: the validation cache and Keystone faults', () => 
     expect(down.raw).not.toContain(port);
     expect(down.raw).not.toContain('127.0.0.1');
     expect(gw.logs.some((l) => JSON.stringify(l).includes(`127.0.0.1:${port}`))).toBe(true);
+  });
+});
+
+describe('Keystone identities: who is who', () => {
+  it("two Keystone users are two identities even when their names read the same (LDAP's or a federation's names need not be unique): one does not see the other's processes", async () => {
+    const { ks, as } = await setup({ roles: { member: ['read', 'exec'] } }, {}, new GuestControlAgent().handler);
+    // Another user of project A, with alice's name and domain but its own id: Keystone's user ids are what is unique.
+    editBodies('bob-project', (t) => {
+      const alice = FakeKeystone.bodyOf('alice-project', Date.parse(t.expires_at)).token as Record<string, any>;
+      t.user = { ...alice.user, id: 'f'.repeat(32) };
+      t.project = alice.project;
+    });
+    const alice = as(ks.issue('alice-project'));
+    const other = as(ks.issue('bob-project'));
+    expect((await other('GET', '/domains')).body.domains.map((d: { name: string }) => d.name)).toEqual(['instance-0000000a']);
+    const started = await alice('POST', '/domains/instance-0000000a/exec', { path: '/bin/true' });
+    expect(started.status).toBe(201);
+    expect((await alice('GET', `/domains/instance-0000000a/exec/${started.body.pid}`)).status).toBe(200);
+    const peek = await other('GET', `/domains/instance-0000000a/exec/${started.body.pid}`);
+    expect([peek.status, peek.body.code]).toEqual([404, 'process_not_found']);
   });
 });

@@ -112,7 +112,10 @@ export class KeystoneIdentities {
     const mapped = this.config.roles;
     for (const role of facts.roles) if (Object.hasOwn(mapped, role)) for (const scope of mapped[role]!) scopes.add(scope);
     const base = {
-      name: `keystone:${facts.userName}@${facts.userDomain}`,
+      // The user's id makes it one identity: what is keyed by identity name (a process's or a raw file handle's owner,
+      // rate and refusal limits) must not be shared by two users whose names read the same (LDAP and federated users'
+      // names need not be unique; a user deleted and made again under the same name is another user).
+      name: `keystone:${facts.userName}@${facts.userDomain}#${facts.userId}`,
       scopes,
       policies: compilePolicies(undefined),
       keystone: facts,
