@@ -119,3 +119,26 @@ describe('Keystone identities: who is who', () => {
     expect([peek.status, peek.body.code]).toEqual([404, 'process_not_found']);
   });
 });
+
+describe('Keystone tokens in the URL', () => {
+  it("a JWS token (Keystone's token provider jws: a JWT signed ES256) in the path or the query is refused like a Fernet one", async () => {
+    const { call, gw } = await setup();
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const jws = [
+      b64({ alg: 'ES256', typ: 'JWT' }),
+      b64({ sub: '6feaa76623c74b869c42293002b38b6d', iat: 1796657571, exp: 1796661171, openstack_methods: ['password'] }),
+      Buffer.alloc(64, 7).toString('base64url'),
+    ].join('.');
+    expect((await call('GET', '/domains', undefined, { 'x-auth-token': jws })).status).toBe(401); // taken as a token, asked of Keystone
+    for (const url of [`/healthz?t=${jws}`, `/domains/${jws}`, `/domains/instance-0000000a/files/tmp/${jws}`]) {
+      const r = await call('GET', url);
+      expect([url, r.status, r.body.code]).toEqual([url, 400, 'invalid_request']);
+    }
+    expect(JSON.stringify([gw.logs, gw.audit])).not.toContain(jws.split('.')[1]);
+    // The shape is looked for in linear time: a URL made of eyJ... over and over is refused or let through at once.
+    const started = performance.now();
+    for (const url of [`/healthz?t=${'eyJ'.repeat(4000)}`, `/domains/${'eyJ'.repeat(2000)}.${'eyJ'.repeat(2000)}`])
+      expect((await call('GET', url)).status).toBeLessThan(500);
+    expect(performance.now() - started).toBeLessThan(150);
+  });
+});
