@@ -84,6 +84,18 @@ describe('Keystone identities: the validation cache and Keystone faults', () => 
     expect([r.status, r.body.code]).toEqual([200, undefined]);
   });
 
+  // Not fixed (a trade-off for the maintainers): refusing an uncached token from an address past its limit would also
+  // refuse a valid one behind a shared address, which the refusal limit promises never to do. it.fails: passes while
+  // the problem is there.
+  it.fails('an address past its refusal limit no longer makes the gateway ask Keystone about each new token it sends', async () => {
+    const { ks, call } = await setup({}, { limits: { rateLimit: { max: 0 }, unauthenticated: { max: 3, timeWindowMs: 60_000 } } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++)
+      statuses.push((await call('GET', '/domains', undefined, { 'x-auth-token': `gAAAAAB${String(i % 10).repeat(140)}${i}` })).status);
+    expect(statuses.filter((s) => s === 429).length).toBe(17);
+    expect(ks.validations).toBeLessThanOrEqual(4);
+  });
+
   it("a 503 tells an anonymous caller nothing of Keystone's address, the service user or its policy (the log has it)", async () => {
     const { ks, as, gw } = await setup({ service: { username: 'qga-gateway', password: 'wrong', projectName: 'service' } });
     const refused = await as(ks.issue('alice-project'))('GET', '/domains');
