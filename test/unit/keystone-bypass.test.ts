@@ -5,8 +5,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeKeystone, recordedProjectId, type TokenKind } from '../support/fake-keystone.js';
 import type { AgentHandler } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
+import { waitFor } from '../support/fake-libvirtd.js';
 import { build } from '../support/harness.js';
 import { novaInstance } from '../support/nova-fixtures.js';
+import { openSse } from '../support/sse-client.js';
+import { LifecycleEvent } from '../../src/libvirt/protocol.js';
 
 const A = { id: recordedProjectId('alice-project'), name: 'project-a' };
 const B = { id: recordedProjectId('bob-project'), name: 'project-b' };
@@ -152,5 +155,33 @@ describe('Keystone tokens in the URL', () => {
     for (const url of [`/healthz?t=${'eyJ'.repeat(4000)}`, `/domains/${'eyJ'.repeat(2000)}.${'eyJ'.repeat(2000)}`])
       expect((await call('GET', url)).status).toBeLessThan(500);
     expect(performance.now() - started).toBeLessThan(150);
+  });
+});
+
+describe('GET /events for a project-scoped token: what it must still see', () => {
+  // Not fixed: not a way around the guard rails but the gate refusing too much. The domain's project is looked up
+  // when its event is delivered, and a deleted instance (Nova: destroy, then undefine) no longer has XML by then, so
+  // its stopped and undefined events are withheld from its own project (a fleet view keeps showing it). it.fails:
+  // passes while the problem is there.
+  it.fails("a project's member sees its instance stopped and undefined when it is deleted", async () => {
+    const h = await setup();
+    await h.gw.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (h.gw.app.server.address() as { port: number }).port;
+    const mine = await openSse(`http://127.0.0.1:${port}/events`, { 'x-auth-token': h.ks.issue('alice-project') });
+    const all = await openSse(`http://127.0.0.1:${port}/events`, { 'x-auth-token': h.ks.issue('admin-system') });
+    try {
+      await waitFor(() => h.gw.gateway.events!.streamCount === 2, 2000, 'two streams');
+      h.fake.emitLifecycle('instance-0000000a', LifecycleEvent.SUSPENDED, 0);
+      await mine.next((e) => e.data.domain?.name === 'instance-0000000a');
+      h.fake.setState('instance-0000000a', 5);
+      h.fake.emitLifecycle('instance-0000000a', LifecycleEvent.STOPPED, 0);
+      h.fake.emitLifecycle(h.fake.removeDomain('instance-0000000a'), LifecycleEvent.UNDEFINED, 0);
+      await all.next((e) => e.data.event === 'undefined');
+      await mine.next((e) => e.data.event === 'undefined', 1000);
+      expect(mine.events.filter((e) => e.data.domain).map((e) => e.data.event)).toEqual(['suspended', 'stopped', 'undefined']);
+    } finally {
+      mine.close();
+      all.close();
+    }
   });
 });
