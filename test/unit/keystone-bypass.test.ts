@@ -73,7 +73,8 @@ describe('Keystone identities: ways around the guard rails', () => {
 });
 
 describe('Keystone identities: the validation cache and Keystone faults', () => {
-  it("tokens Keystone refuses do not push validated ones out of the cache: an anonymous caller cannot make a user's cached token 503 when Keystone goes down", async () => {
+  // An anonymous caller could otherwise make a user's cached token 503 while Keystone is down.
+  it('tokens Keystone refuses do not push validated ones out of the validation cache', async () => {
     const { ks, as, call } = await setup({ cacheMaxEntries: 3 });
     const alice = as(ks.issue('alice-project'));
     expect((await alice('GET', '/domains')).status).toBe(200);
@@ -116,7 +117,8 @@ describe('Keystone identities: the validation cache and Keystone faults', () => 
 });
 
 describe('Keystone identities: who is who', () => {
-  it("two Keystone users are two identities even when their names read the same (LDAP's or a federation's names need not be unique): one does not see the other's processes", async () => {
+  // LDAP's or a federation's user names need not be unique; Keystone's user ids are.
+  it("two Keystone users whose names read the same are two identities: one does not see the other's processes", async () => {
     const { ks, as } = await setup({ roles: { member: ['read', 'exec'] } }, {}, new GuestControlAgent().handler);
     // Another user of project A, with alice's name and domain but its own id: Keystone's user ids are what is unique.
     editBodies('bob-project', (t) => {
