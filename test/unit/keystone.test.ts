@@ -216,7 +216,7 @@ describe('Keystone tokens (X-Auth-Token) as identities', () => {
     await as(token)('GET', '/domains/instance-0000000b');
     const line = gw.audit.find((l) => l.event === 'denied')!;
     expect(line).toMatchObject({
-      identity: 'keystone:alice@Default',
+      identity: `keystone:alice@Default#${(FakeKeystone.bodyOf('alice-project', Date.now()).token.user as { id: string }).id}`,
       keystone: {
         user: { name: 'alice', domain: 'Default' },
         scope: 'project',
