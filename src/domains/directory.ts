@@ -48,6 +48,7 @@ export class DomainDirectory {
 
   /** Every host a domain may be on: the libvirt hosts, then the agent sockets' host. */
   private readonly sources: DomainSource[];
+  private readonly novaCache: NovaMetadataCache;
 
   constructor(
     hosts: LibvirtHosts,
@@ -57,6 +58,7 @@ export class DomainDirectory {
     log: Logger,
   ) {
     const nova = new NovaMetadataCache(hosts, log.child({ component: 'nova' }));
+    this.novaCache = nova;
     this.sources = [...hosts.list.map((h) => new LibvirtSource(h, agents, nova)), ...(sockets ? [new AgentSocketSource(sockets)] : [])];
     hosts.on('lifecycle', ({ key, dom }) => this.forget(key, dom.name));
     hosts.on('eventsLost', () => this.cache.clear());
@@ -190,6 +192,18 @@ export class DomainDirectory {
    */
   async novaProjectId(ref: DomainRef, signal?: SignalSource): Promise<string | null> {
     return (await this.nova(ref, signal))?.project.id ?? null;
+  }
+
+  /**
+   * For the events of a domain that may be gone (GET /events): its project now, or, when it can no longer be looked
+   * up (undefined since), the project its metadata named when last read; null when neither is known.
+   */
+  async eventProjectId(ref: DomainRef): Promise<string | null> {
+    try {
+      return await this.novaProjectId(ref);
+    } catch {
+      return this.novaCache.lastProjectId(ref) ?? null;
+    }
   }
 
   /**

@@ -11,6 +11,8 @@ import { DomainMetadataType, LifecycleEvent } from '../libvirt/protocol.js';
 import { NOVA_NAMESPACES, readNovaMetadata, type NovaInstance } from './nova-metadata.js';
 import { domainKey, type DomainRef } from './vocabulary.js';
 
+const LAST_PROJECTS = 100_000;
+
 /** The lifecycle events after which the XML libvirt answers may come from another definition. */
 const REDEFINING = new Set<number>([
   LifecycleEvent.DEFINED,
@@ -31,6 +33,11 @@ export class NovaMetadataCache {
   private readonly known = new Map<string, NovaInstance | null>();
   /** Per host: bumped by every event that drops an entry of that host. */
   private readonly generations = new Map<string, number>();
+  /**
+   * The project each domain's metadata named when last read, kept across the events that drop `known`: the owner of
+   * a domain that is gone (undefined), for its last events (GET /events). The oldest dropped past LAST_PROJECTS.
+   */
+  private readonly lastProjects = new Map<string, string | null>();
 
   constructor(
     private readonly hosts: Pick<LibvirtHosts, 'on' | 'get'>,
@@ -64,6 +71,11 @@ export class NovaMetadataCache {
     for (const key of this.known.keys()) if (key.startsWith(`${host}/`)) this.known.delete(key);
   }
 
+  /** The project the domain's metadata named when it was last read (null: none), undefined when never read. */
+  lastProjectId(ref: Pick<DomainRef, 'host' | 'uuid'>): string | null | undefined {
+    return this.lastProjects.get(domainKey(ref));
+  }
+
   /** What is known of the domain: its Nova instance, null for none, undefined when it must be read. */
   get(ref: DomainRef): NovaInstance | null | undefined {
     return this.flowing(ref.host) ? this.known.get(domainKey(ref)) : undefined;
@@ -79,7 +91,11 @@ export class NovaMetadataCache {
         // Once per read, and a read is kept until the definition changes: one line per domain and definition.
         if (problem) this.log.debug({ domain: ref.name, host: ref.host, problem }, 'Nova metadata ignored');
         const current = flowing && this.flowing(ref.host) && generation === (this.generations.get(ref.host) ?? 0);
-        if (current) this.known.set(domainKey(ref), nova);
+        const key = domainKey(ref);
+        if (current) this.known.set(key, nova);
+        this.lastProjects.delete(key);
+        this.lastProjects.set(key, nova?.project.id ?? null);
+        if (this.lastProjects.size > LAST_PROJECTS) this.lastProjects.delete(this.lastProjects.keys().next().value!);
         return nova;
       },
     };

@@ -11,9 +11,14 @@ import { splitUrl } from './url-parts.js';
 
 /**
  * A token's prefix and most of its 43 base64url characters: the shape, not a word that happens to contain qgw_; or a
- * Keystone Fernet token (auth.keystone): base64url of a version byte 0x80 and a timestamp, so it starts gAAAAA.
+ * Keystone Fernet token (auth.keystone): base64url of a version byte 0x80 and a timestamp, so it starts gAAAAA; or a
+ * Keystone JWS token (its token provider jws): a JWT, base64url JSON header and payload (both start eyJ, for `{"`)
+ * and a signature, joined by dots. Only from the start of a base64url run: tried at every eyJ of a run such as
+ * eyJeyJeyJ... (a URL's 16 KiB of it), the scan to the run's end made each test take over 100 ms.
  */
-const TOKEN_LIKE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}|gAAAAA[A-Za-z0-9_-]{64,}`);
+const TOKEN_LIKE = new RegExp(
+  `${TOKEN_PREFIX}[A-Za-z0-9_-]{16,}|gAAAAA[A-Za-z0-9_-]{64,}|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{16,}`,
+);
 const TOKENS_LIKE = new RegExp(TOKEN_LIKE.source, 'g');
 
 /** The text with every token-shaped part replaced: for log and audit fields that come from the URL. */

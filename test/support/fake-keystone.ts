@@ -106,7 +106,7 @@ export class FakeKeystone {
     if (req.method === 'GET' && path.startsWith('/v3/auth/tokens')) {
       this.validations++;
       const service = this.tokens.get(String(req.headers['x-auth-token'] ?? ''));
-      if (!service || service.kind !== 'service' || service.expiresAt <= Date.now()) return fixture('validate-invalid-service-token');
+      if (service?.kind !== 'service' || service.expiresAt <= Date.now()) return fixture('validate-invalid-service-token');
       if (this.garbage) return send(200, '{"token": {"user": "not what Keystone writes"}}');
       const subject = String(req.headers['x-subject-token'] ?? '');
       if (!subject) return fixture('validate-missing-subject');

@@ -216,7 +216,7 @@ describe('Keystone tokens (X-Auth-Token) as identities', () => {
     await as(token)('GET', '/domains/instance-0000000b');
     const line = gw.audit.find((l) => l.event === 'denied')!;
     expect(line).toMatchObject({
-      identity: 'keystone:alice@Default',
+      identity: `keystone:alice@Default#${(FakeKeystone.bodyOf('alice-project', Date.now()).token.user as { id: string }).id}`,
       keystone: {
         user: { name: 'alice', domain: 'Default' },
         scope: 'project',
@@ -241,7 +241,7 @@ describe('Keystone tokens (X-Auth-Token) as identities', () => {
       for (const name of ['instance-0000000b', 'instance-0000000a', 'plain', 'instance-0000000a'])
         h.fake.emitLifecycle(name, LifecycleEvent.SUSPENDED, 0);
       await all.next((e) => e.data.domain?.name === 'plain');
-      await mine.next((e) => mine.events.filter((x) => x.data.domain?.name === 'instance-0000000a').length === 2);
+      await mine.next(() => mine.events.filter((x) => x.data.domain?.name === 'instance-0000000a').length === 2);
       expect(mine.events.filter((e) => e.data.domain).map((e) => e.data.domain.name)).toEqual(['instance-0000000a', 'instance-0000000a']);
       const replay = await openSse(`http://127.0.0.1:${port}/events`, { ...alice, 'last-event-id': start });
       try {

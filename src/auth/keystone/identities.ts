@@ -27,8 +27,14 @@ interface Kept {
 
 export class KeystoneIdentities {
   private readonly client: KeystoneClient;
-  /** By SHA-256 of the token: the tokens themselves are not kept. Insertion order: the oldest first. */
+  /**
+   * By SHA-256 of the token: the tokens themselves are not kept. Insertion order: the oldest first. Tokens Keystone
+   * accepted and tokens it refused are kept apart, each up to cacheMaxEntries: anybody can make refused ones (any
+   * Fernet-shaped text), and they must not push a user's validation out (that user would then get 503 while
+   * Keystone is down, instead of working until the entry expires).
+   */
   private readonly kept = new Map<string, Kept>();
+  private readonly refused = new Map<string, Kept>();
   private readonly asking = new Map<string, Promise<Kept>>();
 
   constructor(
@@ -44,9 +50,9 @@ export class KeystoneIdentities {
     if (!TOKEN.test(token)) throw new GatewayError('unauthenticated', 'the X-Auth-Token is not a Keystone token', { tokenSent: true });
     const key = createHash('sha256').update(token).digest('hex');
     const now = Date.now();
-    let kept = this.kept.get(key);
+    let kept = this.kept.get(key) ?? this.refused.get(key);
     if (!kept || kept.until <= now) {
-      if (kept) this.kept.delete(key);
+      if (kept) (kept.identity ? this.kept : this.refused).delete(key);
       let pending = this.asking.get(key);
       if (!pending) {
         pending = this.ask(token, key).finally(() => this.asking.delete(key));
@@ -69,9 +75,15 @@ export class KeystoneIdentities {
     } catch (err) {
       const why = err instanceof KeystoneUnavailable ? err.message : `Keystone could not be asked: ${(err as Error).message}`;
       this.log.warn({ err: { message: why } }, 'Keystone could not validate a token');
-      throw new GatewayError('auth_unavailable', `the token cannot be validated now: ${why}`, {
-        retryAfter: this.config.retryAfterSeconds,
-      });
+      // Why goes to the log only: the caller may be anybody, and Keystone's address, the service user's name or
+      // what Keystone's policy refused are none of its business.
+      throw new GatewayError(
+        'auth_unavailable',
+        'the token cannot be validated now: the identity service (Keystone) did not answer usably',
+        {
+          retryAfter: this.config.retryAfterSeconds,
+        },
+      );
     }
     const now = Date.now();
     let kept: Kept;
@@ -88,16 +100,22 @@ export class KeystoneIdentities {
   }
 
   private keep(key: string, kept: Kept): void {
-    this.kept.set(key, kept);
-    while (this.kept.size > this.config.cacheMaxEntries) this.kept.delete(this.kept.keys().next().value!);
+    const map = kept.identity ? this.kept : this.refused;
+    map.set(key, kept);
+    while (map.size > this.config.cacheMaxEntries) map.delete(map.keys().next().value!);
   }
 
   private identityOf(token: ValidatedToken): Identity {
     const facts = keystoneFacts(token);
     const scopes = new Set<Scope>();
-    for (const role of facts.roles) for (const scope of this.config.roles[role] ?? []) scopes.add(scope);
+    // Own keys only: a role Keystone calls 'constructor' or '__proto__' is mapped to nothing, like any other unmapped one.
+    const mapped = this.config.roles;
+    for (const role of facts.roles) if (Object.hasOwn(mapped, role)) for (const scope of mapped[role]!) scopes.add(scope);
     const base = {
-      name: `keystone:${facts.userName}@${facts.userDomain}`,
+      // The user's id makes it one identity: what is keyed by identity name (a process's or a raw file handle's owner,
+      // rate and refusal limits) must not be shared by two users whose names read the same (LDAP and federated users'
+      // names need not be unique; a user deleted and made again under the same name is another user).
+      name: `keystone:${facts.userName}@${facts.userDomain}#${facts.userId}`,
       scopes,
       policies: compilePolicies(undefined),
       keystone: facts,

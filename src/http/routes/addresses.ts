@@ -119,7 +119,10 @@ const novaJson = new WeakMap<object, string>();
 function novaText(nova: AddressEntry['nova']): string {
   if (!nova) return 'null';
   let text = novaJson.get(nova);
-  if (text === undefined) novaJson.set(nova, (text = JSON.stringify(nova)));
+  if (text === undefined) {
+    text = JSON.stringify(nova);
+    novaJson.set(nova, text);
+  }
   return text;
 }
 

@@ -149,7 +149,8 @@ export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
 /**
  * The events an identity with a Nova project (a project-scoped Keystone token) may see: a domain's events once its
  * Nova metadata is known to name that project (kept per domain, so a lookup at most once per definition), in the
- * order they came; events of a domain that cannot be looked up (undefined since) are withheld. Host events pass.
+ * order they came; a domain that cannot be looked up (undefined since) counts as in the project its metadata named
+ * when last read (its last events reach its owner), and as in none when that was never read. Host events pass.
  * For every other identity, the patterns decided already (the stream's filter): events pass as they come.
  */
 function projectGate(
@@ -166,7 +167,7 @@ function projectGate(
     }
     const dom = e.event.domain;
     chain = chain.then(async () => {
-      const project = await domains.novaProjectId({ ...dom, id: -1 }).catch(() => null);
+      const project = await domains.eventProjectId({ ...dom, id: -1 });
       if (mayTouchProject(identity, project)) deliver(e, replayed);
     });
   };
