@@ -194,6 +194,13 @@ export class DomainDirectory {
     return (await this.nova(ref, signal))?.project.id ?? null;
   }
 
+  /** The domain's Nova metadata when it is known without asking libvirt (null: none), undefined when it must be read. */
+  knownNova(ref: DomainRef): NovaInstance | null | undefined {
+    const source = this.sources.find((s) => s.name === ref.host);
+    if (!source) return undefined;
+    return source.backend === 'libvirt' ? this.novaCache.get(ref) : null;
+  }
+
   /**
    * For the events of a domain that may be gone (GET /events): its project now, or, when it can no longer be looked
    * up (undefined since), the project its metadata named when last read; null when neither is known.

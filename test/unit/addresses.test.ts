@@ -148,6 +148,7 @@ function oneAtATime(refs: DomainRef[], agent: AgentService): AddressBook {
     listRefs: async () => ({ refs, failed: [] }),
     splitId: (id: string) => ({ host: undefined, rest: id }),
     nova: async () => null,
+    knownNova: () => null,
   };
   return new AddressBook({ on: () => {} } as unknown as LibvirtHosts, directory as unknown as DomainDirectory, agent, {
     timeoutMs: 5000,

@@ -100,6 +100,10 @@ export class AddressBook {
         })
       : all.filter((d) => d.id >= 0).map((target) => ({ target, token: null }));
     let targets = named.map((n) => n.target);
+    const someHostDown = failedHosts.length > 0;
+    // The common poll, every result and every Nova metadata known: answered without a timer or a promise per domain.
+    const cached = mayTouchNova ? null : this.fromCaches(targets, novaMatches, someHostDown);
+    if (cached) return { entries: byName(cached), failedHosts };
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
@@ -116,14 +120,14 @@ export class AddressBook {
         asked = asked.filter((i) => novaMatches(novas[i]!));
       }
       const [entries, novas] = await Promise.all([
-        Promise.all(asked.map((i) => this.entryFor(targets[i]!, deadlineAt, deadline, timeoutMs, failedHosts.length > 0))),
+        Promise.all(asked.map((i) => this.entryFor(targets[i]!, deadlineAt, deadline, timeoutMs, someHostDown))),
         novaReads,
       ]);
       const withNova = entries.map((entry, k): AddressEntry => {
         const nova = novas[asked[k]!];
         return nova ? { ...entry, nova } : entry;
       });
-      return { entries: withNova.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? '')), failedHosts };
+      return { entries: byName(withNova), failedHosts };
     } finally {
       clearTimeout(timer);
     }
@@ -179,6 +183,40 @@ export class AddressBook {
     timeoutMs: number,
     someHostDown: boolean,
   ): Promise<AddressEntry> {
+    const known = this.knownEntry(target, someHostDown);
+    if (known) return known;
+    const dom = target as DomainRef;
+    const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
+    if (fetched === 'deadline') {
+      const why = this.asking.has(domainKey(dom))
+        ? `the guest agent did not answer within the ${timeoutMs} ms deadline`
+        : `the domain was still waiting for its turn in the fan-out (addresses.concurrency) at the ${timeoutMs} ms deadline`;
+      const error = new GatewayError('deadline_exceeded', why, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
+      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+    }
+    return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
+  }
+
+  /** Every target's entry from what is kept (results and Nova metadata), or null when any must be asked or read. */
+  private fromCaches(
+    targets: (DomainRef | { missing: string })[],
+    novaMatches: ((nova: NovaInstance | null) => boolean) | null,
+    someHostDown: boolean,
+  ): AddressEntry[] | null {
+    const entries: AddressEntry[] = [];
+    for (const target of targets) {
+      const nova = 'missing' in target ? null : this.directory.knownNova(target);
+      if (nova === undefined) return null;
+      if (novaMatches && !novaMatches(nova)) continue;
+      const entry = this.knownEntry(target, someHostDown);
+      if (!entry) return null;
+      entries.push(nova ? { ...entry, nova } : entry);
+    }
+    return entries;
+  }
+
+  /** The entry of a target that needs no agent call: a name that names no domain, a domain not running, a cached result. */
+  private knownEntry(target: DomainRef | { missing: string }, someHostDown: boolean): AddressEntry | null {
     if ('missing' in target) {
       // Not found while a host could not be listed: it may be on that host.
       const error = someHostDown
@@ -198,15 +236,7 @@ export class AddressBook {
     const hit = this.cache.get(domainKey(dom));
     if (hit && hit.expires > Date.now())
       return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
-    const fetched = await Promise.race([this.fetch(dom, deadlineAt), deadline]);
-    if (fetched === 'deadline') {
-      const why = this.asking.has(domainKey(dom))
-        ? `the guest agent did not answer within the ${timeoutMs} ms deadline`
-        : `the domain was still waiting for its turn in the fan-out (addresses.concurrency) at the ${timeoutMs} ms deadline`;
-      const error = new GatewayError('deadline_exceeded', why, { domain: dom.name, command: guestNetworkGetInterfaces.execute });
-      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
-    }
-    return { host: dom.host, name: dom.name, uuid: dom.uuid, result: fetched.result, fetchedAt: fetched.fetchedAt, cached: false };
+    return null;
   }
 
   private fetch(dom: DomainRef, deadlineAt: number): Promise<CacheEntry> {
@@ -257,4 +287,8 @@ function findDomains(all: DomainRef[], { host, rest: id }: { host: string | unde
     if (byUuid.length) return byUuid;
   }
   return onHost.filter((d) => d.name === id);
+}
+
+function byName(entries: AddressEntry[]): AddressEntry[] {
+  return entries.sort((a, b) => a.name.localeCompare(b.name) || (a.host ?? '').localeCompare(b.host ?? ''));
 }
