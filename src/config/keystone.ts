@@ -32,7 +32,14 @@ export const keystoneConfigSchema = z
         projectName: name,
         projectDomainName: name.default('Default'),
       })
-      .refine((s) => (s.password === undefined) !== (s.passwordFile === undefined), 'give exactly one of password and passwordFile'),
+      .refine((s) => (s.password === undefined) !== (s.passwordFile === undefined), 'give exactly one of password and passwordFile')
+      .optional(),
+    /**
+     * Instead of service: a token the gateway validates with as it is, in a file (read at start-up; a mounted secret
+     * that something else renews needs a restart to be read again). Keystone's tokens expire (an hour by default): once
+     * this one has, every new token is 503 auth_unavailable. service, which the gateway renews itself, is the better choice.
+     */
+    serviceTokenFile: z.string().min(1).optional(),
     /** CA bundle (PEM) that Keystone's certificate must verify against; absent: the system's. */
     caFile: z.string().min(1).optional(),
     /**
@@ -68,6 +75,10 @@ export const keystoneConfigSchema = z
           }),
       )
       .default([]),
+  })
+  .refine((k) => (k.service === undefined) !== (k.serviceTokenFile === undefined), {
+    message: 'give exactly one of service (the gateway logs in itself) and serviceTokenFile',
+    path: ['service'],
   })
   .optional();
 

@@ -67,6 +67,13 @@ export class FakeKeystone {
     return token;
   }
 
+  /** A token of the gateway's service user, as `openstack token issue` as that user would give it. */
+  issueService(ttlMs = 3_600_000): string {
+    const token = `gAAAAA${randomBytes(132).toString('base64url')}`;
+    this.tokens.set(token, { kind: 'service', expiresAt: Date.now() + ttlMs });
+    return token;
+  }
+
   revoke(token: string): void {
     this.tokens.delete(token);
   }

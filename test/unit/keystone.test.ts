@@ -2,7 +2,11 @@
 // only what the real one answered (test/support/fake-keystone.ts, test/fixtures/keystone/): roles to scopes, a
 // project's token reaching only its project's instances through every route that names or lists domains, system
 // scope, unscoped tokens, the validation cache and its bounds, and Keystone's faults (never a 500, never let in).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
 import { FakeKeystone, recordedProjectId } from '../support/fake-keystone.js';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
@@ -257,5 +261,45 @@ describe('Keystone tokens (X-Auth-Token) as identities', () => {
       mine.close();
       all.close();
     }
+  });
+
+  it('a fixed service token (serviceTokenFile) validates as the service user would; once Keystone refuses it, new tokens are 503', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qga-ks-'));
+    const ks0 = new FakeKeystone();
+    keystones.push(ks0);
+    await ks0.start();
+    const serviceToken = ks0.issueService();
+    writeFileSync(join(dir, 'token'), `${serviceToken}\n`);
+    const { as, gw } = await (async () => {
+      const h = await build({
+        domains: [{ name: 'instance-0000000a', metadata: novaInstance('web-a', A) }],
+        config: {
+          auth: {
+            mode: 'tokens',
+            keystone: { url: ks0.url, serviceTokenFile: join(dir, 'token'), roles: { member: ['read'] }, cacheTtlMs: 0 },
+          },
+        },
+      });
+      return { ...h, as: (t: string) => (url: string) => h.call('GET', url, undefined, { 'x-auth-token': t }) };
+    })();
+    expect(names((await as(ks0.issue('alice-project'))('/domains')).body)).toEqual(['instance-0000000a']);
+    expect(ks0.issues).toBe(0);
+    ks0.revoke(serviceToken);
+    const r = await as(ks0.issue('alice-project'))('/domains');
+    expect([r.status, r.body.code]).toEqual([503, 'auth_unavailable']);
+    expect(JSON.stringify(gw.logs)).not.toContain(serviceToken);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the config takes exactly one of service and serviceTokenFile', () => {
+    const base = { url: 'http://127.0.0.1:5000/v3' };
+    const service = { username: 'qga-gateway', password: 'x', projectName: 'service' };
+    expect(() => parseConfig({ auth: { keystone: base } })).toThrow(/exactly one of service/);
+    expect(() => parseConfig({ auth: { keystone: { ...base, service, serviceTokenFile: '/t' } } })).toThrow(/exactly one of service/);
+    expect(() => parseConfig({ auth: { keystone: { ...base, service: { ...service, passwordFile: '/p' } } } })).toThrow(
+      /exactly one of password/,
+    );
+    expect(() => parseConfig({ auth: { keystone: { ...base, url: 'http://127.0.0.1:5000/v2.0', service } } })).toThrow(/v3/);
+    expect(parseConfig({ auth: { keystone: { ...base, service } } }).auth.keystone).toMatchObject({ cacheTtlMs: 60_000, roles: {} });
   });
 });

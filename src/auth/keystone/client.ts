@@ -25,12 +25,16 @@ const MAX_BODY_BYTES = 1024 * 1024;
 
 export class KeystoneClient {
   private readonly agent: Agent;
-  private readonly password: string;
+  /** The password of auth.keystone.service; null when a fixed service token is configured instead. */
+  private readonly password: string | null;
+  /** auth.keystone.serviceTokenFile's token, used as it is and never renewed. */
+  private readonly fixedToken: string | null;
   private service: ServiceToken | null = null;
   private serviceFetch: Promise<ServiceToken> | null = null;
 
   constructor(private readonly config: KeystoneConfig) {
-    this.password = config.service.password ?? readFileSync(config.service.passwordFile!, 'utf8').replace(/\r?\n$/, '');
+    this.password = config.service ? (config.service.password ?? readSecret(config.service.passwordFile!)) : null;
+    this.fixedToken = config.serviceTokenFile ? readSecret(config.serviceTokenFile) : null;
     // Keystone under uwsgi closes an idle connection after a few seconds without saying so: idle sockets are not
     // kept longer than 2 s, and a request that meets a closed one is sent once more (send()).
     this.agent = new Agent({
@@ -52,6 +56,8 @@ export class KeystoneClient {
         return { valid: true, token: parsed.data.token };
       }
       if (res.status === 404) return { valid: false, why: 'Keystone does not know the token (expired, revoked, or not a token)' };
+      if (res.status === 401 && this.fixedToken !== null)
+        throw new KeystoneUnavailable("Keystone refused auth.keystone.serviceTokenFile's token");
       if (res.status === 401 && attempt === 0) {
         // The service token expired or was revoked: a new one, once.
         this.service = null;
@@ -71,6 +77,7 @@ export class KeystoneClient {
   }
 
   private serviceToken(): Promise<ServiceToken> {
+    if (this.fixedToken !== null) return Promise.resolve({ token: this.fixedToken, expiresAt: Number.POSITIVE_INFINITY });
     if (this.service && this.service.expiresAt - Date.now() > RENEW_BEFORE_MS) return Promise.resolve(this.service);
     this.serviceFetch ??= this.issueServiceToken().finally(() => {
       this.serviceFetch = null;
@@ -79,12 +86,12 @@ export class KeystoneClient {
   }
 
   private async issueServiceToken(): Promise<ServiceToken> {
-    const { service } = this.config;
+    const service = this.config.service!;
     const body = {
       auth: {
         identity: {
           methods: ['password'],
-          password: { user: { name: service.username, domain: { name: service.userDomainName }, password: this.password } },
+          password: { user: { name: service.username, domain: { name: service.userDomainName }, password: this.password! } },
         },
         scope: { project: { name: service.projectName, domain: { name: service.projectDomainName } } },
       },
@@ -147,4 +154,9 @@ async function readCapped(body: AsyncIterable<Buffer>): Promise<string> {
 function isClosedConnection(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE';
+}
+
+/** A secret from a file (a mounted Kubernetes Secret, say): its one line, without the trailing newline. */
+function readSecret(path: string): string {
+  return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
 }
