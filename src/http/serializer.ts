@@ -49,7 +49,12 @@ function choose(fast: Serialize | null, checked: Serialize, checkAnswers: boolea
     const written = fast(data);
     // The same JSON value: fast-json-stringify writes an object's required members before its optional ones.
     if (written !== expected && !isDeepStrictEqual(parseAgentJson(written), parseAgentJson(expected))) {
-      const cause = new Error(`the compiled serializer wrote ${written.slice(0, 300)} where the schema gives ${expected.slice(0, 300)}`);
+      // Where, not what: an answer may hold what must not reach a log (a program's output, a file's lines).
+      let at = 0;
+      while (at < written.length && written[at] === expected[at]) at++;
+      const cause = new Error(
+        `the compiled serializer and the schema disagree: ${written.length} against ${expected.length} bytes, first difference at byte ${at}`,
+      );
       throw new ResponseSerializationError(method, url, { cause: cause as never });
     }
     return written;
