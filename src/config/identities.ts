@@ -8,6 +8,16 @@ import { isLoaderVariable } from './loader-env.js';
 /** An identity's name, as logs, audit lines and rate limits call it. */
 export const identityNameSchema = z.string().min(1).max(128);
 
+/** One domain pattern (the grammar of domainPatternProblem): identities' domains, auth.keystone.unscopedDomains. */
+export const domainPatternSchema = z
+  .string()
+  .min(1)
+  .max(1024)
+  .superRefine((p, ctx) => {
+    const problem = domainPatternProblem(p);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 const HOST_PART = /^[a-z0-9*?][a-z0-9._*?-]*$/;
 
 /** Why a pattern cannot be used, or null: for the config's checks. */

@@ -2,7 +2,7 @@
 // (src/auth/keystone/ validates them). Off unless present.
 import { z } from 'zod';
 import { ms } from './fields.js';
-import { domainPatternProblem } from './identities.js';
+import { domainPatternSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 
 const name = z
@@ -63,18 +63,7 @@ export const keystoneConfigSchema = z
      * token names no project, so it reaches no instance unless an operator says so here. A project-scoped token
      * reaches the domains whose Nova metadata names its project; a system-scoped one (system: all) every domain.
      */
-    unscopedDomains: z
-      .array(
-        z
-          .string()
-          .min(1)
-          .max(1024)
-          .superRefine((p, ctx) => {
-            const problem = domainPatternProblem(p);
-            if (problem) ctx.addIssue({ code: 'custom', message: problem });
-          }),
-      )
-      .default([]),
+    unscopedDomains: z.array(domainPatternSchema).default([]),
   })
   .refine((k) => (k.service === undefined) !== (k.serviceTokenFile === undefined), {
     message: 'give exactly one of service (the gateway logs in itself) and serviceTokenFile',

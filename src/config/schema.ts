@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { keystoneConfigSchema } from './keystone.js';
 import { agentSocketsConfigSchema } from './agent-sockets.js';
-import { domainPatternProblem, identityNameSchema, policiesConfigSchema } from './identities.js';
+import { domainPatternSchema, identityNameSchema, policiesConfigSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 import { hostNameSchema, ms } from './fields.js';
 import { originPatternProblem } from './cors-origins.js';
@@ -230,19 +230,7 @@ export const configSchema = z.strictObject({
              * The domains this identity may touch (src/auth/domain-patterns.ts, src/config/identities.ts): name globs ('*', '?', case-sensitive),
              * full UUIDs, 'uuid:' UUID patterns, 'host:' followed by either.
              */
-            domains: z
-              .array(
-                z
-                  .string()
-                  .min(1)
-                  .max(1024)
-                  .superRefine((p, ctx) => {
-                    const problem = domainPatternProblem(p);
-                    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-                  }),
-              )
-              .min(1)
-              .default(['*']),
+            domains: z.array(domainPatternSchema).min(1).default(['*']),
             /** Guest path (files read/write), exec and raw-command allow/deny lists; absent: scopes alone decide. */
             policies: policiesConfigSchema.optional(),
             /**
