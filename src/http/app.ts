@@ -25,6 +25,7 @@ import { ROUTE_MODULES } from './routes/index.js';
 import { swaggerOptions } from './openapi-document.js';
 import { isCorsPreflightRoute, registerCors } from './cors.js';
 import { isUiRoute, registerUi } from './ui.js';
+import { lazyRequestLoggers } from './request-logger.js';
 
 const DOCS_PREFIX = '/docs';
 
@@ -38,6 +39,7 @@ export async function buildApp(
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request comes from request-context.ts instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLoggers,
     // A client's X-Request-Id only when short and plain (request-id.ts): it is in every log and audit line.
     requestIdHeader: false,
     genReqId: requestId,
@@ -66,7 +68,7 @@ export async function buildApp(
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, next) => {
     reply.header('x-request-id', request.id);
     // A guest file is served as application/octet-stream: no browser may sniff it into HTML or script.
     reply.header('x-content-type-options', 'nosniff');
@@ -74,6 +76,7 @@ export async function buildApp(
     // rest of the body, however slowly it comes, on a connection the client may keep. (light-my-request's
     // requests have no `complete`.)
     if (closing || request.raw.complete === false) reply.header('connection', 'close');
+    next(null, payload);
   });
 
   // Before the HTTP server waits for requests in flight: stop file transfers and close their handles while the

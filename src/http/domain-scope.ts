@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { z } from 'zod';
 import type { AgentCallOptions } from '../agent/core/service.js';
-import { authoriseDomain } from '../auth/authenticate.js';
+import { authoriseDomain, patternsDecide } from '../auth/authenticate.js';
 import { requireIdentity } from '../auth/identity.js';
 import type { Gateway } from '../gateway.js';
 import type { DomainRef } from '../domains/vocabulary.js';
@@ -144,9 +144,15 @@ export type DomainRouteModule = (services: Gateway) => DomainRoute[];
 export function domainScope(...modules: DomainRouteModule[]): (services: Gateway) => FastifyPluginAsync {
   return (services) => async (app) => {
     // After the authentication hook (app.ts): an identity whose patterns decide may touch the domain, or 403.
-    app.addHook('onRequest', async (request) => {
+    // Callback-style: for an identity whose patterns do not decide (most), no promise per request.
+    app.addHook('onRequest', (request, _reply, next) => {
+      const identity = requireIdentity(request.identity);
+      if (!patternsDecide(identity)) return next();
       const { domain } = request.params as { domain: string };
-      request.domain = await authoriseDomain(services.domains, requireIdentity(request.identity), domain, () => request.clientGone);
+      authoriseDomain(services.domains, identity, domain, () => request.clientGone).then((dom) => {
+        request.domain = dom;
+        next();
+      }, next);
     });
     const deadline = deadlineQuery(services.config.agent.maxTimeoutMs);
     for (const module of modules) {

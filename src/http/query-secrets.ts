@@ -87,7 +87,8 @@ function pathCarriesToken(path: string): boolean {
  * address's other refusals before authentication (refusal-limit.ts), so it is no free way to fill the audit.
  */
 export function registerQueryTokenRefusal(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
+  // Callback-style (a throw here is the hook's error): an async hook costs a promise per request.
+  app.addHook('onRequest', (request, _reply, next) => {
     const { path, query } = splitUrl(request.url);
     if (queryCarriesToken(query) || pathCarriesToken(path)) {
       throw new PreAuthenticationRefusal(
@@ -95,5 +96,6 @@ export function registerQueryTokenRefusal(app: FastifyInstance): void {
         'a token in the URL is refused (URLs end up in logs): send it in the Authorization header as Bearer <token>',
       );
     }
+    next();
   });
 }

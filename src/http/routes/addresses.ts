@@ -102,15 +102,36 @@ function resultBody(result: AddressResult): { body: ResultBody; json: string } {
 }
 
 function toBody(e: AddressEntry): EntryBody {
-  return {
+  const result = resultBody(e.result).body;
+  const body: EntryBody = {
     host: e.host,
     name: e.name,
     uuid: e.uuid,
-    ...resultBody(e.result).body,
+    ok: result.ok,
     fetchedAt: e.fetchedAt.toISOString(),
     cached: e.cached,
-    ...(e.nova ? { nova: e.nova } : {}),
   };
+  if (result.interfaces) body.interfaces = result.interfaces;
+  if (result.error) body.error = result.error;
+  if (e.nova) body.nova = e.nova;
+  return body;
+}
+
+/** An answer's entries, their bodies and its ETag. */
+interface Answer {
+  entries: readonly AddressEntry[];
+  domains: EntryBody[];
+  etag: string;
+}
+
+/**
+ * The last answer given with every host reachable, kept for the next poll: the address book hands out the same entry
+ * objects while their cached results, names and Nova metadata stay (addresses.ts), so equal entries make the same
+ * bodies and ETag. Any other entry (a new result, a domain not running: a new object each time) makes them anew.
+ */
+function answerOf(entries: readonly AddressEntry[], last: Answer | null): Answer {
+  if (last && last.entries.length === entries.length && entries.every((e, i) => e === last.entries[i])) return last;
+  return { entries, domains: entries.map(toBody), etag: addressesEtag(entries, []) };
 }
 
 /** The JSON of a domain's Nova metadata, made once per metadata object (kept per domain until its definition changes). */
@@ -141,6 +162,7 @@ const errorBody = (err: GatewayError) => ({ code: err.code, status: ERROR_STATUS
 export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
   const book = gateway.addresses;
   return async (app) => {
+    let lastAnswer: Answer | null = null;
     await withEtags(app);
     app.get(
       '/addresses',
@@ -186,10 +208,16 @@ export function addressRoutes(gateway: Gateway): FastifyPluginAsyncZod {
         );
         const failed = entries.filter((e) => !e.result.ok).length;
         request.log.debug({ domains: entries.length, failed, failedHosts: failedHosts.length }, 'addresses collected');
-        const domains = entries.map(toBody);
+        const elapsedMs = () => Math.round((performance.now() - started) * 100) / 100;
+        if (failedHosts.length === 0) {
+          const answer = answerOf(entries, lastAnswer);
+          lastAnswer = answer;
+          reply.header('etag', answer.etag);
+          return { domains: answer.domains, unavailableHosts: [], timeoutMs, elapsedMs: elapsedMs() };
+        }
         const unavailableHosts = failedHosts.map((f) => ({ host: f.host, error: errorBody(f.error) }));
         reply.header('etag', addressesEtag(entries, unavailableHosts));
-        return { domains, unavailableHosts, timeoutMs, elapsedMs: Math.round((performance.now() - started) * 100) / 100 };
+        return { domains: entries.map(toBody), unavailableHosts, timeoutMs, elapsedMs: elapsedMs() };
       },
     );
   };
