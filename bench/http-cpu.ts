@@ -3,7 +3,8 @@
 // (GET /domains/guest1 and GET /addresses from their caches) and for a guest-ping, with `--connections` keep-alive
 // connections each sending its next request as soon as the last one is answered, for `--seconds` per round.
 // Rounds alternate between the gateways measured (this build and, with --compare DIR, another checkout's
-// build), so that both see the same machine load.
+// build), so that both see the same machine load; with --compare, the ratio of each pair of rounds is printed
+// too (its median is steadier than the ratio of the totals when the machine's load changes during the run).
 //
 //   npx tsx bench/http-cpu.ts [--seconds 8] [--rounds 3] [--connections 8] [--log-level info] [--auth] [--compare DIR] [--paths a,b]
 //
@@ -80,13 +81,21 @@ main(async () => {
   );
   for (const path of PATHS) {
     const totals = gateways.map(() => ({ requests: 0, cpu: 0, latencies: [] as number[] }));
+    /** Per round, this build's requests per CPU-second over the other's: the two rounds saw the same machine. */
+    const ratios: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      for (const [i, { gw }] of gateways.entries()) {
+      const perCpu: number[] = [];
+      // The order flips every round, so that neither build always runs right after the other.
+      const order = r % 2 === 0 ? [...gateways.entries()] : [...gateways.entries()].reverse();
+      for (const [i, { gw }] of order) {
         const res = await round(gw, path, seconds, connections, headers);
+        perCpu[i] = res.requests / res.cpu;
         totals[i]!.requests += res.requests;
         totals[i]!.cpu += res.cpu;
-        totals[i]!.latencies.push(...res.latencies);
+        // Not push(...res.latencies): a round's 100,000-odd latencies as arguments overflow the stack.
+        for (const ms of res.latencies) totals[i]!.latencies.push(ms);
       }
+      if (perCpu.length === 2) ratios.push(perCpu[0]! / perCpu[1]!);
     }
     for (const [i, { label }] of gateways.entries()) {
       const t = totals[i]!;
@@ -95,6 +104,13 @@ main(async () => {
         `${path.padEnd(28)} ${label.padEnd(32)} ${String(t.requests).padStart(7)} requests  ` +
           `${f2(t.requests / (rounds * seconds)).padStart(8)} req/s  ${f2(t.requests / t.cpu).padStart(8)} req per CPU-s  ` +
           `${f2((t.cpu * 1e6) / t.requests / 1000).padStart(6)} ms CPU/req  median ${f2(s.median)} ms  p99 ${f2(s.p99)} ms`,
+      );
+    }
+    if (ratios.length) {
+      const r = summarize(ratios);
+      console.log(
+        `${path.padEnd(28)} req per CPU-s, this build over the other, round by round: median ${f2(r.median)}x ` +
+          `(min ${f2(r.min)}x, max ${f2(r.max)}x, ${ratios.length} rounds: ${ratios.map(f2).join(' ')})`,
       );
     }
   }

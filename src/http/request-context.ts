@@ -146,10 +146,10 @@ export function registerRequestContext(app: FastifyInstance): RequestDone {
 export function agentCallOptions(request: FastifyRequest, timeoutMs?: number): AgentCallOptions {
   return {
     timeoutMs,
-    // Read when a call is made: a route that answers without the agent never makes the request's signal.
-    get signal() {
-      return request.clientGone;
-    },
+    // Made when a call is made: a route that answers without the agent never makes the request's signal. (A
+    // function rather than a getter: an object literal with a getter cost 0.5 µs to make, and a spread of it
+    // would make the signal.)
+    signal: () => request.clientGone,
     onCommand: (execute) => request.agentCommands.push(execute),
   };
 }

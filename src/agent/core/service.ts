@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import type { CommandKind, Config } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import { agentError, backendError } from '../../domains/backend-errors.js';
-import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
+import { domainKey, signalOf, type DomainRef, type SignalSource } from '../../domains/vocabulary.js';
 import type { AgentCommand } from '../commands/define.js';
 import { commandFacts } from '../commands/index.js';
 import { guestInfo, type guestInfoReply } from '../commands/info.js';
@@ -23,8 +23,11 @@ import { KeyedSerialQueue, QueueClosedError, QueueFullError } from './queue.js';
 export interface AgentCallOptions {
   /** The deadline for this call; the command kind's default when absent. */
   timeoutMs?: number;
-  /** Aborts when the caller has gone away. */
-  signal?: AbortSignal;
+  /**
+   * Aborts when the caller has gone away; or a function making that signal, called only when a command is sent (a
+   * request's signal costs an AbortController, which most requests never need). signalOf() reads either.
+   */
+  signal?: SignalSource;
   /** Told the name of each command sent, for the request log. */
   onCommand?: (execute: string) => void;
   /**
@@ -249,9 +252,10 @@ export class AgentService {
     // One controller for both ways a call ends early: the deadline, and the caller going away.
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new DeadlineError(timeoutMs)), timeoutMs);
-    const callerGone = () => abort.abort(opts.signal!.reason);
-    if (opts.signal?.aborted) callerGone();
-    else opts.signal?.addEventListener('abort', callerGone, { once: true });
+    const callerSignal = signalOf(opts.signal);
+    const callerGone = () => abort.abort(callerSignal!.reason);
+    if (callerSignal?.aborted) callerGone();
+    else callerSignal?.addEventListener('abort', callerGone, { once: true });
     let startedAt = 0;
     const queuedAt = performance.now();
     this.observer?.queued(dom, execute);
@@ -286,7 +290,7 @@ export class AgentService {
       throw error;
     } finally {
       clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', callerGone);
+      callerSignal?.removeEventListener('abort', callerGone);
     }
   }
 

@@ -16,7 +16,7 @@ import { MAX_COMMAND_JSON_BYTES, commandJsonBytes } from '../core/command-limits
 import { guestExec, guestExecStatus, type GuestExecArgs, type GuestExecStatus } from '../commands/exec.js';
 import { PerDomainCache } from '../core/per-domain-cache.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
-import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
+import { domainKey, signalOf, type DomainRef } from '../../domains/vocabulary.js';
 
 export interface ExecOutput {
   /** 'text' when the bytes are valid UTF-8, else 'base64'. */
@@ -212,10 +212,11 @@ export class ExecService {
     const until = Date.now() + Math.min(waitMs, this.config.maxWaitMs);
     // Short first intervals for quick commands, then no more than two status calls a second.
     let interval = 25;
+    const signal = signalOf(opts.signal);
     for (;;) {
       const status = await this.status(dom, pid, opts);
-      if (status.exited || Date.now() >= until || opts.signal?.aborted) return status;
-      await sleep(Math.min(interval, Math.max(0, until - Date.now())), opts.signal);
+      if (status.exited || Date.now() >= until || signal?.aborted) return status;
+      await sleep(Math.min(interval, Math.max(0, until - Date.now())), signal);
       interval = Math.min(interval * 2, 500);
     }
   }

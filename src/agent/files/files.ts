@@ -10,7 +10,7 @@ import { GatewayError } from '../../errors.js';
 import { guestFileOpen, guestFileWrite, type FileOpenMode } from '../commands/files.js';
 import { GuestFile, mapFileError, type FileTransferObserver, type GuestFileOwner, type OpenOptions } from './guest-file.js';
 import type { AgentService } from '../core/service.js';
-import { domainKey, type DomainRef } from '../../domains/vocabulary.js';
+import { domainKey, signalOf, type DomainRef } from '../../domains/vocabulary.js';
 
 export class GuestFileService implements GuestFileOwner {
   /** Told of every chunk read or written; set by observeTransfers(). */
@@ -57,7 +57,7 @@ export class GuestFileService implements GuestFileOwner {
     }
     set.add(file);
     // Opened while the gateway began to stop, or after the client left: do not keep it.
-    if (this.stopping || opts.signal?.aborted) {
+    if (this.stopping || signalOf(opts.signal)?.aborted) {
       await file.close();
       if (this.stopping) throw new GatewayError('shutting_down', 'the gateway is shutting down', { domain: dom.name });
       throw new GatewayError('client_gone', 'the client went away', { domain: dom.name });

@@ -8,7 +8,7 @@ import { AGENT_ERROR_TEXT, isAgentError, isCommandDisabled } from '../core/agent
 import type { ExactInteger } from '../transports/agent-json.js';
 import { guestFileClose, guestFileFlush, guestFileRead, guestFileSeek, guestFileWrite } from '../commands/files.js';
 import type { AgentCallOptions, AgentService } from '../core/service.js';
-import type { DomainRef } from '../../domains/vocabulary.js';
+import { signalOf, type DomainRef, type SignalSource } from '../../domains/vocabulary.js';
 
 /**
  * The agent's errno text decides the HTTP answer: qemu-ga reports "failed to open file '/x' (mode: 'r'): No such
@@ -52,7 +52,7 @@ export interface OpenOptions {
   /** Deadline of each command; the config's files.chunkTimeoutMs when absent. */
   timeoutMs?: number;
   /** The client going away: aborts the command in flight; the handle is still closed. */
-  signal?: AbortSignal;
+  signal?: SignalSource;
   onCommand?: (execute: string) => void;
 }
 
@@ -60,7 +60,9 @@ export class GuestFile {
   private readonly abort = new AbortController();
   private closing: Promise<void> | null = null;
   private readonly callOpts: AgentCallOptions;
-  private readonly onClientGone = () => this.abort.abort(this.opts.signal?.reason);
+  /** The client's signal, made when the file is opened. */
+  private readonly clientSignal: AbortSignal | undefined;
+  private readonly onClientGone = () => this.abort.abort(this.clientSignal?.reason);
 
   constructor(
     private readonly service: GuestFileOwner,
@@ -70,8 +72,9 @@ export class GuestFile {
     private readonly opts: OpenOptions,
   ) {
     this.callOpts = { timeoutMs: opts.timeoutMs ?? service.config.chunkTimeoutMs, signal: this.abort.signal, onCommand: opts.onCommand };
-    if (opts.signal?.aborted) this.onClientGone();
-    else opts.signal?.addEventListener('abort', this.onClientGone, { once: true });
+    this.clientSignal = signalOf(opts.signal);
+    if (this.clientSignal?.aborted) this.onClientGone();
+    else this.clientSignal?.addEventListener('abort', this.onClientGone, { once: true });
   }
 
   /** Aborted when the client went away or the gateway is stopping: the transfer must stop and close. */
@@ -168,7 +171,7 @@ export class GuestFile {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.opts.signal?.removeEventListener('abort', this.onClientGone);
+      this.clientSignal?.removeEventListener('abort', this.onClientGone);
       const outcome = await this.attemptClose();
       if (outcome === 'refused' && !this.service.stopping) {
         this.service.log.info(
