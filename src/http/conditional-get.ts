@@ -22,8 +22,8 @@ export async function withEtags(scope: FastifyInstance): Promise<void> {
 }
 
 /** Bodies remembered per scope, and the largest remembered: a few polls' answers, not a cache of everything. */
-const RECENT_BODIES = 16;
-const RECENT_BODY_CHARS = 64 * 1024;
+const RECENT_BODIES = 8;
+const RECENT_BODY_CHARS = 16 * 1024;
 
 /**
  * The tags of the last few bodies answered: a dashboard polling the same resource gets the same body again, and

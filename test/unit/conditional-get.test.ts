@@ -79,7 +79,7 @@ describe('ETag and If-None-Match', () => {
   it('GET /domains/{domain}: the tag follows the body, whichever bodies were answered before', async () => {
     const { fake, call } = await build({ domains: ['web1', 'web2'] });
     const tags = new Map<string, string>();
-    // More bodies than the scope remembers (16), some asked again: each keeps its own tag.
+    // More bodies than the scope remembers (8), some asked again: each keeps its own tag.
     for (let round = 0; round < 2; round++) {
       for (const url of ['/domains/web1', '/domains/web2', ...Array.from({ length: 20 }, (_, i) => `/domains/web1?timeoutMs=${i + 1}`)]) {
         const r = await call('GET', url);
