@@ -25,7 +25,8 @@ export const REDACTED_PATHS = [
  * Standard output, written synchronously, a write per line (pino's own default). Measured against asynchronous
  * writes (bench/http-cpu.ts): the thread-pool round trip of each asynchronous write cost more than the write itself,
  * 12-19 % more CPU per cached answer, quiet or loaded. A line is out when the call returns: nothing is lost when the
- * process dies, however it dies.
+ * process dies, however it dies. The price: a log reader that stops reading (a full pipe) stops the gateway until
+ * it reads again, where the asynchronous writes held the lines in memory without bound meanwhile.
  */
 export function stdoutDestination(): pino.DestinationStream {
   return pino.destination({ dest: 1, sync: true });

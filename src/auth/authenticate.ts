@@ -144,9 +144,17 @@ export function registerAuthentication(
         return next(err as Error);
       }
       next();
-    }, next);
+    }, refuseWith(next));
     // The domain a /domains/{domain} route names is authorised next, by that route's scope (http/domain-scope.ts).
   });
+}
+
+/**
+ * A rejected check's reason, handed on as the hook's error: next(undefined) would let the request through, so a
+ * rejection without an Error (none today) is an internal error, never a pass.
+ */
+export function refuseWith(next: (err?: Error) => void): (err: unknown) => void {
+  return (err) => next(err instanceof Error ? err : new GatewayError('internal_error', 'a check of the request failed without saying why'));
 }
 
 /** Whether which domains the identity may touch depends on the domain (its patterns, or its Keystone project). */

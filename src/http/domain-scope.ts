@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { z } from 'zod';
 import type { AgentCallOptions } from '../agent/core/service.js';
-import { authoriseDomain, patternsDecide } from '../auth/authenticate.js';
+import { authoriseDomain, patternsDecide, refuseWith } from '../auth/authenticate.js';
 import { requireIdentity } from '../auth/identity.js';
 import type { Gateway } from '../gateway.js';
 import type { DomainRef } from '../domains/vocabulary.js';
@@ -152,7 +152,7 @@ export function domainScope(...modules: DomainRouteModule[]): (services: Gateway
       authoriseDomain(services.domains, identity, domain, () => request.clientGone).then((dom) => {
         request.domain = dom;
         next();
-      }, next);
+      }, refuseWith(next));
     });
     const deadline = deadlineQuery(services.config.agent.maxTimeoutMs);
     for (const module of modules) {

@@ -8,17 +8,10 @@ export const METRIC_PREFIX = 'qga_gateway_';
 
 let shared: Registry | null = null;
 
-/**
- * The event-loop delay monitor's timer, in milliseconds. prom-client's 10 ms woke an idle gateway 100 times a second
- * (1.5 % of a core, on every hypervisor, for nothing); at 100 ms a stall of 100 ms or more is always seen, a shorter
- * one when it covers a tick.
- */
-const EVENT_LOOP_MONITORING_MS = 100;
-
 export function processMetrics(): Registry {
   if (!shared) {
     shared = new Registry();
-    collectDefaultMetrics({ register: shared, prefix: METRIC_PREFIX, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_MS });
+    collectDefaultMetrics({ register: shared, prefix: METRIC_PREFIX });
     dropTotalGauges(shared);
   }
   return shared;

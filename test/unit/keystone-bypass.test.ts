@@ -10,6 +10,7 @@ import { build } from '../support/harness.js';
 import { novaInstance } from '../support/nova-fixtures.js';
 import { openSse } from '../support/sse-client.js';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
+import { KeystoneIdentities } from '../../src/auth/keystone/identities.js';
 
 const A = { id: recordedProjectId('alice-project'), name: 'project-a' };
 const B = { id: recordedProjectId('bob-project'), name: 'project-b' };
@@ -68,6 +69,15 @@ describe('Keystone identities: ways around the guard rails', () => {
       const r = await as(ks.issue('alice-project'))('GET', '/domains');
       expect([name, r.status, r.body.domains?.map((d: { name: string }) => d.name)]).toEqual([name, 200, ['instance-0000000a']]);
       vi.restoreAllMocks();
+    }
+  });
+
+  it('a validation that fails without an Error is refused (500), never taken for a pass by the callback-style hook', async () => {
+    const { ks, as } = await setup();
+    vi.spyOn(KeystoneIdentities.prototype, 'identify').mockImplementation(() => Promise.reject(undefined));
+    for (const url of ['/addresses', '/domains', '/domains/instance-0000000b']) {
+      const r = await as(ks.issue('alice-project'))('GET', url);
+      expect([url, r.status, r.body.code]).toEqual([url, 500, 'internal_error']);
     }
   });
 });
