@@ -2,54 +2,21 @@
 // a test: what a Keystone token (or a caller without one) must not be able to do, against the fake libvirtd and the
 // fake Keystone of test/support/fake-keystone.ts.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FakeKeystone, recordedProjectId, type TokenKind } from '../support/fake-keystone.js';
+import { FakeKeystone, type TokenKind } from '../support/fake-keystone.js';
+import { buildWithKeystone } from '../support/keystone-gateway.js';
 import type { AgentHandler } from '../support/fake-libvirtd.js';
 import { GuestControlAgent } from '../support/guest-control-agent.js';
 import { waitFor } from '../support/fake-libvirtd.js';
-import { build } from '../support/harness.js';
-import { novaInstance } from '../support/nova-fixtures.js';
 import { openSse } from '../support/sse-client.js';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
 import { KeystoneIdentities } from '../../src/auth/keystone/identities.js';
 
-const A = { id: recordedProjectId('alice-project'), name: 'project-a' };
-const B = { id: recordedProjectId('bob-project'), name: 'project-b' };
-const keystones: FakeKeystone[] = [];
-afterEach(async () => {
+afterEach(() => {
   vi.restoreAllMocks();
-  for (const k of keystones.splice(0)) await k.stop();
 });
 
-async function setup(keystone: Record<string, unknown> = {}, config: Record<string, unknown> = {}, agent?: AgentHandler) {
-  const ks = new FakeKeystone();
-  keystones.push(ks);
-  await ks.start();
-  const h = await build({
-    ...(agent ? { agent } : {}),
-    domains: [
-      { name: 'instance-0000000a', metadata: novaInstance('web-a', A) },
-      { name: 'instance-0000000b', metadata: novaInstance('web-b', B) },
-      { name: 'plain' },
-    ],
-    config: {
-      auth: {
-        mode: 'tokens',
-        identities: [],
-        keystone: {
-          url: ks.url,
-          service: { username: 'qga-gateway', password: ks.servicePassword, projectName: 'service' },
-          roles: { admin: ['read', 'files:read', 'admin', 'exec'], member: ['read', 'files:read'] },
-          cacheTtlMs: 60_000,
-          ...keystone,
-        },
-      },
-      ...config,
-    },
-  });
-  const as = (token: string) => (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
-    h.call(method, url, payload, { 'x-auth-token': token });
-  return { ...h, ks, as };
-}
+const setup = (keystone: Record<string, unknown> = {}, config: Record<string, unknown> = {}, agent?: AgentHandler) =>
+  buildWithKeystone({ keystone, config, ...(agent ? { agent } : {}) });
 
 /** Keystone's validation bodies of `kind`, changed by `edit` (what a real Keystone could answer, recorded ones aside). */
 function editBodies(kind: TokenKind, edit: (token: Record<string, any>) => void): void {

@@ -8,48 +8,28 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
-import { FakeKeystone, recordedProjectId } from '../support/fake-keystone.js';
+import { FakeKeystone } from '../support/fake-keystone.js';
+import { buildWithKeystone, PROJECT_A } from '../support/keystone-gateway.js';
 import { LifecycleEvent } from '../../src/libvirt/protocol.js';
 import { waitFor } from '../support/fake-libvirtd.js';
 import { build } from '../support/harness.js';
 import { openSse } from '../support/sse-client.js';
 import { novaInstance } from '../support/nova-fixtures.js';
 
-const A = { id: recordedProjectId('alice-project'), name: 'project-a' };
-const B = { id: recordedProjectId('bob-project'), name: 'project-b' };
+const A = PROJECT_A;
 const keystones: FakeKeystone[] = [];
 afterEach(async () => {
   for (const k of keystones.splice(0)) await k.stop();
 });
 
+/** Beside Keystone, a bearer identity 'ops' that may read the domain without Nova metadata. */
 async function setup(keystone: Record<string, unknown> = {}) {
-  const ks = new FakeKeystone();
-  keystones.push(ks);
-  await ks.start();
   const bearer = newToken();
-  const h = await build({
-    domains: [
-      { name: 'instance-0000000a', metadata: novaInstance('web-a', A) },
-      { name: 'instance-0000000b', metadata: novaInstance('web-b', B) },
-      { name: 'plain' },
-    ],
-    config: {
-      auth: {
-        mode: 'tokens',
-        identities: [{ name: 'ops', tokenSha256: tokenSha256(bearer), scopes: ['read'], domains: ['plain'] }],
-        keystone: {
-          url: ks.url,
-          service: { username: 'qga-gateway', password: ks.servicePassword, projectName: 'service' },
-          roles: { admin: ['read', 'files:read', 'admin', 'exec'], member: ['read', 'files:read'] },
-          cacheTtlMs: 60_000,
-          ...keystone,
-        },
-      },
-    },
+  const h = await buildWithKeystone({
+    keystone,
+    identities: [{ name: 'ops', tokenSha256: tokenSha256(bearer), scopes: ['read'], domains: ['plain'] }],
   });
-  const as = (token: string) => (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
-    h.call(method, url, payload, { 'x-auth-token': token });
-  return { ...h, ks, bearer, as };
+  return { ...h, bearer };
 }
 
 const names = (body: { domains: { name: string }[] }) => body.domains.map((d) => d.name).sort();
