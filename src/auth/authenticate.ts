@@ -219,7 +219,7 @@ export function visibleTo<T extends { name: string; uuid: string | null; host?: 
   items: T[],
 ): T[] {
   const identity = request.identity;
-  if (!identity || (!identity.domains && identity.novaProject === undefined)) return items;
+  if (!identity || !patternsDecide(identity)) return items;
   return items.filter(
     (d) =>
       mayTouch(identity, { name: d.name, uuid: d.uuid ?? '', host: d.host ?? null }) &&

@@ -1,6 +1,6 @@
 // Bearer tokens: random, high-entropy strings. The config holds only their SHA-256 (a slow hash buys nothing
 // for 256 random bits), and a presented token is compared with every identity's hash in constant time.
-import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const TOKEN_PREFIX = 'qgw_';
 
@@ -9,7 +9,7 @@ export function newToken(): string {
 }
 
 export function tokenSha256(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /** The index of the hash the token matches, or -1. Every hash is compared, so timing tells nothing of which. */

@@ -4,6 +4,17 @@ import { z } from 'zod';
 /** Milliseconds, at least 1. */
 export const ms = (max: number) => z.number().int().min(1).max(max);
 
+/** C0 and C1 control characters: never in a name that reaches logs, audit lines or answers. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** A name of 1 to `max` characters with no control character. */
+export const noControl = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => !CONTROL.test(s), 'must not contain control characters');
+
 /** Host names appear in qualified domain ids (host:name), so no ':' or '/'. */
 export const hostNameSchema = z
   .string()

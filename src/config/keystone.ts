@@ -1,15 +1,11 @@
 // auth.keystone: OpenStack Keystone tokens (X-Auth-Token) as identities beside the gateway's own bearer tokens
 // (src/auth/keystone/ validates them). Off unless present.
 import { z } from 'zod';
-import { ms } from './fields.js';
+import { ms, noControl } from './fields.js';
 import { domainPatternSchema } from './identities.js';
 import { SCOPES } from './scopes.js';
 
-const name = z
-  .string()
-  .min(1)
-  .max(255)
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+const name = noControl(255);
 
 export const keystoneConfigSchema = z
   .strictObject({

@@ -24,7 +24,7 @@ import type { AgentStateTracker } from './agent-state.js';
 import { NovaMetadataCache } from './nova-cache.js';
 import type { NovaInstance } from './nova-metadata.js';
 import { AgentSocketSource, LibvirtSource, type DomainInfo, type DomainSource } from './sources.js';
-import { domainKey, type DomainRef, type SignalSource, signalOf } from './vocabulary.js';
+import { byNameThenHost, domainKey, type DomainRef, type SignalSource, signalOf } from './vocabulary.js';
 
 /** A host that could not be listed, and why. */
 export interface HostFailure {
@@ -196,9 +196,7 @@ export class DomainDirectory {
 
   /** The domain's Nova metadata when it is known without asking libvirt (null: none), undefined when it must be read. */
   knownNova(ref: DomainRef): NovaInstance | null | undefined {
-    const source = this.sources.find((s) => s.name === ref.host);
-    if (!source) return undefined;
-    return source.backend === 'libvirt' ? this.novaCache.get(ref) : null;
+    return this.sources.find((s) => s.name === ref.host)?.knownNova(ref);
   }
 
   /**
@@ -244,7 +242,7 @@ export class DomainDirectory {
       else if (!(result.reason instanceof GatewayError && result.reason.code === 'domain_not_found')) throw result.reason;
     }
     return {
-      domains: domains.sort((a, b) => a.name.localeCompare(b.name) || a.host.localeCompare(b.host)),
+      domains: domains.sort(byNameThenHost),
       failed: failed.map(({ host, code, detail }) => ({ host, code, detail })),
     };
   }

@@ -35,6 +35,7 @@
 // or size, has none: the caller logs why, once, and answers without it (never an error).
 import { SaxesParser, type SaxesTagNS } from 'saxes';
 import { z } from 'zod';
+import { noControl } from '../config/fields.js';
 
 /** The namespaces Nova has written its instance element in, newest first. */
 export const NOVA_NAMESPACES: readonly string[] = [
@@ -51,13 +52,6 @@ export const NOVA_ID_MAX = 64;
 const MAX_NODES = 4096;
 const MAX_TEXT = 256 * 1024;
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-const noControl = (max: number) =>
-  z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((s) => !CONTROL.test(s), 'must not contain control characters');
 const novaName = noControl(NOVA_NAME_MAX);
 /** Keystone ids: 32 hex digits usually, longer for federated or LDAP users; never blank or spaced. */
 const keystoneId = noControl(NOVA_ID_MAX).refine((s) => !/\s/.test(s), 'must not contain white space');

@@ -33,6 +33,8 @@ export interface DomainSource {
   describe(ref: DomainRef, signal?: SignalSource): Promise<DomainInfo>;
   /** The domain's Nova metadata, null when it has none; from what is kept when it is known. */
   nova(ref: DomainRef, signal?: SignalSource): Promise<NovaInstance | null>;
+  /** The same when known without asking the backend; undefined when it must be read. */
+  knownNova(ref: DomainRef): NovaInstance | null | undefined;
 }
 
 export class LibvirtSource implements DomainSource {
@@ -88,8 +90,12 @@ export class LibvirtSource implements DomainSource {
     }
   }
 
+  knownNova(ref: DomainRef): NovaInstance | null | undefined {
+    return this.novaCache.get(ref);
+  }
+
   async nova(ref: DomainRef, signal?: SignalSource): Promise<NovaInstance | null> {
-    const known = this.novaCache.get(ref);
+    const known = this.knownNova(ref);
     if (known !== undefined) return known;
     const read = this.novaCache.reading(ref);
     try {
@@ -154,6 +160,10 @@ export class AgentSocketSource implements DomainSource {
 
   /** A domain reached over its agent socket has no libvirt XML, so no Nova metadata. */
   async nova(): Promise<null> {
+    return null;
+  }
+
+  knownNova(): null {
     return null;
   }
 }

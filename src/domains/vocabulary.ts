@@ -12,6 +12,16 @@ export interface DomainRef {
   id: number;
 }
 
+const collator = new Intl.Collator();
+
+/**
+ * The order every domain list is answered in (GET /domains, /addresses): by name, then host (null, a filter's name
+ * that named no domain, first). A collator's compare is localeCompare's order at a fraction of its cost.
+ */
+export function byNameThenHost(a: { name: string; host: string | null }, b: { name: string; host: string | null }): number {
+  return collator.compare(a.name, b.name) || collator.compare(a.host ?? '', b.host ?? '');
+}
+
 /**
  * The key of a domain in every per-domain table: its host and its UUID. The same UUID may well show up on two
  * hosts (a migrated domain, or one daemon reached over two transports).

@@ -12,7 +12,7 @@ import { guestNetworkGetInterfaces, type GuestNetworkInterfaces } from '../comma
 import { backendError } from '../../domains/backend-errors.js';
 import type { AgentService } from '../core/service.js';
 import { Slots } from '../core/slots.js';
-import { domainKey, type DomainRef, type SignalSource } from '../../domains/vocabulary.js';
+import { byNameThenHost, domainKey, type DomainRef, type SignalSource } from '../../domains/vocabulary.js';
 
 export type AddressResult = { ok: true; interfaces: GuestNetworkInterfaces } | { ok: false; error: GatewayError };
 
@@ -48,9 +48,6 @@ interface CacheEntry {
    */
   answered?: AddressEntry;
 }
-
-/** Sorts by name, then host; a collator's compare gives localeCompare's order at a fraction of its cost. */
-const collator = new Intl.Collator();
 
 export class AddressBook {
   private readonly cache = new Map<string, CacheEntry>();
@@ -111,7 +108,7 @@ export class AddressBook {
     const someHostDown = failedHosts.length > 0;
     // The common poll, every result and every Nova metadata known: answered without a timer or a promise per domain.
     const cached = mayTouchNova ? null : this.fromCaches(targets, novaMatches, someHostDown);
-    if (cached) return { entries: byName(cached), failedHosts };
+    if (cached) return { entries: cached.sort(byNameThenHost), failedHosts };
     // No abort signal reaches the fetches: each has the deadline as its own, ends by itself, and may be
     // shared with a concurrent caller whose deadline is later; what it learns fills the cache.
     let timer: NodeJS.Timeout | undefined;
@@ -135,7 +132,7 @@ export class AddressBook {
         const nova = novas[asked[k]!];
         return nova ? { ...entry, nova } : entry;
       });
-      return { entries: byName(withNova), failedHosts };
+      return { entries: withNova.sort(byNameThenHost), failedHosts };
     } finally {
       clearTimeout(timer);
     }
@@ -212,25 +209,26 @@ export class AddressBook {
     someHostDown: boolean,
   ): AddressEntry[] | null {
     const entries: AddressEntry[] = [];
-    const now = Date.now();
     for (const target of targets) {
       const nova = 'missing' in target ? null : this.directory.knownNova(target);
       if (nova === undefined) return null;
       if (novaMatches && !novaMatches(nova)) continue;
-      const hit = 'missing' in target || target.id < 0 ? undefined : this.cache.get(domainKey(target));
-      if (hit && hit.expires > now) {
-        entries.push(answeredFrom(hit, target as DomainRef, nova));
-        continue;
-      }
-      const entry = this.knownEntry(target, someHostDown);
+      const entry = this.knownEntry(target, someHostDown, nova);
       if (!entry) return null;
-      entries.push(nova ? { ...entry, nova } : entry);
+      entries.push(entry);
     }
     return entries;
   }
 
-  /** The entry of a target that needs no agent call: a name that names no domain, a domain not running, a cached result. */
-  private knownEntry(target: DomainRef | { missing: string }, someHostDown: boolean): AddressEntry | null {
+  /**
+   * The entry of a target that needs no agent call: a name that names no domain, a domain not running, a cached result
+   * (the same entry object from call to call while its result, name and `nova` stay: see CacheEntry.answered).
+   */
+  private knownEntry(
+    target: DomainRef | { missing: string },
+    someHostDown: boolean,
+    nova: NovaInstance | null = null,
+  ): AddressEntry | null {
     if ('missing' in target) {
       // Not found while a host could not be listed: it may be on that host.
       const error = someHostDown
@@ -245,12 +243,19 @@ export class AddressBook {
     const dom = target;
     if (dom.id < 0) {
       const error = new GatewayError('domain_not_running', `domain ${dom.name} is not running`, { domain: dom.name });
-      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: { ok: false, error }, fetchedAt: new Date(), cached: false };
+      const entry: AddressEntry = {
+        host: dom.host,
+        name: dom.name,
+        uuid: dom.uuid,
+        result: { ok: false, error },
+        fetchedAt: new Date(),
+        cached: false,
+      };
+      if (nova) entry.nova = nova;
+      return entry;
     }
     const hit = this.cache.get(domainKey(dom));
-    if (hit && hit.expires > Date.now())
-      return { host: dom.host, name: dom.name, uuid: dom.uuid, result: hit.result, fetchedAt: hit.fetchedAt, cached: true };
-    return null;
+    return hit && hit.expires > Date.now() ? answeredFrom(hit, dom, nova) : null;
   }
 
   private fetch(dom: DomainRef, deadlineAt: number): Promise<CacheEntry> {
@@ -301,10 +306,6 @@ function findDomains(all: DomainRef[], { host, rest: id }: { host: string | unde
     if (byUuid.length) return byUuid;
   }
   return onHost.filter((d) => d.name === id);
-}
-
-function byName(entries: AddressEntry[]): AddressEntry[] {
-  return entries.sort((a, b) => collator.compare(a.name, b.name) || collator.compare(a.host ?? '', b.host ?? ''));
 }
 
 /** The cached entry of a running domain, the same object as last time unless its name or Nova metadata changed. */

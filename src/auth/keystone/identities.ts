@@ -5,14 +5,12 @@
 //   - system-scoped (system: all): every domain;
 //   - unscoped or domain-scoped: auth.keystone.unscopedDomains (none by default).
 // A token Keystone does not know is 401; when Keystone cannot say, 503 auth_unavailable (Retry-After), never let in.
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeystoneConfig } from '../../config/keystone.js';
 import type { Scope } from '../../config/scopes.js';
 import { GatewayError } from '../../errors.js';
-import { compileDomainPatterns } from '../domain-patterns.js';
-import type { Identity } from '../identity.js';
-import { compilePolicies } from '../policies.js';
+import { makeIdentity, type Identity } from '../identity.js';
+import { tokenSha256 } from '../tokens.js';
 import { KeystoneClient, KeystoneUnavailable } from './client.js';
 import { keystoneFacts, type ValidatedToken } from './token.js';
 
@@ -48,7 +46,7 @@ export class KeystoneIdentities {
   /** The identity an X-Auth-Token proves; throws 401 unauthenticated or 503 auth_unavailable. */
   async identify(token: string): Promise<Identity> {
     if (!TOKEN.test(token)) throw new GatewayError('unauthenticated', 'the X-Auth-Token is not a Keystone token', { tokenSent: true });
-    const key = createHash('sha256').update(token).digest('hex');
+    const key = tokenSha256(token);
     const now = Date.now();
     let kept = this.kept.get(key) ?? this.refused.get(key);
     if (!kept || kept.until <= now) {
@@ -111,18 +109,14 @@ export class KeystoneIdentities {
     // Own keys only: a role Keystone calls 'constructor' or '__proto__' is mapped to nothing, like any other unmapped one.
     const mapped = this.config.roles;
     for (const role of facts.roles) if (Object.hasOwn(mapped, role)) for (const scope of mapped[role]!) scopes.add(scope);
-    const base = {
-      // The user's id makes it one identity: what is keyed by identity name (a process's or a raw file handle's owner,
-      // rate and refusal limits) must not be shared by two users whose names read the same (LDAP and federated users'
-      // names need not be unique; a user deleted and made again under the same name is another user).
-      name: `keystone:${facts.userName}@${facts.userDomain}#${facts.userId}`,
-      scopes,
-      policies: compilePolicies(undefined),
-      keystone: facts,
-    };
-    if (facts.scope === 'project') return { ...base, domains: null, novaProject: facts.projectId! };
-    if (facts.scope === 'system') return { ...base, domains: null };
-    // Unscoped and domain-scoped: only what the operator granted them; [] matches nothing.
-    return { ...base, domains: compileDomainPatterns(this.config.unscopedDomains) };
+    // The user's id makes it one identity: what is keyed by identity name (a process's or a raw file handle's owner,
+    // rate and refusal limits) must not be shared by two users whose names read the same (LDAP and federated users'
+    // names need not be unique; a user deleted and made again under the same name is another user).
+    const name = `keystone:${facts.userName}@${facts.userDomain}#${facts.userId}`;
+    // Project and system scope: every domain by pattern (a project is narrowed by novaProject); unscoped and
+    // domain-scoped tokens only what the operator granted them ([] matches nothing).
+    const scoped = facts.scope === 'project' || facts.scope === 'system';
+    const identity = makeIdentity(name, [...scopes], scoped ? ['*'] : this.config.unscopedDomains);
+    return { ...identity, keystone: facts, ...(facts.scope === 'project' ? { novaProject: facts.projectId! } : {}) };
   }
 }

@@ -2,6 +2,7 @@
 // the events; sse-stream.ts frames one response). The filter and the identity's domain patterns decide what each
 // stream sees, for live and replayed events alike.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
 import { compileDomainPattern } from '../../auth/domain-patterns.js';
 import { mayTouch, mayTouchProject, type Identity } from '../../auth/identity.js';
@@ -109,7 +110,7 @@ export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
           mayTouch: (dom) => !identity || mayTouch(identity, dom),
         };
         let stream: SseStream | null = null;
-        const send = projectGate(identity, gateway.domains, (e: PublishedEvent, replayed: boolean) => {
+        const send = projectGate(identity, gateway.domains, request.log, (e: PublishedEvent, replayed: boolean) => {
           stream?.event(e.event.id, e.event.type, e.json, replayed);
         });
         // No event reaches the sink before `stream` is set: the bus publishes from other ticks than this one.
@@ -153,20 +154,23 @@ export function eventRoutes(gateway: Gateway): FastifyPluginAsyncZod {
  * when last read (its last events reach its owner), and as in none when that was never read. Host events pass.
  * For every other identity, the patterns decided already (the stream's filter): events pass as they come.
  */
-function projectGate(
+export function projectGate(
   identity: Identity | null,
   domains: Gateway['domains'],
+  log: FastifyBaseLogger,
   deliver: (e: PublishedEvent, replayed: boolean) => void,
 ): (e: PublishedEvent, replayed: boolean) => void {
   if (identity?.novaProject === undefined) return deliver;
   let chain = Promise.resolve();
+  // Each link catches its own failure: one event that could not be delivered must not stop the ones after it (a
+  // rejected chain would skip them all) nor leave a rejection unhandled.
+  const link = (step: () => void | Promise<void>) => {
+    chain = chain.then(step).catch((err: unknown) => log.error({ err }, 'event not delivered'));
+  };
   return (e, replayed) => {
-    if (e.event.type === 'host') {
-      chain = chain.then(() => deliver(e, replayed));
-      return;
-    }
+    if (e.event.type === 'host') return link(() => deliver(e, replayed));
     const dom = e.event.domain;
-    chain = chain.then(async () => {
+    link(async () => {
       const project = await domains.eventProjectId({ ...dom, id: -1 });
       if (mayTouchProject(identity, project)) deliver(e, replayed);
     });
